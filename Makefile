@@ -1,0 +1,62 @@
+# Payments service. `make help` lists the targets; `make test` is what CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install dev token test lint format typecheck cfn-lint unit lock currencies openapi clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt shared/requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the locked dependencies
+
+dev: $(STAMP) ## Run the local stack: embedded AWS, gateway simulator, HTTP API (API.md §1)
+	$(PY) -m local.dev
+
+token: $(STAMP) ## Print a local token: make token CUSTOMER=acme GROUPS=finance
+	@$(PY) -m local.token --customer "$(or $(CUSTOMER),demo)" --groups "$(or $(GROUPS),finance)"
+
+test: $(STAMP) lint typecheck cfn-lint ## Everything CI runs: lint, types, template, tests
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP) ## mypy strict on the layer
+	$(BIN)/mypy
+
+cfn-lint: $(STAMP) ## Lint template.yaml
+	$(BIN)/cfn-lint template.yaml
+
+unit: $(STAMP) ## Unit tests only
+	$(PY) -m pytest tests/unit
+
+openapi: $(STAMP) ## Regenerate shared/payments/openapi.json from the handlers
+	$(PY) -m scripts.gen_openapi
+
+currencies: $(STAMP) ## Regenerate the ISO 4217 table from the iso4217 package
+	$(PY) scripts/gen_currencies.py
+
+lock: ## Re-lock dependencies after editing requirements*.in
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet pip-tools
+	$(BIN)/pip-compile -q --strip-extras --allow-unsafe --no-header --no-emit-index-url --no-emit-find-links requirements.in -o shared/requirements.txt
+	$(BIN)/pip-compile -q --strip-extras --allow-unsafe --no-header --no-emit-index-url --no-emit-find-links requirements-dev.in -o requirements-dev.txt
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

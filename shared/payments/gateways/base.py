@@ -1,0 +1,155 @@
+"""The one small interface every payment gateway adapter implements (docs/gateways.md).
+
+An adapter module (`payments/gateways/<name>.py`) holds everything about one gateway: creating a
+payment there, verifying and reading its webhooks, and asking it about a payment's status. Adding a
+gateway is adding a file and one line in `payments/gateways/__init__.py`.
+
+Adapters never touch DynamoDB and never decide statuses: they translate between the gateway's shapes
+and these neutral types. `payments.status` decides, `payments.store` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from payments.models import PaymentStatus
+from payments.money import Money
+
+
+class GatewayError(Exception):
+    """Base of adapter errors. `http_status` is what our API answers for it."""
+
+    http_status = 502
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CurrencyNotSupported(GatewayError):
+    """The gateway cannot take this currency/amount; raised before any network call (422)."""
+
+    http_status = 422
+
+    def __init__(self, message: str, field: str = "currency") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class GatewayUnavailable(GatewayError):
+    """Timeout, connection error or 5xx from the gateway: outcome unknown, safe to retry (503)."""
+
+    http_status = 503
+
+
+class GatewayRejected(GatewayError):
+    """The gateway answered 4xx or garbage for a request we built: our side or config is wrong (502)."""
+
+    http_status = 502
+
+
+class SignatureInvalid(Exception):
+    """A webhook whose signature is missing, malformed, stale or wrong (answered 400/401)."""
+
+    def __init__(self, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+
+
+@dataclass(frozen=True, slots=True)
+class CardInput:
+    """Raw card fields, already validated (Luhn, expiry, CVC). Never stored, logged or repr'd."""
+
+    number: str = field(repr=False)
+    exp_month: int = field(repr=False)
+    exp_year: int = field(repr=False)
+    cvc: str = field(repr=False)
+
+    def __repr__(self) -> str:  # keep card data out of logs and tracebacks
+        return f"CardInput(last4={self.number[-4:]})"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """What an adapter needs to start a payment at its gateway."""
+
+    payment_id: str  # ours; travels in the gateway's metadata/reference fields
+    customer_id: str  # ours; travels in metadata too, so a webhook finds the item with one GetItem
+    money: Money  # positive
+    description: str
+    idempotency_key: str  # derived from the client's Idempotency-Key; pass on where the gateway takes one
+    email: str | None = None
+    return_url: str | None = None  # where a redirecting gateway sends the payer back
+    cancel_url: str | None = None
+    card: CardInput | None = None  # credit_card only
+    payment_method: str | None = None  # credit_card only: a Stripe PaymentMethod id (pm_...)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    """What the gateway said. `status` is pending unless the gateway settled it at once (cards)."""
+
+    gateway_ref: str  # the gateway's id for it: pi_..., PayPal order id, order_..., reference, invoice id
+    status: PaymentStatus = PaymentStatus.PENDING
+    next_action: dict[str, Any] | None = None  # API.md §4 next_action for the client
+    failure_reason: str | None = None  # for a decline
+    card_brand: str | None = None
+    card_last4: str | None = None
+
+
+class EventKind(StrEnum):
+    SUCCESS = "success"  # money arrived -> completed
+    FAILURE = "failure"  # failed / cancelled / expired -> cancelled
+    REFUND = "refund"  # money went back -> a new negative refund payment
+    CAPTURE = "capture"  # PayPal order approved: we must capture it
+    IGNORED = "ignored"  # anything else: answered 200 and dropped
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEvent:
+    """A verified webhook, read into neutral terms."""
+
+    provider: str
+    event_id: str  # the gateway's unique id for this delivery's event (dedupe key)
+    event_type: str  # the gateway's own name for it, e.g. payment_intent.succeeded
+    kind: EventKind
+    payment_id: str | None  # ours, from metadata; None if the event does not carry it
+    customer_id: str | None  # ours, from metadata
+    gateway_ref: str | None = None
+    money: Money | None = None  # amount the event says moved (paid, or refunded for REFUND)
+    reason: str | None = None  # failure reason, if any
+    refund_id: str | None = None  # the gateway's refund id, for REFUND
+
+
+@dataclass(frozen=True, slots=True)
+class StatusAnswer:
+    """What the gateway's API says about a payment now (for reconciliation)."""
+
+    kind: EventKind  # SUCCESS, FAILURE or IGNORED (still open / unknown)
+    money: Money | None = None
+    reason: str | None = None
+
+
+class Gateway(Protocol):
+    """One payment gateway. Implementations are cheap to construct; they read config lazily."""
+
+    name: str
+
+    def check_currency(self, money: Money) -> None:
+        """Raise CurrencyNotSupported if this gateway cannot take `money` (no network)."""
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        """Start the payment at the gateway. Raises GatewayUnavailable/GatewayRejected."""
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """Raise SignatureInvalid unless the body is signed as this gateway signs. Headers are lower-case."""
+
+    def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
+        """Read a verified webhook body. Raises ValueError if it is not the gateway's shape."""
+
+    def fetch_status(self, gateway_ref: str, payment_id: str) -> StatusAnswer:
+        """Ask the gateway about a payment (reconciliation). Raises GatewayUnavailable."""

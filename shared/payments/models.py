@@ -1,0 +1,184 @@
+"""The payment domain: statuses, methods, the stored payment, and its API form (API.md §3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from ulid import ULID
+
+from payments.money import Money
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        """The word the portal and the CSV show: Pending, Completed, Cancelled."""
+        return self.value.capitalize()
+
+
+class PaymentMethod(StrEnum):
+    BANK_TRANSFER = "bank_transfer"
+    PAYPAL = "paypal"
+    CREDIT_CARD = "credit_card"
+    RAZORPAY = "razorpay"
+    PAYSTACK = "paystack"
+    NOWPAYMENTS = "nowpayments"
+    VOUCHER = "voucher"
+    PURCHASE = "purchase"
+    REFUND = "refund"
+
+
+PAYMENT_ID_PREFIX = "pay_"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_z(moment: datetime) -> str:
+    """ISO 8601 UTC with millisecond precision and a `Z`: 2026-11-25T17:25:08.223Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def new_payment_id(created_at: datetime) -> str:
+    """A time-ordered id (ULID): sorting ids sorts payments by creation time, which the table uses."""
+    return PAYMENT_ID_PREFIX + str(ULID.from_datetime(created_at))
+
+
+def created_at_of(payment_id: str) -> datetime:
+    """The creation time carried by a payment id (millisecond precision)."""
+    return ULID.from_str(payment_id.removeprefix(PAYMENT_ID_PREFIX)).datetime
+
+
+def is_payment_id(value: str) -> bool:
+    if not value.startswith(PAYMENT_ID_PREFIX):
+        return False
+    try:
+        ULID.from_str(value.removeprefix(PAYMENT_ID_PREFIX))
+    except ValueError:
+        return False
+    return True
+
+
+class HistoryEntry(BaseModel):
+    """One status change and who or what caused it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    status: PaymentStatus
+    by: str = Field(description="gateway:<name>:<event id>, operator:<sub>, customer:<sub> or system:<job>")
+    note: str | None = None
+
+
+class Payment(BaseModel):
+    """A payment as the service stores it. Amounts are integer minor units of `currency`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    customer_id: str
+    created_at: datetime
+    completed_at: datetime | None = None
+    amount_minor: int
+    currency: str
+    status: PaymentStatus
+    method: PaymentMethod
+    description: str = ""
+    reference: str | None = None
+    gateway_ref: str | None = None
+    failure_reason: str | None = None
+    card_brand: str | None = None
+    card_last4: str | None = None
+    refund_of: str | None = None
+    history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount_minor, self.currency)
+
+    def to_api(self, *, with_history: bool = False) -> PaymentOut:
+        extra: dict[str, Any] = {}
+        if self.failure_reason:
+            extra["failure_reason"] = self.failure_reason
+        if self.card_last4:
+            extra["card"] = CardSummary(brand=self.card_brand or "unknown", last4=self.card_last4)
+        if self.refund_of:
+            extra["refund_of"] = self.refund_of
+        if with_history:
+            extra["history"] = [
+                HistoryOut(at=iso_z(h.at), status=h.status, by=h.by, note=h.note) for h in self.history
+            ]
+        return PaymentOut(
+            id=self.id,
+            created_at=iso_z(self.created_at),
+            completed_at=iso_z(self.completed_at) if self.completed_at else None,
+            amount=self.money.format(),
+            currency=self.currency,
+            status=self.status,
+            method=self.method,
+            description=self.description,
+            reference=self.reference,
+            **extra,
+        )
+
+
+# ---- API shapes (API.md §3-§4) -------------------------------------------------------------------
+
+
+class CardSummary(BaseModel):
+    brand: str
+    last4: str
+
+
+class HistoryOut(BaseModel):
+    at: str = Field(description="ISO 8601 UTC")
+    status: PaymentStatus
+    by: str
+    note: str | None = None
+
+
+class PaymentOut(BaseModel):
+    """A payment as the API answers it."""
+
+    id: str = Field(examples=["pay_01JDQ4W6S8X7C3M2K9V5T0R1AB"])
+    created_at: str = Field(description="ISO 8601 UTC with Z", examples=["2026-11-25T17:25:08.223Z"])
+    completed_at: str | None = Field(description="When it completed; null unless completed")
+    amount: str = Field(
+        description="Major units with exactly the currency's minor digits; negative for purchases and refunds",
+        examples=["12.50", "-3.00", "1000"],
+    )
+    currency: str = Field(examples=["USD"])
+    status: PaymentStatus
+    method: PaymentMethod
+    description: str
+    reference: str | None
+    failure_reason: str | None = None
+    card: CardSummary | None = None
+    refund_of: str | None = None
+    history: list[HistoryOut] | None = None
+
+
+class PaymentPage(BaseModel):
+    items: list[PaymentOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page")
+
+
+class BalanceOut(BaseModel):
+    currency: str
+    amount: str
+
+
+class BalancesOut(BaseModel):
+    balances: list[BalanceOut]
+
+
+class ErrorOut(BaseModel):
+    message: str
