@@ -113,9 +113,7 @@ class Payment(BaseModel):
         if self.refund_of:
             extra["refund_of"] = self.refund_of
         if with_history:
-            extra["history"] = [
-                HistoryOut(at=iso_z(h.at), status=h.status, by=h.by, note=h.note) for h in self.history
-            ]
+            extra["history"] = [HistoryOut(at=iso_z(h.at), status=h.status, by=h.by, note=h.note) for h in self.history]
         return PaymentOut(
             id=self.id,
             created_at=iso_z(self.created_at),
@@ -145,6 +143,10 @@ class HistoryOut(BaseModel):
     note: str | None = None
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class PaymentOut(BaseModel):
     """A payment as the API answers it."""
 
@@ -160,10 +162,11 @@ class PaymentOut(BaseModel):
     method: PaymentMethod
     description: str
     reference: str | None
-    failure_reason: str | None = None
-    card: CardSummary | None = None
-    refund_of: str | None = None
-    history: list[HistoryOut] | None = None
+    # Optional extras: present only when they have a value.
+    failure_reason: str | None = Field(default=None, exclude_if=_absent, description="Why it was cancelled")
+    card: CardSummary | None = Field(default=None, exclude_if=_absent, description="Card payments only")
+    refund_of: str | None = Field(default=None, exclude_if=_absent, description="Refunds: the original payment")
+    history: list[HistoryOut] | None = Field(default=None, exclude_if=_absent, description="GET /payments/{id} only")
 
 
 class PaymentPage(BaseModel):

@@ -71,7 +71,7 @@ class Money:
         code = parse_currency(currency)
         digits = MINOR_DIGITS[code]
         if isinstance(value, bool) or value is None or isinstance(value, float):
-            raise MoneyError(field, f"{field} must be a decimal string such as \"12.50\"")
+            raise MoneyError(field, f'{field} must be a decimal string such as "12.50"')
         if isinstance(value, int):
             text = str(value)
         elif isinstance(value, Decimal):
@@ -81,7 +81,7 @@ class Money:
         elif isinstance(value, str):
             text = value.strip()
         else:
-            raise MoneyError(field, f"{field} must be a decimal string such as \"12.50\"")
+            raise MoneyError(field, f'{field} must be a decimal string such as "12.50"')
         match = _AMOUNT_TEXT.match(text)
         if not match:
             raise MoneyError(field, f"{field} {str(value)[:40]!r} is not a decimal number")

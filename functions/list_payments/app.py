@@ -1,0 +1,53 @@
+"""Read routes: GET /payments, GET /payments/{id}, GET /balance, GET /openapi.json (API.md §4).
+
+Read-only by design and by IAM: no gateway SDK is imported here, so cold starts stay near the floor.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from payments import api, listing
+from payments.identity import READERS
+from payments.models import BalancesOut, PaymentOut, PaymentPage, PaymentStatus
+from payments.store import PaymentStore
+
+app, logger, tracer, metrics = api.build("list_payments")
+store = PaymentStore()
+
+
+@app.get("/payments", summary="List the caller's payments, newest first", tags=["payments"])
+def list_payments(
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")] = None,
+    status: Annotated[PaymentStatus | None, Query()] = None,
+    created_from: Annotated[datetime | None, Query(alias="from", description="created_at >= (ISO 8601)")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to", description="created_at <= (ISO 8601)")] = None,
+) -> PaymentPage:
+    customer = api.caller(app).customer_for(READERS)
+    query = listing.PageQuery.of(limit, cursor, status, created_from, created_to)
+    return listing.list_page(store, customer, query)
+
+
+@app.get("/payments/<payment_id>", summary="One payment with its status history", tags=["payments"])
+def get_payment(payment_id: Annotated[str, Path(max_length=64)]) -> PaymentOut:
+    customer = api.caller(app).customer_for(READERS)
+    return store.require(customer, payment_id).to_api(with_history=True)
+
+
+@app.get("/balance", summary="Balance per currency: completed payments only", tags=["payments"])
+def get_balance() -> BalancesOut:
+    customer = api.caller(app).customer_for(READERS)
+    return listing.balances(store, customer)
+
+
+@app.get("/openapi.json", summary="This API's OpenAPI 3 document", tags=["meta"], include_in_schema=False)
+def openapi_document() -> Response[str]:
+    return Response(200, content_types.APPLICATION_JSON, listing.openapi_text())
+
+
+lambda_handler = api.entrypoint(app, logger, tracer, metrics)

@@ -1,0 +1,112 @@
+"""The HTTP edge shared by every function: resolver, observability, identity, error mapping.
+
+Each handler module does:
+
+    app, logger, tracer, metrics = api.build("list_payments")
+    @app.get("/payments") ...
+    lambda_handler = api.entrypoint(app, logger, tracer, metrics)
+
+so routing, validation, correlation ids and error shapes are the same everywhere, written once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from functools import partial
+from typing import Any, cast
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from payments.errors import PaymentsError
+from payments.identity import Caller, caller_from_event
+from payments.money import MoneyError
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+# JSON numbers in request bodies become Decimal, never float (API.md §3 allows numeric amounts).
+_json_body = partial(json.loads, parse_float=Decimal)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _serialize(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"), default=_default)
+
+
+def error_response(status: int, message: str, **extra: Any) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=_serialize({"message": message, **extra}),
+    )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """'limit: Input should be less than or equal to 200' from a pydantic error."""
+    if error.get("type") == "json_invalid":
+        return "request body is not valid JSON"
+    field = ".".join(str(p) for p in error.get("loc", ())[1:]) or "request"
+    if error.get("type") == "missing":
+        return f"{field} is required"
+    return f"{field}: {error.get('msg', 'is invalid')}"
+
+
+def build(service_function: str) -> tuple[APIGatewayHttpResolver, Logger, Tracer, Metrics]:
+    logger = Logger()
+    tracer = Tracer()
+    metrics = Metrics()
+    metrics.set_default_dimensions(function=service_function)
+    app = APIGatewayHttpResolver(
+        enable_validation=True,
+        serializer=_serialize,
+        json_body_deserializer=_json_body,
+    )
+
+    @app.exception_handler(PaymentsError)
+    def _domain_error(exc: PaymentsError) -> Response[str]:
+        if exc.http_status >= 500:
+            logger.warning("upstream failure", extra={"error": exc.message})
+        return error_response(exc.http_status, exc.message, **exc.extra)
+
+    @app.exception_handler(MoneyError)
+    def _money_error(exc: MoneyError) -> Response[str]:
+        return error_response(422, exc.message, field=exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    def _validation_error(exc: RequestValidationError) -> Response[str]:
+        errors = list(exc.errors())
+        message = "; ".join(_describe(e) for e in errors[:3]) or "request is invalid"
+        fields = [".".join(str(p) for p in e.get("loc", ())[1:]) for e in errors]
+        return error_response(422, message, fields=fields)
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[str]:
+        return error_response(404, "route not found")
+
+    return app, logger, tracer, metrics
+
+
+def caller(app: APIGatewayHttpResolver) -> Caller:
+    return caller_from_event(app.current_event.raw_event)
+
+
+def entrypoint(app: APIGatewayHttpResolver, logger: Logger, tracer: Tracer, metrics: Metrics) -> Handler:
+    """The Lambda handler: correlation id from the API Gateway request id, tracing, metrics."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    return cast(Handler, lambda_handler)

@@ -1,0 +1,86 @@
+"""Opaque, signed page cursors for `GET /payments` (docs/data-model.md).
+
+A cursor carries only the last payment id of a page and a digest of the filters it was issued for.
+It is signed with HMAC-SHA256 over (customer id, payload), so a cursor replayed by another customer,
+edited, or used with other filters fails verification (400). The customer id is not inside it: the
+next Query always runs on the caller's own partition.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+from functools import cache
+
+from payments.errors import BadRequest
+from payments.models import is_payment_id
+
+CURSOR_CACHE_SECONDS = 3600
+
+
+class CursorError(BadRequest):
+    pass
+
+
+@cache
+def _env_key() -> bytes | None:
+    value = os.environ.get("CURSOR_SECRET")
+    return value.encode() if value else None
+
+
+def signing_key() -> bytes:
+    """The HMAC key: `CURSOR_SECRET` locally, else the Secrets Manager secret `CURSOR_SECRET_ARN`."""
+    env_key = _env_key()
+    if env_key:
+        return env_key
+    arn = os.environ.get("CURSOR_SECRET_ARN")
+    if not arn:
+        raise RuntimeError("neither CURSOR_SECRET nor CURSOR_SECRET_ARN is set")
+    from aws_lambda_powertools.utilities import parameters  # only when a cursor is used
+
+    value = parameters.get_secret(arn, max_age=CURSOR_CACHE_SECONDS)
+    return str(value).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, customer_id: str, payload: str) -> str:
+    message = f"{len(customer_id)}:{customer_id}|{payload}".encode()
+    return _b64(hmac.new(key, message, hashlib.sha256).digest()[:20])
+
+
+def filters_digest(filters: str) -> str:
+    return hashlib.sha256(filters.encode()).hexdigest()[:16]
+
+
+def encode(customer_id: str, last_id: str, filters: str, *, key: bytes | None = None) -> str:
+    payload = _b64(json.dumps({"a": last_id, "f": filters_digest(filters)}, separators=(",", ":")).encode())
+    return f"{payload}.{_mac(key or signing_key(), customer_id, payload)}"
+
+
+def decode(customer_id: str, cursor: str, filters: str, *, key: bytes | None = None) -> str:
+    """The last payment id the cursor points after. Raises CursorError (400) if it is not ours."""
+    payload, _, mac = cursor.partition(".")
+    if not payload or not mac or len(cursor) > 512:
+        raise CursorError("cursor is malformed: pass next_cursor exactly as a previous page returned it")
+    if not hmac.compare_digest(mac, _mac(key or signing_key(), customer_id, payload)):
+        raise CursorError("cursor is not valid for this account: it was altered or issued to someone else")
+    try:
+        data = json.loads(_unb64(payload))
+        last_id, digest = data["a"], data["f"]
+    except (ValueError, KeyError, TypeError) as exc:  # signed by us, so only on a key mix-up
+        raise CursorError("cursor is malformed") from exc
+    if digest != filters_digest(filters):
+        raise CursorError("cursor was issued for other filters: repeat status/from/to as on the first page")
+    if not isinstance(last_id, str) or not is_payment_id(last_id):
+        raise CursorError("cursor is malformed")
+    return last_id

@@ -1,0 +1,66 @@
+"""Domain errors. The layer raises these; `payments.api` maps each to one HTTP status, once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PaymentsError(Exception):
+    """Base: `http_status` and a human sentence naming what was wrong."""
+
+    http_status = 400
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class BadRequest(PaymentsError):
+    http_status = 400
+
+
+class Unauthenticated(PaymentsError):
+    http_status = 401
+
+
+class PaymentRequired(PaymentsError):
+    """A card was declined (API.md §4)."""
+
+    http_status = 402
+
+
+class Forbidden(PaymentsError):
+    http_status = 403
+
+
+class NotFound(PaymentsError):
+    http_status = 404
+
+
+class Conflict(PaymentsError):
+    http_status = 409
+
+
+class InvalidInput(PaymentsError):
+    """A field that fails validation (422); `field` names it."""
+
+    http_status = 422
+
+    def __init__(self, field: str, message: str, **extra: Any) -> None:
+        super().__init__(message, field=field, **extra)
+        self.field = field
+
+
+class TooManyRequests(PaymentsError):
+    http_status = 429
+
+
+class UpstreamError(PaymentsError):
+    """A gateway failed or is unreachable (502/503); the client may retry with the same Idempotency-Key."""
+
+    http_status = 502
+
+    def __init__(self, message: str, http_status: int = 502, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.http_status = http_status

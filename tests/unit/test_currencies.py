@@ -1,0 +1,16 @@
+"""The generated ISO 4217 table must match the maintained `iso4217` package it was made from."""
+
+import iso4217
+
+from payments._currencies import MINOR_DIGITS, PUBLISHED
+from scripts.gen_currencies import TARGET, render
+
+
+def test_table_matches_the_installed_iso4217_package() -> None:
+    expected = {c.code: c.exponent for c in iso4217.Currency if c.exponent is not None}
+    assert expected == MINOR_DIGITS
+    assert str(iso4217.__published__) == PUBLISHED
+
+
+def test_generated_file_is_current() -> None:
+    assert TARGET.read_text() == render(), "run `make currencies` and commit the result"
