@@ -39,7 +39,7 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _serialize(body: Any) -> str:
+def serialize(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), default=_default)
 
 
@@ -47,7 +47,7 @@ def error_response(status: int, message: str, **extra: Any) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=_serialize({"message": message, **extra}),
+        body=serialize({"message": message, **extra}),
     )
 
 
@@ -68,7 +68,7 @@ def build(service_function: str) -> tuple[APIGatewayHttpResolver, Logger, Tracer
     metrics.set_default_dimensions(function=service_function)
     app = APIGatewayHttpResolver(
         enable_validation=True,
-        serializer=_serialize,
+        serializer=serialize,
         json_body_deserializer=_json_body,
     )
 

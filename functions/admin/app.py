@@ -1,0 +1,122 @@
+"""Operator routes (API.md §4): settle pending payments, record purchases, issue vouchers.
+
+Only the `operator` group may call them; an operator may name any customer.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+
+from payments import api, operations, vouchers
+from payments.checkout import validate_key
+from payments.identity import OPERATORS
+from payments.models import PaymentOut, PaymentStatus, iso_z
+from payments.store import PaymentStore
+
+app, logger, tracer, metrics = api.build("admin")
+store = PaymentStore()
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="[customer_id, key]",
+    payload_validation_jmespath="body",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=24 * 3600,
+)
+persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE_NAME", "payments-idempotency"))
+CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
+PaymentId = Annotated[str, Path(max_length=64)]
+
+
+def _operator() -> str:
+    caller = api.caller(app)
+    caller.require(OPERATORS)
+    return caller.actor
+
+
+def _settle(customer_id: str, payment_id: str, target: PaymentStatus, body: operations.SettleBody | None) -> PaymentOut:
+    actor = _operator()
+    payment = operations.settle(store, customer_id, payment_id, target, actor, body.note if body else None)
+    metrics.add_metric(name=f"OperatorSettled_{target.value}", unit="Count", value=1)
+    return payment.to_api(with_history=True)
+
+
+@app.post(
+    "/admin/customers/<customer_id>/payments/<payment_id>/complete",
+    tags=["admin"],
+    summary="Complete a pending payment",
+)
+def complete(
+    customer_id: CustomerId, payment_id: PaymentId, body: Annotated[operations.SettleBody | None, Body()] = None
+) -> PaymentOut:
+    return _settle(customer_id, payment_id, PaymentStatus.COMPLETED, body)
+
+
+@app.post(
+    "/admin/customers/<customer_id>/payments/<payment_id>/cancel", tags=["admin"], summary="Cancel a pending payment"
+)
+def cancel(
+    customer_id: CustomerId, payment_id: PaymentId, body: Annotated[operations.SettleBody | None, Body()] = None
+) -> PaymentOut:
+    return _settle(customer_id, payment_id, PaymentStatus.CANCELLED, body)
+
+
+@idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=idempotency_config)
+def _charge(request: dict[str, Any], body: operations.ChargeBody, actor: str) -> dict[str, Any]:
+    payment = operations.charge(store, request["customer_id"], body, request["key"], actor)
+    return payment.to_api().model_dump()
+
+
+@app.post("/admin/customers/<customer_id>/charges", tags=["admin"], summary="Record a purchase (a negative payment)")
+def record_charge(
+    customer_id: CustomerId,
+    body: Annotated[operations.ChargeBody, Body()],
+    idempotency_key: Annotated[str | None, Header(alias="idempotency-key")] = None,
+) -> Response[Any]:
+    actor = _operator()
+    key = validate_key(idempotency_key)
+    operations.positive_money(body.amount, body.currency)  # 422 before anything is recorded
+    idempotency_config.register_lambda_context(app.lambda_context)
+    request = {"customer_id": customer_id, "key": key, "body": body.model_dump_json()}
+    try:
+        payment = _charge(request=request, body=body, actor=actor)
+    except IdempotencyValidationError:
+        return api.error_response(422, "this Idempotency-Key was already used with a different request body")
+    except IdempotencyAlreadyInProgressError:
+        return api.error_response(409, "a request with this Idempotency-Key is still being processed; retry shortly")
+    return Response(201, content_types.APPLICATION_JSON, api.serialize(payment))
+
+
+@app.post("/admin/vouchers", tags=["admin"], summary="Issue voucher codes")
+def issue_vouchers(body: Annotated[operations.VoucherBody, Body()]) -> Response[Any]:
+    actor = _operator()
+    money = operations.positive_money(body.amount, body.currency)
+    expires_at = vouchers.parse_expiry(body.expires_at)
+    issued = vouchers.issue(store, money, body.count, expires_at, actor)
+    metrics.add_metric(name="VouchersIssued", unit="Count", value=len(issued))
+    answer = {
+        "vouchers": [
+            {
+                "code": v.code,
+                "amount": v.money.format(),
+                "currency": v.money.currency,
+                "expires_at": iso_z(v.expires_at) if v.expires_at else None,
+            }
+            for v in issued
+        ]
+    }
+    return Response(201, content_types.APPLICATION_JSON, api.serialize(answer))
+
+
+lambda_handler = api.entrypoint(app, logger, tracer, metrics)

@@ -1,0 +1,84 @@
+"""POST /payments: start a payment with any of the seven methods (API.md §4).
+
+Idempotency: Powertools' idempotency utility, keyed by (customer, Idempotency-Key) and validated on
+a digest of the body, wraps the whole use case: the same key and body replays the first answer,
+the same key with another body is 422, a request still running is 409.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+
+from payments import api, checkout
+from payments.identity import PAYERS
+from payments.models import utcnow
+from payments.store import PaymentStore
+
+app, logger, tracer, metrics = api.build("make_payment")
+store = PaymentStore()
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="[customer_id, key]",
+    payload_validation_jmespath="fingerprint",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=24 * 3600,
+)
+persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("IDEMPOTENCY_TABLE_NAME", "payments-idempotency"))
+
+
+@idempotent_function(
+    data_keyword_argument="request",
+    persistence_store=persistence,
+    config=idempotency_config,
+)
+def _make_payment(request: dict[str, Any], command: checkout.Command) -> dict[str, Any]:
+    outcome = checkout.Checkout(store).run(command)
+    metrics.add_metric(name=f"PaymentStarted_{command.method}", unit="Count", value=1)
+    return {"status": outcome.http_status, "body": outcome.body}
+
+
+@app.post(
+    "/payments",
+    summary="Make a payment",
+    tags=["payments"],
+    responses={
+        201: {"description": "Payment started (or completed at once)"},
+        402: {"description": "Card declined; recorded as cancelled"},
+        409: {"description": "A request with this Idempotency-Key is still running"},
+        422: {"description": "Invalid input, or Idempotency-Key reused with another body"},
+        429: {"description": "Too many invalid voucher codes"},
+        502: {"description": "The gateway failed; retry with the same Idempotency-Key"},
+        503: {"description": "The gateway timed out; retry with the same Idempotency-Key"},
+    },
+)
+def make_payment(
+    body: Annotated[checkout.PaymentBody, Body()],
+    idempotency_key: Annotated[str | None, Header(alias="idempotency-key", description="1-255 printable chars")] = None,
+) -> Response[Any]:
+    caller = api.caller(app)
+    customer = caller.customer_for(PAYERS)
+    key = checkout.validate_key(idempotency_key)
+    command = checkout.validate(body, caller, customer, key, today=utcnow().date())
+    idempotency_config.register_lambda_context(app.lambda_context)
+    try:
+        result = _make_payment(request=command.as_idempotency_data(), command=command)
+    except IdempotencyValidationError:
+        return api.error_response(422, "this Idempotency-Key was already used with a different request body")
+    except IdempotencyAlreadyInProgressError:
+        return api.error_response(409, "a request with this Idempotency-Key is still being processed; retry shortly")
+    return Response(result["status"], content_types.APPLICATION_JSON, api.serialize(result["body"]))
+
+
+lambda_handler = api.entrypoint(app, logger, tracer, metrics)

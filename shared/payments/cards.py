@@ -1,0 +1,53 @@
+"""Raw card field checks done before anything is stored or sent (API.md §4, credit_card).
+
+Messages name the field and never echo its value: card data must not reach logs or error bodies.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from payments.errors import InvalidInput
+from payments.gateways.base import CardInput
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def validate_card(number: object, exp_month: object, exp_year: object, cvc: object, *, today: date) -> CardInput:
+    digits = str(number or "").replace(" ", "").replace("-", "")
+    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+        raise InvalidInput("card.number", "card.number must be 12 to 19 digits")
+    if not luhn_ok(digits):
+        raise InvalidInput("card.number", "card.number is not a valid card number (checksum failed)")
+    month = _integer(exp_month, "card.exp_month")
+    year = _integer(exp_year, "card.exp_year")
+    if not 1 <= month <= 12:
+        raise InvalidInput("card.exp_month", "card.exp_month must be 1 to 12")
+    if year < 100:
+        year += 2000
+    if (year, month) < (today.year, today.month):
+        raise InvalidInput("card.exp_year", "the card has expired (card.exp_month/card.exp_year are in the past)")
+    if year > today.year + 50:
+        raise InvalidInput("card.exp_year", "card.exp_year is too far in the future")
+    code = str(cvc or "")
+    if not code.isdigit() or not 3 <= len(code) <= 4:
+        raise InvalidInput("card.cvc", "card.cvc must be 3 or 4 digits")
+    return CardInput(number=digits, exp_month=month, exp_year=year, cvc=code)
+
+
+def _integer(value: object, field: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidInput(field, f"{field} must be a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise InvalidInput(field, f"{field} must be a whole number")

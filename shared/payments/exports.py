@@ -1,0 +1,584 @@
+"""CSV exports of a customer's payments (API.md §4-§5, docs/exports.md).
+
+Three parts, each usable on its own:
+- CSV formatting: `csv_row`, `write_csv` (RFC 4180, formula cells neutralised as OWASP recommends);
+- `S3ObjectWriter`: bytes streamed into one S3 object, multipart once they outgrow a part, aborted on failure;
+- `Exporter`: the use cases behind the routes, with an export record per export in the payments table.
+
+Memory stays flat: payments are read one Query page at a time and each CSV row goes straight into a
+buffer of at most one upload part; neither the file nor the list of rows is ever held whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from payments.config import settings
+from payments.errors import NotFound, PaymentsError
+from payments.models import Payment, PaymentStatus, iso_z, utcnow
+from payments.store import PaymentStore, _id_bound, _status_pk, customer_pk, payment_sk
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+logger = logging.getLogger(__name__)
+
+# ---- CSV ------------------------------------------------------------------------------------------
+
+HEADER = (
+    "Date/Time",
+    "Total",
+    "Currency",
+    "Status",
+    "Description",
+    "Payment ID",
+    "Method",
+    "Reference",
+    "Created At",
+)
+CONTENT_TYPE = "text/csv; charset=utf-8"
+
+# First characters that make Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP's list,
+# plus LF and NUL from ASVS 1.2.10, plus the full-width forms some East Asian Excel builds also accept).
+_FORMULA_STARTS = frozenset("=+-@\t\r\n\0＝＋－＠")
+_SIGNED_AMOUNT = re.compile(r"-?\d+(\.\d+)?")
+
+
+def neutralise(cell: str) -> str:
+    """A text cell a spreadsheet shows as text: a leading `'` in front of anything formula-like.
+
+    Also covers a trigger hidden behind leading blanks or quotes (` =1+1`, `"=1+1`), which some
+    spreadsheets strip before deciding.
+    """
+    if not cell:
+        return cell
+    if cell[0] in _FORMULA_STARTS or cell.lstrip(" \"'")[:1] in _FORMULA_STARTS - {""} and cell[0] in " \"":
+        return "'" + cell
+    return cell
+
+
+def total_cell(amount: str) -> str:
+    """The signed API amount ("-3.00") stays a number; anything else would be a bug, so it is neutralised."""
+    return amount if _SIGNED_AMOUNT.fullmatch(amount) else neutralise(amount)
+
+
+def csv_row(payment: Payment) -> tuple[str, ...]:
+    """One payment in HEADER's order, formatted exactly as the API formats it (API.md §5)."""
+    out = payment.to_api()
+    return (
+        neutralise(out.completed_at or ""),
+        total_cell(out.amount),
+        neutralise(out.currency),
+        neutralise(payment.status.label),
+        neutralise(out.description),
+        neutralise(out.id),
+        neutralise(out.method.value),
+        neutralise(out.reference or ""),
+        neutralise(out.created_at),
+    )
+
+
+class ByteSink(Protocol):
+    def write(self, data: bytes, /) -> None: ...
+
+
+class _Utf8Lines:
+    """The text file `csv.writer` wants, handing each encoded row on as soon as it is written."""
+
+    def __init__(self, sink: ByteSink) -> None:
+        self._sink = sink
+
+    def write(self, text: str) -> int:
+        self._sink.write(text.encode("utf-8"))
+        return len(text)
+
+
+def write_csv(payments: Iterable[Payment], sink: ByteSink) -> int:
+    """The header and one RFC 4180 row per payment into `sink`, row by row. Returns the number of rows."""
+    writer = csv.writer(_Utf8Lines(sink), lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(HEADER)
+    rows = 0
+    for payment in payments:
+        writer.writerow(csv_row(payment))
+        rows += 1
+    return rows
+
+
+# ---- streaming upload -----------------------------------------------------------------------------
+
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest non-final part
+
+
+class S3ObjectWriter:
+    """Bytes into one private, encrypted S3 object without holding more than one part in memory.
+
+    Small outputs become one PutObject. Once the buffer reaches `part_size` a multipart upload starts
+    and each full buffer becomes a part. Used as a context manager: a clean exit completes the object,
+    an exception (or a failed completion) aborts the multipart upload, so no partial object is ever
+    visible. (The bucket's AbortIncompleteUploads rule is the backstop if even the abort fails.)
+    """
+
+    def __init__(
+        self,
+        s3: S3Client,
+        bucket: str,
+        key: str,
+        *,
+        content_type: str = CONTENT_TYPE,
+        content_disposition: str | None = None,
+        part_size: int = MIN_PART_SIZE,
+    ) -> None:
+        self.s3, self.bucket, self.key, self.part_size = s3, bucket, key, part_size
+        self._object_args: dict[str, Any] = {"ContentType": content_type, "ServerSideEncryption": "AES256"}
+        if content_disposition:
+            self._object_args["ContentDisposition"] = content_disposition
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self.bytes_written = 0
+
+    @property
+    def parts(self) -> int:
+        return len(self._parts)
+
+    def write(self, data: bytes, /) -> None:
+        self._buffer += data
+        self.bytes_written += len(data)
+        if len(self._buffer) >= self.part_size:
+            self._upload_part()
+
+    def _upload_part(self) -> None:
+        if self._upload_id is None:
+            answer = self.s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ChecksumAlgorithm="CRC32", **self._object_args
+            )
+            self._upload_id = answer["UploadId"]
+        # Hand the bytearray itself to botocore and start a new one: no copy of the part is made.
+        body, self._buffer = self._buffer, bytearray()
+        number = len(self._parts) + 1
+        uploaded = self.s3.upload_part(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=body,  # type: ignore[arg-type]  # botocore accepts bytearray
+            ChecksumAlgorithm="CRC32",
+        )
+        self._parts.append({"PartNumber": number, "ETag": uploaded["ETag"], "ChecksumCRC32": uploaded["ChecksumCRC32"]})
+
+    def close(self) -> None:
+        """Make the object visible: one PutObject, or the last part and CompleteMultipartUpload."""
+        if self._upload_id is None:
+            body, self._buffer = self._buffer, bytearray()
+            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body, **self._object_args)  # type: ignore[arg-type]
+            return
+        if self._buffer:
+            self._upload_part()
+        self.s3.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
+        )
+        self._upload_id = None
+
+    def abort(self) -> None:
+        self._buffer = bytearray()
+        if self._upload_id is None:
+            return
+        upload_id, self._upload_id = self._upload_id, None
+        try:
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
+        except Exception:  # the original failure matters more; the lifecycle rule cleans up later
+            logger.warning("could not abort multipart upload", extra={"key": self.key}, exc_info=True)
+
+    def __enter__(self) -> S3ObjectWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+            return
+        try:
+            self.close()
+        except BaseException:
+            self.abort()
+            raise
+
+
+# ---- API shapes -----------------------------------------------------------------------------------
+
+
+class ExportStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ExportRequest(BaseModel):
+    """`POST /payments/exports` body: the same filters as `GET /payments`. All optional."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    created_from: datetime | None = Field(default=None, alias="from", description="created_at >= (ISO 8601)")
+    created_to: datetime | None = Field(default=None, alias="to", description="created_at <= (ISO 8601)")
+    status: PaymentStatus | None = None
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class ExportOut(BaseModel):
+    """An export: once done, the presigned link to its CSV."""
+
+    export_id: str
+    status: ExportStatus
+    url: str | None = Field(default=None, exclude_if=_absent, description="Presigned GET of the CSV (done only)")
+    expires_at: str | None = Field(default=None, exclude_if=_absent, description="When `url` stops working")
+    row_count: int | None = Field(default=None, exclude_if=_absent, description="Payments in the file (done only)")
+    message: str | None = Field(default=None, exclude_if=_absent, description="Why it failed (failed only)")
+
+
+class ExportFailed(PaymentsError):
+    """S3 or DynamoDB failed while writing an export; nothing partial is left and the client may retry."""
+
+    http_status = 503
+
+
+# ---- export records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFilters:
+    status: PaymentStatus | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRecord:
+    """The export item: PK=CUST#<customer>, SK=EXPORT#<id>, outside every payment key range."""
+
+    export_id: str
+    customer_id: str
+    status: ExportStatus
+    filters: ExportFilters
+    s3_key: str
+    created_at: datetime
+    purge_at: int  # epoch seconds: the table's TTL attribute, aligned with the bucket's lifecycle rule
+    row_count: int | None = None
+    failure: str | None = None
+
+
+def export_sk(export_id: str) -> str:
+    return f"EXPORT#{export_id}"
+
+
+def export_key(customer_id: str, export_id: str) -> str:
+    """The customer's own prefix (quoted, so no customer id can reach another's) under `exports/`."""
+    return f"exports/{quote(customer_id, safe='')}/{export_id}.csv"
+
+
+def _record_item(record: ExportRecord, requested_by: str) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "PK": {"S": customer_pk(record.customer_id)},
+        "SK": {"S": export_sk(record.export_id)},
+        "type": {"S": "export"},
+        "export_id": {"S": record.export_id},
+        "customer_id": {"S": record.customer_id},
+        "status": {"S": record.status.value},
+        "s3_key": {"S": record.s3_key},
+        "created_at": {"S": iso_z(record.created_at)},
+        "requested_by": {"S": requested_by},
+        "expires_at": {"N": str(record.purge_at)},
+    }
+    f = record.filters
+    filters = {
+        "filter_status": f.status.value if f.status else None,
+        "filter_from": iso_z(f.created_from) if f.created_from else None,
+        "filter_to": iso_z(f.created_to) if f.created_to else None,
+    }
+    item.update({k: {"S": v} for k, v in filters.items() if v})
+    return item
+
+
+def _record_from(item: dict[str, Any]) -> ExportRecord:
+    def text(name: str) -> str | None:
+        return item[name]["S"] if name in item else None
+
+    def moment(name: str) -> datetime | None:
+        value = text(name)
+        return datetime.fromisoformat(value) if value else None
+
+    status = text("filter_status")
+    return ExportRecord(
+        export_id=item["export_id"]["S"],
+        customer_id=item["customer_id"]["S"],
+        status=ExportStatus(item["status"]["S"]),
+        filters=ExportFilters(PaymentStatus(status) if status else None, moment("filter_from"), moment("filter_to")),
+        s3_key=item["s3_key"]["S"],
+        created_at=datetime.fromisoformat(item["created_at"]["S"]),
+        purge_at=int(item["expires_at"]["N"]),
+        row_count=int(item["row_count"]["N"]) if "row_count" in item else None,
+        failure=text("failure"),
+    )
+
+
+# ---- the use cases --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSettings:
+    async_row_threshold: int  # more matching payments than this: 202 and finish in the background
+    retention_days: int  # the bucket's ExpireOldExports rule; the record lives as long
+    page_size: int  # payments per Query while streaming
+    async_mode: str  # "lambda" (invoke this function with InvocationType=Event) or "thread" (local stack)
+
+    @classmethod
+    def from_env(cls) -> ExportSettings:
+        env = os.environ
+        in_lambda = bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
+        return cls(
+            async_row_threshold=int(env.get("EXPORT_ASYNC_ROW_THRESHOLD", "20000")),
+            retention_days=int(env.get("EXPORT_RETENTION_DAYS", "7")),
+            page_size=int(env.get("EXPORT_PAGE_SIZE", "500")),
+            async_mode=env.get("EXPORT_ASYNC_MODE") or ("lambda" if in_lambda else "thread"),
+        )
+
+
+# Longer than any Lambda run (15 minutes): a record still "running" after this lost its worker.
+STALE_AFTER = timedelta(minutes=16)
+
+Launcher = Callable[[dict[str, str]], None]  # takes the job {"customer_id", "export_id"}
+
+
+def s3_client() -> S3Client:
+    import boto3
+    from botocore.config import Config
+
+    # SigV4 presigning: X-Amz-Expires carries the configured lifetime.
+    return boto3.client("s3", config=Config(signature_version="s3v4"))
+
+
+def invoke_self_async(job: dict[str, str]) -> None:
+    """Run `job` in a fresh invocation of this very function (InvocationType=Event returns at once)."""
+    import boto3
+
+    boto3.client("lambda").invoke(
+        FunctionName=os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+        InvocationType="Event",
+        Payload=json.dumps({"export_job": job}).encode(),
+    )
+
+
+class Exporter:
+    """Start, run and describe exports. `launcher` (tests inject one) starts the background half."""
+
+    def __init__(
+        self,
+        store: PaymentStore,
+        *,
+        s3: S3Client | None = None,
+        bucket: str | None = None,
+        launcher: Launcher | None = None,
+        part_size: int = MIN_PART_SIZE,
+    ) -> None:
+        self.store = store
+        self._s3 = s3
+        self._bucket = bucket
+        self.launcher = launcher
+        self.part_size = part_size
+
+    @property
+    def s3(self) -> S3Client:
+        if self._s3 is None:
+            self._s3 = s3_client()
+        return self._s3
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket or settings().exports_bucket
+
+    # -- routes --
+
+    def start(self, customer_id: str, filters: ExportFilters, *, requested_by: str) -> ExportOut:
+        """Write the CSV now (status done), or, above the row threshold, in the background (status running)."""
+        config = ExportSettings.from_env()
+        export_id = secrets.token_urlsafe(16)
+        now = utcnow()
+        record = ExportRecord(
+            export_id=export_id,
+            customer_id=customer_id,
+            status=ExportStatus.RUNNING,
+            filters=filters,
+            s3_key=export_key(customer_id, export_id),
+            created_at=now,
+            purge_at=int(now.timestamp()) + config.retention_days * 86400,
+        )
+        estimate = self.count_up_to(customer_id, filters, config.async_row_threshold + 1)
+        self.store.client.put_item(TableName=self.store.table, Item=_record_item(record, requested_by))
+        logger.info("export started", extra={"export_id": export_id, "estimated_rows": estimate})
+        if estimate > config.async_row_threshold:
+            self._launch({"customer_id": customer_id, "export_id": export_id}, config)
+            return ExportOut(export_id=export_id, status=ExportStatus.RUNNING)
+        return self.describe(customer_id, export_id, record=self._write(record))
+
+    def describe(self, customer_id: str, export_id: str, *, record: ExportRecord | None = None) -> ExportOut:
+        """The export's status; once done, a freshly presigned link. Another customer's id: 404."""
+        record = record or self._get(customer_id, export_id)
+        if record is None or record.purge_at <= time.time():  # TTL deletion can lag: expired is gone
+            raise NotFound(f"export {export_id[:64]} not found")
+        if record.status is ExportStatus.DONE:
+            seconds = settings().export_url_seconds
+            expires_at = utcnow() + timedelta(seconds=seconds)
+            url = self.s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": record.s3_key}, ExpiresIn=seconds
+            )
+            return ExportOut(
+                export_id=export_id, status=record.status, url=url, expires_at=iso_z(expires_at), row_count=record.row_count
+            )
+        if record.status is ExportStatus.RUNNING and utcnow() - record.created_at > STALE_AFTER:
+            return ExportOut(export_id=export_id, status=ExportStatus.FAILED, message="the export did not finish; start a new one")
+        if record.status is ExportStatus.FAILED:
+            return ExportOut(export_id=export_id, status=record.status, message=record.failure)
+        return ExportOut(export_id=export_id, status=record.status)
+
+    # -- background half --
+
+    def run(self, customer_id: str, export_id: str) -> ExportStatus | None:
+        """The asynchronous job. A repeated delivery of a finished job does nothing."""
+        record = self._get(customer_id, export_id)
+        if record is None or record.status is not ExportStatus.RUNNING:
+            return record.status if record else None
+        try:
+            return self._write(record).status
+        except ExportFailed:
+            return ExportStatus.FAILED  # recorded as failed; a Lambda retry would fail the same way
+
+    def _launch(self, job: dict[str, str], config: ExportSettings) -> None:
+        try:
+            if self.launcher is not None:
+                self.launcher(job)
+            elif config.async_mode == "thread":  # the local stack has no Lambda service
+                threading.Thread(target=self.run, args=(job["customer_id"], job["export_id"]), daemon=True).start()
+            else:
+                invoke_self_async(job)
+        except Exception as exc:
+            self._finish(job["customer_id"], job["export_id"], ExportStatus.FAILED, failure="could not start")
+            raise ExportFailed("the export could not be started; please try again") from exc
+
+    # -- writing --
+
+    def _write(self, record: ExportRecord) -> ExportRecord:
+        """Stream the CSV to S3 and mark the record done, or failed (leaving no object)."""
+        f = record.filters
+        payments = self.store.stream(
+            record.customer_id,
+            page_size=ExportSettings.from_env().page_size,
+            status=f.status,
+            created_from=f.created_from,
+            created_to=f.created_to,
+        )
+        filename = f"payments-{record.created_at.astimezone(UTC):%Y-%m-%d}.csv"
+        try:
+            with S3ObjectWriter(
+                self.s3,
+                self.bucket,
+                record.s3_key,
+                content_disposition=f'attachment; filename="{filename}"',
+                part_size=self.part_size,
+            ) as out:
+                rows = write_csv(payments, out)
+        except Exception as exc:
+            logger.exception("export failed", extra={"export_id": record.export_id})
+            self._finish(record.customer_id, record.export_id, ExportStatus.FAILED, failure="the export failed")
+            raise ExportFailed("the export could not be written; please try again") from exc
+        self._finish(record.customer_id, record.export_id, ExportStatus.DONE, rows=rows)
+        logger.info("export done", extra={"export_id": record.export_id, "rows": rows, "bytes": out.bytes_written})
+        return ExportRecord(**{**_fields(record), "status": ExportStatus.DONE, "row_count": rows})
+
+    def _finish(
+        self, customer_id: str, export_id: str, status: ExportStatus, *, rows: int | None = None, failure: str = ""
+    ) -> None:
+        sets = ["#status = :status", "finished_at = :now"]
+        values: dict[str, Any] = {":status": {"S": status.value}, ":now": {"S": iso_z(utcnow())}}
+        if rows is not None:
+            sets.append("row_count = :rows")
+            values[":rows"] = {"N": str(rows)}
+        if failure:
+            sets.append("failure = :failure")
+            values[":failure"] = {"S": failure}
+        self.store.client.update_item(
+            TableName=self.store.table,
+            Key={"PK": {"S": customer_pk(customer_id)}, "SK": {"S": export_sk(export_id)}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=values,
+        )
+
+    def _get(self, customer_id: str, export_id: str) -> ExportRecord | None:
+        if len(export_id) > 64:
+            return None
+        item = self.store.client.get_item(
+            TableName=self.store.table,
+            Key={"PK": {"S": customer_pk(customer_id)}, "SK": {"S": export_sk(export_id)}},
+            ConsistentRead=True,
+        ).get("Item")
+        return _record_from(item) if item else None
+
+    # -- estimate --
+
+    def count_up_to(self, customer_id: str, filters: ExportFilters, cap: int) -> int:
+        """How many payments match, counting no further than `cap`: COUNT Queries on the list's key condition.
+
+        Never a Scan. DynamoDB still reads (and bills) the counted items, at most 1 MB per request, so
+        the cost is bounded by `cap`, not by the size of the account.
+        """
+        lower = payment_sk(_id_bound(filters.created_from, upper=False)) if filters.created_from else "PAY#"
+        upper = payment_sk(_id_bound(filters.created_to, upper=True)) if filters.created_to else "PAY$"
+        request: dict[str, Any] = {
+            "TableName": self.store.table,
+            "Select": "COUNT",
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+            "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
+            "ExpressionAttributeValues": {
+                ":pk": {"S": customer_pk(customer_id)},
+                ":lower": {"S": lower},
+                ":upper": {"S": upper},
+            },
+        }
+        if filters.status is not None:
+            request["IndexName"] = "GSI1"
+            request["ExpressionAttributeNames"] = {"#pk": "GSI1PK", "#sk": "GSI1SK"}
+            request["ExpressionAttributeValues"][":pk"] = {"S": _status_pk(customer_id, filters.status)}
+        counted = 0
+        while counted < cap:
+            answer = self.store.client.query(**request, Limit=cap - counted)
+            counted += answer.get("Count", 0)
+            if "LastEvaluatedKey" not in answer:
+                break
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return counted
+
+
+def _fields(record: ExportRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}

@@ -1,0 +1,82 @@
+"""Operator use cases (API.md §4 /admin routes): settle pending payments by hand, record purchases."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from payments.config import settings
+from payments.errors import Conflict, InvalidInput
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id, utcnow
+from payments.money import Money
+from payments.status import Cause, TransitionRefused
+from payments.store import Dedupe, PaymentStore
+
+
+class SettleBody(BaseModel):
+    note: str | None = Field(default=None, max_length=200, description="Why, for the payment's history")
+
+
+class ChargeBody(BaseModel):
+    amount: str | int | Any = Field(description="Positive, major units; recorded as a negative payment")
+    currency: str = Field(max_length=3)
+    description: str = Field(min_length=1, max_length=200)
+
+
+class VoucherBody(BaseModel):
+    amount: str | int | Any
+    currency: str = Field(max_length=3)
+    count: int = Field(default=1, ge=1, le=100)
+    expires_at: str | None = Field(default=None, description="ISO 8601 UTC; optional")
+
+
+def settle(
+    store: PaymentStore, customer_id: str, payment_id: str, target: PaymentStatus, actor: str, note: str | None
+) -> Payment:
+    """Complete or cancel a pending payment by hand. NotFound (404) or Conflict (409)."""
+    try:
+        outcome = store.transition(customer_id, payment_id, target, Cause.OPERATOR, actor, note=note)
+    except TransitionRefused as exc:
+        raise Conflict(f"payment {payment_id} is {exc.current.value}; it cannot become {target.value}") from exc
+    if not outcome.changed:
+        raise Conflict(f"payment {payment_id} is already {target.value}")
+    return outcome.payment
+
+
+def positive_money(amount: object, currency: object) -> Money:
+    money = Money.parse(amount, currency)
+    if money.minor <= 0:
+        raise InvalidInput("amount", "amount must be greater than zero")
+    if money.to_decimal() > settings().max_amount:
+        raise InvalidInput("amount", f"amount must not exceed {settings().max_amount} {money.currency}")
+    return money
+
+
+def charge(store: PaymentStore, customer_id: str, body: ChargeBody, key: str, actor: str) -> Payment:
+    """Record a purchase as a completed negative payment, once per (customer, Idempotency-Key)."""
+    money = positive_money(body.amount, body.currency)
+    now = utcnow()
+    payment = Payment(
+        id=new_payment_id(now),
+        customer_id=customer_id,
+        created_at=now,
+        completed_at=now,
+        amount_minor=-money.minor,
+        currency=money.currency,
+        status=PaymentStatus.COMPLETED,
+        method=PaymentMethod.PURCHASE,
+        description=body.description.strip(),
+        history=(HistoryEntry(at=now, status=PaymentStatus.COMPLETED, by=actor, note="purchase recorded"),),
+    )
+    marker = Dedupe("charge", hashlib.sha256(f"{customer_id}\x1f{key}".encode()).hexdigest())
+    if store.add(payment, dedupe=marker):
+        return payment
+    # Recorded before (a retry that outlived the idempotency record): answer with the first one.
+    earlier = store.client.get_item(
+        TableName=store.table,
+        Key={"PK": {"S": f"EVENT#charge#{marker.key}"}, "SK": {"S": "EVENT"}},
+        ConsistentRead=True,
+    )["Item"]
+    return store.require(customer_id, earlier["payment_id"]["S"], consistent=True)

@@ -1,0 +1,79 @@
+"""Small helpers for handler tests: call a route with a caller, read stored state."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import boto3
+
+from payments.config import settings
+from tests.conftest import claims_for, http_event, invoke, load_function
+
+
+def post(
+    function: str,
+    path: str,
+    body: Any,
+    *,
+    customer: str | None,
+    groups: tuple[str, ...] = ("finance",),
+    key: str | None = "auto",
+    route: str | None = None,
+    path_params: dict[str, str] | None = None,
+    email: str = "payer@example.com",
+) -> tuple[int, Any]:
+    headers = {}
+    if key == "auto":
+        key = uuid.uuid4().hex
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    raw = body if isinstance(body, str) or body is None else json.dumps(body)
+    event = http_event(
+        "POST",
+        path,
+        route=route,
+        claims=claims_for(customer, *groups, email=email),
+        body=raw,
+        headers=headers,
+        path_params=path_params,
+    )
+    return invoke(load_function(function), event)
+
+
+def stored_items(customer: str) -> list[dict[str, Any]]:
+    """Every item in the customer's partition (payments, balance, pointers), raw."""
+    client = boto3.client("dynamodb")
+    answer = client.query(
+        TableName=settings().payments_table,
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"CUST#{customer}"}},
+        ConsistentRead=True,
+    )
+    return answer["Items"]
+
+
+def stored_payments(customer: str) -> list[dict[str, Any]]:
+    return [i for i in stored_items(customer) if i["SK"]["S"].startswith("PAY#")]
+
+
+def balances(customer: str) -> dict[str, str]:
+    status, body = invoke(
+        load_function("list_payments"), http_event("GET", "/balance", claims=claims_for(customer, "finance"))
+    )
+    assert status == 200
+    return {b["currency"]: b["amount"] for b in body["balances"]}
+
+
+def issue_vouchers(amount: str, currency: str, count: int = 1, **extra: Any) -> list[str]:
+    status, body = post(
+        "admin",
+        "/admin/vouchers",
+        {"amount": amount, "currency": currency, "count": count, **extra},
+        customer=None,
+        groups=("operator",),
+        key=None,
+    )
+    assert status == 201, body
+    return [v["code"] for v in body["vouchers"]]
