@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from local.defaults import LOCAL_GATEWAY_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Set before any handler module is imported: handlers read configuration at import and first use.
@@ -31,6 +33,10 @@ os.environ.update(
     CURSOR_SECRET="test-cursor-key",
 )
 os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("GATEWAY_SECRET_ARN", None)
+os.environ.pop("CURSOR_SECRET_ARN", None)
+for _name, _value in LOCAL_GATEWAY_ENV.items():  # the gateway simulator's credentials (local/defaults.py)
+    os.environ.setdefault(_name, _value)
 
 
 def free_port() -> int:

@@ -61,11 +61,12 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{field}: {error.get('msg', 'is invalid')}"
 
 
-def build(service_function: str) -> tuple[APIGatewayHttpResolver, Logger, Tracer, Metrics]:
+def build(function: str) -> tuple[APIGatewayHttpResolver, Logger, Tracer, Metrics]:
+    """The resolver and observability of one function; `function` labels its log lines."""
     logger = Logger()
+    logger.append_keys(function=function)
     tracer = Tracer()
     metrics = Metrics()
-    metrics.set_default_dimensions(function=service_function)
     app = APIGatewayHttpResolver(
         enable_validation=True,
         serializer=serialize,

@@ -256,10 +256,10 @@ class Checkout:
         try:
             result = adapter.create(request)
         except CurrencyNotSupported as exc:
-            self._note_error(payment, exc.message)
+            self.store.note_error(payment, exc.message)
             raise InvalidInput(exc.field, exc.message) from exc
         except GatewayError as exc:
-            self._note_error(payment, exc.message)
+            self.store.note_error(payment, exc.message)
             raise UpstreamError(
                 f"{provider} did not answer properly: {exc.message}. The payment {payment.id} is pending; "
                 "retry with the same Idempotency-Key",
@@ -331,24 +331,10 @@ class Checkout:
             return None
         return self.store.require(command.customer_id, item["payment_id"]["S"], consistent=True)
 
-    def _note_error(self, payment: Payment, message: str) -> None:
-        self.store.client.update_item(
-            TableName=self.store.table,
-            Key={"PK": {"S": customer_pk(payment.customer_id)}, "SK": {"S": f"PAY#{payment.id}"}},
-            UpdateExpression="SET last_error = :e",
-            ExpressionAttributeValues={":e": {"S": message[:500]}},
-        )
-
     def _record_result(self, payment: Payment, provider: str, result: CreateResult) -> Payment:
-        updates = {"gateway_ref": result.gateway_ref, "card_brand": result.card_brand, "card_last4": result.card_last4}
-        values = {f":{k}": {"S": v} for k, v in updates.items() if v}
-        if values:
-            self.store.client.update_item(
-                TableName=self.store.table,
-                Key={"PK": {"S": customer_pk(payment.customer_id)}, "SK": {"S": f"PAY#{payment.id}"}},
-                UpdateExpression="SET " + ", ".join(f"{k[1:]} = {k}" for k in values) + " REMOVE last_error",
-                ExpressionAttributeValues=values,
-            )
+        self.store.attach_gateway_ref(
+            payment, provider, result.gateway_ref, card_brand=result.card_brand, card_last4=result.card_last4
+        )
         by = f"gateway:{provider}:create"
         if result.status is PaymentStatus.COMPLETED:
             return self.store.transition(

@@ -315,6 +315,73 @@ class PaymentStore:
             key=lambda m: m.currency,
         )
 
+    def pending_before(self, method: PaymentMethod, before: datetime, *, limit: int) -> list[Payment]:
+        """Pending payments of `method` created before `before`, oldest first (sparse index GSI2)."""
+        answer = self.client.query(
+            TableName=self.table,
+            IndexName="GSI2",
+            KeyConditionExpression="GSI2PK = :pk AND GSI2SK < :before",
+            ExpressionAttributeValues={
+                ":pk": _s(_pending_pk(method)),
+                ":before": _s(payment_sk(_id_bound(before, upper=False))),
+            },
+            Limit=limit,
+        )
+        return [from_item(i) for i in answer.get("Items", [])]
+
+    def find_by_gateway_ref(self, provider: str, gateway_ref: str) -> Payment | None:
+        """The payment a gateway knows as `gateway_ref` (two GetItems: pointer, then payment)."""
+        item = self.client.get_item(
+            TableName=self.table, Key={"PK": _s(f"GWREF#{provider}#{gateway_ref}"), "SK": _s("GWREF")}
+        ).get("Item")
+        if not item:
+            return None
+        return self.get(item["customer_id"]["S"], item["payment_id"]["S"], consistent=True)
+
+    def attach_gateway_ref(
+        self, payment: Payment, provider: str, gateway_ref: str, *, card_brand: str | None, card_last4: str | None
+    ) -> None:
+        """Remember the gateway's id on the payment, and a pointer from that id back to the payment."""
+        values: dict[str, Any] = {":ref": _s(gateway_ref)}
+        sets = ["gateway_ref = :ref"]
+        for name, value in (("card_brand", card_brand), ("card_last4", card_last4)):
+            if value:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = _s(value)
+        self.client.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"PK": _s(customer_pk(payment.customer_id)), "SK": _s(payment_sk(payment.id))},
+                        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE last_error",
+                        "ExpressionAttributeValues": values,
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            "PK": _s(f"GWREF#{provider}#{gateway_ref}"),
+                            "SK": _s("GWREF"),
+                            "type": _s("gateway-ref"),
+                            "customer_id": _s(payment.customer_id),
+                            "payment_id": _s(payment.id),
+                        },
+                    }
+                },
+            ]
+        )
+
+    def note_error(self, payment: Payment, message: str) -> None:
+        """Keep the last gateway error on a pending payment, for operators and the next retry."""
+        self.client.update_item(
+            TableName=self.table,
+            Key={"PK": _s(customer_pk(payment.customer_id)), "SK": _s(payment_sk(payment.id))},
+            UpdateExpression="SET last_error = :e",
+            ExpressionAttributeValues={":e": _s(message[:500])},
+        )
+
     # -- writes --
 
     def add(self, payment: Payment, *, dedupe: Dedupe | None = None, extra: Sequence[Item] = ()) -> bool:

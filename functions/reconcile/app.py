@@ -1,0 +1,36 @@
+"""Scheduled reconciliation: ask gateways about payments pending too long (Paystack sends no failure
+webhook, and any webhook can be lost), settle them through the same transition code as webhooks,
+and cancel those with no answer past the final timeout. Bank transfers wait for an operator.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from payments import settlement
+from payments.gateways import ADAPTERS, gateway
+from payments.models import utcnow
+from payments.store import PaymentStore
+
+logger = Logger()
+metrics = Metrics()
+store = PaymentStore()
+ASK_AFTER = timedelta(minutes=int(os.environ.get("RECONCILE_ASK_AFTER_MINUTES", "30")))
+GIVE_UP_AFTER = timedelta(hours=int(os.environ.get("RECONCILE_GIVE_UP_AFTER_HOURS", "72")))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    adapters = {provider: gateway(provider) for provider in ADAPTERS}
+    report = settlement.reconcile(store, adapters, now=utcnow(), ask_after=ASK_AFTER, give_up_after=GIVE_UP_AFTER)
+    for name, value in asdict(report).items():
+        metrics.add_metric(name=f"Reconcile_{name}", unit="Count", value=value)
+    logger.info("reconciliation done", extra=asdict(report))
+    return asdict(report)

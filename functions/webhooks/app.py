@@ -1,0 +1,70 @@
+"""POST /webhooks/{provider}: gateway events, verified as each gateway signs, applied exactly once.
+
+Answers 2xx once an event is recorded (duplicates and unknown payments too), so gateways stop
+retrying; 400/401 for a bad or missing signature, with nothing changed; 404 for an unknown provider.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from payments import api, settlement
+from payments.errors import BadRequest, NotFound
+from payments.gateways import ADAPTERS, gateway
+from payments.gateways.base import SignatureInvalid
+from payments.store import PaymentStore
+
+app, logger, tracer, metrics = api.build("webhooks")
+store = PaymentStore()
+
+
+@app.post(
+    "/webhooks/<provider>",
+    summary="Gateway webhook (stripe, paypal, razorpay, paystack, nowpayments)",
+    tags=["webhooks"],
+    responses={
+        200: {"description": "Recorded (including duplicates and unknown payments)"},
+        400: {"description": "Missing or malformed signature, or a body that is not the gateway's shape"},
+        401: {"description": "Signature does not verify"},
+        404: {"description": "Unknown provider"},
+    },
+)
+def receive(provider: Annotated[str, Path(max_length=32)]) -> Response[Any]:
+    if provider not in ADAPTERS:
+        raise NotFound(f"no webhook endpoint for provider {provider!r}")
+    event = app.current_event
+    raw = event.decoded_body
+    body = raw.encode() if isinstance(raw, str) else (raw or b"")
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    adapter = gateway(provider)
+    try:
+        adapter.verify_webhook(headers, body)
+    except SignatureInvalid as exc:
+        metrics.add_metric(name="WebhookSignatureRejected", unit="Count", value=1)
+        logger.warning("webhook signature rejected", extra={"provider": provider, "reason": exc.message})
+        return api.error_response(exc.http_status, exc.message)
+    try:
+        gateway_event = adapter.parse_event(headers, body)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not a {provider} event: {exc}") from exc
+    result = settlement.apply_event(store, adapter, gateway_event)
+    metrics.add_metric(name=f"Webhook_{result.outcome}", unit="Count", value=1)
+    if result.outcome == "mismatch":
+        metrics.add_metric(name="WebhookAmountMismatch", unit="Count", value=1)
+    logger.info(
+        "webhook applied",
+        extra={
+            "provider": provider,
+            "type": gateway_event.event_type,
+            "outcome": result.outcome,
+            "payment_id": result.payment_id,
+        },
+    )
+    answer = {"received": True, "outcome": result.outcome}
+    return Response(200, content_types.APPLICATION_JSON, api.serialize(answer))
+
+
+lambda_handler = api.entrypoint(app, logger, tracer, metrics)

@@ -1,0 +1,271 @@
+"""NOWPayments adapter: crypto invoices priced in fiat, IPNs signed with HMAC-SHA512 (docs/gateways-2.md).
+
+We create an invoice and redirect the payer to its page. NOWPayments echoes only `order_id` back
+in its IPNs, so `order_id` carries both of our keys as `<customer_id>:<payment_id>`; `gateway_ref`
+is the invoice id.
+
+The IPN signature covers a re-serialisation of the body (keys sorted recursively, no spaces, raw
+UTF-8, as JavaScript's JSON.stringify writes it), not the raw bytes. To reproduce it exactly we
+parse numbers into `JsonNumber`, which keeps the token as sent (`0.09853637216235617`, `15`), and
+write them back verbatim: floats would change digits, and amounts must never be floats anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from payments.config import GatewaySettings, gateway_settings
+from payments.gateways.base import (
+    CreateRequest,
+    CreateResult,
+    CurrencyNotSupported,
+    EventKind,
+    GatewayEvent,
+    GatewayRejected,
+    SignatureInvalid,
+    StatusAnswer,
+)
+from payments.gateways.http import call_json, new_session
+from payments.models import is_payment_id
+from payments.money import Money
+
+# Fiat price currencies we offer. NOWPayments' older docs list usd, eur, nzd, brl, gbp; the others
+# are in its current fiat list. The payer pays in crypto whatever the price currency.
+SUPPORTED_CURRENCIES = frozenset({"USD", "EUR", "GBP", "CAD", "AUD", "NZD", "BRL", "CHF"})
+
+_ORDER_ID_SEPARATOR = ":"  # never in our payment ids, so the last one splits customer from payment
+_STATUS_KINDS = {
+    "finished": EventKind.SUCCESS,
+    "failed": EventKind.FAILURE,
+    "expired": EventKind.FAILURE,
+    "refunded": EventKind.REFUND,
+}  # waiting, confirming, confirmed, sending, partially_paid: not paid yet -> IGNORED
+_OPEN_STATUSES = frozenset({"waiting", "confirming", "confirmed", "sending", "partially_paid"})
+
+
+@dataclass(frozen=True, slots=True)
+class JsonNumber:
+    """A JSON number exactly as the text spelt it."""
+
+    token: str
+
+    def to_decimal(self) -> Decimal:
+        return Decimal(self.token)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_exact(text: bytes | str) -> Any:
+    """Parse JSON keeping every number as a `JsonNumber` (no float ever made)."""
+    return json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber, parse_constant=_refuse_constant)
+
+
+def dumps_canonical(value: Any) -> str:
+    """JSON with keys sorted at every depth, no whitespace, non-ASCII written raw, and numbers
+    written as their original token (`JsonNumber`) or plainly (`Decimal`, `int`)."""
+    if isinstance(value, dict):
+        items = (f"{json.dumps(key, ensure_ascii=False)}:{dumps_canonical(value[key])}" for key in sorted(value))
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(dumps_canonical(item) for item in value) + "]"
+    if isinstance(value, JsonNumber):
+        return value.token
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("a JSON number must be finite")
+        return format(value, "f")
+    if isinstance(value, float):
+        raise TypeError("floats are not written: use Decimal")
+    return json.dumps(value, ensure_ascii=False)  # str, int, bool, None
+
+
+def order_id_for(customer_id: str, payment_id: str) -> str:
+    return f"{customer_id}{_ORDER_ID_SEPARATOR}{payment_id}"
+
+
+def ids_from_order_id(order_id: str) -> tuple[str | None, str | None]:
+    """(payment_id, customer_id) from an order id we made; (None, None) for anything else."""
+    customer_id, separator, payment_id = order_id.rpartition(_ORDER_ID_SEPARATOR)
+    if not separator or not customer_id or not is_payment_id(payment_id):
+        return None, None
+    return payment_id, customer_id
+
+
+class NowPaymentsGateway:
+    """`Gateway` for NOWPayments. Settings and the HTTP session are created on first use if not given."""
+
+    name = "nowpayments"
+
+    def __init__(self, settings: GatewaySettings | None = None, session: requests.Session | None = None) -> None:
+        self._given_settings = settings
+        self._session = session
+
+    # ---- creating a payment -------------------------------------------------------------------
+
+    def check_currency(self, money: Money) -> None:
+        if money.currency not in SUPPORTED_CURRENCIES:
+            raise CurrencyNotSupported(
+                f"nowpayments does not price in {money.currency}; it takes {', '.join(sorted(SUPPORTED_CURRENCIES))}"
+            )
+        if money.minor <= 0:
+            raise CurrencyNotSupported("nowpayments needs a positive amount", field="amount")
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        self.check_currency(request.money)
+        settings = self._settings
+        body = {
+            "price_amount": request.money.to_decimal(),  # written as a JSON number, never via float
+            "price_currency": request.money.currency.lower(),
+            "order_id": order_id_for(request.customer_id, request.payment_id),
+            "order_description": request.description or f"Payment {request.payment_id}",
+            "ipn_callback_url": settings.public_base_url.rstrip("/") + "/webhooks/nowpayments",
+            "success_url": request.return_url or settings.portal_return_url,
+            "cancel_url": request.cancel_url or settings.portal_return_url,
+            "is_fixed_rate": True,
+        }
+        # NOWPayments takes no idempotency key: sent once (the session does not repeat a bare POST).
+        invoice = self._call("POST", "/v1/invoice", data=dumps_canonical(body).encode())
+        invoice_id = _text(invoice.get("id"))
+        url = invoice.get("invoice_url")
+        if invoice_id is None or not isinstance(url, str) or not url:
+            raise GatewayRejected("nowpayments answered an invoice without id or invoice_url")
+        return CreateResult(gateway_ref=invoice_id, next_action={"type": "redirect", "url": url})
+
+    # ---- webhooks (IPN) -------------------------------------------------------------------------
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        secret = self._settings.nowpayments_ipn_secret
+        if not secret:  # an empty key would accept anyone's signature
+            raise SignatureInvalid("nowpayments IPN secret is not configured", http_status=401)
+        received = headers.get("x-nowpayments-sig", "").strip()
+        if not received:
+            raise SignatureInvalid("missing x-nowpayments-sig header")
+        try:
+            body = loads_exact(raw_body)
+            signed = dumps_canonical(body).encode("utf-8")
+        except (ValueError, UnicodeError) as exc:  # includes lone surrogates that UTF-8 cannot hold
+            raise SignatureInvalid("nowpayments IPN body is not valid JSON") from exc
+        if not isinstance(body, dict):
+            raise SignatureInvalid("nowpayments IPN body is not a JSON object")
+        expected = hmac.new(secret.encode(), signed, hashlib.sha512).hexdigest()
+        if not hmac.compare_digest(expected.encode(), received.lower().encode("utf-8", "replace")):
+            raise SignatureInvalid("x-nowpayments-sig does not match the body", http_status=401)
+
+    def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
+        ipn = loads_exact(raw_body)
+        if not isinstance(ipn, dict):
+            raise ValueError("nowpayments IPN body is not a JSON object")
+        np_payment_id = _text(ipn.get("payment_id"))
+        status = _text(ipn.get("payment_status"))
+        if np_payment_id is None or status is None:
+            raise ValueError("nowpayments IPN without payment_id or payment_status")
+        order_id = _text(ipn.get("order_id"))
+        payment_id, customer_id = ids_from_order_id(order_id) if order_id else (None, None)
+        kind = _STATUS_KINDS.get(status, EventKind.IGNORED)
+        # No event id: a status change of one NOWPayments payment is the event; `actually_paid` tells
+        # a re-deposit in the same status apart.
+        actually_paid = _text(ipn.get("actually_paid")) or "0"
+        return GatewayEvent(
+            provider=self.name,
+            event_id=f"{np_payment_id}:{status}:{actually_paid}",
+            event_type=status,
+            kind=kind,
+            payment_id=payment_id,
+            customer_id=customer_id,
+            gateway_ref=_text(ipn.get("invoice_id")),
+            money=_price(ipn) if kind is not EventKind.IGNORED else None,
+            reason=f"nowpayments payment {status}" if kind is EventKind.FAILURE else None,
+            refund_id=np_payment_id if kind is EventKind.REFUND else None,  # NOWPayments has no refund id
+        )
+
+    # ---- reconciliation -------------------------------------------------------------------------
+
+    def fetch_status(self, gateway_ref: str, payment_id: str) -> StatusAnswer:
+        """Reads the payments made against our invoice from the list-of-payments call.
+
+        `invoiceId` narrows the list at NOWPayments; we match on invoice and order id again here so
+        an account whose API ignores the filter never settles another invoice's payment.
+        """
+        answer = self._call_exact(
+            "/v1/payment/",
+            params={"invoiceId": gateway_ref, "limit": 100, "page": 0, "sortBy": "created_at", "orderBy": "desc"},
+        )
+        items = answer.get("data") if isinstance(answer, dict) else None
+        ours = [
+            p
+            for p in (items if isinstance(items, list) else [])
+            if isinstance(p, dict)
+            and (
+                _text(p.get("invoice_id")) == gateway_ref
+                or ids_from_order_id(_text(p.get("order_id")) or "")[0] == payment_id
+            )
+        ]
+        statuses = [_text(p.get("payment_status")) for p in ours]
+        for payment, status in zip(ours, statuses, strict=True):
+            if status == "finished":
+                return StatusAnswer(EventKind.SUCCESS, money=_price(payment))
+        if any(status in _OPEN_STATUSES for status in statuses):
+            return StatusAnswer(EventKind.IGNORED)
+        if statuses and all(status in ("failed", "expired") for status in statuses):
+            return StatusAnswer(EventKind.FAILURE, reason=f"nowpayments payment {statuses[0]}")
+        return StatusAnswer(EventKind.IGNORED)  # no payment yet (payer never chose a coin), or refunded
+
+    # ---- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def _settings(self) -> GatewaySettings:
+        if self._given_settings is None:
+            self._given_settings = gateway_settings()
+        return self._given_settings
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        settings = self._settings
+        if not settings.nowpayments_api_key:
+            raise GatewayRejected("nowpayments is not configured (NOWPAYMENTS_API_KEY is empty)")
+        if self._session is None:
+            self._session = new_session()
+        headers = {"x-api-key": settings.nowpayments_api_key, "Content-Type": "application/json"}
+        url = settings.nowpayments_api_base.rstrip("/") + path
+        return call_json(self._session, method, url, gateway=self.name, headers=headers, **kwargs)
+
+    def _call_exact(self, path: str, **kwargs: Any) -> Any:
+        """A GET whose answer is parsed with `loads_exact`, so amounts never pass through float."""
+        texts: list[str] = []
+
+        def keep_text(response: requests.Response, *args: Any, **kw: Any) -> None:
+            texts.append(response.text)
+
+        self._call("GET", path, hooks={"response": keep_text}, **kwargs)  # maps errors; its floats unused
+        return loads_exact(texts[-1])
+
+
+def _text(value: object) -> str | None:
+    """A string or number field as text (ids come as numbers, statuses as strings)."""
+    if isinstance(value, JsonNumber):
+        return value.token
+    if isinstance(value, int) and not isinstance(value, bool):  # from a plain json parse
+        return str(value)
+    return value if isinstance(value, str) and value else None
+
+
+def _price(payment: dict[str, Any]) -> Money | None:
+    """The fiat price (`price_amount` in `price_currency`) - the amount our payment was for."""
+    amount = payment.get("price_amount")
+    currency = payment.get("price_currency")
+    if not isinstance(currency, str):
+        return None
+    try:
+        value = amount.to_decimal() if isinstance(amount, JsonNumber) else Decimal(str(amount))
+        return Money.from_decimal(value, currency.upper())
+    except (ArithmeticError, ValueError, KeyError):  # not a number, or too many decimals
+        return None

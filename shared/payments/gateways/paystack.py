@@ -1,0 +1,272 @@
+"""Paystack adapter: Transaction initialize + redirect, webhooks signed with HMAC-SHA512 (docs/gateways-2.md).
+
+Paystack references allow only letters, digits and `-` `.` `=`, so our payment id `pay_01J...`
+travels as the reference `pay-01J...` (the one `_` becomes `-`, and back), with a `.<hex>` suffix
+on a repeated create. The payment and customer ids also travel in `metadata`. `gateway_ref` is the
+reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from payments.config import GatewaySettings, gateway_settings
+from payments.gateways.base import (
+    CreateRequest,
+    CreateResult,
+    CurrencyNotSupported,
+    EventKind,
+    GatewayEvent,
+    GatewayRejected,
+    SignatureInvalid,
+    StatusAnswer,
+)
+from payments.gateways.http import HttpRejected, call_json, new_session
+from payments.models import PAYMENT_ID_PREFIX, is_payment_id
+from payments.money import Money
+
+# Confirmed in Paystack's SDK docs (NGN, GHS, ZAR, USD) and an official sample (KES). Each one also
+# depends on the merchant's country and account enablement.
+SUPPORTED_CURRENCIES = frozenset({"NGN", "GHS", "ZAR", "KES", "USD"})
+
+_REFERENCE_PREFIX = PAYMENT_ID_PREFIX.replace("_", "-")
+# Paystack sends no failure webhook; these verify statuses mean the transaction did not go through.
+# `abandoned` is also the state of a transaction whose payer has not finished yet, so reconciliation
+# should only ask about payments older than the checkout window.
+_FAILED_STATUSES = frozenset({"failed", "abandoned", "reversed"})
+
+
+def reference_for(payment_id: str) -> str:
+    """The Paystack-safe reference of one of our payment ids: `pay_01J...` -> `pay-01J...`."""
+    return payment_id.replace("_", "-")
+
+
+def payment_id_from_reference(reference: str) -> str | None:
+    """Our payment id back from a reference we made (`pay-01J...` or `pay-01J....<hex>`), or None."""
+    base = reference.partition(".")[0]
+    if not base.startswith(_REFERENCE_PREFIX):
+        return None
+    candidate = PAYMENT_ID_PREFIX + base.removeprefix(_REFERENCE_PREFIX)
+    return candidate if is_payment_id(candidate) else None
+
+
+class PaystackGateway:
+    """`Gateway` for Paystack. Settings and the HTTP session are created on first use if not given."""
+
+    name = "paystack"
+
+    def __init__(self, settings: GatewaySettings | None = None, session: requests.Session | None = None) -> None:
+        self._given_settings = settings
+        self._session = session
+
+    # ---- creating a payment -------------------------------------------------------------------
+
+    def check_currency(self, money: Money) -> None:
+        if money.currency not in SUPPORTED_CURRENCIES:
+            raise CurrencyNotSupported(
+                f"paystack does not take {money.currency}; it takes {', '.join(sorted(SUPPORTED_CURRENCIES))}"
+            )
+        if money.minor <= 0:
+            raise CurrencyNotSupported("paystack needs a positive amount", field="amount")
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        self.check_currency(request.money)
+        if not request.email:  # Paystack requires the payer's email; ours comes from the token
+            raise CurrencyNotSupported("paystack needs the payer's email, and the token carries none", field="email")
+        reference = reference_for(request.payment_id)
+        body = {
+            "email": request.email,
+            "amount": request.money.minor,  # subunits: kobo, pesewas, cents
+            "currency": request.money.currency,
+            "reference": reference,
+            "callback_url": request.return_url or self._settings.portal_return_url,
+            "metadata": {"payment_id": request.payment_id, "customer_id": request.customer_id},
+        }
+        # Sent once: no idempotency header, so the session does not repeat it.
+        try:
+            answer = self._call("POST", "/transaction/initialize", json=body)
+        except HttpRejected as exc:
+            if not _is_duplicate_reference(exc):
+                raise
+            # A create retried after an unknown outcome (checkout keeps the payment id): the first
+            # transaction exists, but its checkout URL never reached anyone, so it cannot be paid.
+            # Paystack has no call that hands that URL back, so open a second one under a suffix.
+            reference = body["reference"] = f"{reference}.{secrets.token_hex(4)}"
+            answer = self._call("POST", "/transaction/initialize", json=body)
+        data = _object(answer.get("data"))
+        url = data.get("authorization_url")
+        if not isinstance(url, str) or not url:
+            raise GatewayRejected("paystack answered without an authorization_url")
+        return CreateResult(
+            gateway_ref=_str(data.get("reference")) or reference, next_action={"type": "redirect", "url": url}
+        )
+
+    # ---- webhooks -------------------------------------------------------------------------------
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        secret = self._settings.paystack_secret_key
+        if not secret:  # an empty key would accept anyone's signature
+            raise SignatureInvalid("paystack secret key is not configured", http_status=401)
+        received = headers.get("x-paystack-signature", "").strip()
+        if not received:
+            raise SignatureInvalid("missing x-paystack-signature header")
+        expected = hmac.new(secret.encode(), raw_body, hashlib.sha512).hexdigest()
+        if not hmac.compare_digest(expected.encode(), received.lower().encode("utf-8", "replace")):
+            raise SignatureInvalid("x-paystack-signature does not match the body", http_status=401)
+
+    def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
+        try:
+            event = json.loads(raw_body)
+        except ValueError as exc:
+            raise ValueError("paystack webhook body is not JSON") from exc
+        if not isinstance(event, dict) or not isinstance(event.get("event"), str) or not event["event"]:
+            raise ValueError("paystack webhook has no event name")
+        event_type: str = event["event"]
+        data = _object(event.get("data"))
+        # No top-level event id: the event name plus the object's id is unique per event.
+        object_id = _text(data.get("id")) or _str(data.get("refund_reference")) or _str(data.get("reference"))
+        if object_id is None:
+            raise ValueError(f"paystack {event_type} carries no data.id")
+        event_id = f"{event_type}:{object_id}"
+
+        if event_type == "charge.success":
+            reference = _str(data.get("reference"))
+            payment_id, customer_id = _our_ids(data.get("metadata"), reference)
+            return GatewayEvent(
+                provider=self.name,
+                event_id=event_id,
+                event_type=event_type,
+                kind=EventKind.SUCCESS,
+                payment_id=payment_id,
+                customer_id=customer_id,
+                gateway_ref=reference,
+                money=_money(data.get("amount"), data.get("currency")),
+            )
+        if event_type == "refund.processed":
+            # The refund names the refunded transaction by its reference (ours), not its metadata.
+            transaction = _object(data.get("transaction"))
+            reference = _str(data.get("transaction_reference")) or _str(transaction.get("reference"))
+            payment_id, customer_id = _our_ids(data.get("metadata"), reference)
+            return GatewayEvent(
+                provider=self.name,
+                event_id=event_id,
+                event_type=event_type,
+                kind=EventKind.REFUND,
+                payment_id=payment_id,
+                customer_id=customer_id,
+                gateway_ref=reference,
+                money=_money(data.get("amount"), data.get("currency")),
+                refund_id=_text(data.get("id")) or _str(data.get("refund_reference")),
+            )
+        reference = _str(data.get("reference"))
+        payment_id, customer_id = _our_ids(data.get("metadata"), reference)
+        return GatewayEvent(
+            provider=self.name,
+            event_id=event_id,
+            event_type=event_type,
+            kind=EventKind.IGNORED,
+            payment_id=payment_id,
+            customer_id=customer_id,
+            gateway_ref=reference,
+        )
+
+    # ---- reconciliation -------------------------------------------------------------------------
+
+    def fetch_status(self, gateway_ref: str, payment_id: str) -> StatusAnswer:
+        reference = gateway_ref or reference_for(payment_id)
+        try:
+            answer = self._call("GET", f"/transaction/verify/{reference}")
+        except HttpRejected as exc:
+            if exc.status in (400, 404) and "not found" in _message(exc.body).lower():
+                return StatusAnswer(EventKind.IGNORED, reason="paystack does not know this reference")
+            raise
+        data = _object(answer.get("data"))
+        status = data.get("status")
+        if status == "success":
+            return StatusAnswer(EventKind.SUCCESS, money=_money(data.get("amount"), data.get("currency")))
+        if status in _FAILED_STATUSES:
+            return StatusAnswer(EventKind.FAILURE, reason=_str(data.get("gateway_response")) or str(status))
+        return StatusAnswer(EventKind.IGNORED)  # ongoing, pending, queued, ...
+
+    # ---- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def _settings(self) -> GatewaySettings:
+        if self._given_settings is None:
+            self._given_settings = gateway_settings()
+        return self._given_settings
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        settings = self._settings
+        if not settings.paystack_secret_key:
+            raise GatewayRejected("paystack is not configured (PAYSTACK_SECRET_KEY is empty)")
+        if self._session is None:
+            self._session = new_session()
+        url = settings.paystack_api_base.rstrip("/") + path
+        headers = {"Authorization": f"Bearer {settings.paystack_secret_key}"}
+        try:
+            return call_json(self._session, method, url, gateway=self.name, headers=headers, **kwargs)
+        except HttpRejected as exc:
+            detail = _message(exc.body)
+            if detail:  # e.g. "Duplicate Transaction Reference": helps whoever reads the 502
+                raise HttpRejected(f"{exc.message}: {detail[:200]}", exc.status, exc.body) from exc
+            raise
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _text(value: object) -> str | None:
+    """An id Paystack may send as a number or a string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    return _str(value)
+
+
+def _is_duplicate_reference(exc: HttpRejected) -> bool:
+    return exc.status == 400 and "duplicate" in _message(exc.body).lower()
+
+
+def _message(body: dict[str, Any] | None) -> str:
+    message = _object(body).get("message")
+    return message if isinstance(message, str) else ""
+
+
+def _our_ids(metadata: object, reference: str | None) -> tuple[str | None, str | None]:
+    """Our ids from `metadata` (which Paystack may send as "", 0, null or JSON text), else from the reference."""
+    if isinstance(metadata, str) and metadata.startswith("{"):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            metadata = None
+    meta = _object(metadata)
+    payment_id = _str(meta.get("payment_id"))
+    if payment_id is None or not is_payment_id(payment_id):
+        payment_id = payment_id_from_reference(reference) if reference else None
+    return payment_id, _str(meta.get("customer_id"))
+
+
+def _money(amount: object, currency: object) -> Money | None:
+    """Paystack amounts are integer subunits; refund payloads may send them as digit strings."""
+    if isinstance(amount, str) and amount.isascii() and amount.isdigit():
+        amount = int(amount)
+    if type(amount) is not int or not isinstance(currency, str):
+        return None
+    try:
+        return Money(amount, currency.upper())
+    except ValueError:
+        return None

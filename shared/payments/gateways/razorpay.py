@@ -1,0 +1,250 @@
+"""Razorpay adapter: Orders API + Checkout, webhooks signed with HMAC-SHA256 (docs/gateways-2.md).
+
+We create an order; the client opens Razorpay Checkout with its id. Our payment id travels as the
+order `receipt` and, with the customer id, in the order `notes`; `gateway_ref` is the order id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from payments.config import GatewaySettings, gateway_settings
+from payments.gateways.base import (
+    CreateRequest,
+    CreateResult,
+    CurrencyNotSupported,
+    EventKind,
+    GatewayEvent,
+    GatewayRejected,
+    SignatureInvalid,
+    StatusAnswer,
+)
+from payments.gateways.http import HttpRejected, call_json, new_session
+from payments.models import is_payment_id
+from payments.money import Money
+
+# Razorpay takes INR, and these only once international payments are enabled on the account. A
+# documented subset of its international list; extend it after checking the account's enablement.
+SUPPORTED_CURRENCIES = frozenset(
+    {
+        "INR",
+        "USD", "EUR", "GBP", "SGD", "AED", "AUD", "CAD", "CHF", "HKD", "JPY", "MYR", "NZD", "SAR", "QAR",
+        "SEK", "DKK", "NOK", "ZAR", "THB", "KWD", "BHD", "OMR",
+    }
+)  # fmt: skip
+
+_SUCCESS_EVENTS = frozenset({"payment.captured", "order.paid"})
+
+
+class RazorpayGateway:
+    """`Gateway` for Razorpay. Settings and the HTTP session are created on first use if not given."""
+
+    name = "razorpay"
+
+    def __init__(self, settings: GatewaySettings | None = None, session: requests.Session | None = None) -> None:
+        self._given_settings = settings
+        self._session = session
+
+    # ---- creating a payment -------------------------------------------------------------------
+
+    def check_currency(self, money: Money) -> None:
+        if money.currency not in SUPPORTED_CURRENCIES:
+            raise CurrencyNotSupported(
+                f"razorpay does not take {money.currency}; it takes {', '.join(sorted(SUPPORTED_CURRENCIES))}"
+            )
+        one_unit = 10**money.digits
+        if money.minor < one_unit:  # Razorpay's minimum is INR 1.00 (100 paise); we ask 1 unit of any
+            raise CurrencyNotSupported(f"razorpay needs at least 1 {money.currency}", field="amount")
+        if money.digits == 3 and money.minor % 10:
+            raise CurrencyNotSupported(
+                f"razorpay needs {money.currency} amounts whose last decimal is 0", field="amount"
+            )
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        self.check_currency(request.money)
+        settings = self._settings
+        key_id = _required(settings.razorpay_key_id, "RAZORPAY_KEY_ID")
+        key_secret = _required(settings.razorpay_key_secret, "RAZORPAY_KEY_SECRET")
+        body = {
+            "amount": request.money.minor,
+            "currency": request.money.currency,
+            "receipt": request.payment_id,  # at most 40 chars; ours are 30
+            "notes": {"payment_id": request.payment_id, "customer_id": request.customer_id},
+        }
+        # Razorpay takes no idempotency key, so a repeated POST could open a second order: the
+        # session never repeats it (http.new_session) and a timeout surfaces as GatewayUnavailable.
+        order = self._call("POST", "/v1/orders", auth=(key_id, key_secret), json=body)
+        order_id = order.get("id")
+        if not isinstance(order_id, str) or not order_id:
+            raise GatewayRejected("razorpay answered an order without an id")
+        return CreateResult(
+            gateway_ref=order_id,
+            next_action={
+                "type": "razorpay_checkout",
+                "order_id": order_id,
+                "key_id": key_id,
+                "amount": request.money.format(),  # the API's decimal string
+                "amount_minor": request.money.minor,  # what Razorpay Checkout's `amount` option takes
+                "currency": request.money.currency,
+            },
+        )
+
+    # ---- webhooks -------------------------------------------------------------------------------
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        secret = self._settings.razorpay_webhook_secret
+        if not secret:  # an empty key would accept anyone's signature
+            raise SignatureInvalid("razorpay webhook secret is not configured", http_status=401)
+        received = headers.get("x-razorpay-signature", "").strip()
+        if not received:
+            raise SignatureInvalid("missing X-Razorpay-Signature header")
+        expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), received.lower().encode("utf-8", "replace")):
+            raise SignatureInvalid("X-Razorpay-Signature does not match the body", http_status=401)
+
+    def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
+        event = _json_object(raw_body)
+        event_type = event.get("event")
+        if not isinstance(event_type, str) or not event_type:
+            raise ValueError("razorpay webhook has no event name")
+        payload = _object(event.get("payload"))
+        order = _entity(payload, "order")
+        payment = _entity(payload, "payment")
+        refund = _entity(payload, "refund")
+        # The body carries no event id; Razorpay sends it in a header. Without one, the body's hash
+        # still dedupes a redelivery (Razorpay resends the same body).
+        event_id = headers.get("x-razorpay-event-id") or "sha256:" + hashlib.sha256(raw_body).hexdigest()
+        # Order notes and receipt are ours (set with our key); payment notes come from Checkout.
+        payment_id, customer_id = _our_ids(order, payment, refund)
+        gateway_ref = _str(order.get("id")) or _str(payment.get("order_id"))
+
+        def make(kind: EventKind, **extra: Any) -> GatewayEvent:
+            return GatewayEvent(
+                provider=self.name,
+                event_id=event_id,
+                event_type=event_type,
+                kind=kind,
+                payment_id=payment_id,
+                customer_id=customer_id,
+                gateway_ref=gateway_ref,
+                **extra,
+            )
+
+        if event_type in _SUCCESS_EVENTS:
+            if payment:
+                money = _money(payment.get("amount"), payment.get("currency"))
+            else:
+                money = _money(order.get("amount_paid"), order.get("currency"))
+            return make(EventKind.SUCCESS, money=money)
+        if event_type == "payment.failed":
+            reason = _str(payment.get("error_description")) or _str(payment.get("error_code")) or "payment failed"
+            return make(EventKind.FAILURE, money=_money(payment.get("amount"), payment.get("currency")), reason=reason)
+        if event_type == "refund.processed":
+            if not refund:
+                raise ValueError("razorpay refund.processed without a refund entity")
+            return make(
+                EventKind.REFUND,
+                money=_money(refund.get("amount"), refund.get("currency")),
+                refund_id=_str(refund.get("id")),
+            )
+        return make(EventKind.IGNORED)
+
+    # ---- reconciliation -------------------------------------------------------------------------
+
+    def fetch_status(self, gateway_ref: str, payment_id: str) -> StatusAnswer:
+        settings = self._settings
+        auth = (
+            _required(settings.razorpay_key_id, "RAZORPAY_KEY_ID"),
+            _required(settings.razorpay_key_secret, "RAZORPAY_KEY_SECRET"),
+        )
+        order = self._call("GET", f"/v1/orders/{gateway_ref}", auth=auth)
+        if order.get("status") == "paid":
+            return StatusAnswer(EventKind.SUCCESS, money=_money(order.get("amount_paid"), order.get("currency")))
+        if order.get("status") != "attempted":
+            return StatusAnswer(EventKind.IGNORED)  # created: the payer has not tried yet
+        attempts = self._call("GET", f"/v1/orders/{gateway_ref}/payments", auth=auth).get("items")
+        payments = [p for p in attempts if isinstance(p, dict)] if isinstance(attempts, list) else []
+        for payment in payments:
+            if payment.get("status") == "captured":
+                return StatusAnswer(EventKind.SUCCESS, money=_money(payment.get("amount"), payment.get("currency")))
+        if payments and all(p.get("status") == "failed" for p in payments):
+            last = max(payments, key=lambda p: p.get("created_at") or 0)
+            return StatusAnswer(EventKind.FAILURE, reason=_str(last.get("error_description")) or "payment failed")
+        return StatusAnswer(EventKind.IGNORED)  # authorized, or still being attempted
+
+    # ---- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def _settings(self) -> GatewaySettings:
+        if self._given_settings is None:
+            self._given_settings = gateway_settings()
+        return self._given_settings
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if self._session is None:
+            self._session = new_session()
+        url = self._settings.razorpay_api_base.rstrip("/") + path
+        try:
+            return call_json(self._session, method, url, gateway=self.name, **kwargs)
+        except HttpRejected as exc:
+            detail = _object(_object(exc.body).get("error")).get("description")
+            if isinstance(detail, str) and detail:  # Razorpay's own words help whoever reads the 502
+                raise GatewayRejected(f"{exc.message}: {detail[:200]}") from exc
+            raise
+
+
+def _required(value: str, variable: str) -> str:
+    if not value:
+        raise GatewayRejected(f"razorpay is not configured ({variable} is empty)")
+    return value
+
+
+def _json_object(raw_body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw_body)
+    except ValueError as exc:
+        raise ValueError("razorpay webhook body is not JSON") from exc
+    if not isinstance(value, dict):
+        raise ValueError("razorpay webhook body is not a JSON object")
+    return value
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A JSON object, or {} for anything else: Razorpay writes empty `notes` as []."""
+    return value if isinstance(value, dict) else {}
+
+
+def _entity(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    return _object(_object(payload.get(name)).get("entity"))
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _our_ids(*entities: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Our payment and customer ids from the first entity that carries them (order first)."""
+    payment_id = customer_id = None
+    for entity in entities:
+        notes = _object(entity.get("notes"))
+        candidate = _str(notes.get("payment_id")) or _str(entity.get("receipt"))
+        if payment_id is None and candidate and is_payment_id(candidate):
+            payment_id = candidate
+        customer_id = customer_id or _str(notes.get("customer_id"))
+    return payment_id, customer_id
+
+
+def _money(amount: object, currency: object) -> Money | None:
+    """Razorpay amounts are integer subunits with an upper-case ISO code."""
+    if type(amount) is not int or not isinstance(currency, str):
+        return None
+    try:
+        return Money(amount, currency.upper())
+    except ValueError:
+        return None

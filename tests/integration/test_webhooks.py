@@ -1,0 +1,233 @@
+"""POST /webhooks/{provider}: verified, exactly once, in any order; checked on the answer AND the stored state."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id, utcnow
+from payments.store import PaymentStore
+from tests.conftest import http_event, invoke, load_function
+from tests.integration import webhook_events as events
+from tests.integration.helpers import balances, stored_payments
+
+pytestmark = pytest.mark.usefixtures("aws")
+METHODS = {
+    "razorpay": PaymentMethod.RAZORPAY,
+    "paystack": PaymentMethod.PAYSTACK,
+    "nowpayments": PaymentMethod.NOWPAYMENTS,
+}
+CURRENCY = {"razorpay": "INR", "paystack": "NGN", "nowpayments": "USD"}
+PROVIDERS = sorted(events.SIGNERS)
+
+
+def pending_payment(provider: str, customer: str, minor: int = 12345) -> Payment:
+    """A payment as Make Payment leaves it after the gateway's create call."""
+    now = utcnow()
+    payment = Payment(
+        id=new_payment_id(now),
+        customer_id=customer,
+        created_at=now,
+        amount_minor=minor,
+        currency=CURRENCY[provider],
+        status=PaymentStatus.PENDING,
+        method=METHODS[provider],
+        description="Top-up",
+        history=(HistoryEntry(at=now, status=PaymentStatus.PENDING, by="customer:u"),),
+    )
+    store = PaymentStore()
+    store.add(payment)
+    ref = {
+        "razorpay": "order_" + uuid.uuid4().hex[:14],
+        "paystack": payment.id.replace("_", "-"),
+        "nowpayments": str(uuid.uuid4().int % 10**10),
+    }[provider]
+    store.attach_gateway_ref(payment, provider, ref, card_brand=None, card_last4=None)
+    return store.require(customer, payment.id, consistent=True)
+
+
+def deliver(provider: str, delivery: events.Delivery, *, base64_body: bool = False) -> tuple[int, dict]:
+    body = base64.b64encode(delivery.body).decode() if base64_body else delivery.body.decode()
+    event = http_event(
+        "POST",
+        f"/webhooks/{provider}",
+        route="/webhooks/{provider}",
+        body=body,
+        headers=delivery.headers,
+        path_params={"provider": provider},
+    )
+    event["isBase64Encoded"] = base64_body
+    return invoke(load_function("webhooks"), event)
+
+
+def status_of(payment: Payment) -> str:
+    return PaymentStore().require(payment.customer_id, payment.id, consistent=True).status.value
+
+
+def formatted(payment: Payment, sign: int = 1) -> str:
+    return payment.money.__class__(sign * payment.amount_minor, payment.currency).format()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_success_completes_once_and_credits_balance(provider: str, customer: str) -> None:
+    payment = pending_payment(provider, customer)
+    delivery = events.SIGNERS[provider]("success", payment)
+    status, body = deliver(provider, delivery)
+    assert (status, body.get("outcome")) == (200, "completed"), body
+    stored = PaymentStore().require(customer, payment.id, consistent=True)
+    assert stored.status is PaymentStatus.COMPLETED and stored.completed_at is not None
+    assert stored.history[-1].by.startswith(f"gateway:{provider}:")
+    assert balances(customer) == {payment.currency: formatted(payment)}
+    for _ in range(3):  # duplicates: 2xx, nothing changes
+        status, body = deliver(provider, delivery, base64_body=True)
+        assert (status, body["outcome"]) == (200, "duplicate")
+    assert balances(customer) == {payment.currency: formatted(payment)}
+    assert len(PaymentStore().require(customer, payment.id).history) == 2
+
+
+@pytest.mark.parametrize("provider", ["razorpay", "nowpayments"])
+def test_failure_cancels_then_success_completes_then_failure_is_refused(provider: str, customer: str) -> None:
+    payment = pending_payment(provider, customer)
+    status, body = deliver(provider, events.SIGNERS[provider]("failure", payment))
+    assert (status, body["outcome"], status_of(payment)) == (200, "cancelled", "cancelled")
+    assert balances(customer) == {}
+    status, body = deliver(provider, events.SIGNERS[provider]("success", payment))
+    assert (status, body["outcome"], status_of(payment)) == (200, "completed", "completed")
+    status, body = deliver(provider, events.SIGNERS[provider]("failure", payment))
+    assert (status, body["outcome"], status_of(payment)) == (200, "refused", "completed")
+    assert balances(customer) == {payment.currency: formatted(payment)}
+
+
+def test_paystack_has_no_failure_event_so_the_payment_stays_pending(customer: str) -> None:
+    payment = pending_payment("paystack", customer)
+    status, body = deliver("paystack", events.paystack("failure", payment))
+    assert (status, body["outcome"], status_of(payment)) == (200, "ignored", "pending")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_refund_is_a_new_negative_payment(provider: str, customer: str) -> None:
+    payment = pending_payment(provider, customer, minor=10000)
+    deliver(provider, events.SIGNERS[provider]("success", payment))
+    refund = events.SIGNERS[provider]("refund", payment, amount_minor=2500)
+    status, body = deliver(provider, refund)
+    assert (status, body["outcome"]) == (200, "refunded")
+    assert deliver(provider, refund)[1]["outcome"] == "duplicate"
+    rows = [p for p in stored_payments(customer) if p["method"]["S"] == "refund"]
+    assert len(rows) == 1
+    assert rows[0]["amount_minor"]["N"] == "-2500" and rows[0]["refund_of"]["S"] == payment.id
+    assert rows[0]["status"]["S"] == "completed"
+    assert balances(customer) == {payment.currency: payment.money.__class__(7500, payment.currency).format()}
+    assert status_of(payment) == "completed"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_underpayment_changes_nothing(provider: str, customer: str) -> None:
+    payment = pending_payment(provider, customer, minor=10000)
+    status, body = deliver(provider, events.SIGNERS[provider]("success", payment, amount_minor=100))
+    assert (status, body["outcome"], status_of(payment)) == (200, "mismatch", "pending")
+    assert balances(customer) == {}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("attack", ["tampered", "wrong_secret", "missing_header"])
+def test_forged_webhooks_are_refused_and_change_nothing(provider: str, attack: str, customer: str) -> None:
+    payment = pending_payment(provider, customer)
+    if attack == "wrong_secret":
+        delivery = events.SIGNERS[provider]("success", payment, secret="not-the-secret")
+    else:
+        delivery = events.SIGNERS[provider]("success", payment)
+    if attack == "tampered":
+        delivery.body = (
+            delivery.body.replace(b'"payment_status":"finished"', b'"payment_status":"finished" ').replace(
+                str(abs(payment.amount_minor)).encode(), b"1", 1
+            )
+            if provider != "nowpayments"
+            else delivery.body.replace(b"123.45", b"223.45")
+        )
+    if attack == "missing_header":
+        header = events.SIGNATURE_HEADERS[provider]
+        delivery.headers = {k: v for k, v in delivery.headers.items() if k != header}
+    status, body = deliver(provider, delivery)
+    assert status in (400, 401), body
+    assert body["message"]
+    assert status_of(payment) == "pending"
+    assert balances(customer) == {}
+
+
+def test_unknown_payment_is_recorded_not_retried(customer: str) -> None:
+    ghost = pending_payment("razorpay", customer)
+    ghost = ghost.model_copy(update={"id": new_payment_id(utcnow()), "gateway_ref": "order_unknown"})
+    status, body = deliver("razorpay", events.razorpay("success", ghost, event_id="evt_ghost_" + customer))
+    assert (status, body["outcome"]) == (200, "unknown_payment")
+    status, body = deliver("razorpay", events.razorpay("success", ghost, event_id="evt_ghost_" + customer))
+    assert (status, body["outcome"]) == (200, "duplicate")
+
+
+def test_unknown_provider_is_404() -> None:
+    status, body = deliver("bitcoin", events.Delivery(b"{}", {}))
+    assert status == 404 and "bitcoin" in body["message"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_garbage_body_with_valid_signature_is_400(provider: str) -> None:
+    import hashlib
+    import hmac
+
+    from local.defaults import gateway_credential
+
+    secret = {
+        "razorpay": "RAZORPAY_WEBHOOK_SECRET",
+        "paystack": "PAYSTACK_SECRET_KEY",
+        "nowpayments": "NOWPAYMENTS_IPN_SECRET",
+    }
+    body = b"[1, 2, 3]"
+    digest = hashlib.sha256 if provider == "razorpay" else hashlib.sha512
+    sig = hmac.new(
+        gateway_credential(secret[provider]).encode(), b"[1,2,3]" if provider == "nowpayments" else body, digest
+    ).hexdigest()
+    status, answer = deliver(provider, events.Delivery(body, {events.SIGNATURE_HEADERS[provider]: sig}))
+    assert 400 <= status < 500 and answer["message"]
+
+
+def test_storm_of_duplicated_shuffled_concurrent_events() -> None:
+    """Many payments, every event delivered several times, shuffled, from parallel threads."""
+    rng = random.Random(7)
+    customer = "storm-" + uuid.uuid4().hex[:8]
+    plan = []  # (payment, final status, expected counted amount)
+    deliveries = []
+    for i in range(24):
+        provider = PROVIDERS[i % 3]
+        payment = pending_payment(provider, customer + "-" + provider, minor=1000 + i)
+        fate = rng.choice(["success", "failure", "both"]) if provider != "paystack" else "success"
+        evs = []
+        if fate in ("success", "both"):
+            evs.append(events.SIGNERS[provider]("success", payment))
+        if fate in ("failure", "both"):
+            evs.append(events.SIGNERS[provider]("failure", payment))
+        final = "cancelled" if fate == "failure" else "completed"
+        plan.append((payment, final))
+        deliveries += [(provider, e) for e in evs for _ in range(rng.randint(2, 4))]
+    rng.shuffle(deliveries)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda d: deliver(*d), deliveries))
+    assert {s for s, _ in results} == {200}
+    for payment, final in plan:
+        assert status_of(payment) == final, payment.id
+    for provider in PROVIDERS:
+        owner = customer + "-" + provider
+        expected = sum(p.amount_minor for p, f in plan if f == "completed" and p.customer_id == owner)
+        currency = CURRENCY[provider]
+        assert balances(owner).get(currency, _fmt(0, currency)) == _fmt(expected, currency)
+        completed_rows = [r for r in stored_payments(owner) if r["status"]["S"] == "completed"]
+        assert sum(int(r["amount_minor"]["N"]) for r in completed_rows) == expected
+
+
+def _fmt(minor: int, currency: str) -> str:
+    from payments.money import Money
+
+    return Money(minor, currency).format()

@@ -1,0 +1,386 @@
+"""Infrastructure checks on template.yaml: routes (API.md §4), auth, least privilege, data protection, cfn-lint.
+
+cfn-lint validates SAM resources against a schema only: it neither checks the IAM actions inside a function's
+`Policies` nor the keys of an HttpApi event, so those are asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cfnlint.api import lint_file
+from cfnlint.data import AdditionalSpecs
+from cfnlint.helpers import load_resource
+
+from payments.config import GatewaySettings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+# API.md §4, route by route, with the function that must own it.
+SPEC_ROUTES = {
+    ("GET", "/payments"): "ListPaymentsFunction",
+    ("GET", "/payments/{id}"): "ListPaymentsFunction",
+    ("GET", "/balance"): "ListPaymentsFunction",
+    ("GET", "/openapi.json"): "ListPaymentsFunction",
+    ("POST", "/payments"): "MakePaymentFunction",
+    ("POST", "/payments/exports"): "ExportCsvFunction",
+    ("POST", "/webhooks/{provider}"): "WebhooksFunction",
+    ("POST", "/admin/customers/{customer_id}/payments/{id}/complete"): "AdminFunction",
+    ("POST", "/admin/customers/{customer_id}/payments/{id}/cancel"): "AdminFunction",
+    ("POST", "/admin/customers/{customer_id}/charges"): "AdminFunction",
+    ("POST", "/admin/vouchers"): "AdminFunction",
+}
+PUBLIC_ROUTES = {("GET", "/openapi.json"), ("POST", "/webhooks/{provider}")}
+FUNCTION_FOLDERS = {
+    "ListPaymentsFunction": "list_payments",
+    "MakePaymentFunction": "make_payment",
+    "ExportCsvFunction": "export_csv",
+    "WebhooksFunction": "webhooks",
+    "AdminFunction": "admin",
+    "ReconcileFunction": "reconcile",
+}
+WRITE_ACTION = re.compile(r"^(Put|Update|Delete|TransactWrite|BatchWrite|Create|PartiQL(Insert|Update|Delete)|Restore)")
+# API.md §1: the gateway credentials that live in the Secrets Manager secret in AWS.
+GATEWAY_CREDENTIALS = {
+    "stripe_secret_key",
+    "stripe_webhook_secret",
+    "paypal_client_id",
+    "paypal_client_secret",
+    "paypal_webhook_id",
+    "razorpay_key_id",
+    "razorpay_key_secret",
+    "razorpay_webhook_secret",
+    "paystack_secret_key",
+    "nowpayments_api_key",
+    "nowpayments_ipn_secret",
+}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation short tags (!Ref, !Sub, !GetAtt, ...) as their long form."""
+
+
+def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE_PATH.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def _resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == type_}
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Function properties with Globals.Function applied underneath (as SAM does)."""
+    defaults = template["Globals"]["Function"]
+    return {
+        name: {**defaults, **res["Properties"]}
+        for name, res in _resources(template, "AWS::Serverless::Function").items()
+    }
+
+
+def _http_routes(props: dict[str, Any]) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+    return [
+        ((event["Properties"]["Method"].upper(), event["Properties"]["Path"]), event["Properties"])
+        for event in props.get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+    ]
+
+
+def _statements(props: dict[str, Any]) -> list[dict[str, Any]]:
+    """The function's IAM statements; only inline documents are allowed so every grant is visible here."""
+    statements: list[dict[str, Any]] = []
+    for policy in props.get("Policies", []):
+        assert isinstance(policy, dict), f"not an inline policy document: {policy!r}"
+        assert "Statement" in policy, f"not an inline policy document: {policy!r}"
+        statements.extend(policy["Statement"])
+    return statements
+
+
+def _statement_actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else action
+
+
+def _actions(props: dict[str, Any]) -> set[str]:
+    return {action for statement in _statements(props) for action in _statement_actions(statement)}
+
+
+def _resource_refs(statement: dict[str, Any]) -> list[Any]:
+    resource = statement["Resource"]
+    return resource if isinstance(resource, list) else [resource]
+
+
+def _log_group(template: dict[str, Any], ref: Any) -> dict[str, Any]:
+    assert isinstance(ref, dict), ref
+    assert set(ref) == {"Ref"}, ref
+    log_group = template["Resources"][ref["Ref"]]
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    return log_group
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    matches = lint_file(TEMPLATE_PATH)
+
+    assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches] == []
+
+
+def test_every_function_runs_python_312_or_later_with_the_layer_and_tracing(template: dict[str, Any]) -> None:
+    functions = _functions(template)
+    layer = template["Resources"]["SharedLayer"]
+
+    assert set(functions) == set(FUNCTION_FOLDERS)
+    for name, props in functions.items():
+        match = re.fullmatch(r"python3\.(\d+)", props["Runtime"])
+        assert match, (name, props["Runtime"])
+        assert int(match.group(1)) >= 12, (name, props["Runtime"])
+        assert props["Runtime"] in layer["Properties"]["CompatibleRuntimes"]
+        assert props["Tracing"] == "Active"
+        assert props["Layers"] == [{"Ref": "SharedLayer"}]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "shared/"
+    assert layer["Metadata"]["BuildMethod"].startswith("python3.")
+
+
+def test_each_function_is_one_folder_with_an_app_handler(template: dict[str, Any]) -> None:
+    for name, props in _functions(template).items():
+        folder = FUNCTION_FOLDERS[name]
+        assert props["CodeUri"] == f"functions/{folder}/"
+        assert props["Handler"] == "app.lambda_handler"
+        assert (ROOT / "functions" / folder / "app.py").is_file(), f"sam build needs functions/{folder}/app.py"
+
+
+def test_environment_names_every_resource_the_handlers_use(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert variables["PAYMENTS_TABLE_NAME"] == {"Ref": "PaymentsTable"}
+    assert variables["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "IdempotencyTable"}
+    assert variables["EXPORTS_BUCKET_NAME"] == {"Ref": "ExportsBucket"}
+    assert variables["GATEWAY_SECRET_ARN"] == {"Ref": "GatewaySecret"}
+    assert variables["CURSOR_SECRET_ARN"] == {"Ref": "CursorKeySecret"}
+    assert variables["MAX_PAYMENT_AMOUNT"] == {"Ref": "MaxPaymentAmount"}
+    assert variables["EXPORT_URL_EXPIRY_SECONDS"] == {"Ref": "ExportUrlExpirySeconds"}
+    assert variables["PUBLIC_BASE_URL"] == {"Ref": "PublicBaseUrl"}
+    assert template["Parameters"]["ExportUrlExpirySeconds"]["Default"] == 900  # API.md §5: 15 minutes
+
+
+def test_every_spec_route_is_declared_by_exactly_one_function(template: dict[str, Any]) -> None:
+    owners: dict[tuple[str, str], list[str]] = {}
+    for name, props in _functions(template).items():
+        for route, _ in _http_routes(props):
+            owners.setdefault(route, []).append(name)
+
+    for route, function in SPEC_ROUTES.items():
+        assert owners.get(route) == [function], route
+    assert [route for route, names in owners.items() if len(names) > 1] == []
+
+
+def test_http_events_are_plain_and_attached_to_the_api(template: dict[str, Any]) -> None:
+    # The local stack reads these keys; a typo (e.g. `Pathh`) would silently drop a route.
+    for props in _functions(template).values():
+        for (method, path), properties in _http_routes(props):
+            assert set(properties) <= {"ApiId", "Path", "Method", "Auth"}, path
+            assert properties["ApiId"] == {"Ref": "HttpApi"}
+            assert method in {"GET", "POST"}
+            assert path.startswith("/")
+
+
+def test_only_openapi_and_webhooks_skip_the_jwt_authorizer(template: dict[str, Any]) -> None:
+    auth = template["Resources"]["HttpApi"]["Properties"]["Auth"]
+    jwt = auth["Authorizers"][auth["DefaultAuthorizer"]]
+    seen = set()
+
+    assert auth["DefaultAuthorizer"] == "CognitoJwt"
+    assert jwt["IdentitySource"] == "$request.header.Authorization"
+    assert jwt["JwtConfiguration"] == {"issuer": {"Ref": "CognitoIssuerUrl"}, "audience": {"Ref": "CognitoAudience"}}
+    for props in _functions(template).values():
+        for route, properties in _http_routes(props):
+            authorizer = properties.get("Auth", {}).get("Authorizer", auth["DefaultAuthorizer"])
+            assert authorizer == ("NONE" if route in PUBLIC_ROUTES else "CognitoJwt"), route
+            seen.add(route)
+    assert seen >= PUBLIC_ROUTES
+
+
+def test_cors_allows_only_the_portal_origin_and_needed_headers(template: dict[str, Any]) -> None:
+    cors = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+
+    assert cors["AllowOrigins"] == [{"Ref": "PortalOrigin"}]
+    assert set(cors["AllowHeaders"]) == {"Authorization", "Content-Type", "Idempotency-Key"}
+    assert set(cors["AllowMethods"]) == {"GET", "POST", "OPTIONS"}
+
+
+def test_routes_are_throttled_and_access_logged(template: dict[str, Any]) -> None:
+    api = template["Resources"]["HttpApi"]["Properties"]
+    params = template["Parameters"]
+    settings = api["DefaultRouteSettings"]
+
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
+    assert params["ThrottlingRateLimit"]["Default"] > 0
+    assert params["ThrottlingBurstLimit"]["Default"] >= params["ThrottlingRateLimit"]["Default"]
+    log_group_name = api["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    log_group = _log_group(template, {"Ref": log_group_name})
+    assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    access_log = json.loads(api["AccessLogSettings"]["Format"])
+    assert access_log["requestId"] == "$context.requestId"
+    assert access_log["routeKey"] == "$context.routeKey"
+    assert access_log["status"] == "$context.status"
+    assert access_log["sourceIp"] == "$context.identity.sourceIp"
+    assert access_log["sub"] == "$context.authorizer.claims.sub"
+
+
+def test_every_function_logs_to_a_group_with_retention(template: dict[str, Any]) -> None:
+    for name, props in _functions(template).items():
+        log_group = _log_group(template, props["LoggingConfig"]["LogGroup"])
+        assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+def test_policies_name_real_actions_and_specific_resources(template: dict[str, Any]) -> None:
+    known = load_resource(AdditionalSpecs, "Policies.json")
+    for name, props in _functions(template).items():
+        for statement in _statements(props):
+            assert statement["Effect"] == "Allow"
+            assert "*" not in _resource_refs(statement), (name, statement)
+        for action in _actions(props):
+            service, _, verb = action.partition(":")
+            assert verb.lower() in known[service]["Actions"], (name, action)
+
+
+def test_list_function_cannot_write_or_read_gateway_credentials(template: dict[str, Any]) -> None:
+    props = _functions(template)["ListPaymentsFunction"]
+    actions = _actions(props)
+
+    assert actions == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem", "secretsmanager:GetSecretValue"}
+    assert [a for a in actions if WRITE_ACTION.match(a.partition(":")[2]) or "*" in a] == []
+    secret_refs = [
+        ref
+        for statement in _statements(props)
+        if "secretsmanager:GetSecretValue" in _statement_actions(statement)
+        for ref in _resource_refs(statement)
+    ]
+    assert secret_refs == [{"Ref": "CursorKeySecret"}]
+
+
+def test_only_the_export_function_touches_s3_and_only_under_exports(template: dict[str, Any]) -> None:
+    functions = _functions(template)
+    for name, props in functions.items():
+        s3_actions = {a for a in _actions(props) if a.lower().startswith("s3:")}
+        assert s3_actions == set() or name == "ExportCsvFunction", name
+    assert not any(a.lower().startswith("s3:") for a in _actions(functions["WebhooksFunction"]))
+    for statement in _statements(functions["ExportCsvFunction"]):
+        if any(a.startswith("s3:") for a in _statement_actions(statement)):
+            assert _resource_refs(statement) == [{"Fn::Sub": "${ExportsBucket.Arn}/exports/*"}]
+
+
+def test_export_function_may_invoke_only_itself(template: dict[str, Any]) -> None:
+    props = _functions(template)["ExportCsvFunction"]
+    invoke = [s for s in _statements(props) if "lambda:InvokeFunction" in _statement_actions(s)]
+
+    assert props["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-export-csv"}
+    assert len(invoke) == 1
+    assert invoke[0]["Resource"]["Fn::Sub"].endswith(":function:${AWS::StackName}-export-csv")
+    assert props["Timeout"] == 900
+
+
+def test_tables_are_on_demand_recoverable_encrypted_with_ttl(template: dict[str, Any]) -> None:
+    tables = _resources(template, "AWS::DynamoDB::Table")
+    ttl_attribute = {"PaymentsTable": "expires_at", "IdempotencyTable": "expiration"}
+
+    assert set(tables) == set(ttl_attribute)
+    for name, table in tables.items():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST", name
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, name
+        assert props["SSESpecification"]["SSEEnabled"] is True, name
+        assert props["TimeToLiveSpecification"] == {"AttributeName": ttl_attribute[name], "Enabled": True}, name
+    payments = tables["PaymentsTable"]
+    indexes = {gsi["IndexName"]: gsi for gsi in payments["Properties"]["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"GSI1", "GSI2"}
+    assert [k["AttributeName"] for k in indexes["GSI2"]["KeySchema"]] == ["GSI2PK", "GSI2SK"]
+    assert payments["DeletionPolicy"] == payments["UpdateReplacePolicy"] == "Retain"
+    assert tables["IdempotencyTable"]["Properties"]["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+
+
+def test_exports_bucket_is_private_encrypted_and_expires_old_exports(template: dict[str, Any]) -> None:
+    (bucket,) = _resources(template, "AWS::S3::Bucket").values()
+    props = bucket["Properties"]
+    rules = props["LifecycleConfiguration"]["Rules"]
+    expiry = [r for r in rules if "ExpirationInDays" in r]
+
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    encryption = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert encryption["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert expiry == [
+        {
+            "Id": "ExpireOldExports",
+            "Status": "Enabled",
+            "Prefix": "exports/",
+            "ExpirationInDays": {"Ref": "ExportRetentionDays"},
+        }
+    ]
+    assert any(r.get("AbortIncompleteMultipartUpload") == {"DaysAfterInitiation": 1} for r in rules)
+
+
+def test_exports_bucket_refuses_plain_http(template: dict[str, Any]) -> None:
+    (policy,) = _resources(template, "AWS::S3::BucketPolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+
+    assert policy["Properties"]["Bucket"] == {"Ref": "ExportsBucket"}
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_gateway_secret_holds_empty_credential_keys_only(template: dict[str, Any]) -> None:
+    secret = template["Resources"]["GatewaySecret"]["Properties"]
+    values = json.loads(secret["SecretString"])
+
+    assert set(values) == GATEWAY_CREDENTIALS
+    assert set(values.values()) == {""}  # operators fill them after deploy; nothing real in git
+    assert {f.name for f in fields(GatewaySettings)} >= GATEWAY_CREDENTIALS
+    cursor = template["Resources"]["CursorKeySecret"]["Properties"]["GenerateSecretString"]
+    assert cursor["PasswordLength"] >= 32
+
+
+def test_gateway_credentials_reach_only_the_functions_that_talk_to_gateways(template: dict[str, Any]) -> None:
+    readers = {
+        name
+        for name, props in _functions(template).items()
+        for statement in _statements(props)
+        if {"Ref": "GatewaySecret"} in _resource_refs(statement)
+    }
+
+    assert readers == {"MakePaymentFunction", "WebhooksFunction", "AdminFunction", "ReconcileFunction"}
+
+
+def test_reconciliation_runs_on_a_schedule(template: dict[str, Any]) -> None:
+    events = _functions(template)["ReconcileFunction"]["Events"]
+
+    assert [e["Properties"]["Schedule"] for e in events.values() if e["Type"] in {"Schedule", "ScheduleV2"}] == [
+        "rate(15 minutes)"
+    ]
+    assert Counter(e["Type"] for e in events.values())["HttpApi"] == 0
