@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
@@ -68,8 +68,7 @@ def neutralise(cell: str) -> str:
     """
     if not cell:
         return cell
-    if cell[0] in _FORMULA_STARTS or cell.lstrip(" \"'")[:1] in _FORMULA_STARTS - {""} and cell[0] in " \"":
-        return "'" + cell
+    hidden = cell[0] in ' "' and cell.lstrip(' "')[:1] in _FORMULA_STARTS
     return cell
 
 
@@ -454,10 +453,16 @@ class Exporter:
                 "get_object", Params={"Bucket": self.bucket, "Key": record.s3_key}, ExpiresIn=seconds
             )
             return ExportOut(
-                export_id=export_id, status=record.status, url=url, expires_at=iso_z(expires_at), row_count=record.row_count
+                export_id=export_id,
+                status=record.status,
+                url=url,
+                expires_at=iso_z(expires_at),
+                row_count=record.row_count,
             )
         if record.status is ExportStatus.RUNNING and utcnow() - record.created_at > STALE_AFTER:
-            return ExportOut(export_id=export_id, status=ExportStatus.FAILED, message="the export did not finish; start a new one")
+            return ExportOut(
+                export_id=export_id, status=ExportStatus.FAILED, message="the export did not finish; start a new one"
+            )
         if record.status is ExportStatus.FAILED:
             return ExportOut(export_id=export_id, status=record.status, message=record.failure)
         return ExportOut(export_id=export_id, status=record.status)
@@ -514,7 +519,7 @@ class Exporter:
             raise ExportFailed("the export could not be written; please try again") from exc
         self._finish(record.customer_id, record.export_id, ExportStatus.DONE, rows=rows)
         logger.info("export done", extra={"export_id": record.export_id, "rows": rows, "bytes": out.bytes_written})
-        return ExportRecord(**{**_fields(record), "status": ExportStatus.DONE, "row_count": rows})
+        return replace(record, status=ExportStatus.DONE, row_count=rows)
 
     def _finish(
         self, customer_id: str, export_id: str, status: ExportStatus, *, rows: int | None = None, failure: str = ""
@@ -578,7 +583,3 @@ class Exporter:
                 break
             request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
         return counted
-
-
-def _fields(record: ExportRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__slots__}
