@@ -332,9 +332,10 @@ class Checkout:
         return self.store.require(command.customer_id, item["payment_id"]["S"], consistent=True)
 
     def _record_result(self, payment: Payment, provider: str, result: CreateResult) -> Payment:
-        self.store.attach_gateway_ref(
-            payment, provider, result.gateway_ref, card_brand=result.card_brand, card_last4=result.card_last4
-        )
+        if result.gateway_ref:  # a card refused before Stripe made a PaymentIntent has none
+            self.store.attach_gateway_ref(
+                payment, provider, result.gateway_ref, card_brand=result.card_brand, card_last4=result.card_last4
+            )
         by = f"gateway:{provider}:create"
         if result.status is PaymentStatus.COMPLETED:
             return self.store.transition(

@@ -69,7 +69,7 @@ def neutralise(cell: str) -> str:
     if not cell:
         return cell
     hidden = cell[0] in ' "' and cell.lstrip(' "')[:1] in _FORMULA_STARTS
-    return cell
+    return "'" + cell if cell[0] in _FORMULA_STARTS or hidden else cell
 
 
 def total_cell(amount: str) -> str:
@@ -389,6 +389,39 @@ def invoke_self_async(job: dict[str, str]) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class WrittenExport:
+    rows: int
+    size: int  # bytes
+    parts: int  # 0: one PutObject
+
+
+def stream_export(
+    store: PaymentStore,
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    customer_id: str,
+    filters: ExportFilters,
+    *,
+    filename: str,
+    part_size: int = MIN_PART_SIZE,
+    page_size: int = 500,
+) -> WrittenExport:
+    """The customer's matching payments, newest first, as one CSV object: Query pages in, parts out."""
+    payments = store.stream(
+        customer_id,
+        page_size=page_size,
+        status=filters.status,
+        created_from=filters.created_from,
+        created_to=filters.created_to,
+    )
+    disposition = f'attachment; filename="{filename}"'
+    with S3ObjectWriter(s3, bucket, key, content_disposition=disposition, part_size=part_size) as out:
+        rows = write_csv(payments, out)
+    return WrittenExport(rows, out.bytes_written, out.parts)
+
+
 class Exporter:
     """Start, run and describe exports. `launcher` (tests inject one) starts the background half."""
 
@@ -495,31 +528,25 @@ class Exporter:
 
     def _write(self, record: ExportRecord) -> ExportRecord:
         """Stream the CSV to S3 and mark the record done, or failed (leaving no object)."""
-        f = record.filters
-        payments = self.store.stream(
-            record.customer_id,
-            page_size=ExportSettings.from_env().page_size,
-            status=f.status,
-            created_from=f.created_from,
-            created_to=f.created_to,
-        )
-        filename = f"payments-{record.created_at.astimezone(UTC):%Y-%m-%d}.csv"
         try:
-            with S3ObjectWriter(
+            written = stream_export(
+                self.store,
                 self.s3,
                 self.bucket,
                 record.s3_key,
-                content_disposition=f'attachment; filename="{filename}"',
+                record.customer_id,
+                record.filters,
+                filename=f"payments-{record.created_at.astimezone(UTC):%Y-%m-%d}.csv",
                 part_size=self.part_size,
-            ) as out:
-                rows = write_csv(payments, out)
+                page_size=ExportSettings.from_env().page_size,
+            )
         except Exception as exc:
             logger.exception("export failed", extra={"export_id": record.export_id})
             self._finish(record.customer_id, record.export_id, ExportStatus.FAILED, failure="the export failed")
             raise ExportFailed("the export could not be written; please try again") from exc
-        self._finish(record.customer_id, record.export_id, ExportStatus.DONE, rows=rows)
-        logger.info("export done", extra={"export_id": record.export_id, "rows": rows, "bytes": out.bytes_written})
-        return replace(record, status=ExportStatus.DONE, row_count=rows)
+        self._finish(record.customer_id, record.export_id, ExportStatus.DONE, rows=written.rows)
+        logger.info("export done", extra={"export_id": record.export_id, "rows": written.rows, "bytes": written.size})
+        return replace(record, status=ExportStatus.DONE, row_count=written.rows)
 
     def _finish(
         self, customer_id: str, export_id: str, status: ExportStatus, *, rows: int | None = None, failure: str = ""

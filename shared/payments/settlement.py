@@ -143,8 +143,12 @@ def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Resu
     key = Dedupe(
         event.provider, "refund:" + hashlib.sha256((event.refund_id or event.event_id).encode()).hexdigest()[:40]
     )
-    if not store.add(refund, dedupe=key):
-        return Result("duplicate", original.id)
+    try:
+        if not store.add(refund, dedupe=key, extra=[store.refund_claim(original, money)]):
+            return Result("duplicate", original.id)
+    except store.client.exceptions.TransactionCanceledException:
+        logger.error("refunds would exceed the payment", extra={"payment_id": original.id})
+        return Result("mismatch" if record_only(store, event, original.id) else "duplicate", original.id)
     return Result("refunded", refund.id)
 
 
@@ -211,7 +215,7 @@ def reconcile(
                 )
                 report = report.add(errors=1)
                 continue
-            if answer is not None and answer.kind in (EventKind.SUCCESS, EventKind.FAILURE):
+            if answer is not None and answer.kind in (EventKind.SUCCESS, EventKind.FAILURE, EventKind.CAPTURE):
                 event = GatewayEvent(
                     provider=provider,
                     event_id=f"reconcile:{payment.id}:{answer.kind.value}",

@@ -373,6 +373,19 @@ class PaymentStore:
             ]
         )
 
+    def refund_claim(self, original: Payment, refund: Money) -> Item:
+        """A transaction part that counts `refund` against `original`, failing if refunds would exceed it."""
+        limit = abs(original.amount_minor) - refund.minor
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"PK": _s(customer_pk(original.customer_id)), "SK": _s(payment_sk(original.id))},
+                "UpdateExpression": "ADD refunded_minor :x",
+                "ConditionExpression": "attribute_not_exists(refunded_minor) OR refunded_minor <= :limit",
+                "ExpressionAttributeValues": {":x": _n(refund.minor), ":limit": _n(limit)},
+            }
+        }
+
     def note_error(self, payment: Payment, message: str) -> None:
         """Keep the last gateway error on a pending payment, for operators and the next retry."""
         self.client.update_item(

@@ -105,7 +105,7 @@ def test_twenty_concurrent_identical_requests_store_one_payment(customer: str) -
     statuses = [s for s, _ in results]
     assert set(statuses) <= {201, 409}
     assert statuses.count(201) >= 1
-    assert len({json.dumps(b["payment"]) for s, b in results if s == 201}) == 1
+    assert len({json.dumps(b["payment"], sort_keys=True) for s, b in results if s == 201}) == 1
     assert len(stored_payments(customer)) == 1
 
 

@@ -213,3 +213,98 @@ SIGNATURE_HEADERS = {
     "paystack": "x-paystack-signature",
     "nowpayments": "x-nowpayments-sig",
 }
+
+
+# ---- Stripe: Stripe-Signature t=<ts>,v1=HMAC-SHA256(f"{t}.{body}") with the endpoint secret ----
+
+
+def stripe(
+    kind: str,
+    payment: Payment,
+    *,
+    amount_minor: int | None = None,
+    secret: str | None = None,
+    event_id: str | None = None,
+    timestamp: int | None = None,
+) -> Delivery:
+    amount = _minor(payment, amount_minor)
+    intent = {
+        "id": payment.gateway_ref,
+        "object": "payment_intent",
+        "amount": abs(payment.amount_minor),
+        "amount_received": amount if kind == "success" else 0,
+        "currency": payment.currency.lower(),
+        "status": "succeeded" if kind == "success" else "requires_payment_method",
+        "metadata": {"payment_id": payment.id, "customer_id": payment.customer_id},
+        "latest_charge": "ch_test",
+        "last_payment_error": None,
+        "cancellation_reason": None,
+    }
+    previous = None
+    if kind == "success":
+        event_type, obj = "payment_intent.succeeded", intent
+    elif kind == "failure":
+        intent["last_payment_error"] = {
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "generic_decline",
+            "message": "Your card was declined.",
+        }
+        event_type, obj = "payment_intent.payment_failed", intent
+    else:
+        obj = {
+            "id": "ch_" + uuid.uuid4().hex[:14],
+            "object": "charge",
+            "amount": abs(payment.amount_minor),
+            "amount_refunded": amount,
+            "currency": payment.currency.lower(),
+            "payment_intent": payment.gateway_ref,
+            "metadata": {},
+            "refunded": amount == abs(payment.amount_minor),
+            "refunds": {"object": "list", "data": [{"id": "re_" + uuid.uuid4().hex[:14], "amount": amount}]},
+        }
+        event_type, previous = "charge.refunded", {"amount_refunded": 0}
+    data: dict[str, Any] = {"object": obj}
+    if previous is not None:
+        data["previous_attributes"] = previous
+    event = {
+        "id": event_id or "evt_" + uuid.uuid4().hex[:20],
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "type": event_type,
+        "data": data,
+    }
+    body = json.dumps(event).encode()
+    t = int(time.time()) if timestamp is None else timestamp
+    key = (secret or gateway_credential("STRIPE_WEBHOOK_SECRET")).encode()
+    signature = hmac.new(key, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return Delivery(body, {"Stripe-Signature": f"t={t},v1={signature}"})
+
+
+SIGNERS["stripe"] = stripe
+SIGNATURE_HEADERS["stripe"] = "Stripe-Signature"
+
+
+def resign(provider: str, delivery: Delivery, body: bytes) -> Delivery:
+    """The same delivery with another body, validly signed (to test what happens after verification)."""
+    if provider == "stripe":
+        t = int(time.time())
+        key = gateway_credential("STRIPE_WEBHOOK_SECRET").encode()
+        return Delivery(
+            body,
+            {"Stripe-Signature": f"t={t},v1=" + hmac.new(key, f"{t}.".encode() + body, hashlib.sha256).hexdigest()},
+        )
+    if provider == "razorpay":
+        key = gateway_credential("RAZORPAY_WEBHOOK_SECRET").encode()
+        return Delivery(
+            body, {**delivery.headers, "X-Razorpay-Signature": hmac.new(key, body, hashlib.sha256).hexdigest()}
+        )
+    if provider == "paystack":
+        key = gateway_credential("PAYSTACK_SECRET_KEY").encode()
+        return Delivery(body, {"x-paystack-signature": hmac.new(key, body, hashlib.sha512).hexdigest()})
+    key = gateway_credential("NOWPAYMENTS_IPN_SECRET").encode()
+    canonical = _canonical(json.loads(body, parse_float=_Raw, parse_int=_Raw)).encode()
+    return Delivery(body, {"x-nowpayments-sig": hmac.new(key, canonical, hashlib.sha512).hexdigest()})

@@ -1,0 +1,423 @@
+"""PayPal adapter: Orders v2 with intent CAPTURE, webhooks verified by PayPal's postback API (GATEWAYS.md §2).
+
+Flow: `create` makes an order and hands the payer its approve link; PayPal sends
+CHECKOUT.ORDER.APPROVED (kind CAPTURE) and we call `capture`; PAYMENT.CAPTURE.COMPLETED then settles
+it. Our ids travel in the purchase unit: `reference_id` and `invoice_id` = payment_id, `custom_id` =
+"customer_id:payment_id" (payment_id alone if that would pass PayPal's 127 characters).
+Every order call carries `PayPal-Request-Id`, which makes retries safe; the OAuth token is cached
+per adapter instance until shortly before it expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from payments.config import GatewaySettings
+from payments.gateways.base import (
+    CreateRequest,
+    CreateResult,
+    CurrencyNotSupported,
+    EventKind,
+    GatewayEvent,
+    GatewayRejected,
+    SignatureInvalid,
+    StatusAnswer,
+)
+from payments.gateways.http import HttpRejected, call_json, new_session
+from payments.money import Money
+
+# developer.paypal.com/reference/currency-codes: the currencies the REST API takes.
+SUPPORTED_CURRENCIES = frozenset(
+    {"AUD", "BRL", "CAD", "CNY", "CZK", "DKK", "EUR", "HKD", "HUF", "ILS", "JPY", "MYR", "MXN", "TWD", "NZD", "NOK",
+     "PHP", "PLN", "GBP", "SGD", "SEK", "CHF", "THB", "USD"}
+)  # fmt: skip
+WHOLE_UNITS_ONLY = frozenset({"HUF", "JPY", "TWD"})  # PayPal takes no decimals for these
+CUSTOM_ID_MAX = 127
+REQUEST_ID_MAX = 108  # PayPal-Request-Id length limit
+TOKEN_MARGIN_SECONDS = 60  # refresh the OAuth token this long before PayPal says it expires
+SIGNATURE_HEADERS = (
+    "paypal-auth-algo",
+    "paypal-cert-url",
+    "paypal-transmission-id",
+    "paypal-transmission-sig",
+    "paypal-transmission-time",
+)
+_ORDER_ID = re.compile(r"[A-Z0-9-]{1,64}")  # PayPal ids are upper-case alphanumerics; ours go in URL paths
+
+# PayPal event type -> what it means for our payment. Anything else is IGNORED.
+EVENT_KINDS: dict[str, EventKind] = {
+    "CHECKOUT.ORDER.APPROVED": EventKind.CAPTURE,  # the payer approved: we must capture
+    "PAYMENT.CAPTURE.COMPLETED": EventKind.SUCCESS,
+    "PAYMENT.CAPTURE.DENIED": EventKind.FAILURE,
+    "PAYMENT.CAPTURE.DECLINED": EventKind.FAILURE,
+    "CHECKOUT.ORDER.VOIDED": EventKind.FAILURE,
+    "CHECKOUT.PAYMENT-APPROVAL.REVERSED": EventKind.FAILURE,  # approval undone before the capture settled
+    "PAYMENT.CAPTURE.REFUNDED": EventKind.REFUND,
+    "PAYMENT.CAPTURE.PENDING": EventKind.IGNORED,  # money not there yet; COMPLETED or DENIED follows
+}
+
+
+def custom_id_for(customer_id: str, payment_id: str) -> str:
+    combined = f"{customer_id}:{payment_id}"
+    return combined if len(combined) <= CUSTOM_ID_MAX else payment_id
+
+
+def parse_custom_id(value: str | None) -> tuple[str | None, str | None]:
+    """(customer_id, payment_id) from our custom_id; payment ids never contain ':'."""
+    if not value:
+        return None, None
+    customer, sep, payment = value.rpartition(":")
+    return (customer or None, payment) if sep else (None, value)
+
+
+def _request_id(key: str) -> str:
+    return key if len(key) <= REQUEST_ID_MAX else hashlib.sha256(key.encode()).hexdigest()
+
+
+def _amount_value(money: Money) -> str:
+    if money.currency in WHOLE_UNITS_ONLY:
+        return str(money.minor // 10**money.digits)
+    return money.format()
+
+
+class PayPalGateway:
+    """PayPal Checkout (Orders v2). `session` is for tests; by default a retrying one is built lazily."""
+
+    name = "paypal"
+
+    def __init__(self, settings: GatewaySettings, session: requests.Session | None = None) -> None:
+        self._settings = settings
+        self._session = session
+        self._token: str | None = None
+        self._token_expires_at = 0.0  # time.monotonic() seconds
+
+    # -- creating --------------------------------------------------------------------------------
+
+    def check_currency(self, money: Money) -> None:
+        if money.currency not in SUPPORTED_CURRENCIES:
+            raise CurrencyNotSupported(f"PayPal payments cannot be made in {money.currency}")
+        if money.minor <= 0:
+            raise CurrencyNotSupported("amount must be positive", field="amount")
+        if money.currency in WHOLE_UNITS_ONLY and money.minor % 10**money.digits:
+            raise CurrencyNotSupported(f"PayPal takes {money.currency} in whole units only", field="amount")
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        self.check_currency(request.money)
+        return_url = request.return_url or self._settings.portal_return_url
+        context: dict[str, Any] = {
+            "return_url": return_url,
+            "cancel_url": request.cancel_url or return_url,
+            "user_action": "PAY_NOW",  # we capture as soon as the payer approves
+            "shipping_preference": "NO_SHIPPING",
+        }
+        source: dict[str, Any] = {"experience_context": context}
+        if request.email:
+            source["email_address"] = request.email
+        body = {
+            "intent": "CAPTURE",
+            "purchase_units": [
+                {
+                    "reference_id": request.payment_id,
+                    "invoice_id": request.payment_id,
+                    "custom_id": custom_id_for(request.customer_id, request.payment_id),
+                    "description": request.description[:127],
+                    "amount": {"currency_code": request.money.currency, "value": _amount_value(request.money)},
+                }
+            ],
+            "payment_source": {"paypal": source},
+        }
+        order = self._api("POST", "/v2/checkout/orders", json=body, request_id=request.idempotency_key)
+        order_id = order.get("id")
+        links = {link.get("rel"): link.get("href") for link in order.get("links") or [] if isinstance(link, dict)}
+        url = links.get("payer-action") or links.get("approve")
+        if not isinstance(order_id, str) or not isinstance(url, str):
+            raise GatewayRejected("PayPal created an order without an id or approve link")
+        return CreateResult(gateway_ref=order_id, next_action={"type": "redirect", "url": url})
+
+    def capture(self, order_id: str, request_id: str) -> StatusAnswer:
+        """Capture an approved order. Same `request_id` again -> PayPal answers the first capture."""
+        _check_order_id(order_id)
+        try:
+            order = self._api("POST", f"/v2/checkout/orders/{order_id}/capture", json={}, request_id=request_id)
+        except HttpRejected as exc:
+            issue = _issue(exc.body)
+            if issue == "ORDER_ALREADY_CAPTURED":  # e.g. a redelivered APPROVED after the request id expired
+                return self._order_answer(self._order(order_id))
+            if issue == "ORDER_NOT_APPROVED":
+                return StatusAnswer(EventKind.IGNORED, reason=issue)
+            if issue in {"INSTRUMENT_DECLINED", "TRANSACTION_REFUSED", "PAYER_CANNOT_PAY"}:
+                return StatusAnswer(EventKind.FAILURE, reason=issue)
+            raise
+        return self._order_answer(order)
+
+    # -- webhooks --------------------------------------------------------------------------------
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """Ask PayPal whether it signed this delivery. A network failure raises GatewayUnavailable
+        (answered 503, so PayPal delivers again) rather than SignatureInvalid."""
+        missing = [name for name in SIGNATURE_HEADERS if not headers.get(name)]
+        if missing:
+            raise SignatureInvalid(f"missing PayPal signature header(s): {', '.join(missing)}")
+        if not self._settings.paypal_webhook_id:
+            raise SignatureInvalid("paypal webhooks are not configured")
+        try:
+            if not isinstance(json.loads(raw_body), dict):
+                raise ValueError
+        except (UnicodeDecodeError, ValueError):
+            raise SignatureInvalid("PayPal webhook body is not a JSON object") from None
+        fields = {
+            "auth_algo": headers["paypal-auth-algo"],
+            "cert_url": headers["paypal-cert-url"],
+            "transmission_id": headers["paypal-transmission-id"],
+            "transmission_sig": headers["paypal-transmission-sig"],
+            "transmission_time": headers["paypal-transmission-time"],
+            "webhook_id": self._settings.paypal_webhook_id,
+        }
+        # The event goes in byte for byte: PayPal checks a CRC of the body it sent, and a
+        # re-serialised copy (key order, escapes, number forms) would not match.
+        payload = json.dumps(fields)[:-1].encode() + b',"webhook_event":' + raw_body + b"}"
+        try:
+            answer = self._api(
+                "POST",
+                "/v1/notifications/verify-webhook-signature",
+                data=payload,
+                headers={"Content-Type": "application/json"},
+            )
+        except HttpRejected as exc:
+            if exc.status in (400, 422):  # PayPal refused the signature fields themselves
+                raise SignatureInvalid("PayPal refused to verify this webhook signature") from None
+            raise
+        if answer.get("verification_status") != "SUCCESS":
+            raise SignatureInvalid("PayPal says this webhook signature is not valid")
+
+    def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
+        event = _json_object(raw_body)
+        event_type = _text(event, "event_type")
+        resource = _dict(event, "resource")
+        kind = EVENT_KINDS.get(event_type, EventKind.IGNORED)
+        fields: dict[str, Any] = {"provider": self.name, "event_id": _text(event, "id"), "event_type": event_type}
+
+        if resource.get("purchase_units") is not None:  # an order (CHECKOUT.* events)
+            unit = _first_unit(resource)
+            customer_id, payment_id = parse_custom_id(_opt_text(unit, "custom_id"))
+            order_id = _opt_text(resource, "order_id") or _opt_text(resource, "id")
+            money = _money(unit["amount"]) if isinstance(unit.get("amount"), dict) else None
+            return GatewayEvent(
+                kind=kind,
+                payment_id=payment_id or _opt_text(unit, "reference_id"),
+                customer_id=customer_id,
+                gateway_ref=order_id,
+                money=money if kind is EventKind.CAPTURE else None,
+                reason=event_type if kind is EventKind.FAILURE else None,
+                **fields,
+            )
+
+        # A capture (PAYMENT.CAPTURE.*) or a refund (PAYMENT.CAPTURE.REFUNDED) resource.
+        customer_id, payment_id = parse_custom_id(_opt_text(resource, "custom_id"))
+        payment_id = payment_id or _opt_text(resource, "invoice_id")
+        if kind is EventKind.REFUND:
+            # A refund carries our ids only if PayPal copied them; its "up" link names the capture,
+            # which PayPal resolves to our ids and the order id (the gateway_ref we stored).
+            capture_id = _up_capture_id(resource)
+            order_id = None
+            if capture_id:
+                found_customer, found_payment, order_id = self.capture_references(capture_id)
+                customer_id, payment_id = customer_id or found_customer, payment_id or found_payment
+            return GatewayEvent(
+                kind=kind,
+                payment_id=payment_id,
+                customer_id=customer_id,
+                gateway_ref=order_id or capture_id,
+                money=_money(_dict(resource, "amount")),
+                refund_id=_text(resource, "id"),
+                **fields,
+            )
+        related = resource.get("supplementary_data")
+        ids = related.get("related_ids") if isinstance(related, dict) else None
+        order_id = _opt_text(ids, "order_id") if isinstance(ids, dict) else None
+        details = resource.get("status_details")
+        reason = _opt_text(details, "reason") if isinstance(details, dict) else None
+        return GatewayEvent(
+            kind=kind,
+            payment_id=payment_id,
+            customer_id=customer_id,
+            gateway_ref=order_id,
+            money=_money(_dict(resource, "amount")) if kind is EventKind.SUCCESS else None,
+            reason=(reason or _opt_text(resource, "status") or event_type) if kind is EventKind.FAILURE else None,
+            **fields,
+        )
+
+    def capture_references(self, capture_id: str) -> tuple[str | None, str | None, str | None]:
+        """(customer_id, payment_id, order_id) of a capture: for refund events that carry no ids of ours."""
+        _check_order_id(capture_id)
+        capture = self._api("GET", f"/v2/payments/captures/{capture_id}")
+        customer_id, payment_id = parse_custom_id(_opt_text(capture, "custom_id"))
+        related = capture.get("supplementary_data")
+        ids = related.get("related_ids") if isinstance(related, dict) else None
+        order_id = _opt_text(ids, "order_id") if isinstance(ids, dict) else None
+        return customer_id, payment_id or _opt_text(capture, "invoice_id"), order_id
+
+    # -- reconciliation --------------------------------------------------------------------------
+
+    def fetch_status(self, gateway_ref: str, payment_id: str) -> StatusAnswer:
+        """SUCCESS/FAILURE as the order's capture says; CAPTURE for an order approved but never
+        captured (its webhook was lost: the caller should `capture` it); IGNORED while open."""
+        _check_order_id(gateway_ref)
+        order = self._order(gateway_ref)
+        unit = _first_unit(order)
+        owner = _opt_text(unit, "reference_id") or parse_custom_id(_opt_text(unit, "custom_id"))[1]
+        if owner and owner != payment_id:
+            return StatusAnswer(EventKind.IGNORED, reason=f"order {gateway_ref} belongs to another payment")
+        return self._order_answer(order)
+
+    def _order(self, order_id: str) -> dict[str, Any]:
+        return self._api("GET", f"/v2/checkout/orders/{order_id}")
+
+    @staticmethod
+    def _order_answer(order: dict[str, Any]) -> StatusAnswer:
+        status = order.get("status")
+        if status == "VOIDED":
+            return StatusAnswer(EventKind.FAILURE, reason="order voided")
+        payments = _first_unit(order).get("payments")
+        captures = payments.get("captures") if isinstance(payments, dict) else None
+        if isinstance(captures, list) and captures and isinstance(captures[0], dict):
+            capture = captures[0]
+            capture_status = capture.get("status")
+            if capture_status in {"COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED"}:  # paid; refunds come as events
+                return StatusAnswer(EventKind.SUCCESS, money=_money(_dict(capture, "amount")))
+            if capture_status in {"DECLINED", "FAILED"}:
+                details = capture.get("status_details")
+                reason = _opt_text(details, "reason") if isinstance(details, dict) else None
+                return StatusAnswer(EventKind.FAILURE, reason=reason or str(capture_status))
+            return StatusAnswer(EventKind.IGNORED, reason=f"capture {capture_status}")
+        if status == "APPROVED":
+            return StatusAnswer(EventKind.CAPTURE)
+        return StatusAnswer(EventKind.IGNORED)
+
+    # -- HTTP --------------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = new_session()
+        return self._session
+
+    def _api(
+        self,
+        method: str,
+        path: str,
+        *,
+        request_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """One authenticated call; a 401 (token revoked early) gets one new token and one more try."""
+        sent = dict(headers or {})
+        if request_id is not None:
+            sent["PayPal-Request-Id"] = _request_id(request_id)
+            sent["Prefer"] = "return=representation"
+        url = self._settings.paypal_api_base.rstrip("/") + path
+        for attempt in (1, 2):
+            sent["Authorization"] = f"Bearer {self._access_token()}"
+            try:
+                return call_json(self.session, method, url, gateway=self.name, headers=sent, **kwargs)
+            except HttpRejected as exc:
+                if exc.status != 401 or attempt == 2:
+                    raise
+                self._token = None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _access_token(self) -> str:
+        if self._token is not None and time.monotonic() < self._token_expires_at:
+            return self._token
+        client_id, secret = self._settings.paypal_client_id, self._settings.paypal_client_secret
+        if not client_id or not secret:
+            raise GatewayRejected("PayPal credentials are not configured")
+        answer = call_json(
+            self.session,
+            "POST",
+            self._settings.paypal_api_base.rstrip("/") + "/v1/oauth2/token",
+            gateway=self.name,
+            auth=(client_id, secret),
+            data={"grant_type": "client_credentials"},
+            headers={"Accept": "application/json"},
+        )
+        token, lifetime = answer.get("access_token"), answer.get("expires_in")
+        if not isinstance(token, str) or not token:
+            raise GatewayRejected("PayPal answered the token request without an access_token")
+        seconds = lifetime if isinstance(lifetime, int) else 0
+        self._token = token
+        self._token_expires_at = time.monotonic() + max(seconds - TOKEN_MARGIN_SECONDS, 0)
+        return token
+
+
+def _check_order_id(value: str) -> None:
+    if not _ORDER_ID.fullmatch(value):
+        raise GatewayRejected("not a PayPal order or capture id")
+
+
+def _issue(body: dict[str, Any] | None) -> str | None:
+    """The first `details[].issue` of a PayPal error body (ORDER_ALREADY_CAPTURED, ...)."""
+    details = body.get("details") if body else None
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        issue = details[0].get("issue")
+        return issue if isinstance(issue, str) else None
+    return None
+
+
+def _up_capture_id(refund: dict[str, Any]) -> str | None:
+    for link in refund.get("links") or []:
+        if isinstance(link, dict) and link.get("rel") == "up" and isinstance(link.get("href"), str):
+            return str(link["href"]).rstrip("/").rsplit("/", 1)[-1] or None
+    return None
+
+
+# -- small JSON readers: ValueError for anything not shaped as PayPal sends it -----------------------
+
+
+def _money(amount: dict[str, Any]) -> Money:
+    """PayPal's {"currency_code": "USD", "value": "23.99"}; MoneyError (a ValueError) if malformed."""
+    return Money.parse(amount.get("value"), amount.get("currency_code"))
+
+
+def _first_unit(order: dict[str, Any]) -> dict[str, Any]:
+    units = order.get("purchase_units")
+    if isinstance(units, list) and units and isinstance(units[0], dict):
+        return units[0]
+    return {}
+
+
+def _json_object(raw_body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw_body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("webhook body is not JSON") from exc
+    if not isinstance(value, dict):
+        raise ValueError("webhook body is not a JSON object")
+    return value
+
+
+def _dict(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be an object")
+    return value
+
+
+def _text(parent: Mapping[str, Any], key: str) -> str:
+    value = parent.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string")
+    return value
+
+
+def _opt_text(parent: Mapping[str, Any], key: str) -> str | None:
+    value = parent.get(key)
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,408 @@
+"""Stripe adapter: card payments as PaymentIntents confirmed at once (GATEWAYS.md §1, API.md §4).
+
+Stripe's amount unit is not always ISO 4217's: zero-decimal currencies take whole units, ISK keeps
+two decimals though only whole krónur can be charged, and three-decimal currencies take minor units
+ending in 0. `_to_stripe_amount` / `_from_stripe_amount` are the only places that convert.
+
+Raw card numbers and CVCs pass through `create` to Stripe's PaymentMethod API and nowhere else:
+not into logs (the SDK's debug log of request bodies is filtered below), exceptions or results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import stripe
+from stripe.params import PaymentIntentCreateParams, PaymentMethodCreateParamsCard
+
+from payments._currencies import MINOR_DIGITS
+from payments.config import GatewaySettings
+from payments.gateways.base import (
+    CreateRequest,
+    CreateResult,
+    CurrencyNotSupported,
+    EventKind,
+    GatewayEvent,
+    GatewayRejected,
+    GatewayUnavailable,
+    SignatureInvalid,
+    StatusAnswer,
+)
+from payments.models import PaymentStatus
+from payments.money import Money
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_TOLERANCE_SECONDS = 300  # Stripe's own default: older signed timestamps are replays
+TIMEOUT = (3.05, 20.0)  # (connect, read) seconds; the SDK's default read timeout is 80 s
+NETWORK_RETRIES = 2  # safe: every POST carries an idempotency key
+_IDEMPOTENCY_KEY_MAX = 255
+
+
+def _codes(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Presentment currencies Stripe accepts for card payments (docs.stripe.com/currencies), kept to the
+# codes our ISO 4217 table knows. Funds codes (CLF, UYW, BOV...) and metals are not here on purpose.
+SUPPORTED_CURRENCIES = (
+    _codes(
+        """
+    AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BWP BYN BZD CAD
+    CDF CHF CLP CNY COP CRC CVE CZK DJF DKK DOP DZD EGP ETB EUR FJD FKP GBP GEL GIP GMD GNF GTQ GYD
+    HKD HNL HTG HUF IDR ILS INR ISK JMD JOD JPY KES KGS KHR KMF KRW KWD KYD KZT LAK LBP LKR LRD LSL
+    MAD MDL MGA MKD MMK MNT MOP MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP
+    PKR PLN PYG QAR RON RSD RWF SAR SBD SCR SEK SGD SHP SLE SOS SRD SZL THB TJS TND TOP TRY TTD TWD
+    TZS UAH UGX USD UYU UZS VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW
+    """
+    )
+    & MINOR_DIGITS.keys()
+)
+
+ZERO_DECIMAL = _codes("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF")
+THREE_DECIMAL = _codes("BHD JOD KWD OMR TND")  # last digit of the amount must be 0
+# Stripe's minimum charge per settlement currency, in major units; others: at least one unit of
+# Stripe's amount (Stripe itself refuses below ~0.50 USD equivalent, answered as GatewayRejected).
+MINIMUM_CHARGE: dict[str, Decimal] = {
+    k: Decimal(v)
+    for k, v in {
+        "USD": "0.50", "AED": "2.00", "AUD": "0.50", "BGN": "1.00", "BRL": "0.50", "CAD": "0.50", "CHF": "0.50",
+        "CZK": "15.00", "DKK": "2.50", "EUR": "0.50", "GBP": "0.30", "HKD": "4.00", "HUF": "175.00", "INR": "0.50",
+        "JPY": "50", "MXN": "10", "MYR": "2", "NOK": "3.00", "NZD": "0.50", "PLN": "2.00", "RON": "2.00",
+        "SEK": "3.00", "SGD": "0.50", "THB": "10",
+    }.items()
+}  # fmt: skip
+MAX_AMOUNT = 99_999_999  # eight digits of Stripe's amount unit
+
+
+def _exponent(currency: str) -> int:
+    """Decimal places of Stripe's amount unit for `currency` (ISK: 2, as Stripe keeps it)."""
+    if currency in ZERO_DECIMAL:
+        return 0
+    if currency in THREE_DECIMAL:
+        return 3
+    return 2
+
+
+def _to_stripe_amount(money: Money) -> int:
+    scaled = money.to_decimal().scaleb(_exponent(money.currency))
+    if scaled != scaled.to_integral_value():
+        raise CurrencyNotSupported(f"Stripe charges {money.currency} in whole units only", field="amount")
+    return int(scaled)
+
+
+def _from_stripe_amount(amount: object, currency: object) -> Money:
+    if type(amount) is not int or not isinstance(currency, str):
+        raise ValueError("Stripe amount must be an integer with a currency")
+    code = currency.upper()
+    if code not in MINOR_DIGITS:
+        raise ValueError(f"unknown currency {currency!r}")
+    return Money.from_decimal(Decimal(amount).scaleb(-_exponent(code)), code)
+
+
+def _bounded_key(key: str) -> str:
+    """Stripe keeps idempotency keys up to 255 chars; a longer one is replaced by its digest."""
+    return key if len(key) <= _IDEMPOTENCY_KEY_MAX else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+class _DropRequestBodies(logging.Filter):
+    """The SDK logs every request body at DEBUG ("Post details"); for PaymentMethods that is card data."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "post_data=" not in str(record.msg)
+
+
+logging.getLogger("stripe").addFilter(_DropRequestBodies())
+
+
+def _sdk_prints_bodies() -> bool:
+    """STRIPE_LOG=debug / stripe.log="debug" make the SDK print request bodies to stderr, past logging."""
+    return "debug" in (str(stripe.log).lower(), os.environ.get("STRIPE_LOG", "").lower())
+
+
+class StripeGateway:
+    """Cards through Stripe PaymentIntents. `client` is for tests; by default one is built lazily."""
+
+    name = "stripe"
+
+    def __init__(self, settings: GatewaySettings, client: stripe.StripeClient | None = None) -> None:
+        self._settings = settings
+        self._client = client
+
+    @property
+    def client(self) -> stripe.StripeClient:
+        if self._client is None:
+            self._client = stripe.StripeClient(
+                self._settings.stripe_secret_key,
+                base_addresses={"api": self._settings.stripe_api_base},
+                http_client=stripe.RequestsClient(timeout=TIMEOUT),
+                max_network_retries=NETWORK_RETRIES,
+            )
+        return self._client
+
+    # -- creating --------------------------------------------------------------------------------
+
+    def check_currency(self, money: Money) -> None:
+        code = money.currency
+        if code not in SUPPORTED_CURRENCIES:
+            raise CurrencyNotSupported(f"card payments cannot be made in {code}")
+        if money.minor <= 0:
+            raise CurrencyNotSupported("amount must be positive", field="amount")
+        amount = _to_stripe_amount(money)
+        if code in THREE_DECIMAL and amount % 10:
+            raise CurrencyNotSupported(f"Stripe charges {code} in multiples of 0.010", field="amount")
+        if amount > MAX_AMOUNT:
+            raise CurrencyNotSupported(f"amount is above what a card payment in {code} can take", field="amount")
+        minimum = MINIMUM_CHARGE.get(code)
+        if minimum is not None and money.to_decimal() < minimum:
+            raise CurrencyNotSupported(f"the smallest card payment in {code} is {minimum}", field="amount")
+
+    def create(self, request: CreateRequest) -> CreateResult:
+        self.check_currency(request.money)
+        brand: str | None = None
+        last4: str | None = None
+        try:
+            method_id, brand, last4 = self._payment_method(request)
+            intent = self.client.v1.payment_intents.create(
+                self._intent_params(request, method_id), {"idempotency_key": _bounded_key(request.idempotency_key)}
+            )
+        except stripe.CardError as exc:  # a decline, at the PaymentIntent or already at the card (bad number)
+            return _declined(exc, brand, last4)
+        except stripe.StripeError as exc:
+            raise _gateway_error(exc, "create the payment") from None  # the SDK error holds the request context
+
+        if brand is None and isinstance(intent.payment_method, stripe.PaymentMethod):
+            brand, last4 = _card_of(intent.payment_method)
+        ref = intent.id
+        if intent.status == "succeeded":
+            return CreateResult(ref, PaymentStatus.COMPLETED, card_brand=brand, card_last4=last4)
+        if intent.status == "requires_action":
+            action = {"type": "stripe_sdk", "client_secret": intent.client_secret}
+            return CreateResult(ref, PaymentStatus.PENDING, next_action=action, card_brand=brand, card_last4=last4)
+        failure = _failure_of(intent)
+        if failure is not None:
+            return CreateResult(
+                ref, PaymentStatus.CANCELLED, failure_reason=failure, card_brand=brand, card_last4=last4
+            )
+        return CreateResult(ref, PaymentStatus.PENDING, card_brand=brand, card_last4=last4)  # processing: webhook
+
+    def _intent_params(self, request: CreateRequest, method_id: str) -> PaymentIntentCreateParams:
+        return {
+            "amount": _to_stripe_amount(request.money),
+            "currency": request.money.currency.lower(),
+            "payment_method": method_id,
+            "confirm": True,
+            "use_stripe_sdk": True,  # next_action is then for Stripe.js handleNextAction(client_secret)
+            "return_url": request.return_url or self._settings.portal_return_url,
+            "description": request.description[:1000],
+            "metadata": {"payment_id": request.payment_id, "customer_id": request.customer_id},
+            "expand": ["payment_method"],
+        }
+
+    def _payment_method(self, request: CreateRequest) -> tuple[str, str | None, str | None]:
+        """The PaymentMethod to charge, and its brand/last4 when we already know them."""
+        if request.payment_method:
+            return request.payment_method, None, None
+        card = request.card
+        if card is None:
+            raise ValueError("a card payment needs a card or a payment_method")
+        if _sdk_prints_bodies():
+            raise GatewayRejected("refusing to send card data while Stripe SDK debug output is on (STRIPE_LOG)")
+        fields: PaymentMethodCreateParamsCard = {
+            "number": card.number,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+            "cvc": card.cvc,
+        }
+        method = self.client.v1.payment_methods.create(
+            {"type": "card", "card": fields},
+            {"idempotency_key": _bounded_key(request.idempotency_key + ":pm")},
+        )
+        brand, last4 = _card_of(method)
+        return method.id, brand, last4
+
+    # -- webhooks --------------------------------------------------------------------------------
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        header = headers.get("stripe-signature")
+        if not header:
+            raise SignatureInvalid("missing Stripe-Signature header")
+        secret = self._settings.stripe_webhook_secret
+        if not secret:
+            logger.error("stripe webhook secret is not configured; refusing every stripe webhook")
+            raise SignatureInvalid("stripe webhooks are not configured")
+        try:
+            stripe.WebhookSignature.verify_header(raw_body, header, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
+        except stripe.SignatureVerificationError as exc:
+            raise SignatureInvalid(f"bad Stripe-Signature: {exc.user_message}") from None
+        except (UnicodeDecodeError, ValueError):
+            raise SignatureInvalid("Stripe webhook body is not UTF-8 text") from None
+
+    def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
+        event = _json_object(raw_body)
+        event_id, event_type = _text(event, "id"), _text(event, "type")
+        obj = _dict(_dict(event, "data"), "object")
+        metadata = obj.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        base: dict[str, Any] = {
+            "provider": self.name,
+            "event_id": event_id,
+            "event_type": event_type,
+            "payment_id": _opt_text(metadata, "payment_id"),
+            "customer_id": _opt_text(metadata, "customer_id"),
+        }
+        kind = EVENT_KINDS.get(event_type, EventKind.IGNORED)
+        if kind is EventKind.SUCCESS:
+            money = _from_stripe_amount(obj.get("amount_received"), obj.get("currency"))
+            return GatewayEvent(kind=kind, gateway_ref=_text(obj, "id"), money=money, **base)
+        if kind is EventKind.FAILURE:
+            error = obj.get("last_payment_error")
+            reason = _error_reason(error) if isinstance(error, dict) else obj.get("cancellation_reason")
+            return GatewayEvent(kind=kind, gateway_ref=_text(obj, "id"), reason=str(reason or event_type), **base)
+        if kind is EventKind.REFUND:
+            return self._refund_event(event, obj, base)
+        return GatewayEvent(kind=EventKind.IGNORED, gateway_ref=_opt_text(obj, "id"), **base)
+
+    @staticmethod
+    def _refund_event(event: dict[str, Any], charge: dict[str, Any], base: dict[str, Any]) -> GatewayEvent:
+        """charge.refunded: `amount_refunded` is the charge's running total, so the refund this event
+        reports is the growth since `previous_attributes`. The charge's own metadata is empty unless
+        copied, so `gateway_ref` carries the PaymentIntent id to find the payment by."""
+        previous = _dict(event, "data").get("previous_attributes")
+        before = previous.get("amount_refunded", 0) if isinstance(previous, dict) else 0
+        total = charge.get("amount_refunded")
+        if type(total) is not int or type(before) is not int:
+            raise ValueError("amount_refunded must be an integer")
+        refunded = _from_stripe_amount(total - before, charge.get("currency"))
+        if not refunded.is_positive:
+            raise ValueError("charge.refunded reports no new refunded amount")
+        refunds = charge.get("refunds")
+        newest = refunds.get("data") if isinstance(refunds, dict) else None
+        refund_id = newest[0].get("id") if isinstance(newest, list) and newest and isinstance(newest[0], dict) else None
+        return GatewayEvent(
+            kind=EventKind.REFUND,
+            gateway_ref=_opt_text(charge, "payment_intent") or _text(charge, "id"),
+            money=refunded,
+            refund_id=str(refund_id or base["event_id"]),
+            **base,
+        )
+
+    # -- reconciliation --------------------------------------------------------------------------
+
+    def fetch_status(self, gateway_ref: str, payment_id: str) -> StatusAnswer:
+        if not gateway_ref.startswith("pi_"):  # e.g. "" for a card refused before any PaymentIntent
+            raise GatewayRejected(f"{gateway_ref!r} is not a Stripe PaymentIntent id")
+        try:
+            intent = self.client.v1.payment_intents.retrieve(gateway_ref)
+        except stripe.StripeError as exc:
+            raise _gateway_error(exc, "read the payment") from exc
+        owner = intent.metadata.to_dict().get("payment_id") if intent.metadata else None
+        if owner and owner != payment_id:
+            return StatusAnswer(EventKind.IGNORED, reason=f"{gateway_ref} belongs to another payment")
+        if intent.status == "succeeded":
+            return StatusAnswer(EventKind.SUCCESS, money=_from_stripe_amount(intent.amount_received, intent.currency))
+        failure = _failure_of(intent)
+        if failure is not None:
+            return StatusAnswer(EventKind.FAILURE, reason=failure)
+        return StatusAnswer(EventKind.IGNORED)
+
+
+# Stripe event type -> what it means for our payment. Anything else is IGNORED.
+EVENT_KINDS: dict[str, EventKind] = {
+    "payment_intent.succeeded": EventKind.SUCCESS,
+    "payment_intent.payment_failed": EventKind.FAILURE,
+    "payment_intent.canceled": EventKind.FAILURE,
+    "charge.refunded": EventKind.REFUND,
+}
+
+
+def _declined(exc: stripe.CardError, brand: str | None, last4: str | None) -> CreateResult:
+    """A decline is an answer, not an error: the payment is recorded as cancelled with the reason."""
+    error = exc.error
+    intent_id = ""
+    if error is not None:
+        if error.payment_intent is not None:
+            intent_id = error.payment_intent.id
+        if brand is None and error.payment_method is not None:
+            brand, last4 = _card_of(error.payment_method)
+    reason = _error_reason(error) if error is not None else f"card_declined: {exc.code or 'declined'}"
+    return CreateResult(
+        gateway_ref=intent_id, status=PaymentStatus.CANCELLED, failure_reason=reason, card_brand=brand, card_last4=last4
+    )
+
+
+def _failure_of(intent: stripe.PaymentIntent) -> str | None:
+    """Why a PaymentIntent ended unpaid, or None while it may still be paid. A failed attempt leaves
+    it in requires_payment_method; we never retry on it, so for our payment that is final."""
+    if intent.status == "canceled":
+        return intent.cancellation_reason or "canceled"
+    if intent.status == "requires_payment_method" and intent.last_payment_error is not None:
+        return _error_reason(intent.last_payment_error)
+    return None
+
+
+def _error_reason(error: Mapping[str, Any] | stripe.StripeObject) -> str:
+    """`code: decline_code or message` from a Stripe error object (webhook dict or SDK object)."""
+    fields = error.to_dict() if isinstance(error, stripe.StripeObject) else error
+    code = fields.get("code") or "card_declined"
+    detail = fields.get("decline_code") or fields.get("message") or "declined"
+    return f"{code}: {detail}"[:500]
+
+
+def _card_of(method: stripe.PaymentMethod) -> tuple[str | None, str | None]:
+    card = getattr(method, "card", None)
+    if card is None:
+        return None, None
+    return getattr(card, "brand", None), getattr(card, "last4", None)
+
+
+def _gateway_error(exc: stripe.StripeError, doing: str) -> GatewayUnavailable | GatewayRejected:
+    """Map an SDK error to ours with a message naming only the code/param Stripe gave, never input."""
+    status = exc.http_status
+    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError) or (status or 0) >= 500:
+        logger.warning("stripe unavailable", extra={"stripe_status": status, "stripe_request_id": exc.request_id})
+        return GatewayUnavailable(f"Stripe could not {doing} now ({status or 'no answer'})")
+    error = exc.error
+    code = (error.code if error is not None else None) or exc.code or type(exc).__name__
+    param = error.param if error is not None else None
+    where = f", parameter {param}" if param else ""
+    logger.warning("stripe refused", extra={"stripe_status": status, "stripe_code": code, "stripe_param": param})
+    return GatewayRejected(f"Stripe refused to {doing}: {status} {code}{where}")
+
+
+# -- small JSON readers: ValueError for anything not shaped as Stripe sends it -----------------------
+
+
+def _json_object(raw_body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw_body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("webhook body is not JSON") from exc
+    if not isinstance(value, dict):
+        raise ValueError("webhook body is not a JSON object")
+    return value
+
+
+def _dict(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be an object")
+    return value
+
+
+def _text(parent: Mapping[str, Any], key: str) -> str:
+    value = parent.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string")
+    return value
+
+
+def _opt_text(parent: Mapping[str, Any], key: str) -> str | None:
+    value = parent.get(key)
+    return value if isinstance(value, str) and value else None
