@@ -154,3 +154,15 @@ def invoke(module: ModuleType, event: dict[str, Any]) -> tuple[int, Any]:
     answer = module.lambda_handler(event, FakeContext())
     body = answer.get("body") or "null"
     return answer["statusCode"], json.loads(body) if body.lstrip()[:1] in "{[n" else body
+
+
+@pytest.fixture(scope="session")
+def gateway_sim(aws: dict[str, str]) -> Iterator[Any]:
+    """The local gateway simulator, with every adapter's API base pointed at it (as `make dev` does)."""
+    from local.gateway_sim import GatewaySimulator
+
+    sim = GatewaySimulator("http://127.0.0.1:9")  # webhooks are sent by the tests themselves here
+    sim.start()
+    os.environ.update(sim.api_base_env())
+    yield sim
+    sim.stop()
