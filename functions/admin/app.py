@@ -53,23 +53,31 @@ def _settle(customer_id: str, payment_id: str, target: PaymentStatus, body: oper
 
 
 @app.post(
-    "/admin/customers/<customer_id>/payments/<payment_id>/complete",
+    "/admin/customers/<customer_id>/payments/<id>/complete",
     tags=["admin"],
     summary="Complete a pending payment",
+    responses=api.responses({200: ("The payment, completed", PaymentOut)}, 401, 403, 404, 409),
 )
 def complete(
-    customer_id: CustomerId, payment_id: PaymentId, body: Annotated[operations.SettleBody | None, Body()] = None
+    customer_id: CustomerId,
+    id: PaymentId,
+    body: Annotated[operations.SettleBody | None, Body()] = None,
 ) -> PaymentOut:
-    return _settle(customer_id, payment_id, PaymentStatus.COMPLETED, body)
+    return _settle(customer_id, id, PaymentStatus.COMPLETED, body)
 
 
 @app.post(
-    "/admin/customers/<customer_id>/payments/<payment_id>/cancel", tags=["admin"], summary="Cancel a pending payment"
+    "/admin/customers/<customer_id>/payments/<id>/cancel",
+    tags=["admin"],
+    summary="Cancel a pending payment",
+    responses=api.responses({200: ("The payment, cancelled", PaymentOut)}, 401, 403, 404, 409),
 )
 def cancel(
-    customer_id: CustomerId, payment_id: PaymentId, body: Annotated[operations.SettleBody | None, Body()] = None
+    customer_id: CustomerId,
+    id: PaymentId,
+    body: Annotated[operations.SettleBody | None, Body()] = None,
 ) -> PaymentOut:
-    return _settle(customer_id, payment_id, PaymentStatus.CANCELLED, body)
+    return _settle(customer_id, id, PaymentStatus.CANCELLED, body)
 
 
 @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=idempotency_config)
@@ -78,11 +86,16 @@ def _charge(request: dict[str, Any], body: operations.ChargeBody, actor: str) ->
     return payment.to_api().model_dump()
 
 
-@app.post("/admin/customers/<customer_id>/charges", tags=["admin"], summary="Record a purchase (a negative payment)")
+@app.post(
+    "/admin/customers/<customer_id>/charges",
+    tags=["admin"],
+    summary="Record a purchase (a negative payment)",
+    responses=api.responses({201: ("The purchase, as a completed negative payment", PaymentOut)}, 401, 403, 409),
+)
 def record_charge(
     customer_id: CustomerId,
     body: Annotated[operations.ChargeBody, Body()],
-    idempotency_key: Annotated[str | None, Header(alias="idempotency-key")] = None,
+    idempotency_key: Annotated[str, Header(alias="idempotency-key", min_length=1, max_length=255)],
 ) -> Response[Any]:
     actor = _operator()
     key = validate_key(idempotency_key)
@@ -98,7 +111,12 @@ def record_charge(
     return Response(201, content_types.APPLICATION_JSON, api.serialize(payment))
 
 
-@app.post("/admin/vouchers", tags=["admin"], summary="Issue voucher codes")
+@app.post(
+    "/admin/vouchers",
+    tags=["admin"],
+    summary="Issue voucher codes",
+    responses=api.responses({201: ("The codes: shown once, stored only as hashes", operations.VouchersOut)}, 401, 403),
+)
 def issue_vouchers(body: Annotated[operations.VoucherBody, Body()]) -> Response[Any]:
     actor = _operator()
     money = operations.positive_money(body.amount, body.currency)

@@ -20,7 +20,12 @@ app, logger, tracer, metrics = api.build("list_payments")
 store = PaymentStore()
 
 
-@app.get("/payments", summary="List the caller's payments, newest first", tags=["payments"])
+@app.get(
+    "/payments",
+    summary="List the caller's payments, newest first",
+    tags=["payments"],
+    responses=api.responses({200: ("A page of payments", PaymentPage)}, 400, 401, 403),
+)
 def list_payments(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
     cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")] = None,
@@ -33,19 +38,29 @@ def list_payments(
     return listing.list_page(store, customer, query)
 
 
-@app.get("/payments/<payment_id>", summary="One payment with its status history", tags=["payments"])
-def get_payment(payment_id: Annotated[str, Path(max_length=64)]) -> PaymentOut:
+@app.get(
+    "/payments/<id>",
+    summary="One payment with its status history",
+    tags=["payments"],
+    responses=api.responses({200: ("The payment", PaymentOut)}, 401, 403, 404),
+)
+def get_payment(id: Annotated[str, Path(max_length=64, description="Payment id")]) -> PaymentOut:
     customer = api.caller(app).customer_for(READERS)
-    return store.require(customer, payment_id).to_api(with_history=True)
+    return store.require(customer, id).to_api(with_history=True)
 
 
-@app.get("/balance", summary="Balance per currency: completed payments only", tags=["payments"])
+@app.get(
+    "/balance",
+    summary="Balance per currency: completed payments only",
+    tags=["payments"],
+    responses=api.responses({200: ("Balances", BalancesOut)}, 401, 403),
+)
 def get_balance() -> BalancesOut:
     customer = api.caller(app).customer_for(READERS)
     return listing.balances(store, customer)
 
 
-@app.get("/openapi.json", summary="This API's OpenAPI 3 document", tags=["meta"], include_in_schema=False)
+@app.get("/openapi.json", summary="This API's OpenAPI 3 document", tags=["meta"])
 def openapi_document() -> Response[str]:
     return Response(200, content_types.APPLICATION_JSON, listing.openapi_text())
 

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from payments import api, checkout
 from payments.identity import PAYERS
-from payments.models import utcnow
+from payments.models import DeclinedOut, MakePaymentOut, utcnow
 from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("make_payment")
@@ -53,19 +53,22 @@ def _make_payment(request: dict[str, Any], command: checkout.Command) -> dict[st
     "/payments",
     summary="Make a payment",
     tags=["payments"],
-    responses={
-        201: {"description": "Payment started (or completed at once)"},
-        402: {"description": "Card declined; recorded as cancelled"},
-        409: {"description": "A request with this Idempotency-Key is still running"},
-        422: {"description": "Invalid input, or Idempotency-Key reused with another body"},
-        429: {"description": "Too many invalid voucher codes"},
-        502: {"description": "The gateway failed; retry with the same Idempotency-Key"},
-        503: {"description": "The gateway timed out; retry with the same Idempotency-Key"},
-    },
+    responses=api.responses(
+        {201: ("Payment started (or completed at once)", MakePaymentOut), 402: ("Card declined", DeclinedOut)},
+        400,
+        401,
+        403,
+        409,
+        429,
+        502,
+        503,
+    ),
 )
 def make_payment(
     body: Annotated[checkout.PaymentBody, Body()],
-    idempotency_key: Annotated[str | None, Header(alias="idempotency-key", description="1-255 printable chars")] = None,
+    idempotency_key: Annotated[
+        str, Header(alias="idempotency-key", min_length=1, max_length=255, description="1-255 printable characters")
+    ],
 ) -> Response[Any]:
     caller = api.caller(app)
     customer = caller.customer_for(PAYERS)

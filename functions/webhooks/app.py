@@ -15,6 +15,7 @@ from payments import api, settlement
 from payments.errors import BadRequest, NotFound
 from payments.gateways import ADAPTERS, gateway
 from payments.gateways.base import SignatureInvalid
+from payments.settlement import WebhookOut
 from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("webhooks")
@@ -25,12 +26,7 @@ store = PaymentStore()
     "/webhooks/<provider>",
     summary="Gateway webhook (stripe, paypal, razorpay, paystack, nowpayments)",
     tags=["webhooks"],
-    responses={
-        200: {"description": "Recorded (including duplicates and unknown payments)"},
-        400: {"description": "Missing or malformed signature, or a body that is not the gateway's shape"},
-        401: {"description": "Signature does not verify"},
-        404: {"description": "Unknown provider"},
-    },
+    responses=api.responses({200: ("Recorded, including duplicates and unknown payments", WebhookOut)}, 400, 401, 404),
 )
 def receive(provider: Annotated[str, Path(max_length=32)]) -> Response[Any]:
     if provider not in ADAPTERS:

@@ -22,9 +22,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from payments.errors import PaymentsError
 from payments.identity import Caller, caller_from_event
+from payments.models import ErrorOut
 from payments.money import MoneyError
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -59,6 +61,33 @@ def _describe(error: dict[str, Any]) -> str:
     if error.get("type") == "missing":
         return f"{field} is required"
     return f"{field}: {error.get('msg', 'is invalid')}"
+
+
+_ERROR_TEXT = {
+    400: "Malformed request (bad cursor, bad filter combination, not JSON)",
+    401: "Missing or invalid token",
+    402: "Card declined; the payment is recorded as cancelled",
+    403: "The token's groups do not allow this route",
+    404: "Not found (or another customer's)",
+    409: "Conflict: not allowed in the current state, or the same Idempotency-Key is still running",
+    422: "Invalid input; the message names the field",
+    429: "Too many attempts; retry later",
+    502: "The gateway failed; retry with the same Idempotency-Key",
+    503: "The gateway timed out; retry with the same Idempotency-Key",
+}
+
+
+def responses(ok: dict[int, tuple[str, type[BaseModel]]], *errors: int) -> dict[int, Any]:
+    """OpenAPI `responses` for a route: its success models and the error codes it can answer."""
+    documented: dict[int, Any] = {
+        code: {"description": text, "content": {"application/json": {"model": model}}}
+        for code, (text, model) in ok.items()
+    }
+    for code in (422, *errors):
+        documented.setdefault(
+            code, {"description": _ERROR_TEXT[code], "content": {"application/json": {"model": ErrorOut}}}
+        )
+    return documented
 
 
 def build(function: str) -> tuple[APIGatewayHttpResolver, Logger, Tracer, Metrics]:

@@ -16,6 +16,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -74,7 +75,7 @@ class PaymentBody(BaseModel):
     model_config = ConfigDict(hide_input_in_errors=True)
 
     method: MethodName
-    amount: str | int | Any | None = Field(
+    amount: str | Decimal | None = Field(
         default=None, description='Major units as a string ("12.50") or JSON number; not for vouchers'
     )
     currency: str | None = Field(default=None, max_length=3, description="ISO 4217 code, upper case")

@@ -184,4 +184,20 @@ class BalancesOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
+    """Every error answer: a sentence naming what was wrong; `field` for validation errors."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+    field: str | None = None
+
+
+class MakePaymentOut(BaseModel):
+    payment: PaymentOut
+    next_action: dict[str, Any] | None = Field(
+        description="What the client does next: redirect, bank_transfer_instructions, razorpay_checkout, stripe_sdk"
+    )
+
+
+class DeclinedOut(MakePaymentOut):
     message: str

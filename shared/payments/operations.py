@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
@@ -20,16 +20,27 @@ class SettleBody(BaseModel):
 
 
 class ChargeBody(BaseModel):
-    amount: str | int | Any = Field(description="Positive, major units; recorded as a negative payment")
+    amount: str | Decimal = Field(description="Positive, major units; recorded as a negative payment")
     currency: str = Field(max_length=3)
     description: str = Field(min_length=1, max_length=200)
 
 
 class VoucherBody(BaseModel):
-    amount: str | int | Any
+    amount: str | Decimal
     currency: str = Field(max_length=3)
     count: int = Field(default=1, ge=1, le=100)
     expires_at: str | None = Field(default=None, description="ISO 8601 UTC; optional")
+
+
+class VoucherOut(BaseModel):
+    code: str
+    amount: str
+    currency: str
+    expires_at: str | None
+
+
+class VouchersOut(BaseModel):
+    vouchers: list[VoucherOut]
 
 
 def settle(

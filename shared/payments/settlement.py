@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from payments.gateways.base import EventKind, Gateway, GatewayError, GatewayEvent
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id, utcnow
 from payments.status import Cause, TransitionRefused
@@ -35,6 +37,13 @@ class Result:
 
     outcome: str  # completed, cancelled, refunded, duplicate, unchanged, ignored, unknown_payment, mismatch, refused
     payment_id: str | None = None
+
+
+class WebhookOut(BaseModel):
+    received: bool
+    outcome: str = Field(
+        description="completed, cancelled, refunded, duplicate, unchanged, ignored, unknown_payment, ..."
+    )
 
 
 def _by(event: GatewayEvent) -> str:

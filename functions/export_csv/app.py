@@ -1,0 +1,74 @@
+"""Export routes: POST /payments/exports, GET /payments/exports/{export_id} (API.md §4-§5, docs/exports.md).
+
+The same function also runs the background half of a large export: it invokes itself asynchronously
+with `{"export_job": {...}}`, an event API Gateway can never send.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from payments import api, exports, listing
+from payments.exports import ExportFilters, ExportOut, ExportRequest, ExportStatus
+from payments.identity import PAYERS
+from payments.store import PaymentStore
+
+app, logger, tracer, metrics = api.build("export_csv")
+exporter = exports.Exporter(PaymentStore())
+
+
+@app.post(
+    "/payments/exports",
+    summary="Export the caller's payments as CSV to a presigned link",
+    description="201 with the link; for accounts above the row threshold 202, then poll the export.",
+    tags=["exports"],
+    responses={
+        201: {
+            "description": "Written: `url`, `expires_at`, `row_count`",
+            "content": {"application/json": {"model": ExportOut}},
+        },
+        202: {
+            "description": "Large account: running in the background",
+            "content": {"application/json": {"model": ExportOut}},
+        },
+    },
+)
+def start_export(request: Annotated[ExportRequest | None, Body()] = None) -> Response[dict[str, Any]]:
+    caller = api.caller(app)
+    customer = caller.customer_for(PAYERS)
+    wanted = request or ExportRequest()
+    query = listing.PageQuery.of(1, None, wanted.status, wanted.created_from, wanted.created_to)  # as GET /payments
+    filters = ExportFilters(query.status, query.created_from, query.created_to)
+    answer = exporter.start(customer, filters, requested_by=caller.actor)
+    return Response(
+        status_code=201 if answer.status is ExportStatus.DONE else 202,
+        content_type=content_types.APPLICATION_JSON,
+        body=answer.model_dump(mode="json"),
+        headers={"Location": f"/payments/exports/{answer.export_id}"},
+    )
+
+
+@app.get("/payments/exports/<export_id>", summary="An export's status and, once done, its link", tags=["exports"])
+def get_export(export_id: Annotated[str, Path(max_length=64)]) -> ExportOut:
+    customer = api.caller(app).customer_for(PAYERS)
+    return exporter.describe(customer, export_id)
+
+
+_http_handler = api.entrypoint(app, logger, tracer, metrics)
+
+
+@logger.inject_lambda_context
+def _run_export_job(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    job = event["export_job"]
+    status = exporter.run(str(job["customer_id"]), str(job["export_id"]))
+    return {"export_id": job["export_id"], "status": status}
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "export_job" in event:  # only an IAM principal allowed to invoke this function can send one
+        return _run_export_job(event, context)
+    return _http_handler(event, context)

@@ -1,0 +1,75 @@
+"""Build shared/payments/openapi.json: the OpenAPI 3 document of every function's routes, merged.
+
+Each function's Powertools resolver describes its own routes; GET /openapi.json serves the merged
+document from the layer, so a cold start never builds it. `make openapi` regenerates it and
+tests/unit/test_openapi.py fails if the committed file is stale.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "shared" / "payments" / "openapi.json"
+FUNCTIONS = ("list_payments", "make_payment", "export_csv", "webhooks", "admin")
+PUBLIC_PATHS = {"/openapi.json", "/webhooks/{provider}"}
+TITLE = "Payments service"
+DESCRIPTION = (
+    "Payments page of the telecom customer portal: list payments, balance, make payments with seven methods, "
+    "CSV export for finance, gateway webhooks and operator routes. Contract: API.md."
+)
+
+
+def _load(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"openapi_fn_{name}", ROOT / "functions" / name / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+def build() -> dict[str, Any]:
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    sys.path.insert(0, str(ROOT / "shared"))
+    document: dict[str, Any] = {}
+    for name in FUNCTIONS:
+        part = json.loads(_load(name).get_openapi_json_schema(title=TITLE, version="1.0.0", description=DESCRIPTION))
+        if not document:
+            document = part
+            document.setdefault("components", {}).setdefault("schemas", {})
+            continue
+        for path, operations in part.get("paths", {}).items():
+            document["paths"].setdefault(path, {}).update(operations)
+        document["components"]["schemas"].update(part.get("components", {}).get("schemas", {}))
+    document["components"]["securitySchemes"] = {
+        "bearerJwt": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "Cognito token with custom:customer_id and cognito:groups (API.md §2)",
+        }
+    }
+    document["security"] = [{"bearerJwt": []}]
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path in PUBLIC_PATHS:
+                operation["security"] = []
+            else:
+                operation.setdefault("responses", {}).setdefault("401", {"description": "Missing or invalid token"})
+                operation["responses"].setdefault("403", {"description": "The token's groups do not allow this route"})
+    document["paths"] = dict(sorted(document["paths"].items()))
+    return document
+
+
+def render() -> str:
+    return json.dumps(build(), indent=1, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    TARGET.write_text(render())
+    print(f"wrote {TARGET}")
