@@ -1,0 +1,297 @@
+"""`make dev`: the whole service on this machine, no Docker, no AWS account (API.md §1).
+
+The flow, in order:
+1. Read AWS_PORT, GATEWAY_SIM_PORT, API_PORT; a taken port is a one-line error before anything starts.
+2. Start the embedded AWS (moto in server mode, local/embedded_aws.py) and point boto3 at it through
+   AWS_ENDPOINT_URL and fake credentials, as a handler's boto3 would be pointed at any AWS-compatible endpoint.
+3. Create the tables, buckets and secrets template.yaml declares (local/resources.py).
+4. Build the functions' environment from template.yaml (Globals + each function), resolving `!Ref` to the
+   local resources, plus the gateway credentials and API bases. Handlers run in this process, so the
+   environment is the union of all functions' variables; a variable you set in your shell wins, unless it
+   names a local resource.
+5. Start the gateway simulator (GATEWAY_SIM=on) and seed demo data (SEED_DEMO=1, local/seed.py).
+6. Serve the HTTP API: routes from template.yaml, JWT check, payload 2.0 events, real handlers
+   (local/apigw.py). Foreground until Ctrl-C or SIGTERM, which stop everything started here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import io
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NoReturn
+
+from local.defaults import API_BASE_VARS, DEFAULT_PORTS, LOCAL_GATEWAY_ENV, LOCAL_REGION, gateway_credential, jwt_secret
+from local.template import ROOT, FunctionSpec, Resolver, as_text, functions, load_template, routes
+
+WEB_DIR = ROOT / "local" / "web"
+DEMO_TOKEN_TTL_SECONDS = 12 * 3600
+
+
+class StartupError(Exception):
+    """Stops `make dev` with one line on stderr."""
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+# ---- 1. ports -------------------------------------------------------------------------------------
+
+
+def read_ports(names: list[str]) -> dict[str, int]:
+    ports = {}
+    for name in names:
+        raw = os.environ.get(name) or str(DEFAULT_PORTS[name])
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            raise StartupError(f"{name}={raw!r} is not a port number")
+        ports[name] = int(raw)
+    if len(set(ports.values())) < len(ports):
+        raise StartupError(f"{', '.join(f'{k}={v}' for k, v in ports.items())} must be different ports")
+    return ports
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # The servers bind with SO_REUSEADDR too, so a port in TIME_WAIT counts as free, a listener as taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+# ---- 2. embedded AWS ------------------------------------------------------------------------------
+
+
+def point_boto3_at(endpoint: str) -> None:
+    """Make every boto3 client in this process (the handlers' too) use `endpoint` with fake credentials."""
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_")]:
+        del os.environ[name]  # a per-service endpoint from the shell would win over ours
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - the embedded AWS accepts any credentials
+        AWS_DEFAULT_REGION=LOCAL_REGION,
+        AWS_REGION=LOCAL_REGION,
+    )
+    _serialize_boto3_client_creation()
+
+
+def _serialize_boto3_client_creation() -> None:
+    """In Lambda each request has its own process; here handlers share boto3's default session across
+    threads, and creating clients from one session concurrently is not thread-safe."""
+    import boto3
+
+    lock = threading.Lock()
+
+    def locked(create: Callable[..., Any]) -> Callable[..., Any]:
+        def create_locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return create(*args, **kwargs)
+
+        return create_locked
+
+    boto3.client = locked(boto3.client)
+    boto3.resource = locked(boto3.resource)
+
+
+def start_embedded_aws(port: int) -> Any:
+    from local import embedded_aws
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per AWS call is noise here
+    return embedded_aws.start(port)
+
+
+# ---- 4. environment -------------------------------------------------------------------------------
+
+
+def function_environment(specs: dict[str, FunctionSpec], resolver: Resolver) -> dict[str, str]:
+    """The union of every function's resolved environment; one variable with two values is an error."""
+    merged: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for spec in specs.values():
+        for name, value in spec.environment.items():
+            text = as_text(resolver.resolve(value))
+            if name in merged and merged[name] != text:
+                raise StartupError(
+                    f"{name} is {merged[name]!r} in {owner[name]} but {text!r} in {spec.name}; "
+                    "the local stack runs all handlers in one process, so it needs one value"
+                )
+            merged[name], owner[name] = text, spec.name
+    return merged
+
+
+def local_parameters(api_url: str) -> dict[str, str]:
+    """Values for template parameters that have no usable default locally."""
+    return {
+        "PublicBaseUrl": api_url,  # gateways send payers and IPNs back here
+        "PortalOrigin": api_url,  # the local web page is served by the API server
+        "CognitoIssuerUrl": "local",
+        "CognitoAudience": "local",
+    }
+
+
+def apply_environment(template_env: dict[str, str], resource_refs: Iterable[str], sim_url: str | None) -> list[str]:
+    """Put the handlers' environment in os.environ; returns the names your shell overrode.
+
+    A variable naming a local resource (table, bucket, secret) is always set; any other variable already
+    set in your shell wins, e.g. `LOG_LEVEL=DEBUG make dev` or a tunnel's PUBLIC_BASE_URL for real webhooks.
+    """
+    wanted = {
+        **template_env,
+        "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+        "POWERTOOLS_METRICS_DISABLED": "true",  # no CloudWatch; keeps EMF blobs out of the console
+    }
+    wanted.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Payments")
+    pinned = {name for name, value in wanted.items() if any(ref in value for ref in resource_refs)}
+    overridden = [n for n, v in wanted.items() if n not in pinned and os.environ.get(n, v) != v]
+    for name, value in wanted.items():
+        if name in pinned:
+            os.environ[name] = value
+        else:
+            os.environ.setdefault(name, value)
+    for name in LOCAL_GATEWAY_ENV:
+        os.environ[name] = gateway_credential(name)
+    if sim_url:  # GATEWAY_SIM=on points every gateway at the simulator (API.md §1)
+        for provider, name in API_BASE_VARS.items():
+            os.environ[name] = f"{sim_url}/{provider}"
+    return overridden
+
+
+# ---- 5. gateway simulator -------------------------------------------------------------------------
+
+
+def start_gateway_sim(port: int, api_url: str) -> Any | None:
+    """The simulator's server, or None if local/gateway_sim.py is not there."""
+    if importlib.util.find_spec("local.gateway_sim") is None:
+        return None
+    gateway_sim = importlib.import_module("local.gateway_sim")
+    return gateway_sim.serve(port, api_url)
+
+
+# ---- main -----------------------------------------------------------------------------------------
+
+
+def _stop_on_sigterm() -> None:
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def main() -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # the startup lines appear at once, even in a pipe
+    sim_on = os.environ.get("GATEWAY_SIM", "on").strip().lower() != "off"
+    try:
+        ports = read_ports(["AWS_PORT", "API_PORT", *(["GATEWAY_SIM_PORT"] if sim_on else [])])
+        for name, port in ports.items():
+            if port_in_use(port):
+                raise StartupError(f"port {port} ({name}) is already in use")
+    except StartupError as exc:
+        fail(str(exc))
+
+    _stop_on_sigterm()
+    sys.path.insert(0, str(ROOT / "shared"))  # the layer, as Lambda lays it out
+    stops: list[Callable[[], None]] = []
+    try:
+        return _run(ports, sim_on, stops)
+    except StartupError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for stop in reversed(stops):
+            stop()
+
+
+def _run(ports: dict[str, int], sim_on: bool, stops: list[Callable[[], None]]) -> int:
+    from local.apigw import LocalApi, make_server
+    from local.resources import create_resources
+
+    aws_url = f"http://127.0.0.1:{ports['AWS_PORT']}"
+    api_url = f"http://127.0.0.1:{ports['API_PORT']}"
+    point_boto3_at(aws_url)
+    moto = start_embedded_aws(ports["AWS_PORT"])
+    stops.append(moto.stop)
+
+    template = load_template()
+    created = create_resources(template, LOCAL_REGION)
+    resolver = Resolver(template, created.refs, created.attributes, local_parameters(api_url), LOCAL_REGION)
+    specs = functions(template)
+    sim_url = f"http://127.0.0.1:{ports['GATEWAY_SIM_PORT']}" if sim_on else None
+    overridden = apply_environment(function_environment(specs, resolver), created.refs.values(), sim_url)
+
+    with _listening("GATEWAY_SIM_PORT", ports):
+        sim = start_gateway_sim(ports["GATEWAY_SIM_PORT"], api_url) if sim_on else None
+    if sim is not None:
+        stops.append(sim.shutdown)
+    seeded = os.environ.get("SEED_DEMO", "1").strip().lower() in ("1", "true", "yes", "on")
+    if seeded:
+        from local.seed import DEMO_CUSTOMER, OTHER_CUSTOMER, seed_demo
+
+        payments = seed_demo()
+        print(f"seeded {len(payments)} demo payments (customers {DEMO_CUSTOMER!r} and {OTHER_CUSTOMER!r})")
+
+    all_routes = routes(template)
+    api = LocalApi(all_routes, specs, jwt_secret(), WEB_DIR)
+    with _listening("API_PORT", ports):
+        server = make_server(api, ports["API_PORT"])
+    stops.append(server.server_close)
+
+    print(f"embedded AWS       {aws_url}  (DynamoDB, S3, Secrets Manager)")
+    for logical_id, ref in created.refs.items():
+        print(f"  {logical_id:<18} {ref}")
+    if sim is not None:
+        print(f"gateway simulator  {sim_url}  (payer pages; POST /_sim/settle sends webhooks: local/gateway_sim.py)")
+    elif sim_on:
+        print("gateway simulator  not started: local/gateway_sim.py is missing")
+    else:
+        print("gateway simulator  off (GATEWAY_SIM=off); gateway API bases come from your environment")
+    print(f"HTTP API           {api_url}  ({len(all_routes)} routes from template.yaml)")
+    for route in all_routes:
+        print(f"  {route.route_key:<58} {route.function}{'  (public)' if route.public else ''}")
+    for name in overridden:
+        print(f"note: {name} comes from your shell, not from template.yaml")
+    if seeded:
+        _print_demo_token(api_url)
+    print("Ctrl-C stops everything.")
+    server.serve_forever()
+    return 0
+
+
+@contextlib.contextmanager
+def _listening(name: str, ports: dict[str, int]) -> Iterator[None]:
+    """A port taken since the check at start is still a one-line error."""
+    try:
+        yield
+    except OSError as exc:
+        raise StartupError(f"port {ports.get(name)} ({name}) is already in use ({exc.strerror or exc})") from exc
+
+
+def _print_demo_token(api_url: str) -> None:
+    from local.seed import DEMO_CUSTOMER
+    from local.token import make_token
+
+    token = make_token(DEMO_CUSTOMER, ["finance"], ttl=DEMO_TOKEN_TTL_SECONDS)
+    print(f"\ntoken for customer {DEMO_CUSTOMER!r}, group finance (12 h; `make token` makes more):")
+    print(f"  export TOKEN={token}")
+    print(f'  curl -s -H "Authorization: Bearer $TOKEN" {api_url}/payments')
+    print(f'  curl -s -H "Authorization: Bearer $TOKEN" {api_url}/balance\n')
+
+
+if __name__ == "__main__":
+    sys.exit(main())

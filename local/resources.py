@@ -1,0 +1,100 @@
+"""Creates template.yaml's tables, buckets and secrets in the embedded AWS (or any endpoint boto3 is pointed at).
+
+Only what the handlers can observe is created: key schemas, indexes and TTL for tables; buckets; secret
+values. IAM, encryption and lifecycle settings have no local meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from local.defaults import LOCAL_GATEWAY_ENV, gateway_credential
+from local.template import STACK_NAME, Resolver, resources_of_type
+
+TABLE = "AWS::DynamoDB::Table"
+BUCKET = "AWS::S3::Bucket"
+SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a password
+
+
+def physical_name(logical_id: str, resource_type: str) -> str:
+    """`payments-local-PaymentsTable`; bucket names must be lower case."""
+    name = f"{STACK_NAME}-{logical_id}"
+    return name.lower() if resource_type == BUCKET else name
+
+
+@dataclass
+class CreatedResources:
+    """What `!Ref` and `!GetAtt` give for each created resource."""
+
+    refs: dict[str, str] = field(default_factory=dict)
+    attributes: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def create_resources(template: Mapping[str, Any], region: str) -> CreatedResources:
+    created = CreatedResources()
+    resolver = Resolver(template, region=region)
+    dynamodb = boto3.client("dynamodb", region_name=region)
+    for logical_id, resource in resources_of_type(template, TABLE).items():
+        name = physical_name(logical_id, TABLE)
+        arn = _create_table(dynamodb, name, resolver.resolve(resource.get("Properties", {})))
+        created.refs[logical_id] = name
+        created.attributes[(logical_id, "Arn")] = arn
+    s3 = boto3.client("s3", region_name=region)
+    for logical_id in resources_of_type(template, BUCKET):
+        name = physical_name(logical_id, BUCKET)
+        s3.create_bucket(Bucket=name)  # us-east-1 takes no LocationConstraint
+        created.refs[logical_id] = name
+        created.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
+    secretsmanager = boto3.client("secretsmanager", region_name=region)
+    for logical_id, resource in resources_of_type(template, SECRET).items():
+        value = local_secret_value(resource.get("Properties", {}))
+        answer = secretsmanager.create_secret(Name=physical_name(logical_id, SECRET), SecretString=value)
+        created.refs[logical_id] = answer["ARN"]
+    return created
+
+
+def _create_table(client: Any, name: str, props: Mapping[str, Any]) -> str:
+    request: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": props["KeySchema"],
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if props.get(key):
+            # Provisioned throughput has no meaning on demand (and locally).
+            request[key] = [{k: v for k, v in index.items() if k != "ProvisionedThroughput"} for index in props[key]]
+    if props.get("StreamSpecification"):
+        request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    arn = client.create_table(**request)["TableDescription"]["TableArn"]
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        client.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+        )
+    return str(arn)
+
+
+def local_secret_value(props: Mapping[str, Any]) -> str:
+    """The value a secret gets locally.
+
+    A JSON secret whose keys name gateway credentials (`stripe_secret_key`, ...) gets the local credentials,
+    so the handlers and the gateway simulator agree; a generated secret gets fresh random text.
+    """
+    template_value = props.get("SecretString")
+    if isinstance(template_value, str):
+        try:
+            document = json.loads(template_value)
+        except ValueError:
+            return template_value
+        if isinstance(document, dict):
+            credentials = {name.lower(): gateway_credential(name) for name in LOCAL_GATEWAY_ENV}
+            return json.dumps({key: credentials.get(key, value) for key, value in document.items()})
+        return template_value
+    return secrets.token_urlsafe(48)

@@ -1,0 +1,165 @@
+"""`make dev` end to end: ports, routing, the JWT authorizer, resources from template.yaml, real handlers."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from local.dev import port_in_use
+from local.template import load_template, resources_of_type
+from local.token import make_token
+from payments.models import Payment, PaymentMethod, PaymentStatus, new_payment_id
+from payments.money import Money
+from payments.store import PaymentStore
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("taken_name", ["API_PORT", "AWS_PORT", "GATEWAY_SIM_PORT"])
+def test_a_taken_port_is_a_one_line_error_and_nothing_starts(
+    stack: Any, run_dev: Callable[..., Any], taken_name: str
+) -> None:
+    env = {"AWS_PORT": str(free_port()), "GATEWAY_SIM_PORT": str(free_port()), "API_PORT": str(free_port())}
+    with socket.socket() as squatter:  # the running stack holds its API and AWS ports; take the third here
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = stack.ports[taken_name] if taken_name != "GATEWAY_SIM_PORT" else squatter.getsockname()[1]
+        env[taken_name] = str(taken)
+        result = run_dev(**env, SEED_DEMO="0")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"error: port {taken} ({taken_name}) is already in use"]
+    assert result.stdout == ""
+
+
+def test_unknown_routes_are_404(stack: Any) -> None:
+    for method, path in [("GET", "/no/such/route"), ("DELETE", "/payments"), ("GET", "/webhooks/stripe")]:
+        answer = stack.call(method, path, token=stack.token("acme"))
+        assert (answer.status, answer.json()) == (404, {"message": "Not Found"})
+
+
+def test_protected_routes_need_a_token_signed_with_the_local_secret(stack: Any) -> None:
+    missing = stack.call("GET", "/balance")
+    assert (missing.status, missing.json()) == (401, {"message": "Unauthorized: missing bearer token"})
+
+    forged = make_token("acme", ["finance"], secret="not-the-stack-secret-0123456789abcdef")
+    rejected = stack.call("GET", "/balance", token=forged)
+    assert (rejected.status, rejected.json()) == (401, {"message": "Unauthorized: bad token signature"})
+
+    expired = stack.call("GET", "/balance", token=stack.token("acme", ttl=-5))
+    assert (expired.status, expired.json()) == (401, {"message": "Unauthorized: token expired"})
+
+    accepted = stack.call("GET", "/balance", token=stack.token("acme-empty"))
+    assert (accepted.status, accepted.json()) == (200, {"balances": []})
+
+
+def test_template_resources_exist_in_the_embedded_aws(stack: Any) -> None:
+    template = load_template()
+    dynamodb = stack.aws("dynamodb")
+    tables = set(dynamodb.list_tables()["TableNames"])
+    for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        name = stack.resource_name(logical_id)
+        assert name in tables
+        declared = resource["Properties"]
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        assert table["KeySchema"] == declared["KeySchema"]
+        indexes = {i["IndexName"]: i["KeySchema"] for i in table.get("GlobalSecondaryIndexes", [])}
+        assert indexes == {i["IndexName"]: i["KeySchema"] for i in declared.get("GlobalSecondaryIndexes", [])}
+        ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        assert ttl.get("AttributeName") == declared["TimeToLiveSpecification"]["AttributeName"]
+
+    buckets = {b["Name"] for b in stack.aws("s3").list_buckets()["Buckets"]}
+    for logical_id in resources_of_type(template, "AWS::S3::Bucket"):
+        assert stack.resource_name(logical_id) in buckets
+
+    secrets = stack.aws("secretsmanager")
+    gateway = json.loads(secrets.get_secret_value(SecretId="payments-local-GatewaySecret")["SecretString"])
+    assert gateway["stripe_secret_key"] == "sk_test_local"  # the local default the simulator also knows
+    cursor_key = secrets.get_secret_value(SecretId="payments-local-CursorKeySecret")["SecretString"]
+    assert len(cursor_key) >= 32
+
+
+def _payment(customer: str, created_at: datetime, amount_minor: int) -> Payment:
+    return Payment(
+        id=new_payment_id(created_at),
+        customer_id=customer,
+        created_at=created_at,
+        completed_at=created_at,
+        amount_minor=amount_minor,
+        currency="USD",
+        status=PaymentStatus.COMPLETED,
+        method=PaymentMethod.CREDIT_CARD,
+        description=f"top-up {amount_minor}",
+    )
+
+
+def test_get_payments_pages_through_one_customers_payments_newest_first(stack: Any) -> None:
+    store = PaymentStore(table_name=stack.resource_name("PaymentsTable"), client=stack.aws("dynamodb"))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    mine = [_payment("e2e-mine", start + timedelta(hours=i), 100 + i) for i in range(7)]
+    theirs = [_payment("e2e-theirs", start + timedelta(hours=i, minutes=30), 900 + i) for i in range(3)]
+    for payment in mine + theirs:
+        store.add(payment)
+
+    token = stack.token("e2e-mine", ["support"])
+    seen: list[str] = []
+    cursor = ""
+    for _ in range(10):
+        answer = stack.call("GET", f"/payments?limit=3{cursor}", token=token)
+        assert answer.status == 200, answer.body
+        page = answer.json()
+        assert len(page["items"]) <= 3
+        seen += [item["id"] for item in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+
+    assert seen == [p.id for p in sorted(mine, key=lambda p: p.created_at, reverse=True)]
+    assert not {p.id for p in theirs} & set(seen)
+    balance = stack.call("GET", "/balance", token=token).json()
+    total = Money(sum(p.amount_minor for p in mine), "USD").format()
+    assert balance == {"balances": [{"currency": "USD", "amount": total}]}
+
+
+def test_demo_stack_prints_a_working_token_and_stops_cleanly_on_sigterm(launch_stack: Callable[..., Any]) -> None:
+    demo = launch_stack(SEED_DEMO="1", GATEWAY_SIM="off")
+    printed = demo.output()
+    token = re.search(r"export TOKEN=(\S+)", printed)
+    assert token, printed
+    assert f'curl -s -H "Authorization: Bearer $TOKEN" {demo.api_url}/payments' in printed
+
+    listing = demo.call("GET", "/payments", token=token.group(1))
+    assert listing.status == 200
+    items = listing.json()["items"]
+    assert len(items) == 6
+    assert [i["created_at"] for i in items] == sorted((i["created_at"] for i in items), reverse=True)
+    assert {i["status"] for i in items} == {"completed", "pending", "cancelled"}
+    balances = demo.call("GET", "/balance", token=token.group(1)).json()["balances"]
+    assert balances == [{"currency": "EUR", "amount": "20.00"}, {"currency": "USD", "amount": "32.51"}]
+
+    assert demo.stop() == 0
+    assert not port_in_use(demo.ports["API_PORT"])
+    assert not port_in_use(demo.ports["AWS_PORT"])
+
+
+def test_gateway_api_bases_point_at_the_simulator(stack: Any) -> None:
+    answer = stack.call(
+        "POST",
+        "/payments",
+        token=stack.token("e2e-payer"),
+        headers={"Idempotency-Key": "e2e-paypal-1", "Content-Type": "application/json"},
+        body=json.dumps({"method": "paypal", "amount": "7.00", "currency": "USD"}),
+    )
+    assert answer.status == 201, answer.body
+    payment = answer.json()
+    assert (payment["payment"]["status"], payment["next_action"]["type"]) == ("pending", "redirect")
+    assert payment["next_action"]["url"].startswith(f"{stack.sim_url}/paypal/")
