@@ -9,7 +9,8 @@ Gateway endpoints (below `/<provider>`):
     stripe       POST /v1/payment_methods, GET /v1/payment_methods/{id}, POST /v1/payment_intents,
                  GET /v1/payment_intents/{id}                              (form bodies, `Idempotency-Key`)
     paypal       POST /v1/oauth2/token, POST /v2/checkout/orders, GET /v2/checkout/orders/{id},
-                 POST /v2/checkout/orders/{id}/capture, POST /v1/notifications/verify-webhook-signature
+                 POST /v2/checkout/orders/{id}/capture, GET /v2/payments/captures/{id},
+                 POST /v1/notifications/verify-webhook-signature
                                                                            (`PayPal-Request-Id` replays)
     razorpay     POST /v1/orders, GET /v1/orders/{id}, GET /v1/orders/{id}/payments
     paystack     POST /transaction/initialize, GET /transaction/verify/{reference}
@@ -544,6 +545,7 @@ class GatewaySimulator:
             ("POST", "/paypal/v2/checkout/orders", self._paypal_create_order, True),
             ("GET", "/paypal/v2/checkout/orders/(?P<id>[^/]+)", self._paypal_get_order, True),
             ("POST", "/paypal/v2/checkout/orders/(?P<id>[^/]+)/capture", self._paypal_capture, True),
+            ("GET", "/paypal/v2/payments/captures/(?P<id>[^/]+)", self._paypal_get_capture, True),
             ("POST", "/paypal/v1/notifications/verify-webhook-signature", self._paypal_verify_signature, True),
             ("GET", "/paypal/checkoutnow", self._paypal_page, True),
             ("POST", "/razorpay/v1/orders", self._razorpay_create_order, True),
@@ -1301,6 +1303,23 @@ class GatewaySimulator:
         self._paypal_bearer(request)
         self._paypal_json(request)  # an empty body or {} is what PayPal expects
         return self._paypal_idempotent(request, lambda: self._paypal_capture_order(request.params["id"]))
+
+    def _paypal_get_capture(self, request: _Request) -> _Answer:
+        """GET /v2/payments/captures/{id}: a capture with the order id in supplementary_data."""
+        self._paypal_bearer(request)
+        for order in self._objects["paypal"]["orders"].values():
+            for capture in order["purchase_units"][0].get("payments", {}).get("captures", []):
+                if capture["id"] == request.params["id"]:
+                    return _Answer(200, self._paypal_capture_resource(order, capture))
+        raise self._paypal_error(
+            404,
+            "RESOURCE_NOT_FOUND",
+            "INVALID_RESOURCE_ID",
+            "Specified resource ID does not exist.",
+            field="capture_id",
+            value=request.params["id"],
+            location="path",
+        )
 
     def _paypal_capture_order(self, order_id: str) -> _Answer:
         order = self._paypal_order_or_404(order_id)

@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from payments.errors import PaymentsError
+from payments.gateways.base import GatewayError
 from payments.identity import Caller, caller_from_event
 from payments.models import ErrorOut
 from payments.money import MoneyError
@@ -107,6 +108,12 @@ def build(function: str) -> tuple[APIGatewayHttpResolver, Logger, Tracer, Metric
         if exc.http_status >= 500:
             logger.warning("upstream failure", extra={"error": exc.message})
         return error_response(exc.http_status, exc.message, **exc.extra)
+
+    @app.exception_handler(GatewayError)
+    def _gateway_error(exc: GatewayError) -> Response[str]:
+        # A gateway we had to ask (PayPal verify/capture) failed: a non-2xx makes the sender retry later.
+        logger.warning("gateway failure", extra={"error": exc.message})
+        return error_response(exc.http_status, f"{exc.message}; retry later")
 
     @app.exception_handler(MoneyError)
     def _money_error(exc: MoneyError) -> Response[str]:
