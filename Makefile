@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev token test lint format typecheck cfn-lint unit lock currencies openapi clean
+.PHONY: help install dev token test lint format typecheck cfn-lint unit bench fuzz lock currencies openapi clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,8 +26,8 @@ dev: $(STAMP) ## Run the local stack: embedded AWS, gateway simulator, HTTP API 
 token: $(STAMP) ## Print a local token: make token CUSTOMER=acme GROUPS=finance
 	@$(PY) -m local.token --customer "$(or $(CUSTOMER),demo)" --groups "$(or $(GROUPS),finance)"
 
-test: $(STAMP) lint typecheck cfn-lint ## Everything CI runs: lint, types, template, tests
-	$(PY) -m pytest
+test: $(STAMP) lint typecheck cfn-lint ## Everything CI runs: lint, types, template, tests (coverage floor 90%)
+	$(PY) -m pytest --cov=shared/payments --cov=functions --cov-report=term:skip-covered --cov-fail-under=90
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -45,6 +45,12 @@ cfn-lint: $(STAMP) ## Lint template.yaml
 
 unit: $(STAMP) ## Unit tests only
 	$(PY) -m pytest tests/unit
+
+bench: $(STAMP) ## Measure cold starts, latency, export and request counts; writes docs/benchmarks.md
+	$(PY) -m scripts.bench
+
+fuzz: $(STAMP) ## Schema-fuzz every route of a fresh local stack (schemathesis)
+	$(PY) -m scripts.fuzz
 
 openapi: $(STAMP) ## Regenerate shared/payments/openapi.json from the handlers
 	$(PY) -m scripts.gen_openapi
