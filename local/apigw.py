@@ -16,6 +16,7 @@ What it copies from API Gateway, because handlers can tell the difference:
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import json
 import mimetypes
@@ -340,6 +341,8 @@ class LocalApi:
     jwt_secret: str
     web_dir: Path | None = None
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
+    # Local-only helpers of the web page (local/dev.py web_routes), by (method, path); never in AWS.
+    web_routes: Mapping[tuple[str, str], Callable[[HttpRequest], HttpResponse]] = field(default_factory=dict)
     _pools: dict[str, FunctionPool] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -348,6 +351,9 @@ class LocalApi:
     def handle(self, request: HttpRequest) -> HttpResponse:
         found = find_route(self.routes, request.method, request.path)
         if found is None:
+            helper = self.web_routes.get((request.method.upper(), request.path))
+            if helper is not None:
+                return helper(request)
             return self._static(request) or HttpResponse.of_json(404, NOT_FOUND)
         route, path_parameters = found
         claims = None
@@ -411,7 +417,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(response.body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(response.body)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client left early
+                self.wfile.write(response.body)
         millis = (time.monotonic() - started) * 1000
         self.server.api.log(f"{self.command} {self.path} -> {response.status} ({millis:.0f} ms)")
 

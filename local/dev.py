@@ -20,12 +20,16 @@ import contextlib
 import importlib
 import importlib.util
 import io
+import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
@@ -182,6 +186,66 @@ def start_gateway_sim(port: int, api_url: str) -> Any | None:
     return gateway_sim.serve(port, api_url)
 
 
+# ---- the web page's local helpers ------------------------------------------------------------------
+
+WEB_TOKEN_GROUPS = ("admin", "finance", "support", "operator")
+_CUSTOMER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
+
+
+def web_routes(sim_url: str | None) -> dict[tuple[str, str], Callable[[Any], Any]]:
+    """What local/web/ needs beyond the API, served by the local stack only (in AWS the page is hosted
+    separately and signs in with Cognito): its config, demo sign-in, and settling at the simulator.
+
+    POSTs take JSON only: a page of another origin cannot send JSON here without a CORS preflight, which
+    this server does not grant, so only the page itself can mint tokens or settle payments."""
+    from local.apigw import HttpRequest, HttpResponse
+    from local.seed import DEMO_CUSTOMER, OTHER_CUSTOMER
+    from local.token import make_token
+
+    def json_body(request: HttpRequest) -> dict[str, Any] | None:
+        if not (request.header("content-type") or "").lower().startswith("application/json"):
+            return None
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def config(request: HttpRequest) -> HttpResponse:
+        return HttpResponse.of_json(200, {"simulator": sim_url, "customers": [DEMO_CUSTOMER, OTHER_CUSTOMER]})
+
+    def token(request: HttpRequest) -> HttpResponse:
+        body = json_body(request)
+        if body is None:
+            return HttpResponse.of_json(400, {"message": 'send JSON: {"customer": "demo", "groups": ["finance"]}'})
+        customer, groups = body.get("customer"), body.get("groups")
+        if customer is not None and not (isinstance(customer, str) and _CUSTOMER_ID.fullmatch(customer)):
+            return HttpResponse.of_json(422, {"message": "customer must be a customer id (letters, digits, _.@-)"})
+        if not isinstance(groups, list) or not groups or not set(groups) <= set(WEB_TOKEN_GROUPS):
+            return HttpResponse.of_json(422, {"message": f"groups must be a list of {', '.join(WEB_TOKEN_GROUPS)}"})
+        return HttpResponse.of_json(200, {"token": make_token(customer, groups, ttl=DEMO_TOKEN_TTL_SECONDS)})
+
+    def settle(request: HttpRequest) -> HttpResponse:
+        body = json_body(request)
+        if sim_url is None:
+            return HttpResponse.of_json(404, {"message": "the gateway simulator is off (GATEWAY_SIM=off)"})
+        if body is None:
+            return HttpResponse.of_json(400, {"message": 'send JSON: {"provider", "ref", "outcome"}'})
+        forward = urllib.request.Request(  # noqa: S310 - the simulator on 127.0.0.1
+            f"{sim_url}/_sim/settle", json.dumps(body).encode(), {"content-type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(forward, timeout=60) as answer:  # noqa: S310
+                status, payload = answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            status, payload = error.code, error.read()
+        except OSError as exc:
+            return HttpResponse.of_json(502, {"message": f"the gateway simulator did not answer: {exc}"})
+        return HttpResponse(status, [("content-type", "application/json")], payload)
+
+    return {("GET", "/web/config.json"): config, ("POST", "/web/token"): token, ("POST", "/web/sim/settle"): settle}
+
+
 # ---- main -----------------------------------------------------------------------------------------
 
 
@@ -247,7 +311,9 @@ def _run(ports: dict[str, int], sim_on: bool, stops: list[Callable[[], None]]) -
         print(f"seeded {len(payments)} demo payments (customers {DEMO_CUSTOMER!r} and {OTHER_CUSTOMER!r})")
 
     all_routes = routes(template)
-    api = LocalApi(all_routes, specs, jwt_secret(), WEB_DIR)
+    api = LocalApi(
+        all_routes, specs, jwt_secret(), WEB_DIR, web_routes=web_routes(sim_url if sim is not None else None)
+    )
     with _listening("API_PORT", ports):
         server = make_server(api, ports["API_PORT"])
     stops.append(server.server_close)
@@ -261,6 +327,7 @@ def _run(ports: dict[str, int], sim_on: bool, stops: list[Callable[[], None]]) -
         print("gateway simulator  not started: local/gateway_sim.py is missing")
     else:
         print("gateway simulator  off (GATEWAY_SIM=off); gateway API bases come from your environment")
+    print(f"web page           {api_url}/  (local only: demo sign-in, settle at the simulator; docs/web-page.md)")
     print(f"HTTP API           {api_url}  ({len(all_routes)} routes from template.yaml)")
     for route in all_routes:
         print(f"  {route.route_key:<58} {route.function}{'  (public)' if route.public else ''}")

@@ -1,0 +1,375 @@
+"""The local Payments page (local/web/, docs/web-page.md) driven in headless Chromium against the real local stack.
+
+Debian's chromium through Playwright's Python API (`executable_path`; Playwright downloads no browser). Every
+test signs in as a customer of its own, so tests do not see each other's payments on the shared stack.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Generous: settling waits for webhooks, and a cold Lambda import is slow on a busy CI machine.
+UI_TIMEOUT_MS = 30_000
+CARD_OK, CARD_3DS, CARD_DECLINED = "4242424242424242", "4000002500003155", "4000000000000002"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    # A fixed locale and time zone, so dates render the same on every machine.
+    context = browser.new_context(locale="en-GB", timezone_id="UTC", accept_downloads=True)
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def customer() -> str:
+    return f"web-{uuid.uuid4().hex[:12]}"
+
+
+expect.set_options(timeout=UI_TIMEOUT_MS)
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+
+
+def api(stack: Any, method: str, path: str, token: str, body: Any = None, key: str | None = None) -> Any:
+    headers = {"content-type": "application/json", **({"Idempotency-Key": key} if key else {})}
+    answer = stack.call(method, path, token=token, headers=headers, body=None if body is None else json.dumps(body))
+    assert answer.status < 300, (answer.status, answer.body)
+    return answer.json()
+
+
+def charge(stack: Any, customer: str, amount: str, currency: str, description: str) -> dict[str, Any]:
+    """A completed purchase, shown as a negative payment (the operator route)."""
+    path = f"/admin/customers/{customer}/charges"
+    body = {"amount": amount, "currency": currency, "description": description}
+    return api(stack, "POST", path, stack.token(None, ["operator"]), body, key=uuid.uuid4().hex)
+
+
+def issue_voucher(stack: Any, amount: str, currency: str) -> str:
+    operator = stack.token(None, ["operator"])
+    answer = api(stack, "POST", "/admin/vouchers", operator, {"amount": amount, "currency": currency})
+    return str(answer["vouchers"][0]["code"])
+
+
+def bank_transfer(stack: Any, customer: str, amount: str) -> dict[str, Any]:
+    body = {"method": "bank_transfer", "amount": amount, "currency": "USD"}
+    return api(stack, "POST", "/payments", stack.token(customer), body, key=uuid.uuid4().hex)["payment"]
+
+
+def listed(stack: Any, customer: str) -> list[dict[str, Any]]:
+    return api(stack, "GET", "/payments?limit=200", stack.token(customer))["items"]
+
+
+def sign_in_with_token(page: Page, stack: Any, customer: str, groups: tuple[str, ...] = ("finance",)) -> None:
+    """The path that needs only the API: paste a token, as from `make token`."""
+    page.goto(stack.api_url + "/")
+    page.get_by_text("paste a token").click()
+    page.get_by_label("Token").fill(stack.token(customer, groups))
+    page.get_by_role("button", name="Use this token").click()
+    expect(page.locator("#balance-title")).to_be_visible()
+
+
+def sign_in_with_picker(page: Page, stack: Any, customer: str, group: str = "finance") -> None:
+    """The newcomer's path: the demo picker, which asks the local stack's /web/token."""
+    page.goto(stack.api_url + "/")
+    page.get_by_label("Customer").fill(customer)
+    page.get_by_label("Group").select_option(group)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#who-text")).to_have_text(f"{customer} · {group}")
+
+
+def pay(page: Page, method: str, **fields: str) -> None:
+    """Choose "Pay via", fill the fields by their labels, press Pay."""
+    page.get_by_label("Pay via").select_option(method)
+    for label, value in fields.items():
+        page.get_by_label(label.replace("_", " ")).fill(value)
+    page.get_by_role("button", name="Pay", exact=True).click()
+
+
+def row(page: Page, payment_id: str) -> Any:
+    return page.locator(f"#payment-rows tr[data-id='{payment_id}']")
+
+
+def balances(page: Page) -> Any:
+    return page.locator("#balances li")
+
+
+# ---- the issue's scenarios ------------------------------------------------------------------------
+
+
+def test_a_bank_transfer_shows_its_instructions_and_a_pending_row(page: Page, stack: Any, customer: str) -> None:
+    sign_in_with_token(page, stack, customer)
+    expect(balances(page)).to_have_text(["No completed payments yet"])
+
+    pay(page, "bank_transfer", Amount="25.00", Currency="USD", Description="Top-up for May")
+
+    result = page.locator("#pay-result")
+    expect(result).to_contain_text("Pay by bank transfer")
+    [payment] = listed(stack, customer)
+    assert (payment["status"], payment["amount"], payment["description"]) == ("pending", "25.00", "Top-up for May")
+    expect(result.locator("dd").first).to_have_text(payment["reference"])
+    expect(result).to_contain_text("GB33BUKB20201555555555")
+    first = page.locator("#payment-rows tr").first
+    expect(first).to_have_attribute("data-id", payment["id"])
+    expect(first.locator(".badge")).to_have_text("Pending")
+    expect(first.locator("td.total")).to_have_text("25.00 USD")
+    expect(balances(page)).to_have_text(["No completed payments yet"])  # pending is never counted
+
+
+def test_redeeming_a_voucher_changes_the_balance(page: Page, stack: Any, customer: str) -> None:
+    code = issue_voucher(stack, "15.00", "EUR")
+    charge(stack, customer, "4.50", "EUR", "Roaming pack")
+    sign_in_with_token(page, stack, customer)
+    expect(balances(page)).to_have_text(["-4.50 EUR"])
+    expect(balances(page)).to_have_class("negative")
+
+    page.get_by_label("Pay via").select_option("voucher")
+    expect(page.get_by_label("Amount", exact=True)).to_be_hidden()  # the voucher's value is used
+    pay(page, "voucher", Voucher_number=code, Currency="EUR")
+
+    expect(page.locator("#pay-result")).to_contain_text("Payment completed")
+    expect(balances(page)).to_have_text(["10.50 EUR"])
+    voucher = next(p for p in listed(stack, customer) if p["method"] == "voucher")
+    expect(row(page, voucher["id"]).locator(".badge")).to_have_text("Completed")
+    expect(row(page, voucher["id"]).locator("td.total")).to_have_text("15.00 EUR")
+    expect(page.get_by_label("Voucher number")).to_have_value("")
+
+
+def test_a_card_payment_completes_and_its_fields_go_only_to_the_card_route(
+    page: Page, stack: Any, customer: str
+) -> None:
+    sign_in_with_token(page, stack, customer)
+    sent_card: list[Request] = []
+    page.on("request", lambda request: sent_card.append(request) if CARD_OK in (request.post_data or "") else None)
+    year = str(datetime.now(UTC).year + 3)
+
+    pay(page, "credit_card", Card_number=CARD_OK, Expiry_month="12", Expiry_year=year, CVC="123", Amount="12.50")
+
+    expect(page.locator("#pay-result")).to_contain_text("Payment completed")
+    [payment] = listed(stack, customer)
+    assert (payment["status"], payment["amount"]) == ("completed", "12.50")
+    assert payment["card"] == {"brand": "visa", "last4": "4242"}
+    expect(row(page, payment["id"]).locator(".badge")).to_have_text("Completed")
+    expect(row(page, payment["id"])).to_contain_text("visa •••• 4242")
+    expect(balances(page)).to_have_text(["12.50 USD"])
+    # Sent once, to the API's card route on the same origin; then cleared and kept nowhere in the browser.
+    assert [(r.method, r.url) for r in sent_card] == [("POST", f"{stack.api_url}/payments")]
+    assert json.loads(sent_card[0].post_data or "")["card"]["cvc"] == "123"
+    for label in ("Card number", "Expiry month", "Expiry year", "CVC"):
+        expect(page.get_by_label(label, exact=True)).to_have_value("")
+    stored = page.evaluate("() => JSON.stringify([{...localStorage}, {...sessionStorage}, document.cookie])")
+    assert CARD_OK not in stored and "4242" not in stored
+
+
+def test_a_declined_card_shows_the_decline_and_a_cancelled_row(page: Page, stack: Any, customer: str) -> None:
+    sign_in_with_token(page, stack, customer)
+    year = str(datetime.now(UTC).year + 1)
+
+    pay(page, "credit_card", Card_number=CARD_DECLINED, Expiry_month="06", Expiry_year=year, CVC="999", Amount="3.00")
+
+    expect(page.locator("#pay-result")).to_contain_text("Card declined")
+    [payment] = listed(stack, customer)
+    expect(page.locator("#pay-result")).to_contain_text(payment["failure_reason"])
+    expect(row(page, payment["id"]).locator(".badge")).to_have_text("Cancelled")
+    expect(balances(page)).to_have_text(["No completed payments yet"])
+
+
+def test_download_csv_follows_the_export_link(page: Page, stack: Any, customer: str) -> None:
+    charge(stack, customer, "29.99", "USD", "Monthly plan")
+    pending = bank_transfer(stack, customer, "40.00")
+    sign_in_with_token(page, stack, customer)
+    expect(page.locator("#payment-rows tr")).to_have_count(2)
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download CSV").click()
+    download = download_info.value
+
+    assert download.url.startswith(stack.aws_endpoint + "/")  # the presigned S3 link, followed by the page
+    rows = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
+    assert rows[0][:5] == ["Date/Time", "Total", "Currency", "Status", "Description"]
+    assert [r[1:5] for r in rows[1:]] == [
+        ["40.00", "USD", "Pending", pending["description"]],
+        ["-29.99", "USD", "Completed", "Monthly plan"],
+    ]
+    expect(page.locator("#notice")).to_have_text("Exported 2 payments.")
+
+
+def test_an_invalid_amount_shows_the_api_validation_error(page: Page, stack: Any, customer: str) -> None:
+    sign_in_with_token(page, stack, customer)
+    refused = stack.call(
+        "POST",
+        "/payments",
+        token=stack.token(customer),
+        headers={"content-type": "application/json", "Idempotency-Key": uuid.uuid4().hex},
+        body=json.dumps({"method": "paypal", "amount": "12.345", "currency": "USD"}),
+    )
+    assert refused.status == 422 and refused.json()["field"] == "amount"
+
+    pay(page, "bank_transfer", Amount="12.345", Currency="USD")
+
+    amount = page.get_by_label("Amount", exact=True)
+    expect(amount).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#pay-form .field-error")).to_have_text(refused.json()["message"])
+    assert listed(stack, customer) == []
+    # Corrected, the next Pay is a new request (a new Idempotency-Key) and goes through.
+    amount.fill("12.34")
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page.locator("#pay-result")).to_contain_text("Pay by bank transfer")
+    expect(page.locator("#pay-form .field-error")).to_have_count(0)
+    assert [p["amount"] for p in listed(stack, customer)] == ["12.34"]
+
+
+# ---- following next_action through the gateway simulator -------------------------------------------
+
+
+def test_paypal_redirects_to_the_gateway_page_and_back(page: Page, stack: Any, customer: str) -> None:
+    sign_in_with_token(page, stack, customer)
+
+    pay(page, "paypal", Amount="20.00", Currency="USD")
+
+    page.wait_for_url(f"{stack.sim_url}/paypal/checkoutnow?token=*")
+    expect(page.locator(".amount")).to_have_text("20.00 USD")
+    page.get_by_role("button", name="Pay").click()
+    page.get_by_role("link", name="Return to the merchant").click()
+
+    expect(page.locator("#notice")).to_have_text("Payment 20.00 USD: Completed.")
+    assert page.url == f"{stack.api_url}/"  # the gateway's ?token=… is dropped from the address
+    [payment] = listed(stack, customer)
+    assert (payment["status"], payment["method"]) == ("completed", "paypal")
+    expect(row(page, payment["id"]).locator(".badge")).to_have_text("Completed")
+    expect(balances(page)).to_have_text(["20.00 USD"])
+
+
+def test_a_card_needing_3d_secure_is_pending_until_the_bank_confirms(page: Page, stack: Any, customer: str) -> None:
+    sign_in_with_picker(page, stack, customer)  # the simulator's address comes from /web/config.json
+    year = str(datetime.now(UTC).year + 2)
+
+    pay(page, "credit_card", Card_number=CARD_3DS, Expiry_month="01", Expiry_year=year, CVC="321", Amount="7.00")
+
+    expect(page.locator("#pay-result")).to_contain_text("3-D Secure required")
+    [payment] = listed(stack, customer)
+    expect(row(page, payment["id"]).locator(".badge")).to_have_text("Pending")
+    page.get_by_role("button", name="Confirm with your bank").click()
+    page.wait_for_url(f"{stack.sim_url}/stripe/3ds/*")
+    page.get_by_role("button", name="Pay").click()
+    page.get_by_role("link", name="Return to the merchant").click()
+    expect(row(page, payment["id"]).locator(".badge")).to_have_text("Completed")
+    expect(balances(page)).to_have_text(["7.00 USD"])
+
+
+# ---- local helpers: demo sign-in and settling -------------------------------------------------------
+
+
+def test_the_demo_picker_signs_in_and_shows_payments_newest_first(page: Page, stack: Any, customer: str) -> None:
+    older = charge(stack, customer, "29.99", "USD", "Monthly plan")
+    newer = bank_transfer(stack, customer, "100.00")
+    sign_in_with_picker(page, stack, customer)
+
+    expect(page.locator("#payment-rows tr")).to_have_count(2)
+    ids = page.locator("#payment-rows tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    assert ids == [newer["id"], older["id"]]
+    purchase = row(page, older["id"])
+    expect(purchase.locator("td.total")).to_have_text("-29.99 USD")
+    expect(purchase.locator("td.total")).to_have_class("num total negative")
+    created = datetime.fromisoformat(older["created_at"].replace("Z", "+00:00"))
+    expect(purchase.locator("time")).to_have_attribute("datetime", older["created_at"])
+    expect(purchase.locator("time")).to_have_text(re.compile(rf"^{created.day} \w+ {created.year}, {created:%H:%M}$"))
+    expect(row(page, newer["id"]).locator("td.total")).to_have_class("num total")
+    expect(balances(page)).to_have_text(["-29.99 USD"])
+    expect(page.locator(".balance .note")).to_have_text("Pending and cancelled payments are not counted.")
+
+
+def test_a_support_user_can_read_but_not_pay(page: Page, stack: Any, customer: str) -> None:
+    charge(stack, customer, "5.00", "USD", "SMS bundle")
+    sign_in_with_picker(page, stack, customer, group="support")
+    expect(page.locator("#payment-rows tr")).to_have_count(1)
+    expect(page.get_by_role("button", name="Pay", exact=True)).to_be_disabled()
+    expect(page.get_by_role("button", name="Download CSV")).to_be_disabled()
+
+
+@pytest.mark.parametrize(
+    ("method", "button", "settled"),
+    [
+        ("bank_transfer", "Transfer received", "Completed"),  # an operator completes it
+        ("bank_transfer", "Cancel", "Cancelled"),
+        ("razorpay", "Paid", "Completed"),  # the simulator sends Razorpay's webhook
+        ("razorpay", "Failed", "Cancelled"),
+    ],
+)
+def test_settling_a_pending_payment_updates_its_status_and_the_balance(
+    page: Page, stack: Any, customer: str, method: str, button: str, settled: str
+) -> None:
+    sign_in_with_picker(page, stack, customer)
+    pay(page, method, Amount="30.00", Currency="USD")
+    expect(page.locator("#pay-result")).to_be_visible()
+    [payment] = listed(stack, customer)
+    expect(row(page, payment["id"]).locator(".badge")).to_have_text("Pending")
+
+    page.locator("#pay-result").get_by_role("button", name=button).click()
+
+    expect(row(page, payment["id"]).locator(".badge")).to_have_text(settled)
+    expect(balances(page)).to_have_text(["30.00 USD" if settled == "Completed" else "No completed payments yet"])
+    assert [p["status"] for p in listed(stack, customer)] == [settled.lower()]
+
+
+def test_filters_and_load_more(page: Page, stack: Any, customer: str) -> None:
+    for number in range(22):
+        charge(stack, customer, f"1.{number:02d}", "USD", f"Item {number}")
+    pending = bank_transfer(stack, customer, "9.00")
+    sign_in_with_picker(page, stack, customer)
+    rows = page.locator("#payment-rows tr")
+    expect(rows).to_have_count(20)
+
+    page.get_by_role("button", name="Load more").click()
+    expect(rows).to_have_count(23)
+    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+    expect(rows.last.locator("td.total")).to_have_text("-1.00 USD")  # the oldest
+
+    page.locator("#filter-status").select_option("pending")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-id", pending["id"])
+
+    page.locator("#filter-status").select_option("")
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    page.locator("#filter-to").fill(yesterday)  # everything here was made today (UTC, the page's zone)
+    expect(rows).to_have_count(0)
+    expect(page.get_by_text("No payments match.")).to_be_visible()
+    page.get_by_role("button", name="Clear").click()
+    expect(rows).to_have_count(20)
