@@ -49,8 +49,8 @@ unit: $(STAMP) ## Unit tests only
 bench: $(STAMP) ## Measure cold starts, latency, export and request counts; writes docs/benchmarks.md
 	$(PY) -m scripts.bench
 
-fuzz: $(STAMP) ## Schema-fuzz every route of a fresh local stack (schemathesis)
-	$(PY) -m scripts.fuzz
+fuzz: $(STAMP) ## Schema-fuzz every route (schemathesis) of a private local stack, or of URL=http://127.0.0.1:3000
+	$(PY) -m scripts.fuzz $(if $(URL),--url $(URL))
 
 openapi: $(STAMP) ## Regenerate shared/payments/openapi.json from the handlers
 	$(PY) -m scripts.gen_openapi

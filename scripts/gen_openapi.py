@@ -18,6 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "shared" / "payments" / "openapi.json"
 FUNCTIONS = ("list_payments", "make_payment", "export_csv", "webhooks", "admin")
 PUBLIC_PATHS = {"/openapi.json", "/webhooks/{provider}"}
+BUSY_RESPONSE = {
+    "description": "Busy (DynamoDB/S3 throttled) or a gateway timed out; retry with the same Idempotency-Key",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+}
 TITLE = "Payments service"
 DESCRIPTION = (
     "Payments page of the telecom customer portal: list payments, balance, make payments with seven methods, "
@@ -27,7 +31,8 @@ DESCRIPTION = (
 
 def _load(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"openapi_fn_{name}", ROOT / "functions" / name / "app.py")
-    assert spec and spec.loader
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load functions/{name}/app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.app
@@ -57,6 +62,8 @@ def build() -> dict[str, Any]:
     document["security"] = [{"bearerJwt": []}]
     for path, operations in document["paths"].items():
         for operation in operations.values():
+            if path != "/openapi.json":  # any route reading DynamoDB answers 503 while it is throttled
+                operation.setdefault("responses", {}).setdefault("503", BUSY_RESPONSE)
             if path in PUBLIC_PATHS:
                 operation["security"] = []
             else:

@@ -26,16 +26,16 @@ exporter = exports.Exporter(PaymentStore())
     summary="Export the caller's payments as CSV to a presigned link",
     description="201 with the link; for accounts above the row threshold 202, then poll the export.",
     tags=["exports"],
-    responses={
-        201: {
-            "description": "Written: `url`, `expires_at`, `row_count`",
-            "content": {"application/json": {"model": ExportOut}},
+    responses=api.responses(
+        {
+            201: ("Written: `url`, `expires_at`, `row_count`", ExportOut),
+            202: ("Large account: running in the background", ExportOut),
         },
-        202: {
-            "description": "Large account: running in the background",
-            "content": {"application/json": {"model": ExportOut}},
-        },
-    },
+        400,
+        401,
+        403,
+        503,
+    ),
 )
 def start_export(request: Annotated[ExportRequest | None, Body()] = None) -> Response[dict[str, Any]]:
     caller = api.caller(app)
@@ -52,7 +52,12 @@ def start_export(request: Annotated[ExportRequest | None, Body()] = None) -> Res
     )
 
 
-@app.get("/payments/exports/<export_id>", summary="An export's status and, once done, its link", tags=["exports"])
+@app.get(
+    "/payments/exports/<export_id>",
+    summary="An export's status and, once done, its link",
+    tags=["exports"],
+    responses=api.responses({200: ("The export", ExportOut)}, 401, 403, 404),
+)
 def get_export(export_id: Annotated[str, Path(max_length=64)]) -> ExportOut:
     customer = api.caller(app).customer_for(PAYERS)
     return exporter.describe(customer, export_id)

@@ -60,7 +60,14 @@ def get_balance() -> BalancesOut:
     return listing.balances(store, customer)
 
 
-@app.get("/openapi.json", summary="This API's OpenAPI 3 document", tags=["meta"])
+@app.get(
+    "/openapi.json",
+    summary="This API's OpenAPI 3 document",
+    tags=["meta"],
+    responses={
+        200: {"description": "The OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
 def openapi_document() -> Response[str]:
     return Response(200, content_types.APPLICATION_JSON, listing.openapi_text())
 

@@ -6,6 +6,7 @@ retrying; 400/401 for a bad or missing signature, with nothing changed; 404 for 
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -26,14 +27,16 @@ store = PaymentStore()
     "/webhooks/<provider>",
     summary="Gateway webhook (stripe, paypal, razorpay, paystack, nowpayments)",
     tags=["webhooks"],
-    responses=api.responses({200: ("Recorded, including duplicates and unknown payments", WebhookOut)}, 400, 401, 404),
+    responses=api.responses(
+        {200: ("Recorded, including duplicates and unknown payments", WebhookOut)}, 400, 401, 404, 502, 503
+    ),
 )
 def receive(provider: Annotated[str, Path(max_length=32)]) -> Response[Any]:
     if provider not in ADAPTERS:
         raise NotFound(f"no webhook endpoint for provider {provider!r}")
     event = app.current_event
-    raw = event.decoded_body
-    body = raw.encode() if isinstance(raw, str) else (raw or b"")
+    # The raw bytes as the gateway signed them; `decoded_body` would fail (500) on a non-UTF-8 base64 body.
+    body = base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode()
     headers = {k.lower(): v for k, v in (event.headers or {}).items()}
     adapter = gateway(provider)
     try:

@@ -21,7 +21,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from payments.errors import PaymentsError
@@ -54,6 +56,26 @@ def error_response(status: int, message: str, **extra: Any) -> Response[str]:
     )
 
 
+# AWS answers meaning "busy, try again" once botocore's own retries are spent (also as transaction cancel reasons).
+_BUSY_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "ThrottlingError", "RequestLimitExceeded",
+     "TransactionConflictException", "TransactionConflict", "InternalServerError", "ServiceUnavailable", "SlowDown"}
+)  # fmt: skip
+
+
+def aws_busy(exc: BaseException | None) -> bool:
+    """A throttled or briefly unreachable DynamoDB/S3, however wrapped (Powertools idempotency wraps its own)."""
+    while exc is not None:
+        if isinstance(exc, ClientError):
+            answer: dict[str, Any] = dict(exc.response)
+            reasons = answer.get("CancellationReasons", [])
+            return bool(({answer.get("Error", {}).get("Code")} | {r.get("Code") for r in reasons}) & _BUSY_CODES)
+        if isinstance(exc, BotoCoreError):  # connection refused, read timeout
+            return True
+        exc = exc.__cause__
+    return False
+
+
 def _describe(error: dict[str, Any]) -> str:
     """'limit: Input should be less than or equal to 200' from a pydantic error."""
     if error.get("type") == "json_invalid":
@@ -74,7 +96,7 @@ _ERROR_TEXT = {
     422: "Invalid input; the message names the field",
     429: "Too many attempts; retry later",
     502: "The gateway failed; retry with the same Idempotency-Key",
-    503: "The gateway timed out; retry with the same Idempotency-Key",
+    503: "A gateway or the database is briefly unavailable; retry with the same Idempotency-Key",
 }
 
 
@@ -114,6 +136,15 @@ def build(function: str) -> tuple[APIGatewayHttpResolver, Logger, Tracer, Metric
         # A gateway we had to ask (PayPal verify/capture) failed: a non-2xx makes the sender retry later.
         logger.warning("gateway failure", extra={"error": exc.message})
         return error_response(exc.http_status, f"{exc.message}; retry later")
+
+    @app.exception_handler([ClientError, BotoCoreError, IdempotencyPersistenceLayerError])
+    def _aws_error(exc: Exception) -> Response[str]:
+        if not aws_busy(exc):
+            raise exc  # a bug or a misconfiguration: fail loudly (500) rather than ask clients to retry
+        logger.warning("AWS busy", extra={"error": str(exc)[:300]})
+        answer = error_response(503, "the service is busy; retry in a moment, with the same Idempotency-Key if any")
+        answer.headers["Retry-After"] = "1"
+        return answer
 
     @app.exception_handler(MoneyError)
     def _money_error(exc: MoneyError) -> Response[str]:

@@ -43,6 +43,7 @@ Item = dict[str, Any]
 
 EVENT_TTL_SECONDS = 90 * 24 * 3600  # longer than any gateway retries (PayPal: 3 days)
 _MAX_TRANSITION_ATTEMPTS = 4
+_ULID_MAX_MILLIS = 2**48 - 1  # a ULID's 48-bit timestamp
 
 
 def dynamodb_client() -> DynamoDBClient:
@@ -74,8 +75,11 @@ def _pending_pk(method: PaymentMethod) -> str:
 
 
 def _id_bound(moment: datetime, *, upper: bool) -> str:
-    """The smallest/largest payment id created in `moment`'s millisecond."""
-    millis = int(moment.timestamp() * 1000)
+    """The smallest/largest payment id created in `moment`'s millisecond.
+
+    A moment before 1970 (a ULID's zero) or after its last millisecond bounds nothing: clamp, don't overflow.
+    """
+    millis = min(max(int(moment.timestamp() * 1000), 0), _ULID_MAX_MILLIS)
     tail = b"\xff" * 10 if upper else b"\x00" * 10
     return PAYMENT_ID_PREFIX + str(ULID.from_bytes(millis.to_bytes(6, "big") + tail))
 

@@ -1,7 +1,6 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import pytest
 
 from payments.models import PaymentStatus as S
 from payments.status import Cause, TransitionRefused, counts_in_balance, decide

@@ -1,0 +1,550 @@
+"""`make fuzz`: schemathesis against the local stack's `GET /openapi.json` (issue 6, part 1).
+
+Every documented operation is exercised three ways:
+- schema-driven: schemathesis generates positive (schema-valid) and negative (schema-invalid) requests;
+- payment-shaped: bodies that pass the schema AND look like real payments (methods, currencies, test cards,
+  repeated Idempotency-Keys, known payment ids), so the gateways, idempotency and settlement paths run too;
+- webhook garbage: unsigned, badly signed and non-JSON bodies to every provider and to unknown ones.
+
+Callers carry valid tokens: `finance` of a fresh customer on customer routes, `operator` on /admin routes.
+Every answer must be no 5xx, a documented status code, a documented content type and body schema, and an
+error body with a `message`; a webhook without a valid signature must be refused (400/401, unknown provider 404).
+
+    python -m scripts.fuzz                      # starts a private stack on free ports, 100 examples a strategy
+    python -m scripts.fuzz --url http://127.0.0.1:3000 --max-examples 300   # a running `make dev`
+
+Exit code 1 if anything failed; the summary names each failure with a curl line to reproduce it.
+tests/e2e/test_fuzz.py runs the same fuzzer, bounded, in `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import Case, GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from local.token import make_token
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+PROVIDERS = ("stripe", "paypal", "razorpay", "paystack", "nowpayments")
+# Each gateway's signature header(s) (GATEWAYS.md): garbage in them must be refused like no header at all.
+SIGNATURE_HEADERS = (
+    "stripe-signature",
+    "paypal-transmission-sig",
+    "paypal-transmission-id",
+    "paypal-transmission-time",
+    "paypal-cert-url",
+    "paypal-auth-algo",
+    "x-razorpay-signature",
+    "x-razorpay-event-id",
+    "x-paystack-signature",
+    "x-nowpayments-sig",
+)
+# Stripe test cards (the simulator knows them): success, decline, 3-D Secure, and one failing the Luhn check.
+CARDS = ("4242424242424242", "4000000000000002", "4000002760003184", "4242424242424241")
+METHODS = ("bank_transfer", "paypal", "credit_card", "razorpay", "paystack", "nowpayments", "voucher")
+CURRENCIES = ("USD", "EUR", "JPY", "KWD", "INR", "NGN", "GBP", "usd", "XXX", "ZZZ", "")
+GATEWAY_CURRENCIES = {
+    "bank_transfer": ("EUR", "USD", "JPY", "KWD"),
+    "paypal": ("USD", "EUR", "JPY"),
+    "credit_card": ("USD", "EUR", "JPY", "KWD"),
+    "razorpay": ("INR", "USD"),
+    "paystack": ("NGN", "USD"),
+    "nowpayments": ("USD", "EUR"),
+    "voucher": ("USD", "EUR"),
+}
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+# ---- callers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Callers:
+    """Valid tokens for the fuzzed customer (finance) and for an operator."""
+
+    customer: str
+    finance: str
+    operator: str
+
+    @classmethod
+    def minted(cls, secret: str, customer: str | None = None) -> Callers:
+        customer = customer or f"fuzz-{uuid.uuid4().hex[:10]}"
+        return cls(
+            customer=customer,
+            finance=make_token(customer, ["finance"], secret=secret, email=f"{customer}@example.com"),
+            operator=make_token(None, ["operator"], secret=secret),
+        )
+
+    def headers_for(self, path: str) -> dict[str, str]:
+        token = self.operator if path.startswith("/admin/") else self.finance
+        return {"Authorization": f"Bearer {token}"}
+
+
+# ---- the report -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    operation: str
+    status: int
+    problems: list[str]
+    reproduce: str
+    count: int = 1
+
+
+@dataclass
+class Report:
+    """Status codes seen per operation and distinct failures (one example each, with a curl line)."""
+
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    findings: dict[tuple[str, int, tuple[str, ...]], Finding] = field(default_factory=dict)
+    requests: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def record(
+        self, case: Case, status: int, problems: list[str], headers: dict[str, str], raw_body: bytes | None = None
+    ) -> None:
+        label = case.operation.label
+        self.requests += 1
+        self.statuses[(label, status)] += 1
+        if not problems:
+            return
+        key = (label, status, tuple(sorted(problems)))
+        if key in self.findings:
+            self.findings[key].count += 1
+            return
+        curl = case.as_curl_command(headers={**headers, "Authorization": "Bearer <token>"})
+        if raw_body is not None:
+            curl += f" --data-binary <{raw_body!r:.300}>"
+        self.findings[key] = Finding(label, status, sorted(problems), curl)
+
+    def summary(self) -> str:
+        lines = [f"{self.requests} requests, {len(self.findings)} distinct failures"]
+        by_operation: dict[str, list[str]] = {}
+        for (label, status), count in sorted(self.statuses.items()):
+            by_operation.setdefault(label, []).append(f"{status}x{count}")
+        lines += [f"  {label:62} {' '.join(codes)}" for label, codes in sorted(by_operation.items())]
+        for finding in self.findings.values():
+            lines.append(f"FAIL {finding.operation} -> {finding.status} ({finding.count}x)")
+            lines += [f"    {problem}" for problem in finding.problems]
+            lines.append(f"    reproduce: {finding.reproduce}")
+        return "\n".join(lines)
+
+
+def _problems_of(group: FailureGroup) -> list[str]:
+    return [f"{type(f).__name__}: {f.title}" for f in group.exceptions]
+
+
+def _error_body_problem(status: int, response: Any) -> str | None:
+    """API.md: errors are JSON `{"message": "..."}` with a human sentence."""
+    if status < 400:
+        return None
+    try:
+        body = json.loads(response.content or b"null")
+    except ValueError:
+        return "error body is not JSON"
+    if not (isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"].strip()):
+        return "error body has no message"
+    return None
+
+
+# ---- strategies beyond the schema -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request: a schemathesis Case plus what the Case cannot carry (a raw body) and extra expectations."""
+
+    case: Case
+    raw_body: bytes | None = None
+    expect: Callable[[int], str | None] | None = None
+
+
+def _amounts() -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.sampled_from(["12.50", "0.50", "1000", "1.250", "0", "-5.00", "1.999", "1e3", "9999999", " 7.00 ", "abc"]),
+        st.decimals(min_value=-10, max_value=10**7, places=2, allow_nan=False).map(str),
+        st.integers(min_value=-5, max_value=10**7),
+    )
+
+
+def _payment_bodies() -> st.SearchStrategy[dict[str, Any]]:
+    """Mostly bodies a real client would send (each method with a currency its gateway takes, test cards,
+    vouchers), some with one field gone wrong, so requests get past validation into the gateways."""
+    card = st.fixed_dictionaries(
+        {
+            "number": st.sampled_from(CARDS),
+            "exp_month": st.sampled_from([12, "07", 13, 0]),
+            "exp_year": st.sampled_from([2031, "2030", 2020]),
+            "cvc": st.sampled_from(["737", "1234", ""]),
+        }
+    )
+    payment_methods = st.sampled_from(["pm_card_visa", "pm_card_authenticationRequired", "pm_card_chargeDeclined"])
+
+    def realistic(method: str) -> st.SearchStrategy[dict[str, Any]]:
+        base = {"method": st.just(method), "currency": st.sampled_from(GATEWAY_CURRENCIES[method])}
+        if method == "voucher":
+            return st.fixed_dictionaries({**base, "voucher_code": st.text(min_size=1, max_size=20)})
+        base["amount"] = st.integers(min_value=50, max_value=5000).map(str)  # valid in every currency's digits
+        if method == "credit_card":
+            return st.fixed_dictionaries({**base, "card": card}) | st.fixed_dictionaries(
+                {**base, "payment_method": payment_methods}
+            )
+        return st.fixed_dictionaries(base, optional={"description": st.text(max_size=40)})
+
+    free_form = st.fixed_dictionaries(
+        {"method": st.sampled_from(METHODS), "currency": st.sampled_from(CURRENCIES)},
+        optional={
+            "amount": _amounts(),
+            "description": st.text(max_size=40),
+            "card": card,
+            "payment_method": payment_methods | st.text(max_size=10),
+            "voucher_code": st.text(min_size=1, max_size=20),
+        },
+    )
+    realistic_bodies = st.sampled_from(METHODS).flatmap(realistic)
+    return st.one_of(realistic_bodies, realistic_bodies, realistic_bodies, free_form)
+
+
+def _signature_headers() -> st.SearchStrategy[dict[str, str]]:
+    printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80)
+    return st.dictionaries(st.sampled_from(SIGNATURE_HEADERS), printable, max_size=4)
+
+
+def _webhook_bodies() -> st.SearchStrategy[bytes]:
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+        max_leaves=10,
+    )
+    event_like = st.fixed_dictionaries(
+        {
+            "id": st.text(max_size=20),
+            "type": st.sampled_from(["payment_intent.succeeded", "order.paid", "charge.success", "x"]),
+            "event": st.sampled_from(["order.paid", "charge.success", "refund.processed"]),
+            "data": json_values,
+            "payment_status": st.sampled_from(["finished", "failed", "waiting"]),
+        }
+    )
+    return st.one_of(
+        st.binary(max_size=200),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        event_like.map(lambda v: json.dumps(v).encode()),
+    )
+
+
+def _webhook_expectation(provider: str) -> Callable[[int], str | None]:
+    def expect(status: int) -> str | None:
+        if provider in PROVIDERS:
+            wanted: tuple[int, ...] = (400, 401)
+        else:  # unknown provider: 404, or 422 when the name breaks the documented length
+            wanted = (404, 422)
+        return None if status in wanted else f"unsigned webhook to {provider!r} answered {status}, wanted {wanted}"
+
+    return expect
+
+
+@dataclass
+class Known:
+    """Ids that exist, so generated requests also hit real payments, not only 404s."""
+
+    payment_ids: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=lambda: [f"fuzz-key-{i}" for i in range(3)])
+
+
+def _shaped(operation: Any, callers: Callers, known: Known) -> st.SearchStrategy[Probe] | None:
+    """Payment-shaped requests for the operations where schema-only data rarely gets past validation."""
+    path, method = operation.path, operation.method.upper()
+    # Mostly a fresh Idempotency-Key, now and then a reused one (same key, other body: 422). Not st.uuids():
+    # Hypothesis repeats simple values on purpose, which would turn most requests into key reuses.
+    key = st.sampled_from([None] * 9 + known.keys).map(lambda reused: reused or f"fuzz-{uuid.uuid4()}")
+    ids = st.sampled_from(known.payment_ids or ["pay_none"]) | st.text(max_size=30)
+    customers = st.sampled_from([callers.customer, "fuzz-other-customer"])
+    json_media = "application/json"
+    if (method, path) == ("POST", "/payments"):
+        return st.builds(
+            lambda body, k: Probe(operation.Case(headers={"idempotency-key": k}, body=body, media_type=json_media)),
+            _payment_bodies(),
+            key,
+        )
+    if (method, path) == ("POST", "/webhooks/{provider}"):
+        providers = st.sampled_from(PROVIDERS) | st.text(min_size=1, max_size=40).filter(lambda p: "/" not in p)
+        content_types = st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""])
+        return st.builds(
+            lambda p, h, body, ct: Probe(
+                operation.Case(path_parameters={"provider": p}, headers={**h, "content-type": ct} if ct else h),
+                raw_body=body,
+                expect=_webhook_expectation(p),
+            ),
+            providers,
+            _signature_headers(),
+            _webhook_bodies(),
+            content_types,
+        )
+    if (method, path) == ("GET", "/payments/{id}"):
+        return ids.map(lambda i: Probe(operation.Case(path_parameters={"id": i})))
+    if path.startswith("/admin/customers/") and path.endswith(("/complete", "/cancel")):
+        note = st.none() | st.fixed_dictionaries({"note": st.text(max_size=30)})
+        return st.builds(
+            lambda c, i, b: Probe(
+                operation.Case(
+                    path_parameters={"customer_id": c, "id": i},
+                    body=b,
+                    media_type=json_media if b is not None else None,
+                )
+            ),
+            customers,
+            ids,
+            note,
+        )
+    if (method, path) == ("POST", "/admin/customers/{customer_id}/charges"):
+        body = st.fixed_dictionaries(
+            {"amount": _amounts(), "currency": st.sampled_from(CURRENCIES), "description": st.text(max_size=30)}
+        )
+        return st.builds(
+            lambda c, b, k: Probe(
+                operation.Case(
+                    path_parameters={"customer_id": c}, headers={"idempotency-key": k}, body=b, media_type=json_media
+                )
+            ),
+            customers,
+            body,
+            key,
+        )
+    if (method, path) == ("POST", "/admin/vouchers"):
+        body = st.fixed_dictionaries(
+            {"amount": _amounts(), "currency": st.sampled_from(CURRENCIES)},
+            optional={
+                "count": st.integers(min_value=-1, max_value=101),
+                "expires_at": st.sampled_from(["2031-01-01T00:00:00Z", "2020-01-01T00:00:00Z", "tomorrow", ""]),
+            },
+        )
+        return body.map(lambda b: Probe(operation.Case(body=b, media_type=json_media)))
+    if (method, path) == ("POST", "/payments/exports"):
+        moments = st.sampled_from(["2026-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "x", ""])
+        body = st.fixed_dictionaries(
+            {}, optional={"from": moments, "to": moments, "status": st.sampled_from(["pending", "completed", "open"])}
+        )
+        return body.map(lambda b: Probe(operation.Case(body=b, media_type=json_media)))
+    return None
+
+
+# ---- running --------------------------------------------------------------------------------------
+
+
+def _send(probe: Probe, api_url: str, callers: Callers, session: requests.Session, report: Report) -> None:
+    case = probe.case
+    headers = callers.headers_for(case.operation.path)
+    extra: dict[str, Any] = {"data": probe.raw_body} if probe.raw_body is not None else {}
+    try:
+        response = case.call(
+            base_url=api_url, session=session, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS, **extra
+        )
+    except requests.RequestException as exc:  # no answer at all (a crash, a hang) is a finding too
+        report.record(case, 0, [f"no answer: {type(exc).__name__}"], headers, probe.raw_body)
+        return
+    problems: list[str] = []
+    try:
+        case.validate_response(response, checks=CHECKS, headers=headers)
+    except FailureGroup as group:
+        problems += _problems_of(group)
+    for extra_problem in (
+        _error_body_problem(response.status_code, response),
+        probe.expect(response.status_code) if probe.expect else None,
+    ):
+        if extra_problem:
+            problems.append(extra_problem)
+    report.record(case, response.status_code, problems, headers, probe.raw_body)
+
+
+def _explore(
+    strategy: st.SearchStrategy[Probe], send: Callable[[Probe], None], examples: int, seed: int | None
+) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=seed is None,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: every failure is recorded, not raised
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def explore(probe: Probe) -> None:
+        send(probe)
+
+    (explore if seed is None else hypothesis_seed(seed)(explore))()
+
+
+def seed_payments(api_url: str, callers: Callers, session: requests.Session) -> list[str]:
+    """Two pending bank transfers of the fuzzed customer: real ids for get/complete/cancel."""
+    ids = []
+    for amount in ("10.00", "20.00"):
+        answer = session.post(
+            f"{api_url}/payments",
+            json={"method": "bank_transfer", "amount": amount, "currency": "EUR"},
+            headers={**callers.headers_for("/payments"), "Idempotency-Key": uuid.uuid4().hex},
+            timeout=REQUEST_TIMEOUT_SECONDS,
+        )
+        answer.raise_for_status()
+        ids.append(answer.json()["payment"]["id"])
+    return ids
+
+
+def fuzz(
+    api_url: str,
+    callers: Callers,
+    *,
+    max_examples: int,
+    seed: int | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> Report:
+    """Fuzz every operation of the stack at `api_url`. `seed` None: a fixed, repeatable run."""
+    report = Report()
+    with requests.Session() as session:
+        # from_dict, not from_url: from_url leaves out the operation that serves the document itself.
+        document = session.get(f"{api_url}/openapi.json", timeout=REQUEST_TIMEOUT_SECONDS)
+        document.raise_for_status()
+        schema = schemathesis.openapi.from_dict(document.json())
+        known = Known(payment_ids=seed_payments(api_url, callers, session))
+
+        def send(probe: Probe) -> None:
+            _send(probe, api_url, callers, session, report)
+
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            started = time.monotonic()
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                strategy = operation.as_strategy(generation_mode=mode).map(Probe)
+                try:
+                    _explore(strategy, send, max_examples, seed)
+                except Unsatisfiable:
+                    if mode is GenerationMode.POSITIVE:
+                        raise
+                    # An operation without parameters or body (GET /openapi.json) has nothing to make invalid.
+            shaped = _shaped(operation, callers, known)
+            if shaped is not None:
+                _explore(shaped, send, max_examples, seed)
+            log(f"{operation.label}: {time.monotonic() - started:.1f} s")
+    return report
+
+
+# ---- a private stack ------------------------------------------------------------------------------
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(f"{url}/openapi.json", timeout=2)
+    except requests.RequestException:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def private_stack(startup_seconds: float = 60) -> Iterator[tuple[str, str]]:
+    """`python -m local.dev` on free ports with a random JWT secret; yields (api url, secret)."""
+    aws_port, sim_port, api_port = _free_ports(3)
+    secret = secrets.token_hex(24)
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")},
+        "PYTHONUNBUFFERED": "1",
+        "SEED_DEMO": "0",
+        "GATEWAY_SIM": "on",
+        "LOCAL_JWT_SECRET": secret,
+        "AWS_PORT": str(aws_port),
+        "GATEWAY_SIM_PORT": str(sim_port),
+        "API_PORT": str(api_port),
+    }
+    url = f"http://127.0.0.1:{api_port}"
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen([sys.executable, "-m", "local.dev"], cwd=ROOT, env=env, stdout=output, stderr=output)
+        try:
+            deadline = time.monotonic() + startup_seconds
+            while not _answers(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output.seek(0)
+                    raise RuntimeError(f"the local stack did not start:\n{output.read().decode(errors='replace')}")
+                time.sleep(0.3)
+            yield url, secret
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.fuzz", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a running stack (make dev); default: start a private one")
+    parser.add_argument("--max-examples", type=int, default=100, help="examples per operation and strategy")
+    parser.add_argument("--seed", type=int, help="random seed (default: a new one, printed)")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    print(f"fuzzing with seed {seed}, {args.max_examples} examples per operation and strategy", flush=True)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            from local.defaults import jwt_secret
+
+            url, secret = args.url.rstrip("/"), jwt_secret()
+        else:
+            url, secret = stack.enter_context(private_stack())
+        report = fuzz(url, Callers.minted(secret), max_examples=args.max_examples, seed=seed, log=print)
+    print(report.summary())
+    print(f"{time.monotonic() - started:.0f} s; {'OK' if report.ok else 'FAILED'} (seed {seed})")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
