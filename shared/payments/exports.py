@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from payments.config import settings
 from payments.errors import NotFound, PaymentsError
 from payments.models import Payment, PaymentStatus, iso_z, utcnow
-from payments.store import PaymentStore, _id_bound, _status_pk, customer_pk, payment_sk
+from payments.store import PaymentStore, customer_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -580,33 +580,14 @@ class Exporter:
     # -- estimate --
 
     def count_up_to(self, customer_id: str, filters: ExportFilters, cap: int) -> int:
-        """How many payments match, counting no further than `cap`: COUNT Queries on the list's key condition.
+        """How many payments match, counting no further than `cap`: the list's key condition, never a Scan.
 
-        Never a Scan. DynamoDB still reads (and bills) the counted items, at most 1 MB per request, so
-        the cost is bounded by `cap`, not by the size of the account.
-        """
-        lower = payment_sk(_id_bound(filters.created_from, upper=False)) if filters.created_from else "PAY#"
-        upper = payment_sk(_id_bound(filters.created_to, upper=True)) if filters.created_to else "PAY$"
-        request: dict[str, Any] = {
-            "TableName": self.store.table,
-            "Select": "COUNT",
-            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-            "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
-            "ExpressionAttributeValues": {
-                ":pk": {"S": customer_pk(customer_id)},
-                ":lower": {"S": lower},
-                ":upper": {"S": upper},
-            },
-        }
-        if filters.status is not None:
-            request["IndexName"] = "GSI1"
-            request["ExpressionAttributeNames"] = {"#pk": "GSI1PK", "#sk": "GSI1SK"}
-            request["ExpressionAttributeValues"][":pk"] = {"S": _status_pk(customer_id, filters.status)}
-        counted = 0
-        while counted < cap:
-            answer = self.store.client.query(**request, Limit=cap - counted)
-            counted += answer.get("Count", 0)
-            if "LastEvaluatedKey" not in answer:
-                break
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-        return counted
+        DynamoDB still reads (and bills) the counted items, at most 1 MB per request, so the cost is
+        bounded by `cap`, not by the size of the account."""
+        return self.store.count(
+            customer_id,
+            cap=cap,
+            status=filters.status,
+            created_from=filters.created_from,
+            created_to=filters.created_to,
+        )

@@ -246,6 +246,32 @@ class PaymentStore:
             raise NotFound(f"payment {payment_id[:64]} not found")
         return payment
 
+    def _listing_query(
+        self,
+        customer_id: str,
+        status: PaymentStatus | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+    ) -> dict[str, Any]:
+        """The key condition every listing uses: the customer's partition (or its status index), newest
+        first, `from`/`to` as bounds on the time-ordered payment id."""
+        lower = payment_sk(_id_bound(created_from, upper=False)) if created_from else "PAY#"
+        upper = payment_sk(_id_bound(created_to, upper=True)) if created_to else "PAY$"
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+            "ScanIndexForward": False,
+        }
+        if status is None:
+            request["ExpressionAttributeNames"] = {"#pk": "PK", "#sk": "SK"}
+            pk_value = customer_pk(customer_id)
+        else:
+            request["IndexName"] = "GSI1"
+            request["ExpressionAttributeNames"] = {"#pk": "GSI1PK", "#sk": "GSI1SK"}
+            pk_value = _status_pk(customer_id, status)
+        request["ExpressionAttributeValues"] = {":pk": _s(pk_value), ":lower": _s(lower), ":upper": _s(upper)}
+        return request
+
     def page(
         self,
         customer_id: str,
@@ -257,31 +283,40 @@ class PaymentStore:
         created_to: datetime | None = None,
     ) -> tuple[list[Payment], str | None]:
         """One Query, newest first. Returns the payments and the last id if more may follow."""
-        lower = payment_sk(_id_bound(created_from, upper=False)) if created_from else "PAY#"
-        upper = payment_sk(_id_bound(created_to, upper=True)) if created_to else "PAY$"
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lower AND :upper",
-            "ScanIndexForward": False,
-            "Limit": limit + 1,  # one extra item tells whether another page exists
-        }
-        base_key = {"PK": _s(customer_pk(customer_id))}
-        if status is None:
-            request["ExpressionAttributeNames"] = {"#pk": "PK", "#sk": "SK"}
-            pk_value = customer_pk(customer_id)
-        else:
-            request["IndexName"] = "GSI1"
-            request["ExpressionAttributeNames"] = {"#pk": "GSI1PK", "#sk": "GSI1SK"}
-            pk_value = _status_pk(customer_id, status)
-        request["ExpressionAttributeValues"] = {":pk": _s(pk_value), ":lower": _s(lower), ":upper": _s(upper)}
+        request = self._listing_query(customer_id, status, created_from, created_to)
+        request["Limit"] = limit + 1  # one extra item tells whether another page exists
         if after is not None:
-            start = {**base_key, "SK": _s(payment_sk(after))}
+            start = {"PK": _s(customer_pk(customer_id)), "SK": _s(payment_sk(after))}
             if status is not None:
-                start |= {"GSI1PK": _s(pk_value), "GSI1SK": _s(payment_sk(after))}
+                start |= {"GSI1PK": _s(_status_pk(customer_id, status)), "GSI1SK": _s(payment_sk(after))}
             request["ExclusiveStartKey"] = start
-        items = self.client.query(**request).get("Items", [])
+        answer = self.client.query(**request)
+        items = answer.get("Items", [])
         payments = [from_item(i) for i in items[:limit]]
-        return payments, (payments[-1].id if len(items) > limit else None)
+        # More follows if the extra item came back, or if DynamoDB stopped early at its 1 MB page cap.
+        more = len(items) > limit or "LastEvaluatedKey" in answer
+        return payments, (payments[-1].id if more and payments else None)
+
+    def count(
+        self,
+        customer_id: str,
+        *,
+        cap: int,
+        status: PaymentStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> int:
+        """How many payments a listing would return, counting no further than `cap` (COUNT Queries, no Scan)."""
+        request = self._listing_query(customer_id, status, created_from, created_to)
+        request["Select"] = "COUNT"
+        counted = 0
+        while counted < cap:
+            answer = self.client.query(**request, Limit=cap - counted)
+            counted += answer.get("Count", 0)
+            if "LastEvaluatedKey" not in answer:
+                break
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return counted
 
     def stream(
         self,

@@ -1,0 +1,253 @@
+"""Benchmark the CSV export (docs/exports.md): time, rows/s and peak memory at 10k and 100k payments.
+
+    .venv/bin/python scripts/bench_export.py --rows 10000 100000
+
+Starts its own moto server in a child process (so moto's memory is not counted), creates the payments
+table from template.yaml and a bucket, writes N payments per size with BatchWriteItem, then measures
+each size in a fresh process:
+- the export (`payments.exports.stream_export`: Query pages -> CSV rows -> S3 parts), untraced, for time;
+- the same export under tracemalloc, for the peak of Python allocations during the call;
+- the raw floor: a paginated boto3 Query of the same items plus one PutObject of a file of the same size;
+- ru_maxrss of that process, and the DynamoDB/S3 requests the export made.
+Wall time is mostly moto's (its Query re-sorts and re-walks the partition on every page, so 100k rows
+take tens of minutes); the CPU time of the exporting process is this code's own cost. Compare ratios
+and memory, not absolute times (MEASURING.md). Not a test: never run from pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE_SIZE = 500
+
+
+def _importable() -> None:
+    for path in (ROOT, ROOT / "shared"):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_moto(port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                return server
+        except OSError:
+            time.sleep(0.05)
+    server.kill()
+    raise SystemExit(f"moto did not start on port {port}")
+
+
+def _create_resources(table: str, bucket: str) -> None:
+    import boto3
+
+    from local.template import load_template
+
+    props = load_template()["Resources"]["PaymentsTable"]["Properties"]
+    boto3.client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    boto3.client("s3").create_bucket(Bucket=bucket)
+
+
+def _seed(customer: str, rows: int, table: str) -> None:
+    """`rows` completed payments, one a minute, written 25 at a time."""
+    import boto3
+
+    from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id
+    from payments.store import to_item
+
+    client = boto3.client("dynamodb")
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    batch: list[dict[str, Any]] = []
+    for i in range(rows):
+        at = start + timedelta(minutes=i)
+        payment = Payment(
+            id=new_payment_id(at),
+            customer_id=customer,
+            created_at=at,
+            completed_at=at + timedelta(seconds=30),
+            amount_minor=-(100 + i % 5000) if i % 7 == 0 else 1000 + i % 90000,
+            currency="USD",
+            status=PaymentStatus.COMPLETED,
+            method=PaymentMethod.PURCHASE if i % 7 == 0 else PaymentMethod.CREDIT_CARD,
+            description=f"Mobile plan top-up, line {i % 40}",
+            reference=f"INV-{i:08d}",
+            history=(HistoryEntry(at=at, status=PaymentStatus.COMPLETED, by="bench"),),
+        )
+        batch.append({"PutRequest": {"Item": to_item(payment)}})
+        if len(batch) == 25 or i == rows - 1:
+            pending: dict[str, Any] = {table: batch}
+            while pending:
+                pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            batch = []
+
+
+def _count_requests(client: Any, counter: Counter[str]) -> None:
+    def count(model: Any, **_: Any) -> None:
+        counter[f"{client.meta.service_model.service_name}:{model.name}"] += 1
+
+    client.meta.events.register("before-call.*.*", count)
+
+
+def measure(customer: str, table: str, bucket: str, *, page_size: int = PAGE_SIZE) -> dict[str, Any]:
+    """One size, in this (fresh) process: timed export, traced export, raw floor."""
+    import boto3
+
+    from payments.exports import ExportFilters, s3_client, stream_export
+    from payments.store import PaymentStore
+
+    store = PaymentStore(table)
+    s3 = s3_client()
+    requests: Counter[str] = Counter()
+    _count_requests(store.client, requests)
+    _count_requests(s3, requests)
+
+    def export(key: str) -> Any:
+        return stream_export(
+            store, s3, bucket, key, customer, ExportFilters(), filename="payments-bench.csv", page_size=page_size
+        )
+
+    began, began_cpu = time.perf_counter(), time.process_time()
+    written = export(f"exports/{customer}/timed.csv")
+    export_seconds, export_cpu = time.perf_counter() - began, time.process_time() - began_cpu
+    calls = dict(requests)
+
+    tracemalloc.start()
+    export(f"exports/{customer}/traced.csv")
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the floor allocates a whole file
+
+    raw = boto3.client("dynamodb")
+    began, began_cpu = time.perf_counter(), time.process_time()
+    request: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lower AND :upper",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": f"CUST#{customer}"},
+            ":lower": {"S": "PAY#"},
+            ":upper": {"S": "PAY$"},
+        },
+        "ScanIndexForward": False,
+        "Limit": page_size,
+    }
+    items = 0
+    while True:
+        page = raw.query(**request)
+        items += page["Count"]
+        if "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    boto3.client("s3").put_object(Bucket=bucket, Key=f"exports/{customer}/floor.csv", Body=b"x" * written.size)
+    floor_seconds, floor_cpu = time.perf_counter() - began, time.process_time() - began_cpu
+    assert items == written.rows, (items, written.rows)
+
+    return {
+        "rows": written.rows,
+        "bytes": written.size,
+        "parts": written.parts,
+        "export_s": export_seconds,
+        "export_cpu": export_cpu,
+        "floor_s": floor_seconds,
+        "floor_cpu": floor_cpu,
+        "traced_peak": traced_peak,
+        "maxrss_kb": maxrss_kb,
+        "requests": calls,
+    }
+
+
+def _report(r: dict[str, Any], seeded: float) -> None:
+    layout = f"{r['parts']} parts" if r["parts"] else "one PutObject"
+    calls = ", ".join(f"{name} {count}" for name, count in sorted(r["requests"].items()))
+    print(f"{r['rows']} rows, {r['bytes'] / 1e6:.1f} MB, {layout} (seeded in {seeded:.0f} s); requests: {calls}")
+    print(
+        f"  export  {r['export_s']:8.2f} s wall ({r['rows'] / r['export_s']:.0f} rows/s), "
+        f"{r['export_cpu']:6.2f} s CPU in the exporting process ({r['rows'] / r['export_cpu']:.0f} rows/CPU-s)"
+    )
+    print(
+        f"  floor   {r['floor_s']:8.2f} s wall, {r['floor_cpu']:6.2f} s CPU  ->  export/floor "
+        f"{r['export_s'] / r['floor_s']:.2f} wall, {r['export_cpu'] / r['floor_cpu']:.2f} CPU"
+    )
+    print(f"  memory  tracemalloc peak {r['traced_peak'] / 2**20:.2f} MiB, ru_maxrss {r['maxrss_kb'] / 1024:.1f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--page-size", type=int, default=PAGE_SIZE, help="payments per Query (default: as deployed)")
+    parser.add_argument("--measure", nargs=3, metavar=("CUSTOMER", "TABLE", "BUCKET"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    _importable()
+    if args.measure:  # the child: print one JSON line
+        print(json.dumps(measure(*args.measure, page_size=args.page_size)))
+        return
+
+    port = _free_port()
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake credentials
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    server = _start_moto(port)
+    peaks: dict[int, float] = {}
+    try:
+        for rows in args.rows:
+            # One table per size: moto's Query walks every item of the table, not just the partition.
+            table, bucket, customer = f"bench-payments-{rows}", f"bench-exports-{rows}", f"bench-{rows}"
+            _create_resources(table, bucket)
+            began = time.perf_counter()
+            _seed(customer, rows, table)
+            seeded = time.perf_counter() - began
+            child = subprocess.run(
+                [sys.executable, __file__, "--page-size", str(args.page_size), "--measure", customer, table, bucket],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            _report(result, seeded)
+            peaks[rows] = result["traced_peak"] / 2**20
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    if len(peaks) > 1:
+        (small, low), (large, high) = min(peaks.items()), max(peaks.items())
+        print(f"peak memory {large} rows vs {small} rows: {high:.2f} - {low:.2f} = {high - low:+.2f} MiB")
+
+
+if __name__ == "__main__":
+    main()
