@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
@@ -27,7 +27,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from payments.gateways.base import GatewayRejected, GatewayUnavailable
+from payments.config import GatewaySettings, gateway_settings
+from payments.gateways.base import CurrencyNotSupported, GatewayRejected, GatewayUnavailable
+from payments.money import Money
 
 logger = logging.getLogger(__name__)
 
@@ -170,3 +172,36 @@ def _json_object(response: requests.Response) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+class HttpGateway:
+    """What the requests-based adapters share: settings and the HTTP session made on first use (or
+    injected by tests), and the check against the gateway's list of currencies."""
+
+    name: ClassVar[str]
+    currencies: ClassVar[frozenset[str]]
+
+    def __init__(self, settings: GatewaySettings | None = None, session: requests.Session | None = None) -> None:
+        self._given_settings = settings
+        self._session = session
+
+    @property
+    def _settings(self) -> GatewaySettings:
+        if self._given_settings is None:
+            self._given_settings = gateway_settings()
+        return self._given_settings
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = new_session()
+        return self._session
+
+    def check_listed_currency(self, money: Money) -> None:
+        """CurrencyNotSupported (422, before any call) unless the currency is listed and the amount positive."""
+        if money.currency not in self.currencies:
+            raise CurrencyNotSupported(
+                f"{self.name} does not take {money.currency}; it takes {', '.join(sorted(self.currencies))}"
+            )
+        if money.minor <= 0:
+            raise CurrencyNotSupported(f"{self.name} needs a positive amount", field="amount")

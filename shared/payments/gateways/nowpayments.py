@@ -22,18 +22,16 @@ from typing import Any
 
 import requests
 
-from payments.config import GatewaySettings, gateway_settings
 from payments.gateways.base import (
     CreateRequest,
     CreateResult,
-    CurrencyNotSupported,
     EventKind,
     GatewayEvent,
     GatewayRejected,
     SignatureInvalid,
     StatusAnswer,
 )
-from payments.gateways.http import call_json, new_session
+from payments.gateways.http import HttpGateway, call_json
 from payments.models import is_payment_id
 from payments.money import Money
 
@@ -101,24 +99,16 @@ def ids_from_order_id(order_id: str) -> tuple[str | None, str | None]:
     return payment_id, customer_id
 
 
-class NowPaymentsGateway:
+class NowPaymentsGateway(HttpGateway):
     """`Gateway` for NOWPayments. Settings and the HTTP session are created on first use if not given."""
 
     name = "nowpayments"
-
-    def __init__(self, settings: GatewaySettings | None = None, session: requests.Session | None = None) -> None:
-        self._given_settings = settings
-        self._session = session
+    currencies = SUPPORTED_CURRENCIES
 
     # ---- creating a payment -------------------------------------------------------------------
 
     def check_currency(self, money: Money) -> None:
-        if money.currency not in SUPPORTED_CURRENCIES:
-            raise CurrencyNotSupported(
-                f"nowpayments does not price in {money.currency}; it takes {', '.join(sorted(SUPPORTED_CURRENCIES))}"
-            )
-        if money.minor <= 0:
-            raise CurrencyNotSupported("nowpayments needs a positive amount", field="amount")
+        self.check_listed_currency(money)
 
     def create(self, request: CreateRequest) -> CreateResult:
         self.check_currency(request.money)
@@ -222,21 +212,13 @@ class NowPaymentsGateway:
 
     # ---- plumbing -------------------------------------------------------------------------------
 
-    @property
-    def _settings(self) -> GatewaySettings:
-        if self._given_settings is None:
-            self._given_settings = gateway_settings()
-        return self._given_settings
-
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         settings = self._settings
         if not settings.nowpayments_api_key:
             raise GatewayRejected("nowpayments is not configured (NOWPAYMENTS_API_KEY is empty)")
-        if self._session is None:
-            self._session = new_session()
         headers = {"x-api-key": settings.nowpayments_api_key, "Content-Type": "application/json"}
         url = settings.nowpayments_api_base.rstrip("/") + path
-        return call_json(self._session, method, url, gateway=self.name, headers=headers, **kwargs)
+        return call_json(self.session, method, url, gateway=self.name, headers=headers, **kwargs)
 
     def _call_exact(self, path: str, **kwargs: Any) -> Any:
         """A GET whose answer is parsed with `loads_exact`, so amounts never pass through float."""

@@ -15,9 +15,6 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
-from payments.config import GatewaySettings, gateway_settings
 from payments.gateways.base import (
     CreateRequest,
     CreateResult,
@@ -28,7 +25,7 @@ from payments.gateways.base import (
     SignatureInvalid,
     StatusAnswer,
 )
-from payments.gateways.http import HttpRejected, call_json, new_session
+from payments.gateways.http import HttpGateway, HttpRejected, call_json
 from payments.models import PAYMENT_ID_PREFIX, is_payment_id
 from payments.money import Money
 
@@ -57,24 +54,16 @@ def payment_id_from_reference(reference: str) -> str | None:
     return candidate if is_payment_id(candidate) else None
 
 
-class PaystackGateway:
+class PaystackGateway(HttpGateway):
     """`Gateway` for Paystack. Settings and the HTTP session are created on first use if not given."""
 
     name = "paystack"
-
-    def __init__(self, settings: GatewaySettings | None = None, session: requests.Session | None = None) -> None:
-        self._given_settings = settings
-        self._session = session
+    currencies = SUPPORTED_CURRENCIES
 
     # ---- creating a payment -------------------------------------------------------------------
 
     def check_currency(self, money: Money) -> None:
-        if money.currency not in SUPPORTED_CURRENCIES:
-            raise CurrencyNotSupported(
-                f"paystack does not take {money.currency}; it takes {', '.join(sorted(SUPPORTED_CURRENCIES))}"
-            )
-        if money.minor <= 0:
-            raise CurrencyNotSupported("paystack needs a positive amount", field="amount")
+        self.check_listed_currency(money)
 
     def create(self, request: CreateRequest) -> CreateResult:
         self.check_currency(request.money)
@@ -197,22 +186,14 @@ class PaystackGateway:
 
     # ---- plumbing -------------------------------------------------------------------------------
 
-    @property
-    def _settings(self) -> GatewaySettings:
-        if self._given_settings is None:
-            self._given_settings = gateway_settings()
-        return self._given_settings
-
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         settings = self._settings
         if not settings.paystack_secret_key:
             raise GatewayRejected("paystack is not configured (PAYSTACK_SECRET_KEY is empty)")
-        if self._session is None:
-            self._session = new_session()
         url = settings.paystack_api_base.rstrip("/") + path
         headers = {"Authorization": f"Bearer {settings.paystack_secret_key}"}
         try:
-            return call_json(self._session, method, url, gateway=self.name, headers=headers, **kwargs)
+            return call_json(self.session, method, url, gateway=self.name, headers=headers, **kwargs)
         except HttpRejected as exc:
             detail = _message(exc.body)
             if detail:  # e.g. "Duplicate Transaction Reference": helps whoever reads the 502

@@ -12,9 +12,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
-from payments.config import GatewaySettings, gateway_settings
 from payments.gateways.base import (
     CreateRequest,
     CreateResult,
@@ -25,7 +22,7 @@ from payments.gateways.base import (
     SignatureInvalid,
     StatusAnswer,
 )
-from payments.gateways.http import HttpRejected, call_json, new_session
+from payments.gateways.http import HttpGateway, HttpRejected, call_json
 from payments.models import is_payment_id
 from payments.money import Money
 
@@ -42,22 +39,16 @@ SUPPORTED_CURRENCIES = frozenset(
 _SUCCESS_EVENTS = frozenset({"payment.captured", "order.paid"})
 
 
-class RazorpayGateway:
+class RazorpayGateway(HttpGateway):
     """`Gateway` for Razorpay. Settings and the HTTP session are created on first use if not given."""
 
     name = "razorpay"
-
-    def __init__(self, settings: GatewaySettings | None = None, session: requests.Session | None = None) -> None:
-        self._given_settings = settings
-        self._session = session
+    currencies = SUPPORTED_CURRENCIES
 
     # ---- creating a payment -------------------------------------------------------------------
 
     def check_currency(self, money: Money) -> None:
-        if money.currency not in SUPPORTED_CURRENCIES:
-            raise CurrencyNotSupported(
-                f"razorpay does not take {money.currency}; it takes {', '.join(sorted(SUPPORTED_CURRENCIES))}"
-            )
+        self.check_listed_currency(money)
         one_unit = 10**money.digits
         if money.minor < one_unit:  # Razorpay's minimum is INR 1.00 (100 paise); we ask 1 unit of any
             raise CurrencyNotSupported(f"razorpay needs at least 1 {money.currency}", field="amount")
@@ -180,18 +171,10 @@ class RazorpayGateway:
 
     # ---- plumbing -------------------------------------------------------------------------------
 
-    @property
-    def _settings(self) -> GatewaySettings:
-        if self._given_settings is None:
-            self._given_settings = gateway_settings()
-        return self._given_settings
-
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        if self._session is None:
-            self._session = new_session()
         url = self._settings.razorpay_api_base.rstrip("/") + path
         try:
-            return call_json(self._session, method, url, gateway=self.name, **kwargs)
+            return call_json(self.session, method, url, gateway=self.name, **kwargs)
         except HttpRejected as exc:
             detail = _object(_object(exc.body).get("error")).get("description")
             if isinstance(detail, str) and detail:  # Razorpay's own words help whoever reads the 502
