@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id, utcnow
+from payments.ids import new_payment_id
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.store import PaymentStore
 
 DEMO_CUSTOMER = "demo"

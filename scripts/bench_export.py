@@ -82,7 +82,8 @@ def _seed(customer: str, rows: int, table: str) -> None:
     """`rows` completed payments, one a minute, written 25 at a time."""
     import boto3
 
-    from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id
+    from payments.ids import new_payment_id
+    from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
     from payments.store import to_item
 
     client = boto3.client("dynamodb")

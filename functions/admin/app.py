@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
 
@@ -26,7 +27,7 @@ from payments.identity import OPERATORS
 from payments.models import PaymentOut, PaymentStatus, iso_z
 from payments.store import PaymentStore
 
-app, logger, tracer, metrics = api.build("admin")
+app, logger, tracer, metrics = api.build("admin", wrapped_aws_errors=(IdempotencyPersistenceLayerError,))
 store = PaymentStore()
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="[customer_id, key]",

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
 
@@ -27,7 +28,9 @@ from payments.identity import PAYERS
 from payments.models import DeclinedOut, MakePaymentOut, utcnow
 from payments.store import PaymentStore
 
-app, logger, tracer, metrics = api.build("make_payment")
+app, logger, tracer, metrics = api.build(
+    "make_payment", wrapped_aws_errors=(IdempotencyPersistenceLayerError,), calls_gateways=True
+)
 store = PaymentStore()
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="[customer_id, key]",

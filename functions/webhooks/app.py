@@ -19,7 +19,7 @@ from payments.gateways.base import SignatureInvalid
 from payments.settlement import WebhookOut
 from payments.store import PaymentStore
 
-app, logger, tracer, metrics = api.build("webhooks")
+app, logger, tracer, metrics = api.build("webhooks", calls_gateways=True)
 store = PaymentStore()
 
 

@@ -21,7 +21,6 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
@@ -113,11 +112,19 @@ def responses(ok: dict[int, tuple[str, type[BaseModel]]], *errors: int) -> dict[
     return documented
 
 
-def build(function: str) -> tuple[APIGatewayHttpResolver, Logger, Tracer, Metrics]:
-    """The resolver and observability of one function; `function` labels its log lines."""
+def build(
+    function: str, *, wrapped_aws_errors: tuple[type[Exception], ...] = (), calls_gateways: bool = False
+) -> tuple[APIGatewayHttpResolver, Logger, Tracer, Metrics]:
+    """The resolver and observability of one function; `function` labels its log lines.
+
+    `wrapped_aws_errors`: exception types of libraries that wrap AWS errors (Powertools idempotency),
+    passed only by the functions that use them so the read paths never import those libraries.
+    `calls_gateways`: also trace `requests`. X-Ray's default patches every library it knows, which
+    imports `requests` (about 30 ms) into functions that never call a gateway.
+    """
     logger = Logger()
     logger.append_keys(function=function)
-    tracer = Tracer()
+    tracer = Tracer(patch_modules=["botocore", "requests"] if calls_gateways else ["botocore"])
     metrics = Metrics()
     app = APIGatewayHttpResolver(
         enable_validation=True,
@@ -137,7 +144,7 @@ def build(function: str) -> tuple[APIGatewayHttpResolver, Logger, Tracer, Metric
         logger.warning("gateway failure", extra={"error": exc.message})
         return error_response(exc.http_status, f"{exc.message}; retry later")
 
-    @app.exception_handler([ClientError, BotoCoreError, IdempotencyPersistenceLayerError])
+    @app.exception_handler([ClientError, BotoCoreError, *wrapped_aws_errors])
     def _aws_error(exc: Exception) -> Response[str]:
         if not aws_busy(exc):
             raise exc  # a bug or a misconfiguration: fail loudly (500) rather than ask clients to retry

@@ -26,7 +26,8 @@ from payments.config import gateway_settings, settings
 from payments.errors import InvalidInput, PaymentRequired, UpstreamError
 from payments.gateways.base import CardInput, CreateRequest, CreateResult, CurrencyNotSupported, GatewayError
 from payments.identity import Caller
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id, utcnow
+from payments.ids import new_payment_id
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.money import Money
 from payments.status import Cause
 from payments.store import PaymentStore, customer_pk

@@ -16,7 +16,7 @@ import os
 from functools import cache
 
 from payments.errors import BadRequest
-from payments.models import is_payment_id
+from payments.ids import is_payment_id
 
 CURSOR_CACHE_SECONDS = 3600
 

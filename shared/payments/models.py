@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from ulid import ULID
 
 from payments.money import Money
 
@@ -35,9 +34,6 @@ class PaymentMethod(StrEnum):
     REFUND = "refund"
 
 
-PAYMENT_ID_PREFIX = "pay_"
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -45,26 +41,6 @@ def utcnow() -> datetime:
 def iso_z(moment: datetime) -> str:
     """ISO 8601 UTC with millisecond precision and a `Z`: 2026-11-25T17:25:08.223Z."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def new_payment_id(created_at: datetime) -> str:
-    """A time-ordered id (ULID): sorting ids sorts payments by creation time, which the table uses."""
-    return PAYMENT_ID_PREFIX + str(ULID.from_datetime(created_at))
-
-
-def created_at_of(payment_id: str) -> datetime:
-    """The creation time carried by a payment id (millisecond precision)."""
-    return ULID.from_str(payment_id.removeprefix(PAYMENT_ID_PREFIX)).datetime
-
-
-def is_payment_id(value: str) -> bool:
-    if not value.startswith(PAYMENT_ID_PREFIX):
-        return False
-    try:
-        ULID.from_str(value.removeprefix(PAYMENT_ID_PREFIX))
-    except ValueError:
-        return False
-    return True
 
 
 class HistoryEntry(BaseModel):

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 
 from payments.config import settings
 from payments.errors import Conflict, InvalidInput
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id, utcnow
+from payments.ids import new_payment_id
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.money import Money
 from payments.status import Cause, TransitionRefused
 from payments.store import Dedupe, PaymentStore

@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from payments.gateways.base import EventKind, Gateway, GatewayError, GatewayEvent
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id, utcnow
+from payments.ids import new_payment_id
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.status import Cause, TransitionRefused
 from payments.store import Dedupe, PaymentStore
 

@@ -20,19 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ulid import ULID
-
 from payments.config import settings
 from payments.errors import NotFound
-from payments.models import (
-    PAYMENT_ID_PREFIX,
-    HistoryEntry,
-    Payment,
-    PaymentMethod,
-    PaymentStatus,
-    iso_z,
-    utcnow,
-)
+from payments.ids import PREFIX as PAYMENT_ID_PREFIX
+from payments.ids import id_bound
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
 from payments.status import Cause, TransitionRefused, decide
 
@@ -43,7 +35,6 @@ Item = dict[str, Any]
 
 EVENT_TTL_SECONDS = 90 * 24 * 3600  # longer than any gateway retries (PayPal: 3 days)
 _MAX_TRANSITION_ATTEMPTS = 4
-_ULID_MAX_MILLIS = 2**48 - 1  # a ULID's 48-bit timestamp
 
 
 def dynamodb_client() -> DynamoDBClient:
@@ -72,16 +63,6 @@ def _status_pk(customer_id: str, status: PaymentStatus) -> str:
 
 def _pending_pk(method: PaymentMethod) -> str:
     return f"PENDING#{method.value}"
-
-
-def _id_bound(moment: datetime, *, upper: bool) -> str:
-    """The smallest/largest payment id created in `moment`'s millisecond.
-
-    A moment before 1970 (a ULID's zero) or after its last millisecond bounds nothing: clamp, don't overflow.
-    """
-    millis = min(max(int(moment.timestamp() * 1000), 0), _ULID_MAX_MILLIS)
-    tail = b"\xff" * 10 if upper else b"\x00" * 10
-    return PAYMENT_ID_PREFIX + str(ULID.from_bytes(millis.to_bytes(6, "big") + tail))
 
 
 # ---- item <-> Payment -----------------------------------------------------------------------------
@@ -255,8 +236,8 @@ class PaymentStore:
     ) -> dict[str, Any]:
         """The key condition every listing uses: the customer's partition (or its status index), newest
         first, `from`/`to` as bounds on the time-ordered payment id."""
-        lower = payment_sk(_id_bound(created_from, upper=False)) if created_from else "PAY#"
-        upper = payment_sk(_id_bound(created_to, upper=True)) if created_to else "PAY$"
+        lower = payment_sk(id_bound(created_from, upper=False)) if created_from else "PAY#"
+        upper = payment_sk(id_bound(created_to, upper=True)) if created_to else "PAY$"
         request: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lower AND :upper",
@@ -362,7 +343,7 @@ class PaymentStore:
             KeyConditionExpression="GSI2PK = :pk AND GSI2SK < :before",
             ExpressionAttributeValues={
                 ":pk": _s(_pending_pk(method)),
-                ":before": _s(payment_sk(_id_bound(before, upper=False))),
+                ":before": _s(payment_sk(id_bound(before, upper=False))),
             },
             Limit=limit,
         )

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from payments.errors import InvalidInput, TooManyRequests
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, new_payment_id, utcnow
+from payments.ids import new_payment_id
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
 from payments.store import PaymentStore, customer_pk
 

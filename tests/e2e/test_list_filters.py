@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from payments.models import Payment, PaymentMethod, PaymentStatus, new_payment_id
+from payments.ids import new_payment_id
+from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
 from payments.store import PaymentStore
 

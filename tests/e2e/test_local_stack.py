@@ -14,7 +14,8 @@ import pytest
 from local.dev import port_in_use
 from local.template import load_template, resources_of_type
 from local.token import make_token
-from payments.models import Payment, PaymentMethod, PaymentStatus, new_payment_id
+from payments.ids import new_payment_id
+from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
 from payments.store import PaymentStore
 

@@ -21,7 +21,8 @@ import requests
 from payments import exports
 from payments.config import settings
 from payments.exports import S3ObjectWriter
-from payments.models import Payment, PaymentMethod, PaymentStatus, new_payment_id
+from payments.ids import new_payment_id
+from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.store import PaymentStore
 from tests.conftest import FakeContext, claims_for, http_event, invoke, load_function
 

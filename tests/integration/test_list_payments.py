@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id
+from payments.ids import new_payment_id
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
 from payments.status import Cause
 from payments.store import PaymentStore
 from tests.conftest import claims_for, http_event, invoke, load_function

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, new_payment_id, utcnow
+from payments.ids import new_payment_id
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.store import PaymentStore
 from tests.conftest import http_event, invoke, load_function
 from tests.integration import webhook_events as events

@@ -12,7 +12,8 @@ import pytest
 
 from payments import exports
 from payments.exports import HEADER, S3ObjectWriter, csv_row, neutralise, write_csv
-from payments.models import Payment, PaymentMethod, PaymentStatus, new_payment_id
+from payments.ids import new_payment_id
+from payments.models import Payment, PaymentMethod, PaymentStatus
 
 CREATED = datetime(2026, 11, 25, 17, 25, 8, 223000, tzinfo=UTC)
 

@@ -1,7 +1,8 @@
 import pytest
 
 from payments import cursor
-from payments.models import new_payment_id, utcnow
+from payments.ids import new_payment_id
+from payments.models import utcnow
 
 KEY = b"test-key"
 LAST = new_payment_id(utcnow())

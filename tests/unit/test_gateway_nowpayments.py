@@ -36,7 +36,7 @@ from payments.gateways.nowpayments import (
     loads_exact,
     order_id_for,
 )
-from payments.models import new_payment_id
+from payments.ids import new_payment_id
 from payments.money import Money
 
 BASE = "http://nowpayments.test"

@@ -26,7 +26,7 @@ from payments.gateways.base import (
     SignatureInvalid,
 )
 from payments.gateways.paystack import PaystackGateway, payment_id_from_reference, reference_for
-from payments.models import new_payment_id
+from payments.ids import new_payment_id
 from payments.money import Money
 
 BASE = "http://paystack.test"

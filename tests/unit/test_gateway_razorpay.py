@@ -27,7 +27,7 @@ from payments.gateways.base import (
     SignatureInvalid,
 )
 from payments.gateways.razorpay import RazorpayGateway
-from payments.models import new_payment_id
+from payments.ids import new_payment_id
 from payments.money import Money
 
 BASE = "http://razorpay.test"

@@ -32,7 +32,7 @@ from payments.gateways.base import (
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, call_json
-from payments.models import is_payment_id
+from payments.ids import is_payment_id
 from payments.money import Money
 
 # Fiat price currencies we offer. NOWPayments' older docs list usd, eur, nzd, brl, gbp; the others

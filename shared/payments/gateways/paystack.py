@@ -26,7 +26,8 @@ from payments.gateways.base import (
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
-from payments.models import PAYMENT_ID_PREFIX, is_payment_id
+from payments.ids import PREFIX as PAYMENT_ID_PREFIX
+from payments.ids import is_payment_id
 from payments.money import Money
 
 # Confirmed in Paystack's SDK docs (NGN, GHS, ZAR, USD) and an official sample (KES). Each one also

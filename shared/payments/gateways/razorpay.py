@@ -23,7 +23,7 @@ from payments.gateways.base import (
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
-from payments.models import is_payment_id
+from payments.ids import is_payment_id
 from payments.money import Money
 
 # Razorpay takes INR, and these only once international payments are enabled on the account. A
