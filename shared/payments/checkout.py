@@ -334,25 +334,29 @@ class Checkout:
         return self.store.require(command.customer_id, item["payment_id"]["S"], consistent=True)
 
     def _record_result(self, payment: Payment, provider: str, result: CreateResult) -> Payment:
+        """Store the gateway's answer. `payment` was just read or written, so it is not read again."""
         if result.gateway_ref:  # a card refused before Stripe made a PaymentIntent has none
             self.store.attach_gateway_ref(
                 payment, provider, result.gateway_ref, card_brand=result.card_brand, card_last4=result.card_last4
             )
-        by = f"gateway:{provider}:create"
-        if result.status is PaymentStatus.COMPLETED:
-            return self.store.transition(
-                payment.customer_id, payment.id, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS, by
-            ).payment
-        if result.status is PaymentStatus.CANCELLED:
-            return self.store.transition(
-                payment.customer_id,
-                payment.id,
-                PaymentStatus.CANCELLED,
-                Cause.GATEWAY_FAILURE,
-                by,
-                note=result.failure_reason or "declined",
-            ).payment
-        return self.store.require(payment.customer_id, payment.id, consistent=True)
+            known = {
+                "gateway_ref": result.gateway_ref,
+                "card_brand": result.card_brand,
+                "card_last4": result.card_last4,
+            }
+            payment = payment.model_copy(update={k: v for k, v in known.items() if v})
+        if result.status is PaymentStatus.PENDING:
+            return payment
+        succeeded = result.status is PaymentStatus.COMPLETED
+        return self.store.transition(
+            payment.customer_id,
+            payment.id,
+            result.status,
+            Cause.GATEWAY_SUCCESS if succeeded else Cause.GATEWAY_FAILURE,
+            f"gateway:{provider}:create",
+            note=None if succeeded else result.failure_reason or "declined",
+            current=payment,
+        ).payment
 
 
 __all__ = ["Checkout", "Command", "Outcome", "PaymentBody", "PaymentRequired", "validate", "validate_key"]

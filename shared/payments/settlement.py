@@ -119,6 +119,7 @@ def _transition(
             note=event.reason,
             dedupe=_dedupe(event),
             gateway_ref=event.gateway_ref,
+            current=payment,
         )
     except TransitionRefused:
         # e.g. a failure after a success: the payment stays completed; remember the event.

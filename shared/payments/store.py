@@ -457,15 +457,17 @@ class PaymentStore:
         note: str | None = None,
         dedupe: Dedupe | None = None,
         gateway_ref: str | None = None,
+        current: Payment | None = None,
     ) -> TransitionOutcome:
         """Move a payment to `target` if the status rules allow it, exactly once.
 
         The payment update (conditioned on the status we read), the balance update and the dedupe
         marker are one transaction. A lost race re-reads and decides again. Raises NotFound or
-        TransitionRefused.
+        TransitionRefused. `current` saves the first read when the caller has just read the payment.
         """
         for _ in range(_MAX_TRANSITION_ATTEMPTS):
-            payment = self.require(customer_id, payment_id, consistent=True)
+            # `current`: the caller's fresh read, used once; a lost race reads again.
+            payment, current = current or self.require(customer_id, payment_id, consistent=True), None
             decision = decide(payment.status, target, cause)
             now = utcnow()
             parts: list[Item] = []
@@ -493,7 +495,8 @@ class PaymentStore:
                 raise
             if not decision.apply:
                 return TransitionOutcome(payment, changed=False)
-            return TransitionOutcome(self.require(customer_id, payment_id, consistent=True), changed=True)
+            # The condition held, so the item is what we read plus this change: no need to read it again.
+            return TransitionOutcome(_after(payment, target, by, note, now, gateway_ref), changed=True)
         raise TransitionRefused(payment.status, target, cause)
 
     def _status_update(
@@ -533,6 +536,23 @@ class PaymentStore:
                 "ExpressionAttributeValues": values,
             }
         }
+
+
+def _after(
+    payment: Payment, target: PaymentStatus, by: str, note: str | None, now: datetime, gateway_ref: str | None
+) -> Payment:
+    """`payment` as `_status_update` leaves it."""
+    update: dict[str, Any] = {
+        "status": target,
+        "history": (*payment.history, HistoryEntry(at=now, status=target, by=by, note=note)),
+    }
+    if target is PaymentStatus.COMPLETED:
+        update["completed_at"] = now
+    if target is PaymentStatus.CANCELLED and note:
+        update["failure_reason"] = note
+    if gateway_ref:
+        update["gateway_ref"] = gateway_ref
+    return payment.model_copy(update=update)
 
 
 def _cancellation_codes(response: Mapping[str, Any]) -> list[str]:

@@ -1,0 +1,562 @@
+"""`make bench`: measure the service on the local stack and write docs/benchmarks.md and docs/bench/*.png.
+
+    .venv/bin/python -m scripts.bench            # everything, about 10-15 minutes (mostly moto paging 100k rows)
+    .venv/bin/python -m scripts.bench --quick    # no 100k export, fewer runs: a few minutes
+
+What is measured (see ../shared/design/MEASURING.md for why this way):
+- cold start: whole `python -S` processes laid out as `sam build` deploys a function (its folder, then
+  the layer with exactly shared/requirements.txt, no .pyc for our own code), Lambda's environment with
+  tracing on: `import app` + the DynamoDB client its first request uses, against the floor
+  `import boto3; boto3.client("dynamodb")`; medians of interleaved runs, as ratios;
+- GET /payments (page of 50): the in-process handler vs. the same raw boto3 Query, interleaved, against
+  the embedded DynamoDB, on a 300-item partition (moto is fast there) and at 10k items;
+- exports of 10k and 100k rows: scripts/bench_export.py (time vs. raw paginated Query + one upload, peak memory);
+- DynamoDB requests per operation (scripts/bench_lib.OPERATIONS), exact: tests assert the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for _path in (ROOT, ROOT / "shared"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from scripts import bench_lib  # noqa: E402
+from scripts.bench_lib import median, percentile  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+PLOTS = ROOT / "docs" / "bench"
+RESULTS = Path(tempfile.gettempdir()) / "payments-bench-results.json"  # for --render-only
+COLD_TARGET, LATENCY_TARGET, MEMORY_GROWTH_LIMIT = 1.30, 1.25, 1.10
+TARGETED_COLD = ("list_payments", "export_csv")
+PAGE = 50
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---- cold start -----------------------------------------------------------------------------------
+
+FIRST_LIST_CODE = """
+import app
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "list_payments", 512, "bench"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:list_payments"
+    def get_remaining_time_in_millis(self):
+        return 15000
+answer = app.lambda_handler(EVENT, Context())
+assert answer["statusCode"] == 200, answer
+"""
+FIRST_QUERY_CODE = "import boto3\nboto3.client('dynamodb').query(**REQUEST)"
+
+
+def _with(name: str, value: Any, code: str) -> str:
+    return f"import json\n{name} = json.loads({json.dumps(value)!r})\n{code}"
+
+
+def cold_starts(endpoint: str, customer: str, runs: int) -> dict[str, Any]:
+    """Median wall and CPU ms per case over `runs` interleaved rounds (after one warm-up round)."""
+    from tests.conftest import claims_for, http_event
+
+    event = http_event("GET", "/payments", claims=claims_for(customer, "finance"), query={"limit": str(PAGE)})
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
+        build = bench_lib.build_deployment(Path(tmp) / "build")
+        built = bench_lib.build_deployment(Path(tmp) / "build-pyc", precompiled=True)
+        functions = sorted(p.name for p in (build / "functions").iterdir())
+        any_function = build / "functions" / functions[0]
+        cases: dict[str, tuple[str, Path, Path]] = {"floor": (bench_lib.FLOOR_CODE, any_function, build)}
+        cases |= {name: (bench_lib.INIT_CODE, build / "functions" / name, build) for name in functions}
+        cases["list_payments, .pyc shipped"] = (bench_lib.INIT_CODE, built / "functions" / "list_payments", built)
+        cases["floor + first Query"] = (
+            _with("REQUEST", list_query(customer), FIRST_QUERY_CODE),
+            build / "functions" / "list_payments",
+            build,
+        )
+        cases["list_payments + first GET /payments"] = (
+            _with("EVENT", event, FIRST_LIST_CODE),
+            build / "functions" / "list_payments",
+            build,
+        )
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+        for round_ in range(runs + 1):
+            for name, (code, task_root, deployment) in cases.items():
+                env = bench_lib.lambda_env(task_root, deployment / "layer", endpoint)
+                timing = bench_lib.run_process(code, task_root, env)
+                if round_:  # the first round only warms the page cache
+                    samples[name].append(timing)
+            log(f"cold start round {round_}/{runs}")
+        imports = {}
+        for name in TARGETED_COLD:
+            task_root = build / "functions" / name
+            env = bench_lib.lambda_env(task_root, build / "layer", endpoint)
+            imports[name] = bench_lib.import_costs(bench_lib.INIT_CODE, task_root, env)
+    times = {
+        name: {"wall": median([w for w, _ in values]), "cpu": median([c for _, c in values]), "runs": runs}
+        for name, values in samples.items()
+    }
+    return {"times": times, "imports": imports}
+
+
+# ---- GET /payments latency ------------------------------------------------------------------------
+
+
+def list_query(customer: str) -> dict[str, Any]:
+    """The Query `PaymentStore.page` sends for a first page without filters."""
+    from payments.config import settings
+
+    return {
+        "TableName": settings().payments_table,
+        "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+        "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
+        "ExpressionAttributeValues": {
+            ":pk": {"S": f"CUST#{customer}"},
+            ":lower": {"S": "PAY#"},
+            ":upper": {"S": "PAY$"},
+        },
+        "ScanIndexForward": False,
+        "Limit": PAGE + 1,
+    }
+
+
+class _CannedDynamoDB:
+    """Answers every Query with one recorded answer: leaves the handler's own work alone on the clock."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+    def query(self, **_: Any) -> dict[str, Any]:
+        return self.answer
+
+
+def list_latency(customer: str, runs: int) -> dict[str, Any]:
+    import boto3
+
+    from payments.store import PaymentStore
+    from tests.conftest import FakeContext, claims_for, http_event, load_function
+
+    handler, raw, request = load_function("list_payments"), boto3.client("dynamodb"), list_query(customer)
+    event = http_event("GET", "/payments", claims=claims_for(customer, "finance"), query={"limit": str(PAGE)})
+    answer = handler.lambda_handler(event, FakeContext())
+    expected = [item["id"]["S"] for item in raw.query(**request)["Items"][:PAGE]]
+    if answer["statusCode"] != 200 or [p["id"] for p in json.loads(answer["body"])["items"]] != expected:
+        raise RuntimeError(f"the handler's page differs from the raw Query's: {answer}")
+
+    def time_handler() -> float:
+        began = time.perf_counter()
+        result = handler.lambda_handler(event, FakeContext())
+        elapsed = time.perf_counter() - began
+        if result["statusCode"] != 200:
+            raise RuntimeError(f"GET /payments answered {result}")
+        return elapsed * 1000
+
+    def time_raw() -> float:
+        began = time.perf_counter()
+        raw.query(**request)
+        return (time.perf_counter() - began) * 1000
+
+    for _ in range(5):  # warm both paths
+        time_handler(), time_raw()
+    handler_ms, raw_ms = [], []
+    for i in range(runs):  # interleaved, alternating who goes first
+        if i % 2:
+            raw_ms.append(time_raw())
+            handler_ms.append(time_handler())
+        else:
+            handler_ms.append(time_handler())
+            raw_ms.append(time_raw())
+
+    real_store = handler.store
+    handler.store = PaymentStore(real_store.table, client=_CannedDynamoDB(raw.query(**request)))  # type: ignore[arg-type]
+    try:
+        own_ms = [time_handler() for _ in range(runs)]
+    finally:
+        handler.store = real_store
+    return {
+        "runs": runs,
+        "handler": {"p50": percentile(handler_ms, 50), "p99": percentile(handler_ms, 99)},
+        "raw": {"p50": percentile(raw_ms, 50), "p99": percentile(raw_ms, 99)},
+        "own_p50": percentile(own_ms, 50),
+    }
+
+
+# ---- request counts -------------------------------------------------------------------------------
+
+
+def request_counts() -> list[dict[str, Any]]:
+    counted = []
+    for operation in bench_lib.OPERATIONS:
+        result = operation.run(f"bench-{uuid.uuid4().hex[:10]}")
+        if result.status != operation.ok:
+            raise RuntimeError(f"{operation.label} answered {result.status}: {result.body}")
+        counted.append({"operation": operation.label, "requests": result.requests})
+    return counted
+
+
+# ---- exports (scripts/bench_export.py) ------------------------------------------------------------
+
+
+def exports(sizes: list[int]) -> list[dict[str, Any]]:
+    """Each size in its own table, measured in a fresh process against moto in another one."""
+    from scripts import bench_export as be
+
+    saved = dict(os.environ)
+    port = be._free_port()
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake credentials
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    server = be._start_moto(port)
+    results = []
+    try:
+        for rows in sizes:
+            table, bucket, customer = f"bench-payments-{rows}", f"bench-exports-{rows}", f"bench-{rows}"
+            be._create_resources(table, bucket)
+            log(f"export: seeding {rows} payments")
+            be._seed(customer, rows, table)
+            log(f"export: measuring {rows} rows")
+            child = subprocess.run(
+                [sys.executable, be.__file__, "--measure", customer, table, bucket],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        os.environ.clear()
+        os.environ.update(saved)
+    return results
+
+
+# ---- the report -----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor() or "unknown",
+    )
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "load": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "os": f"{platform.system()} {platform.release()}",
+        "commit": (commit.stdout.strip() or "unknown") + (" + uncommitted changes" if dirty else ""),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def mark(ratio: float, target: float) -> str:
+    return f"**met** (≤ {target:.2f})" if ratio <= target else f"**missed** (> {target:.2f})"
+
+
+def plot(results: dict[str, Any]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(PLOTS / name, dpi=110, metadata={"Software": None})
+        plt.close(fig)
+        written.append(name)
+
+    cold = results["cold"]["times"]
+    names = [n for n in cold if n != "floor" and "first" not in n]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for offset, kind, colour in ((-0.2, "wall", "#47a"), (0.2, "cpu", "#a74")):
+        ratios = [cold[n][kind] / cold["floor"][kind] for n in names]
+        ax.barh([i + offset for i in range(len(names))], ratios, 0.4, color=colour, label=f"{kind} time")
+    ax.set_yticks(range(len(names)), names)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.axvline(COLD_TARGET, color="#c44", linestyle="--", label=f"target {COLD_TARGET}x (list, export)")
+    ax.set_xlabel("median cold start / floor (import boto3 + one DynamoDB client)")
+    ax.set_title("Cold start: import app + its DynamoDB client")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    save(fig, "cold_start.png")
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for ax, key, title in zip(axes, ("small", "large"), ("300-item partition", "10k-item partition"), strict=True):
+        lat = results["list"][key]
+        x = range(2)
+        ax.bar([i - 0.2 for i in x], [lat["raw"]["p50"], lat["raw"]["p99"]], 0.4, label="raw boto3 Query")
+        ax.bar([i + 0.2 for i in x], [lat["handler"]["p50"], lat["handler"]["p99"]], 0.4, label="handler")
+        ax.set_xticks(list(x), ["p50", "p99"])
+        ax.set_ylabel("ms")
+        ax.set_title(f"GET /payments, page of {PAGE}: {title}")
+        ax.legend()
+    save(fig, "list_latency.png")
+
+    if results["export"]:
+        exp = results["export"]
+        labels = [f"{r['rows'] // 1000}k rows" for r in exp]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
+        ax1.bar(labels, [r["export_s"] / r["floor_s"] for r in exp], color="#47a")
+        ax1.axhline(LATENCY_TARGET, color="#c44", linestyle="--", label=f"target {LATENCY_TARGET}x")
+        ax1.set_ylabel("export time / raw paginated Query + one upload")
+        ax1.legend()
+        ax2.bar(labels, [r["traced_peak"] / 2**20 for r in exp], color="#a74")
+        ax2.set_ylabel("peak Python memory during the export (MiB)")
+        save(fig, "export.png")
+
+    counts = results["requests"]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    kinds = sorted({k for c in counts for k in c["requests"]})
+    left = [0] * len(counts)
+    for kind in kinds:
+        values = [c["requests"].get(kind, 0) for c in counts]
+        ax.barh([c["operation"] for c in counts], values, left=left, label=kind)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.set_xlabel("AWS requests per operation (exact)")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    save(fig, "requests.png")
+    return written
+
+
+def render(results: dict[str, Any], quick: bool) -> str:
+    m, cold, lists = results["machine"], results["cold"]["times"], results["list"]
+    floor = cold["floor"]
+    out = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (scripts/bench.py); do not edit by hand. Re-run: `make bench` "
+        "(`make bench BENCH_ARGS=--quick` skips the 100k export). Method: ../shared/design/MEASURING.md.",
+        "",
+        f"Measured {m['date']} on {m['cpu']}, {m['os']}, {m['python']}; load average at start {m['load']}; "
+        f"commit {m['commit']}." + (" Quick run: fewer repetitions, no 100k export." if quick else ""),
+        "The machine is shared: only ratios measured side by side in one run mean much, not absolute times.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+    ]
+    for name in TARGETED_COLD:
+        ratio, cpu = cold[name]["wall"] / floor["wall"], cold[name]["cpu"] / floor["cpu"]
+        out.append(
+            f"| cold start `{name}` ≤ {COLD_TARGET}x floor (wall) | {ratio:.2f}x (CPU {cpu:.2f}x) | "
+            f"{mark(ratio, COLD_TARGET)} |"
+        )
+    for key, title in (("small", "300-item partition"), ("large", "10k items")):
+        lat = lists[key]
+        for q in ("p50", "p99"):
+            ratio = lat["handler"][q] / lat["raw"][q]
+            target = f"GET /payments {q}, {title} ≤ {LATENCY_TARGET}x raw Query"
+            out.append(f"| {target} | {ratio:.2f}x | {mark(ratio, LATENCY_TARGET)} |")
+    exp = results["export"]
+    for r in exp:
+        ratio = r["export_s"] / r["floor_s"]
+        out.append(
+            f"| export {r['rows']:,} rows ≤ {LATENCY_TARGET}x raw paged Query + upload | {ratio:.2f}x | "
+            f"{mark(ratio, LATENCY_TARGET)} |"
+        )
+    if len(exp) > 1:
+        growth = exp[-1]["traced_peak"] / exp[0]["traced_peak"]
+        verdict = "**met**" if growth <= MEMORY_GROWTH_LIMIT else "**missed**"
+        out.append(
+            f"| export peak memory flat from {exp[0]['rows']:,} to {exp[-1]['rows']:,} rows "
+            f"(growth ≤ {MEMORY_GROWTH_LIMIT:.2f}x) | {growth:.2f}x | {verdict} |"
+        )
+    out += [
+        "",
+        "## Cold start",
+        "",
+        "Each case is a fresh `python -S` process laid out as `sam build` deploys it: the function's folder, "
+        "then the layer (our `payments` package without .pyc, and exactly the packages of "
+        "shared/requirements.txt), Lambda's environment with tracing on (`LAMBDA_TASK_ROOT`, `_X_AMZN_TRACE_ID`), "
+        "AWS pointed at the embedded stack. A function's case is `import app` plus the DynamoDB client its first "
+        "request uses (created lazily, so it is paid either way); the floor is `import boto3; "
+        f"boto3.client('dynamodb')`. Medians of {floor['runs']} interleaved runs after a warm-up round; CPU is "
+        "user + system time of the process, steadier than wall time on a busy machine.",
+        "",
+        "| case | wall ms | vs. floor | CPU ms | vs. floor |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, c in cold.items():
+        base = cold["floor + first Query"] if "first GET" in name else floor
+        out.append(
+            f"| {name} | {c['wall']:.0f} | {c['wall'] / base['wall']:.2f}x | {c['cpu']:.0f} | "
+            f"{c['cpu'] / base['cpu']:.2f}x |"
+        )
+    out += [
+        "",
+        "`list_payments + first GET /payments` is measured against `floor + first Query` (the same page as a raw "
+        "Query): what the first caller of a new container waits for, including what the handler defers to its "
+        "first request.",
+        "",
+        "![cold start](bench/cold_start.png)",
+        "",
+        "Where it goes beyond the floor (`python -X importtime`: self time of the modules the floor does not import, "
+        "summed by top-level package, median of 3; importtime itself adds some):",
+        "",
+        "| package | " + " | ".join(f"`{n}` ms" for n in TARGETED_COLD) + " |",
+        "|---|" + "---:|" * len(TARGETED_COLD),
+    ]
+    imports = {n: dict(results["cold"]["imports"][n]) for n in TARGETED_COLD}
+    ranked = sorted(
+        {p for costs in imports.values() for p in costs}, key=lambda p: -max(c.get(p, 0) for c in imports.values())
+    )
+    for package in ranked[:12]:
+        out.append(f"| {package} | " + " | ".join(f"{imports[n].get(package, 0):.1f}" for n in TARGETED_COLD) + " |")
+    out.append(
+        "| **all beyond the floor** | " + " | ".join(f"{sum(imports[n].values()):.0f}" for n in TARGETED_COLD) + " |"
+    )
+    out += [
+        "",
+        f"## GET /payments (page of {PAGE})",
+        "",
+        f"In one process: the handler (`lambda_handler` with an API Gateway event, tracing off) and the raw boto3 "
+        f"Query it sends (same key condition, `Limit` {PAGE + 1}, newest first), interleaved, against the embedded "
+        "DynamoDB (moto, in process). moto's Query cost grows with the partition, so the overhead ratio is taken "
+        "on a small partition; 10k items gives the absolute figures.",
+        "",
+        "| partition | runs | raw p50 ms | handler p50 ms | ratio | raw p99 ms | handler p99 ms | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, title in (("small", "300 items"), ("large", "10,000 items")):
+        lat = lists[key]
+        h, r = lat["handler"], lat["raw"]
+        out.append(
+            f"| {title} | {lat['runs']} | {r['p50']:.1f} | {h['p50']:.1f} | {h['p50'] / r['p50']:.2f}x | "
+            f"{r['p99']:.1f} | {h['p99']:.1f} | {h['p99'] / r['p99']:.2f}x |"
+        )
+    own = lists["small"]["own_p50"]
+    out += [
+        "",
+        f"The handler's own work per page (DynamoDB answer canned, so only event parsing, validation, 50 items to "
+        f"models, cursor signing and JSON are on the clock): p50 {own:.1f} ms.",
+        "",
+        "![list latency](bench/list_latency.png)",
+        "",
+        "## Exports",
+        "",
+    ]
+    if exp:
+        out += [
+            "scripts/bench_export.py: moto in its own process; per size, a fresh process runs the export "
+            "(`payments.exports.stream_export`: Query pages of 500 → CSV → S3), the same export under tracemalloc "
+            "for the peak, and the floor: a raw paginated Query of the same items plus one PutObject of the same "
+            "size. Wall time is mostly moto's (its Query re-sorts the table on every page); CPU time is this "
+            "process's own.",
+            "",
+            "| rows | file MB | export s | floor s | ratio | export CPU s | floor CPU s | CPU ratio | peak MiB | "
+            "max RSS MiB |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in exp:
+            out.append(
+                f"| {r['rows']:,} | {r['bytes'] / 1e6:.1f} | {r['export_s']:.1f} | {r['floor_s']:.1f} | "
+                f"{r['export_s'] / r['floor_s']:.2f}x | {r['export_cpu']:.1f} | {r['floor_cpu']:.1f} | "
+                f"{r['export_cpu'] / r['floor_cpu']:.2f}x | {r['traced_peak'] / 2**20:.2f} | "
+                f"{r['maxrss_kb'] / 1024:.0f} |"
+            )
+        out += ["", "![exports](bench/export.png)", ""]
+    else:
+        out += ["Skipped (`--export-rows` with no sizes).", ""]
+    out += [
+        "## DynamoDB requests per operation",
+        "",
+        "Exact: botocore's `before-call` event on every client, through the real handlers "
+        "(scripts/bench_lib.py `OPERATIONS`; tests/integration/test_request_counts.py asserts these numbers).",
+        "",
+        "| operation | DynamoDB requests | other AWS requests |",
+        "|---|---|---|",
+    ]
+    for c in results["requests"]:
+        dynamo = ", ".join(f"{k} {v}" for k, v in sorted(c["requests"].items()) if "." not in k)
+        other = ", ".join(f"{k} {v}" for k, v in sorted(c["requests"].items()) if "." in k) or "-"
+        out.append(f"| {c['operation']} | {dynamo} | {other} |")
+    out += [
+        "",
+        "An export makes one more Query per further page of 500 payments. Make Payment's `PutItem` and "
+        "`UpdateItem` are on the idempotency table (Powertools); everything else is on the payments table.",
+        "",
+        "![requests](bench/requests.png)",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="no 100k export; fewer cold starts and requests")
+    parser.add_argument("--runs", type=int, help="cold start processes per case (default 15, quick 7)")
+    parser.add_argument("--requests", type=int, help="GET /payments per side (default 200, quick 100)")
+    parser.add_argument("--render-only", action="store_true", help=f"rewrite the report from {RESULTS}")
+    parser.add_argument("--export-rows", type=int, nargs="*", help="export sizes (default 10000 100000, quick 10000)")
+    args = parser.parse_args()
+    if args.render_only:
+        results = json.loads(RESULTS.read_text())
+        plots = plot(results)
+        DOC.write_text(render(results, results["quick"]))
+        log(f"wrote {DOC.relative_to(ROOT)} and {', '.join(plots)} from {RESULTS}")
+        return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so moto and other children are stopped
+    runs = args.runs or (7 if args.quick else 15)
+    requests = args.requests or (100 if args.quick else 200)
+    sizes = args.export_rows if args.export_rows is not None else [10_000] if args.quick else [10_000, 100_000]
+
+    logging.getLogger("werkzeug").disabled = True  # moto's access log
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    # First, while this process is small: a child's max RSS on Linux includes its parent's at fork.
+    results["export"] = exports(sizes)
+    with (
+        bench_lib.embedded_stack() as stack,
+        open(os.devnull, "w") as devnull,
+        contextlib.redirect_stdout(devnull),  # the handlers print their metrics (EMF) to stdout
+    ):
+        small, large = f"bench-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}"
+        bench_lib.seed_payments(small, 300)
+        log("cold starts")
+        results["cold"] = cold_starts(stack["endpoint"], small, runs)
+        log("GET /payments on 300 items")
+        results["list"] = {"small": list_latency(small, requests)}
+        log("seeding 10k payments")
+        bench_lib.seed_payments(large, 10_000)
+        log("GET /payments on 10k items")
+        results["list"]["large"] = list_latency(large, max(20, requests // 2))
+        log("request counts")
+        results["requests"] = request_counts()
+    RESULTS.write_text(json.dumps(results, indent=1))
+    plots = plot(results)
+    DOC.write_text(render(results, args.quick))
+    log(f"wrote {DOC.relative_to(ROOT)} and {', '.join(plots)}")
+
+
+if __name__ == "__main__":
+    main()
