@@ -31,6 +31,10 @@ from payments.gateways.base import (
     StatusAnswer,
 )
 from payments.gateways.http import HttpRejected, call_json, new_session
+from payments.gateways.webhook_body import json_object as _json_object
+from payments.gateways.webhook_body import optional_text as _opt_text
+from payments.gateways.webhook_body import required_object as _dict
+from payments.gateways.webhook_body import required_text as _text
 from payments.money import Money
 
 # developer.paypal.com/reference/currency-codes: the currencies the REST API takes.
@@ -392,32 +396,3 @@ def _first_unit(order: dict[str, Any]) -> dict[str, Any]:
     if isinstance(units, list) and units and isinstance(units[0], dict):
         return units[0]
     return {}
-
-
-def _json_object(raw_body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw_body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError("webhook body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise ValueError("webhook body is not a JSON object")
-    return value
-
-
-def _dict(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = parent.get(key)
-    if not isinstance(value, dict):
-        raise ValueError(f"{key} must be an object")
-    return value
-
-
-def _text(parent: Mapping[str, Any], key: str) -> str:
-    value = parent.get(key)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{key} must be a non-empty string")
-    return value
-
-
-def _opt_text(parent: Mapping[str, Any], key: str) -> str | None:
-    value = parent.get(key)
-    return value if isinstance(value, str) and value else None

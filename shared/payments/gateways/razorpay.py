@@ -7,7 +7,6 @@ order `receipt` and, with the customer id, in the order `notes`; `gateway_ref` i
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -19,10 +18,10 @@ from payments.gateways.base import (
     EventKind,
     GatewayEvent,
     GatewayRejected,
-    SignatureInvalid,
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
+from payments.gateways.webhook_body import SHA256, check_hex_hmac
 from payments.ids import is_payment_id
 from payments.money import Money
 
@@ -89,15 +88,14 @@ class RazorpayGateway(HttpGateway):
     # ---- webhooks -------------------------------------------------------------------------------
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
-        secret = self._settings.razorpay_webhook_secret
-        if not secret:  # an empty key would accept anyone's signature
-            raise SignatureInvalid("razorpay webhook secret is not configured", http_status=401)
-        received = headers.get("x-razorpay-signature", "").strip()
-        if not received:
-            raise SignatureInvalid("missing X-Razorpay-Signature header")
-        expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(), received.lower().encode("utf-8", "replace")):
-            raise SignatureInvalid("X-Razorpay-Signature does not match the body", http_status=401)
+        check_hex_hmac(
+            secret=self._settings.razorpay_webhook_secret,
+            received=headers.get("x-razorpay-signature", ""),
+            message=raw_body,
+            digest=SHA256,
+            header="X-Razorpay-Signature",
+            what="razorpay webhook secret",
+        )
 
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
         event = _json_object(raw_body)

@@ -11,7 +11,6 @@ not into logs (the SDK's debug log of request bodies is filtered below), excepti
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -34,6 +33,10 @@ from payments.gateways.base import (
     SignatureInvalid,
     StatusAnswer,
 )
+from payments.gateways.webhook_body import json_object as _json_object
+from payments.gateways.webhook_body import optional_text as _opt_text
+from payments.gateways.webhook_body import required_object as _dict
+from payments.gateways.webhook_body import required_text as _text
 from payments.models import PaymentStatus
 from payments.money import Money
 
@@ -377,32 +380,3 @@ def _gateway_error(exc: stripe.StripeError, doing: str) -> GatewayUnavailable | 
 
 
 # -- small JSON readers: ValueError for anything not shaped as Stripe sends it -----------------------
-
-
-def _json_object(raw_body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw_body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError("webhook body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise ValueError("webhook body is not a JSON object")
-    return value
-
-
-def _dict(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = parent.get(key)
-    if not isinstance(value, dict):
-        raise ValueError(f"{key} must be an object")
-    return value
-
-
-def _text(parent: Mapping[str, Any], key: str) -> str:
-    value = parent.get(key)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{key} must be a non-empty string")
-    return value
-
-
-def _opt_text(parent: Mapping[str, Any], key: str) -> str | None:
-    value = parent.get(key)
-    return value if isinstance(value, str) and value else None

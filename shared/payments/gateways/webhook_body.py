@@ -1,0 +1,70 @@
+"""What every adapter does with a webhook: check a hex HMAC in constant time, read JSON fields strictly.
+
+Readers raise ValueError for anything not shaped as the gateway sends it; the webhook route answers 400.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from payments.gateways.base import SignatureInvalid
+
+
+def check_hex_hmac(
+    *,
+    secret: str,
+    received: str,
+    message: bytes,
+    digest: Callable[[], Any],
+    header: str,
+    what: str,
+) -> None:
+    """SignatureInvalid unless `received` is the hex HMAC of `message` under `secret` (compared in constant time).
+
+    `what` names the secret for the error message; an empty secret refuses everything, since an empty key
+    would accept anyone's signature."""
+    if not secret:
+        raise SignatureInvalid(f"{what} is not configured", http_status=401)
+    received = received.strip()
+    if not received:
+        raise SignatureInvalid(f"missing {header} header")
+    expected = hmac.new(secret.encode(), message, digest).hexdigest()
+    if not hmac.compare_digest(expected.encode(), received.lower().encode("utf-8", "replace")):
+        raise SignatureInvalid(f"{header} does not match the body", http_status=401)
+
+
+SHA256 = hashlib.sha256
+SHA512 = hashlib.sha512
+
+
+def json_object(raw_body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw_body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("webhook body is not JSON") from exc
+    if not isinstance(value, dict):
+        raise ValueError("webhook body is not a JSON object")
+    return value
+
+
+def required_object(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be an object")
+    return value
+
+
+def required_text(parent: Mapping[str, Any], key: str) -> str:
+    value = parent.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string")
+    return value
+
+
+def optional_text(parent: Mapping[str, Any], key: str) -> str | None:
+    value = parent.get(key)
+    return value if isinstance(value, str) and value else None
