@@ -535,6 +535,7 @@ def main() -> None:
     results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     # First, while this process is small: a child's max RSS on Linux includes its parent's at fork.
     results["export"] = exports(sizes)
+    RESULTS.write_text(json.dumps(results, indent=1))  # kept if a later part fails
     with (
         bench_lib.embedded_stack() as stack,
         open(os.devnull, "w") as devnull,

@@ -235,7 +235,7 @@ def _fmt(minor: int, currency: str) -> str:
     return Money(minor, currency).format()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     steps=st.lists(
         st.tuples(st.sampled_from(["success", "failure", "refund", "replay"]), st.integers(1, 40)),
