@@ -47,7 +47,7 @@ unit: $(STAMP) ## Unit tests only
 	$(PY) -m pytest tests/unit
 
 bench: $(STAMP) ## Measure cold starts, latency, export and request counts; writes docs/benchmarks.md
-	$(PY) -m scripts.bench
+	$(PY) -m scripts.bench $(BENCH_ARGS)
 
 fuzz: $(STAMP) ## Schema-fuzz every route (schemathesis) of a private local stack, or of URL=http://127.0.0.1:3000
 	$(PY) -m scripts.fuzz $(if $(URL),--url $(URL))
