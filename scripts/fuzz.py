@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from local.ports import free_ports
 from local.token import make_token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -471,17 +471,6 @@ def fuzz(
 # ---- a private stack ------------------------------------------------------------------------------
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _answers(url: str) -> bool:
     try:
         requests.get(f"{url}/openapi.json", timeout=2)
@@ -493,7 +482,7 @@ def _answers(url: str) -> bool:
 @contextlib.contextmanager
 def private_stack(startup_seconds: float = 60) -> Iterator[tuple[str, str]]:
     """`python -m local.dev` on free ports with a random JWT secret; yields (api url, secret)."""
-    aws_port, sim_port, api_port = _free_ports(3)
+    aws_port, sim_port, api_port = free_ports(3)
     secret = secrets.token_hex(24)
     env = {
         **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")},

@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
+from local.ports import free_ports
 from local.resources import physical_name
 from local.template import load_template
 from local.token import make_token
@@ -35,18 +36,6 @@ STARTUP_TIMEOUT_SECONDS = 60
 JWT_SECRET = "e2e-local-stack-secret-0123456789abcdef"
 # Only what a Python process needs: the stack must not inherit the test session's AWS or service settings.
 _PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free ports (held open together so the OS cannot hand out one twice)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def stack_env(**overrides: str) -> dict[str, str]:

@@ -53,6 +53,10 @@ def payment_id_from_reference(reference: str) -> str | None:
     return candidate if is_payment_id(candidate) else None
 
 
+# Paystack event -> what it means for our payment. It sends no failure event: reconciliation asks.
+EVENT_KINDS = {"charge.success": EventKind.SUCCESS, "refund.processed": EventKind.REFUND}
+
+
 class PaystackGateway(HttpGateway):
     """`Gateway` for Paystack. Settings and the HTTP session are created on first use if not given."""
 
@@ -123,45 +127,26 @@ class PaystackGateway(HttpGateway):
             raise ValueError(f"paystack {event_type} carries no data.id")
         event_id = f"{event_type}:{object_id}"
 
-        if event_type == "charge.success":
-            reference = _str(data.get("reference"))
-            payment_id, customer_id = _our_ids(data.get("metadata"), reference)
-            return GatewayEvent(
-                provider=self.name,
-                event_id=event_id,
-                event_type=event_type,
-                kind=EventKind.SUCCESS,
-                payment_id=payment_id,
-                customer_id=customer_id,
-                gateway_ref=reference,
-                money=_money(data.get("amount"), data.get("currency")),
-            )
-        if event_type == "refund.processed":
+        kind = EVENT_KINDS.get(event_type, EventKind.IGNORED)
+        refund_id = None
+        if kind is EventKind.REFUND:
             # The refund names the refunded transaction by its reference (ours), not its metadata.
             transaction = _object(data.get("transaction"))
             reference = _str(data.get("transaction_reference")) or _str(transaction.get("reference"))
-            payment_id, customer_id = _our_ids(data.get("metadata"), reference)
-            return GatewayEvent(
-                provider=self.name,
-                event_id=event_id,
-                event_type=event_type,
-                kind=EventKind.REFUND,
-                payment_id=payment_id,
-                customer_id=customer_id,
-                gateway_ref=reference,
-                money=_money(data.get("amount"), data.get("currency")),
-                refund_id=_text(data.get("id")) or _str(data.get("refund_reference")),
-            )
-        reference = _str(data.get("reference"))
+            refund_id = _text(data.get("id")) or _str(data.get("refund_reference"))
+        else:
+            reference = _str(data.get("reference"))
         payment_id, customer_id = _our_ids(data.get("metadata"), reference)
         return GatewayEvent(
             provider=self.name,
             event_id=event_id,
             event_type=event_type,
-            kind=EventKind.IGNORED,
+            kind=kind,
             payment_id=payment_id,
             customer_id=customer_id,
             gateway_ref=reference,
+            money=None if kind is EventKind.IGNORED else _money(data.get("amount"), data.get("currency")),
+            refund_id=refund_id,
         )
 
     # ---- reconciliation -------------------------------------------------------------------------
