@@ -1,6 +1,6 @@
 """Benchmark the CSV export (docs/exports.md): time, rows/s and peak memory at 10k and 100k payments.
 
-    .venv/bin/python scripts/bench_export.py --rows 10000 100000
+    .venv/bin/python scripts/bench_export.py --rows 10000 100000 --profile-rows 10000 100000 1000000
 
 Starts its own moto server in a child process (so moto's memory is not counted), creates the payments
 table from template.yaml and a bucket, writes N payments per size with BatchWriteItem, then measures
@@ -11,7 +11,10 @@ each size in a fresh process:
 - ru_maxrss of that process, and the DynamoDB/S3 requests the export made.
 Wall time is mostly moto's (its Query re-sorts and re-walks the partition on every page, so 100k rows
 take tens of minutes); the CPU time of the exporting process is this code's own cost. Compare ratios
-and memory, not absolute times (MEASURING.md). Not a test: never run from pytest.
+and memory, not absolute times (MEASURING.md).
+`--profile-rows` measures peak memory and CPU with SyntheticPages standing in for DynamoDB (pages made on
+demand; S3 still through moto), at sizes moto could not page through in reasonable time: where the peak
+levels off. scripts/bench.py calls `run` and `memory_profile`. Not a test: never run from pytest.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import sys
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,38 +83,72 @@ def _create_resources(table: str, bucket: str) -> None:
     boto3.client("s3").create_bucket(Bucket=bucket)
 
 
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def payment_number(customer: str, i: int) -> Any:
+    """The i-th of a customer's bench payments: completed, one a minute from START, a purchase in seven."""
+    from payments.ids import new_payment_id
+    from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
+
+    at = START + timedelta(minutes=i)
+    return Payment(
+        id=new_payment_id(at),
+        customer_id=customer,
+        created_at=at,
+        completed_at=at + timedelta(seconds=30),
+        amount_minor=-(100 + i % 5000) if i % 7 == 0 else 1000 + i % 90000,
+        currency="USD",
+        status=PaymentStatus.COMPLETED,
+        method=PaymentMethod.PURCHASE if i % 7 == 0 else PaymentMethod.CREDIT_CARD,
+        description=f"Mobile plan top-up, line {i % 40}",
+        reference=f"INV-{i:08d}",
+        history=(HistoryEntry(at=at, status=PaymentStatus.COMPLETED, by="bench"),),
+    )
+
+
 def _seed(customer: str, rows: int, table: str) -> None:
     """`rows` completed payments, one a minute, written 25 at a time."""
     import boto3
 
-    from payments.ids import new_payment_id
-    from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
     from payments.store import to_item
 
     client = boto3.client("dynamodb")
-    start = datetime(2025, 1, 1, tzinfo=UTC)
     batch: list[dict[str, Any]] = []
     for i in range(rows):
-        at = start + timedelta(minutes=i)
-        payment = Payment(
-            id=new_payment_id(at),
-            customer_id=customer,
-            created_at=at,
-            completed_at=at + timedelta(seconds=30),
-            amount_minor=-(100 + i % 5000) if i % 7 == 0 else 1000 + i % 90000,
-            currency="USD",
-            status=PaymentStatus.COMPLETED,
-            method=PaymentMethod.PURCHASE if i % 7 == 0 else PaymentMethod.CREDIT_CARD,
-            description=f"Mobile plan top-up, line {i % 40}",
-            reference=f"INV-{i:08d}",
-            history=(HistoryEntry(at=at, status=PaymentStatus.COMPLETED, by="bench"),),
-        )
-        batch.append({"PutRequest": {"Item": to_item(payment)}})
+        batch.append({"PutRequest": {"Item": to_item(payment_number(customer, i))}})
         if len(batch) == 25 or i == rows - 1:
             pending: dict[str, Any] = {table: batch}
             while pending:
                 pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             batch = []
+
+
+class SyntheticPages:
+    """Stands in for the DynamoDB client in the memory profile: answers the store's Query with pages of
+    `rows` generated payments, newest first, honouring Limit and ExclusiveStartKey as DynamoDB does, so
+    only the export's own memory (and S3's, through moto in another process) is on the books."""
+
+    def __init__(self, customer: str, rows: int) -> None:
+        self.customer, self.rows, self.queries = customer, rows, 0
+
+    def query(self, **request: Any) -> dict[str, Any]:
+        from payments.ids import created_at_of
+        from payments.store import to_item
+
+        self.queries += 1
+        after = request.get("ExclusiveStartKey")
+        if after is None:
+            first = self.rows - 1
+        else:
+            moment = created_at_of(after["SK"]["S"].split("#", 1)[1])
+            first = int((moment - START).total_seconds() // 60) - 1
+        last = max(first - request["Limit"], -1)
+        items = [to_item(payment_number(self.customer, i)) for i in range(first, last, -1)]
+        answer: dict[str, Any] = {"Items": items, "Count": len(items)}
+        if last >= 0:
+            answer["LastEvaluatedKey"] = {k: items[-1][k] for k in ("PK", "SK")}
+        return answer
 
 
 def _count_requests(client: Any, counter: Counter[str]) -> None:
@@ -186,10 +225,98 @@ def measure(customer: str, table: str, bucket: str, *, page_size: int = PAGE_SIZ
     }
 
 
-def _report(r: dict[str, Any], seeded: float) -> None:
+def profile(customer: str, rows: int, bucket: str) -> dict[str, Any]:
+    """One size of the memory profile, in this (fresh) process: the export of `rows` synthetic payments
+    (SyntheticPages for DynamoDB, S3 through moto) timed, then again under tracemalloc for the peak."""
+    from payments.exports import ExportFilters, s3_client, stream_export
+    from payments.store import PaymentStore
+
+    s3 = s3_client()
+
+    def export(key: str) -> Any:
+        pages = SyntheticPages(customer, rows)
+        store = PaymentStore("synthetic", client=pages)  # type: ignore[arg-type]
+        return stream_export(store, s3, bucket, key, customer, ExportFilters(), filename="payments-bench.csv")
+
+    began_cpu = time.process_time()
+    written = export(f"exports/{customer}/timed.csv")
+    cpu = time.process_time() - began_cpu
+    tracemalloc.start()
+    export(f"exports/{customer}/traced.csv")
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert written.rows == rows, (written.rows, rows)
+    return {"rows": rows, "bytes": written.size, "parts": written.parts, "cpu_s": cpu, "traced_peak": traced_peak}
+
+
+@contextmanager
+def moto_server() -> Iterator[None]:
+    """moto in a child process (its memory is not ours) with this process's AWS pointed at it."""
+    saved = dict(os.environ)
+    port = _free_port()
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake credentials
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    server = _start_moto(port)
+    try:
+        yield
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _child(*args: str) -> dict[str, Any]:
+    child = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(sizes: list[int], *, page_size: int = PAGE_SIZE, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Each size seeded into its own table of a fresh moto, then measured in a fresh process."""
+    _importable()
+    results = []
+    with moto_server():
+        for rows in sizes:
+            # One table per size: moto's Query walks every item of the table, not just the partition.
+            table, bucket, customer = f"bench-payments-{rows}", f"bench-exports-{rows}", f"bench-{rows}"
+            _create_resources(table, bucket)
+            log(f"export: seeding {rows} payments")
+            began = time.perf_counter()
+            _seed(customer, rows, table)
+            log(f"export: seeded in {time.perf_counter() - began:.0f} s; measuring {rows} rows")
+            results.append(_child("--page-size", str(page_size), "--measure", customer, table, bucket))
+    return results
+
+
+def memory_profile(sizes: list[int], *, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Peak memory and CPU of the export at each size with synthetic Query pages: sizes moto cannot page
+    through in reasonable time, to show where the peak levels off."""
+    _importable()
+    results = []
+    with moto_server():
+        import boto3
+
+        for rows in sizes:
+            bucket = f"bench-profile-{rows}"
+            boto3.client("s3").create_bucket(Bucket=bucket)
+            log(f"export memory profile: {rows} synthetic rows")
+            results.append(_child("--profile", f"profile-{rows}", str(rows), bucket))
+    return results
+
+
+def _report(r: dict[str, Any]) -> None:
     layout = f"{r['parts']} parts" if r["parts"] else "one PutObject"
     calls = ", ".join(f"{name} {count}" for name, count in sorted(r["requests"].items()))
-    print(f"{r['rows']} rows, {r['bytes'] / 1e6:.1f} MB, {layout} (seeded in {seeded:.0f} s); requests: {calls}")
+    print(f"{r['rows']} rows, {r['bytes'] / 1e6:.1f} MB, {layout}; requests: {calls}")
     print(
         f"  export  {r['export_s']:8.2f} s wall ({r['rows'] / r['export_s']:.0f} rows/s), "
         f"{r['export_cpu']:6.2f} s CPU in the exporting process ({r['rows'] / r['export_cpu']:.0f} rows/CPU-s)"
@@ -203,51 +330,27 @@ def _report(r: dict[str, Any], seeded: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--rows", type=int, nargs="*", default=[10_000, 100_000], help="sizes against moto")
+    parser.add_argument("--profile-rows", type=int, nargs="*", default=[], help="sizes with synthetic pages")
     parser.add_argument("--page-size", type=int, default=PAGE_SIZE, help="payments per Query (default: as deployed)")
     parser.add_argument("--measure", nargs=3, metavar=("CUSTOMER", "TABLE", "BUCKET"), help=argparse.SUPPRESS)
+    parser.add_argument("--profile", nargs=3, metavar=("CUSTOMER", "ROWS", "BUCKET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     _importable()
-    if args.measure:  # the child: print one JSON line
+    if args.measure:  # a child: print one JSON line
         print(json.dumps(measure(*args.measure, page_size=args.page_size)))
         return
-
-    port = _free_port()
-    os.environ.update(
-        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake credentials
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    os.environ.pop("AWS_PROFILE", None)
-    server = _start_moto(port)
-    peaks: dict[int, float] = {}
-    try:
-        for rows in args.rows:
-            # One table per size: moto's Query walks every item of the table, not just the partition.
-            table, bucket, customer = f"bench-payments-{rows}", f"bench-exports-{rows}", f"bench-{rows}"
-            _create_resources(table, bucket)
-            began = time.perf_counter()
-            _seed(customer, rows, table)
-            seeded = time.perf_counter() - began
-            child = subprocess.run(
-                [sys.executable, __file__, "--page-size", str(args.page_size), "--measure", customer, table, bucket],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            result = json.loads(child.stdout.strip().splitlines()[-1])
-            _report(result, seeded)
-            peaks[rows] = result["traced_peak"] / 2**20
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    if len(peaks) > 1:
-        (small, low), (large, high) = min(peaks.items()), max(peaks.items())
-        print(f"peak memory {large} rows vs {small} rows: {high:.2f} - {low:.2f} = {high - low:+.2f} MiB")
+    if args.profile:
+        customer, rows, bucket = args.profile
+        print(json.dumps(profile(customer, int(rows), bucket)))
+        return
+    for result in run(args.rows, page_size=args.page_size):
+        _report(result)
+    for result in memory_profile(args.profile_rows):
+        print(
+            f"{result['rows']} synthetic rows, {result['bytes'] / 1e6:.1f} MB, {result['parts']} parts: "
+            f"tracemalloc peak {result['traced_peak'] / 2**20:.2f} MiB, {result['cpu_s']:.1f} s CPU"
+        )
 
 
 if __name__ == "__main__":

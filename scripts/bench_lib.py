@@ -14,6 +14,7 @@ import gc
 import importlib.metadata
 import json
 import os
+import py_compile
 import re
 import shutil
 import statistics
@@ -348,28 +349,35 @@ stores[0].client
 """
 
 
-def build_deployment(target: Path, *, precompiled: bool = False) -> Path:
-    """What `sam build` deploys, under `target`: `layer/` holds the `payments` package (a copy: no .pyc,
-    as SAM copies sources) and links to exactly the packages of shared/requirements.txt in this
-    virtualenv (pip compiled those); `functions/<name>/` holds each app.py. `precompiled` adds .pyc for
-    our own code, as `python -m compileall` in the build would."""
+def build_deployment(target: Path, *, bytecode: bool = True) -> Path:
+    """What `sam build` deploys, under `target`, as shared/Makefile builds the layer: `layer/` holds a
+    copy of the `payments` package and of exactly the packages of shared/requirements.txt (their files
+    from this virtualenv), compiled with unchecked-hash .pyc when `bytecode`; without it, the layer is
+    sources only, as SAM's own python builder would leave it. `functions/<name>/` holds each app.py."""
     layer = target / "layer"
     layer.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(ROOT / "shared" / "payments", layer / "payments", ignore=shutil.ignore_patterns("__pycache__"))
+    no_bytecode = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "shared" / "payments", layer / "payments", ignore=no_bytecode)
     lines = (ROOT / "shared" / "requirements.txt").read_text().splitlines()
     names = [re.split(r"[=<>~\[ ;]", line.strip())[0] for line in lines if line.strip() and line[0] not in "# "]
     for name in names:
         dist = importlib.metadata.distribution(name)
         base = Path(str(dist.locate_file("")))
         for top in {f.parts[0] for f in dist.files or () if f.parts and f.parts[0] not in ("..", "__pycache__")}:
-            if (base / top).exists() and not (layer / top).exists():
-                (layer / top).symlink_to(base / top)
+            source, copy = base / top, layer / top
+            if copy.exists() or not source.exists() or top.endswith(".pth"):
+                continue
+            if source.is_dir():
+                shutil.copytree(source, copy, ignore=no_bytecode)
+            else:
+                shutil.copy2(source, copy)
     for app in sorted((ROOT / "functions").glob("*/app.py")):
         (target / "functions" / app.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(app, target / "functions" / app.parent.name / "app.py")
-    if precompiled:
-        for folder in (layer / "payments", target / "functions"):
-            compileall.compile_dir(folder, quiet=1)
+    if bytecode:
+        unchecked = py_compile.PycInvalidationMode.UNCHECKED_HASH
+        for folder in (layer, target / "functions"):
+            compileall.compile_dir(folder, quiet=1, workers=0, invalidation_mode=unchecked)
     return target
 
 
@@ -397,6 +405,7 @@ def lambda_env(task_root: Path, layer: Path, endpoint: str, extra: dict[str, str
         LOG_LEVEL="INFO",
         MAX_PAYMENT_AMOUNT="1000000",
         EXPORT_URL_EXPIRY_SECONDS="900",
+        PYDANTIC_DISABLE_PLUGINS="__all__",
         PYTHONPATH=os.pathsep.join([str(task_root), str(layer)]),
         PYTHONDONTWRITEBYTECODE="1",  # /var/task and /opt are read-only in Lambda
     )

@@ -25,8 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from payments.errors import PaymentsError
-from payments.gateways.base import GatewayError
+from payments.errors import GatewayError, PaymentsError
 from payments.identity import Caller, caller_from_event
 from payments.models import ErrorOut
 from payments.money import MoneyError

@@ -64,3 +64,13 @@ class UpstreamError(PaymentsError):
     def __init__(self, message: str, http_status: int = 502, **extra: Any) -> None:
         super().__init__(message, **extra)
         self.http_status = http_status
+
+
+class GatewayError(Exception):
+    """Base of gateway adapter errors (payments.gateways.base). `http_status` is what our API answers."""
+
+    http_status = 502
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -162,7 +162,8 @@ def test_every_function_runs_python_312_or_later_with_the_layer_and_tracing(temp
         assert props["Layers"] == [{"Ref": "SharedLayer"}]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "shared/"
-    assert layer["Metadata"]["BuildMethod"].startswith("python3.")
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert re.search(r"^build-SharedLayer:", (ROOT / "shared" / "Makefile").read_text(), re.MULTILINE)
 
 
 def test_each_function_is_one_folder_with_an_app_handler(template: dict[str, Any]) -> None:

@@ -15,18 +15,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+# Defined in payments.errors so that api.py maps it to HTTP without importing the gateway modules.
+from payments.errors import GatewayError as GatewayError
 from payments.models import PaymentStatus
 from payments.money import Money
-
-
-class GatewayError(Exception):
-    """Base of adapter errors. `http_status` is what our API answers for it."""
-
-    http_status = 502
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class CurrencyNotSupported(GatewayError):
