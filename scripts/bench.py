@@ -537,7 +537,7 @@ def render(results: dict[str, Any], quick: bool) -> str:
                 "pages of generated payments on demand; S3 is still moto's, in its own process. Per size, a fresh "
                 "process: the export once for CPU, once under tracemalloc for the peak.",
                 "",
-                "| rows | file MB | upload | peak MiB | export CPU s | rows per CPU s |",
+                "| rows | file MB | upload | peak MiB | CPU s (export and making the pages) | rows per CPU s |",
                 "|---:|---:|---|---:|---:|---:|",
             ]
             for r in profile:

@@ -45,12 +45,6 @@ def _importable() -> None:
             sys.path.insert(0, str(path))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_moto(port: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -130,13 +124,12 @@ class SyntheticPages:
     only the export's own memory (and S3's, through moto in another process) is on the books."""
 
     def __init__(self, customer: str, rows: int) -> None:
-        self.customer, self.rows, self.queries = customer, rows, 0
+        self.customer, self.rows = customer, rows
 
     def query(self, **request: Any) -> dict[str, Any]:
         from payments.ids import created_at_of
         from payments.store import to_item
 
-        self.queries += 1
         after = request.get("ExclusiveStartKey")
         if after is None:
             first = self.rows - 1
@@ -252,8 +245,10 @@ def profile(customer: str, rows: int, bucket: str) -> dict[str, Any]:
 @contextmanager
 def moto_server() -> Iterator[None]:
     """moto in a child process (its memory is not ours) with this process's AWS pointed at it."""
+    from local.ports import free_ports
+
     saved = dict(os.environ)
-    port = _free_port()
+    (port,) = free_ports(1)
     os.environ.update(
         AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
         AWS_ACCESS_KEY_ID="bench",

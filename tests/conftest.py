@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from local.defaults import LOCAL_GATEWAY_ENV
+from local.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,9 +40,7 @@ for _name, _value in LOCAL_GATEWAY_ENV.items():  # the gateway simulator's crede
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 @pytest.fixture(scope="session")
