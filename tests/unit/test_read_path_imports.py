@@ -22,6 +22,7 @@ NEVER_ON_READ_PATHS = (
     "payments.checkout",
     "payments.settlement",
     "aws_lambda_powertools.utilities.idempotency",
+    "ulid",  # python-ulid: payments.ids is our own codec
 )
 
 
