@@ -119,9 +119,9 @@ def _seed(customer: str, rows: int, table: str) -> None:
 
 
 class SyntheticPages:
-    """Stands in for the DynamoDB client in the memory profile: answers the store's Query with pages of
-    `rows` generated payments, newest first, honouring Limit and ExclusiveStartKey as DynamoDB does, so
-    only the export's own memory (and S3's, through moto in another process) is on the books."""
+    """Stands in for the DynamoDB client in the memory profile: answers the export's Query (unfiltered,
+    newest first) with pages of `rows` generated payments, honouring Limit and ExclusiveStartKey, so only
+    the export's own memory (and S3's, through moto in another process) is on the books."""
 
     def __init__(self, customer: str, rows: int) -> None:
         self.customer, self.rows = customer, rows
@@ -130,6 +130,11 @@ class SyntheticPages:
         from payments.ids import created_at_of
         from payments.store import to_item
 
+        # Only the unfiltered, newest-first listing an export of everything sends: no index, no time bounds.
+        bounds = request["ExpressionAttributeValues"]
+        assert "IndexName" not in request, request
+        assert request["ScanIndexForward"] is False, request
+        assert (bounds[":lower"]["S"], bounds[":upper"]["S"]) == ("PAY#", "PAY$"), request
         after = request.get("ExclusiveStartKey")
         if after is None:
             first = self.rows - 1
@@ -234,10 +239,12 @@ def profile(customer: str, rows: int, bucket: str) -> dict[str, Any]:
     began_cpu = time.process_time()
     written = export(f"exports/{customer}/timed.csv")
     cpu = time.process_time() - began_cpu
+    s3.delete_object(Bucket=bucket, Key=f"exports/{customer}/timed.csv")  # moto keeps objects in memory
     tracemalloc.start()
     export(f"exports/{customer}/traced.csv")
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    s3.delete_object(Bucket=bucket, Key=f"exports/{customer}/traced.csv")
     assert written.rows == rows, (written.rows, rows)
     return {"rows": rows, "bytes": written.size, "parts": written.parts, "cpu_s": cpu, "traced_peak": traced_peak}
 
@@ -249,22 +256,24 @@ def moto_server() -> Iterator[None]:
 
     saved = dict(os.environ)
     (port,) = free_ports(1)
-    os.environ.update(
-        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake credentials
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    os.environ.pop("AWS_PROFILE", None)
-    server = _start_moto(port)
+    server = None
     try:
+        os.environ.update(
+            AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake credentials
+            AWS_DEFAULT_REGION="us-east-1",
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        server = _start_moto(port)
         yield
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
         os.environ.clear()
         os.environ.update(saved)
 
@@ -278,7 +287,9 @@ def _child(*args: str) -> dict[str, Any]:
 def run(sizes: list[int], *, page_size: int = PAGE_SIZE, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Each size seeded into its own table of a fresh moto, then measured in a fresh process."""
     _importable()
-    results = []
+    results: list[dict[str, Any]] = []
+    if not sizes:
+        return results
     with moto_server():
         for rows in sizes:
             # One table per size: moto's Query walks every item of the table, not just the partition.
@@ -296,7 +307,9 @@ def memory_profile(sizes: list[int], *, log: Callable[[str], None] = print) -> l
     """Peak memory and CPU of the export at each size with synthetic Query pages: sizes moto cannot page
     through in reasonable time, to show where the peak levels off."""
     _importable()
-    results = []
+    results: list[dict[str, Any]] = []
+    if not sizes:
+        return results
     with moto_server():
         import boto3
 

@@ -374,10 +374,9 @@ def build_deployment(target: Path, *, bytecode: bool = True) -> Path:
     for app in sorted((ROOT / "functions").glob("*/app.py")):
         (target / "functions" / app.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(app, target / "functions" / app.parent.name / "app.py")
-    if bytecode:
+    if bytecode:  # the layer only: SAM copies each function's app.py as source
         unchecked = py_compile.PycInvalidationMode.UNCHECKED_HASH
-        for folder in (layer, target / "functions"):
-            compileall.compile_dir(folder, quiet=1, workers=0, invalidation_mode=unchecked)
+        compileall.compile_dir(layer, quiet=1, workers=0, invalidation_mode=unchecked)
     return target
 
 
