@@ -67,7 +67,9 @@ class UpstreamError(PaymentsError):
 
 
 class GatewayError(Exception):
-    """Base of gateway adapter errors (payments.gateways.base). `http_status` is what our API answers."""
+    """Base of the errors gateway adapters raise (payments.gateways.base); `http_status` is what our API
+    answers if one escapes. Checkout turns a failed create into UpstreamError, whose message names the
+    pending payment and says to retry."""
 
     http_status = 502
 

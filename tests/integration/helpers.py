@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import Any
@@ -10,6 +11,7 @@ import boto3
 
 from payments.config import settings
 from tests.conftest import claims_for, http_event, invoke, load_function
+from tests.integration.webhook_events import Delivery
 
 
 def post(
@@ -77,3 +79,18 @@ def issue_vouchers(amount: str, currency: str, count: int = 1, **extra: Any) -> 
     )
     assert status == 201, body
     return [v["code"] for v in body["vouchers"]]
+
+
+def deliver(provider: str, delivery: Delivery, *, base64_body: bool = False) -> tuple[int, dict[str, Any]]:
+    """POST /webhooks/{provider} through the webhooks handler, as API Gateway passes a gateway's delivery."""
+    body = base64.b64encode(delivery.body).decode() if base64_body else delivery.body.decode()
+    event = http_event(
+        "POST",
+        f"/webhooks/{provider}",
+        route="/webhooks/{provider}",
+        body=body,
+        headers=delivery.headers,
+        path_params={"provider": provider},
+    )
+    event["isBase64Encoded"] = base64_body
+    return invoke(load_function("webhooks"), event)

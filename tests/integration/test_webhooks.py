@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -14,9 +13,8 @@ from hypothesis import strategies as st
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.store import PaymentStore
-from tests.conftest import http_event, invoke, load_function
 from tests.integration import webhook_events as events
-from tests.integration.helpers import balances, stored_payments
+from tests.integration.helpers import balances, deliver, stored_payments
 
 pytestmark = pytest.mark.usefixtures("aws")
 METHODS = {
@@ -53,20 +51,6 @@ def pending_payment(provider: str, customer: str, minor: int = 12345) -> Payment
     }[provider]
     store.attach_gateway_ref(payment, provider, ref, card_brand=None, card_last4=None)
     return store.require(customer, payment.id, consistent=True)
-
-
-def deliver(provider: str, delivery: events.Delivery, *, base64_body: bool = False) -> tuple[int, dict]:
-    body = base64.b64encode(delivery.body).decode() if base64_body else delivery.body.decode()
-    event = http_event(
-        "POST",
-        f"/webhooks/{provider}",
-        route="/webhooks/{provider}",
-        body=body,
-        headers=delivery.headers,
-        path_params={"provider": provider},
-    )
-    event["isBase64Encoded"] = base64_body
-    return invoke(load_function("webhooks"), event)
 
 
 def status_of(payment: Payment) -> str:
