@@ -12,9 +12,9 @@ Gateway endpoints (below `/<provider>`):
                  POST /v2/checkout/orders/{id}/capture, GET /v2/payments/captures/{id},
                  POST /v1/notifications/verify-webhook-signature
                                                                            (`PayPal-Request-Id` replays)
-    razorpay     POST /v1/orders, GET /v1/orders/{id}, GET /v1/orders/{id}/payments
+    razorpay     POST /v1/orders, GET /v1/orders (?receipt=), GET /v1/orders/{id}, GET /v1/orders/{id}/payments
     paystack     POST /transaction/initialize, GET /transaction/verify/{reference}
-    nowpayments  POST /v1/invoice, GET /v1/payment/{payment_id}
+    nowpayments  POST /v1/invoice, GET /v1/payment/{payment_id}, GET /v1/payment/ (?invoiceId=)
 Stripe cards act as Stripe's documented test cards (4242424242424242 / pm_card_visa succeeds,
 4000002500003155 / pm_card_authenticationRequired needs 3-D Secure, 4000000000000002 / pm_card_chargeDeclined
 is declined with 402, ...). A PaymentMethod keeps brand and last 4 digits only, never the number.
@@ -490,6 +490,7 @@ class GatewaySimulator:
             self._paystack_access_codes: dict[str, str] = {}
         with self._delivered:
             self._deliveries: list[dict[str, Any]] = []
+            self._unrouted: list[str] = []
 
     def reset(self) -> None:
         """Forget every object, idempotency key, transmission and delivery (PayPal tokens stay valid)."""
@@ -549,6 +550,7 @@ class GatewaySimulator:
             ("POST", "/paypal/v1/notifications/verify-webhook-signature", self._paypal_verify_signature, True),
             ("GET", "/paypal/checkoutnow", self._paypal_page, True),
             ("POST", "/razorpay/v1/orders", self._razorpay_create_order, True),
+            ("GET", "/razorpay/v1/orders", self._razorpay_list_orders, True),
             ("GET", "/razorpay/v1/orders/(?P<id>[^/]+)", self._razorpay_get_order, True),
             ("GET", "/razorpay/v1/orders/(?P<id>[^/]+)/payments", self._razorpay_order_payments, True),
             ("POST", "/paystack/transaction/initialize", self._paystack_initialize, True),
@@ -556,6 +558,7 @@ class GatewaySimulator:
             ("GET", "/paystack/checkout/(?P<id>[^/]+)", self._paystack_page, True),
             ("POST", "/nowpayments/v1/invoice", self._nowpayments_create_invoice, True),
             ("GET", "/nowpayments/v1/payment/(?P<id>[^/]+)", self._nowpayments_get_payment, True),
+            ("GET", "/nowpayments/v1/payment", self._nowpayments_list_payments, True),
             ("GET", "/nowpayments/payment", self._nowpayments_page, True),
             ("POST", "/_sim/settle", self._sim_settle, False),
             ("POST", "/_sim/pay", self._sim_pay, False),
@@ -584,7 +587,15 @@ class GatewaySimulator:
             except Exception as exc:  # a simulator bug: say so loudly instead of dropping the connection
                 traceback.print_exc()
                 return _render(_Answer(500, {"message": f"gateway simulator error: {exc!r}"}))
+        with self._delivered:
+            self._unrouted.append(f"{method} {path}")
         return _render(_not_found(method, path))
+
+    def unrouted(self) -> list[str]:
+        """Every request no route of the simulator answered ("GET /nowpayments/v1/..."): an adapter calling
+        something the simulator does not serve (and so, probably, the gateway neither)."""
+        with self._delivered:
+            return list(self._unrouted)
 
     # -- Stripe ---------------------------------------------------------------------------------------------
 
@@ -1493,6 +1504,13 @@ class GatewaySimulator:
         }
         return _Webhook("paypal", event, body, headers)
 
+    def signed_paypal_event(self, event_type: str, resource_type: str, resource: dict[str, Any]) -> tuple[bytes, dict]:
+        """A PayPal webhook with this resource, signed so that verify-webhook-signature answers SUCCESS for it:
+        what PayPal would send about objects it holds (tests build events about any object with it)."""
+        with self._lock:
+            webhook = self._paypal_webhook(event_type, resource_type, copy.deepcopy(resource), event_type)
+        return webhook.body, dict(webhook.headers)
+
     def _paypal_page(self, request: _Request) -> _Answer:
         order = self._find("paypal", "orders", request.query.get("token", ""))
         if order is None:
@@ -1665,6 +1683,21 @@ class GatewaySimulator:
             "created_at": int(time.time()),
         }
         return _Answer(200, copy.deepcopy(self._store("razorpay", "orders", order_id, order)))
+
+    def _razorpay_list_orders(self, request: _Request) -> _Answer:
+        """GET /v1/orders: newest first, filtered by `receipt` when given; `count` (default 10, at most 100)."""
+        self._razorpay_auth(request)
+        count = request.query.get("count", "10")
+        if not count.isascii() or not count.isdigit() or not 1 <= int(count) <= 100:
+            raise self._razorpay_error(400, "The count must be between 1 and 100.", "count")
+        orders = [
+            order
+            for order in self._objects["razorpay"]["orders"].values()
+            if "receipt" not in request.query or order["receipt"] == request.query["receipt"]
+        ]
+        orders.sort(key=lambda order: order["created_at"], reverse=True)
+        items = copy.deepcopy(orders[: int(count)])
+        return _Answer(200, {"entity": "collection", "count": len(items), "items": items})
 
     def _razorpay_order_or_error(self, request: _Request) -> dict[str, Any]:
         self._razorpay_auth(request)
@@ -2058,6 +2091,29 @@ class GatewaySimulator:
         if payment is None:
             raise self._nowpayments_error(404, "PAYMENT_NOT_FOUND", f"Payment {request.params['id']} not found")
         return _Answer(200, _wire(copy.deepcopy(payment)))
+
+    def _nowpayments_list_payments(self, request: _Request) -> _Answer:
+        """GET /v1/payment/: the account's payments, `invoiceId` filtering to one invoice's, paged by
+        `limit` (1-500) and `page`, sorted by `sortBy` (created_at) in `orderBy` (asc, desc) order."""
+        self._nowpayments_auth(request)
+        query = request.query
+        limit, page = query.get("limit", "10"), query.get("page", "0")
+        if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= 500):
+            raise self._nowpayments_error(400, "INVALID_REQUEST_PARAMS", '"limit" must be between 1 and 500')
+        if not (page.isascii() and page.isdigit()):
+            raise self._nowpayments_error(400, "INVALID_REQUEST_PARAMS", '"page" must be a number')
+        payments = [
+            payment
+            for payment in self._objects["nowpayments"]["payments"].values()
+            if "invoiceId" not in query or str(payment["invoice_id"]) == query["invoiceId"]
+        ]
+        payments.sort(key=lambda payment: payment["created_at"], reverse=query.get("orderBy") == "desc")
+        size, start = int(limit), int(page) * int(limit)
+        data = [_wire(copy.deepcopy(payment)) for payment in payments[start : start + size]]
+        pages = -(-len(payments) // size)
+        return _Answer(
+            200, {"data": data, "limit": size, "page": int(page), "pagesCount": pages, "total": len(payments)}
+        )
 
     def _nowpayments_page(self, request: _Request) -> _Answer:
         invoice = self._find("nowpayments", "invoices", request.query.get("iid", ""))

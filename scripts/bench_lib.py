@@ -230,6 +230,7 @@ def stripe_webhook_success(customer: str) -> Counted:
     from payments.store import PaymentStore
     from tests.conftest import http_event
     from tests.integration import webhook_events
+    from tests.integration.helpers import with_gateway_object
 
     now, store = utcnow(), PaymentStore()
     payment = Payment(
@@ -244,8 +245,8 @@ def stripe_webhook_success(customer: str) -> Counted:
         history=(HistoryEntry(at=now, status=PaymentStatus.PENDING, by="customer:bench"),),
     )
     store.add(payment)
-    store.attach_gateway_ref(payment, "stripe", "pi_" + uuid.uuid4().hex[:20], card_brand=None, card_last4=None)
-    delivery = webhook_events.stripe("success", store.require(customer, payment.id, consistent=True))
+    payment = with_gateway_object(payment, "stripe", "pi_" + uuid.uuid4().hex[:20], store)
+    delivery = webhook_events.stripe("success", payment)
     event = http_event(
         "POST",
         "/webhooks/stripe",

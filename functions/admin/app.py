@@ -84,7 +84,12 @@ def cancel(
     return _settle(customer_id, id, PaymentStatus.CANCELLED, body)
 
 
-@idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=idempotency_config)
+@idempotent_function(
+    data_keyword_argument="request",
+    persistence_store=persistence,
+    config=idempotency_config,
+    key_prefix="admin_charge",  # the same record key in a deployment and in the local stack
+)
 def _charge(request: dict[str, Any], body: operations.ChargeBody, actor: str) -> dict[str, Any]:
     payment = operations.charge(store, request["customer_id"], body, request["key"], actor)
     return payment.to_api().model_dump()

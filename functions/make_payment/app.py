@@ -48,9 +48,13 @@ persistence = DynamoDBPersistenceLayer(
     data_keyword_argument="request",
     persistence_store=persistence,
     config=idempotency_config,
+    # The record's key is "make_payment#<hash>" wherever the code runs: Powertools' default prefix names the
+    # Lambda function and the module, which differ between a deployment and the local stack.
+    key_prefix="make_payment",
 )
 def _make_payment(request: dict[str, Any], command: checkout.Command) -> dict[str, Any]:
-    outcome = checkout.Checkout(store).run(command)
+    remaining = app.lambda_context.get_remaining_time_in_millis() / 1000
+    outcome = checkout.Checkout(store, remaining_seconds=remaining).run(command)
     metrics.add_metric(name=f"PaymentStarted_{command.method}", unit="Count", value=1)
     return {"status": outcome.http_status, "body": outcome.body}
 

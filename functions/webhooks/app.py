@@ -16,7 +16,7 @@ from payments import api, settlement
 from payments.errors import BadRequest, NotFound
 from payments.gateways import ADAPTERS, gateway
 from payments.gateways.base import SignatureInvalid
-from payments.settlement import WebhookOut
+from payments.settlement import Outcome, WebhookOut
 from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("webhooks", calls_gateways=True)
@@ -28,7 +28,7 @@ store = PaymentStore()
     summary="Gateway webhook (stripe, paypal, razorpay, paystack, nowpayments)",
     tags=["webhooks"],
     responses=api.responses(
-        {200: ("Recorded, including duplicates and unknown payments", WebhookOut)}, 400, 401, 404, 502, 503
+        {200: ("Recorded, including duplicates and unknown payments", WebhookOut)}, 400, 401, 404, 409, 502, 503
     ),
 )
 def receive(provider: Annotated[str, Path(max_length=32)]) -> Response[Any]:
@@ -47,12 +47,12 @@ def receive(provider: Annotated[str, Path(max_length=32)]) -> Response[Any]:
         return api.error_response(exc.http_status, exc.message)
     try:
         gateway_event = adapter.parse_event(headers, body)
-    except ValueError as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:  # signed, but not its shape
         raise BadRequest(f"the body is not a {provider} event: {exc}") from exc
     result = settlement.apply_event(store, adapter, gateway_event)
     metrics.add_metric(name=f"Webhook_{result.outcome}", unit="Count", value=1)
-    if result.outcome == "mismatch":
-        metrics.add_metric(name="WebhookAmountMismatch", unit="Count", value=1)
+    if result.outcome is Outcome.MISMATCH:  # an event that named a payment it may not touch, or a wrong amount
+        metrics.add_metric(name="WebhookMismatch", unit="Count", value=1)
     logger.info(
         "webhook applied",
         extra={
@@ -62,6 +62,10 @@ def receive(provider: Annotated[str, Path(max_length=32)]) -> Response[Any]:
             "payment_id": result.payment_id,
         },
     )
+    if result.outcome is Outcome.DEFERRED:  # nothing recorded: the gateway's own retry brings it back later
+        return api.error_response(
+            409, f"payment {result.payment_id} is not settled yet, so its refund cannot count; deliver it again later"
+        )
     answer = {"received": True, "outcome": result.outcome}
     return Response(200, content_types.APPLICATION_JSON, api.serialize(answer))
 

@@ -135,7 +135,9 @@ def build(
     def _domain_error(exc: PaymentsError) -> Response[str]:
         if exc.http_status >= 500:
             logger.warning("upstream failure", extra={"error": exc.message})
-        return error_response(exc.http_status, exc.message, **exc.extra)
+        answer = error_response(exc.http_status, exc.message, **exc.extra)
+        answer.headers.update(exc.headers)
+        return answer
 
     @app.exception_handler(GatewayError)
     def _gateway_error(exc: GatewayError) -> Response[str]:

@@ -12,7 +12,10 @@ Powertools' idempotency utility wraps all of it: the same key and body replays t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import date
@@ -23,8 +26,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from payments import cards
 from payments.config import gateway_settings, settings
-from payments.errors import InvalidInput, PaymentRequired, UpstreamError
-from payments.gateways.base import CardInput, CreateRequest, CreateResult, CurrencyNotSupported, GatewayError
+from payments.cursor import derived_key
+from payments.errors import InvalidInput, PaymentRequired, RetryLater, UpstreamError
+from payments.gateways.base import (
+    CardInput,
+    CreateRequest,
+    CreateResult,
+    Gateway,
+    GatewayError,
+    GatewayInputRejected,
+    reading_answers,
+)
 from payments.identity import Caller
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
@@ -42,6 +54,8 @@ PAYABLE_METHODS = (
     "voucher",
 )
 MethodName = Literal["bank_transfer", "paypal", "credit_card", "razorpay", "paystack", "nowpayments", "voucher"]
+
+logger = logging.getLogger(__name__)
 
 # Human-typable: no 0/O, no 1/I (API.md §4 bank transfer reference).
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -106,7 +120,7 @@ class Command:
     fingerprint: str
 
     def as_idempotency_data(self) -> dict[str, str]:
-        # Only these reach the idempotency table: no card data, just a digest of the whole request.
+        # Only these reach the idempotency table: no card data, just a keyed digest of the whole request.
         return {"customer_id": self.customer_id, "key": self.idempotency_key, "fingerprint": self.fingerprint}
 
 
@@ -119,8 +133,11 @@ def validate_key(raw: str | None) -> str:
 
 
 def _fingerprint(body: PaymentBody) -> str:
+    """A keyed digest of the whole request, card fields included, so the same Idempotency-Key with another
+    body is told apart (422). Keyed, because an unkeyed hash of a body holding a card number, stored beside its
+    last 4 digits, could be brute-forced (PCI DSS requires any hash of a PAN to be keyed)."""
     data = body.model_dump_json(exclude_none=True).encode()
-    return hashlib.sha256(data).hexdigest()
+    return hmac.new(derived_key("request-fingerprint"), data, hashlib.sha256).hexdigest()
 
 
 def validate(body: PaymentBody, caller: Caller, customer_id: str, key: str, *, today: date) -> Command:
@@ -193,14 +210,24 @@ def _gateway_key(command: Command) -> str:
     return hashlib.sha256(f"{command.customer_id}\x1f{command.idempotency_key}".encode()).hexdigest()[:48]
 
 
-class Checkout:
-    """Runs one validated Command. Gateway lookup is injectable for tests."""
+# A claim on creating a payment's gateway object outlives its holder's remaining run time by this much, so
+# a clock a little off never lets a retry take over from a request that is still working.
+CLAIM_MARGIN_SECONDS = 5.0
 
-    def __init__(self, store: PaymentStore, gateway_for: Any = None) -> None:
+
+class Checkout:
+    """Runs one validated Command. Gateway lookup is injectable for tests.
+
+    `remaining_seconds` is how long the calling Lambda invocation may still run: a claim on creating a gateway
+    object is held that long, so a retry can take over only from a request that can no longer be running.
+    """
+
+    def __init__(self, store: PaymentStore, gateway_for: Any = None, remaining_seconds: float = 30.0) -> None:
         self.store = store
         if gateway_for is None:
             from payments.gateways import gateway as gateway_for
         self.gateway_for = gateway_for
+        self.remaining_seconds = remaining_seconds
 
     def run(self, command: Command) -> Outcome:
         if command.method == "voucher":
@@ -216,7 +243,7 @@ class Checkout:
 
     def _bank_transfer(self, command: Command) -> Outcome:
         assert command.money is not None
-        payment = self._record_pending(command, reference=bank_reference())
+        payment, _ = self._record_pending(command, reference=bank_reference())
         config = gateway_settings()
         next_action = {
             "type": "bank_transfer_instructions",
@@ -230,7 +257,7 @@ class Checkout:
         }
         return Outcome(201, {"payment": payment.to_api().model_dump(), "next_action": next_action})
 
-    # -- gateways --
+    # -- gateways: one gateway object per payment, whatever retries happen --
 
     def _gateway_payment(self, command: Command) -> Outcome:
         from payments.gateways import PROVIDER_OF_METHOD
@@ -240,9 +267,36 @@ class Checkout:
         adapter = self.gateway_for(provider)
         try:
             adapter.check_currency(command.money)
-        except CurrencyNotSupported as exc:
+        except GatewayInputRejected as exc:
             raise InvalidInput(exc.field, exc.message) from exc
-        payment = self._record_pending(command)
+        # A new payment is put with its claim on creating the gateway object already held (one write less).
+        hold = self.remaining_seconds + CLAIM_MARGIN_SECONDS
+        payment, created = self._record_pending(command, claim=(provider, adapter, hold))
+        if created:
+            return self._create(command, payment, provider, adapter)
+        if payment.gateway_ref is None and payment.status is PaymentStatus.PENDING:
+            claimed = self.store.claim_gateway_object(
+                payment,
+                provider=provider,
+                hold_seconds=hold,
+                ref=lambda attempt: adapter.reference_for_attempt(payment.id, attempt),
+            )
+            if claimed is not None:
+                return self._create(command, claimed, provider, adapter)
+            # Another request holds the claim, or has just recorded the object: read what it left.
+            payment = self.store.require(command.customer_id, payment.id, consistent=True)
+            if payment.gateway_ref is None and payment.status is PaymentStatus.PENDING:
+                raise RetryLater(
+                    f"payment {payment.id} is still being created at {provider}; retry shortly with the same "
+                    "Idempotency-Key",
+                    retry_after=2,
+                    payment_id=payment.id,
+                )
+        return self._existing(payment, provider, adapter)
+
+    def _create(self, command: Command, payment: Payment, provider: str, adapter: Gateway) -> Outcome:
+        """Create (or, on a later attempt, find) the payment's gateway object under our claim, and record it."""
+        assert command.money is not None
         request = CreateRequest(
             payment_id=payment.id,
             customer_id=command.customer_id,
@@ -254,32 +308,58 @@ class Checkout:
             cancel_url=gateway_settings().portal_return_url,
             card=command.card,
             payment_method=command.payment_method,
+            attempt=payment.gateway_attempts,
         )
         try:
-            result = adapter.create(request)
-        except CurrencyNotSupported as exc:
-            self.store.note_error(payment, exc.message)
-            raise InvalidInput(exc.field, exc.message) from exc
+            with reading_answers(provider, "create the payment"):
+                result = (adapter.recover(request) if request.attempt > 1 else None) or adapter.create(request)
+        except GatewayInputRejected as exc:  # the same request can never succeed: say which field, close it
+            self.store.transition(
+                payment.customer_id,
+                payment.id,
+                PaymentStatus.CANCELLED,
+                Cause.GATEWAY_FAILURE,
+                f"gateway:{provider}:create",
+                note=exc.message,
+                current=payment,
+                failure_field=exc.field,
+            )
+            raise InvalidInput(exc.field, exc.message, payment_id=payment.id) from exc
         except GatewayError as exc:
-            self.store.note_error(payment, exc.message)
-            raise UpstreamError(
-                f"{provider} did not answer properly: {exc.message}. The payment {payment.id} is pending; "
-                "retry with the same Idempotency-Key",
-                http_status=exc.http_status,
-                payment_id=payment.id,
-            ) from exc
-        payment = self._record_result(payment, provider, result)
-        body = {"payment": payment.to_api().model_dump(), "next_action": result.next_action}
-        if payment.status is PaymentStatus.CANCELLED:
-            return Outcome(402, {"message": f"the payment was declined: {payment.failure_reason}", **body})
-        return Outcome(201, body)
+            self.store.release_gateway_claim(payment, exc.message)
+            raise _upstream(provider, exc, payment) from exc
+        try:
+            recorded = self._record(payment, provider, result)
+        except Exception:
+            # Our write failed after the gateway answered: let the retry go ahead at once (it gets the same object
+            # back) rather than wait for the claim to lapse. Best effort: the claim lapses by itself anyway.
+            with contextlib.suppress(Exception):
+                self.store.release_gateway_claim(payment, "the gateway answered, recording it failed")
+            raise
+        if recorded is None:  # another attempt's object was recorded first: answer with that one, ours is unused
+            logger.error(
+                "a gateway object was created for a payment that already had one",
+                extra={"payment_id": payment.id, "provider": provider, "unused": result.gateway_ref},
+            )
+            return self._existing(
+                self.store.require(payment.customer_id, payment.id, consistent=True), provider, adapter
+            )
+        return self._answer(recorded, next_action=result.next_action)
 
-    def _record_pending(self, command: Command, reference: str | None = None) -> Payment:
-        """Put the pending payment and the IDEM pointer in one transaction, or find the earlier one."""
+    def _record_pending(
+        self, command: Command, reference: str | None = None, claim: tuple[str, Gateway, float] | None = None
+    ) -> tuple[Payment, bool]:
+        """Put the pending payment and the IDEM pointer in one transaction, or find the earlier one; True if put.
+
+        `claim` (provider, adapter, seconds): the new payment holds the claim on creating its gateway object
+        from the start, with the first attempt's reference and its pointer where we choose it (Paystack).
+        """
         assert command.money is not None
         now = utcnow()
+        payment_id = new_payment_id(now)
+        first_ref = claim[1].reference_for_attempt(payment_id, 1) if claim else None
         payment = Payment(
-            id=new_payment_id(now),
+            id=payment_id,
             customer_id=command.customer_id,
             created_at=now,
             amount_minor=command.money.minor,
@@ -289,6 +369,9 @@ class Checkout:
             description=command.description,
             reference=reference,
             card_last4=command.card.number[-4:] if command.card else None,
+            gateway_attempts=1 if claim else 0,
+            gateway_claim_until=self.store.claim_until(claim[2]) if claim else None,
+            gateway_refs=frozenset({first_ref}) if first_ref else frozenset(),
             history=(HistoryEntry(at=now, status=PaymentStatus.PENDING, by=command.actor, note="created"),),
         )
         pointer = {
@@ -304,6 +387,8 @@ class Checkout:
             }
         }
         extra: list[dict[str, Any]] = [pointer]
+        if claim and first_ref:
+            extra.append(self.store.gateway_ref_pointer(payment, claim[0], first_ref))
         if reference:
             extra.append(
                 {
@@ -320,8 +405,8 @@ class Checkout:
             earlier = self._earlier_payment(command)
             if earlier is None:
                 raise  # a reference collision (1 in 2^60): the client's retry draws a new one
-            return earlier
-        return payment
+            return earlier, False
+        return payment, True
 
     def _earlier_payment(self, command: Command) -> Payment | None:
         item = self.store.client.get_item(
@@ -333,18 +418,25 @@ class Checkout:
             return None
         return self.store.require(command.customer_id, item["payment_id"]["S"], consistent=True)
 
-    def _record_result(self, payment: Payment, provider: str, result: CreateResult) -> Payment:
-        """Store the gateway's answer. `payment` was just read or written, so it is not read again."""
+    def _record(self, payment: Payment, provider: str, result: CreateResult) -> Payment | None:
+        """Store the gateway's answer, then what it means for the status. `payment` was just written under our
+        claim, so it is not read again. None if another attempt recorded its object first."""
         if result.gateway_ref:  # a card refused before Stripe made a PaymentIntent has none
-            self.store.attach_gateway_ref(
-                payment, provider, result.gateway_ref, card_brand=result.card_brand, card_last4=result.card_last4
+            recorded = self.store.record_gateway_object(
+                payment,
+                provider=provider,
+                gateway_ref=result.gateway_ref,
+                next_action=result.next_action if result.storable_next_action else None,
+                card_brand=result.card_brand,
+                card_last4=result.card_last4,
             )
-            known = {
-                "gateway_ref": result.gateway_ref,
-                "card_brand": result.card_brand,
-                "card_last4": result.card_last4,
-            }
-            payment = payment.model_copy(update={k: v for k, v in known.items() if v})
+            if recorded is None:
+                return None
+            payment = recorded
+        return self._settle(payment, provider, result)
+
+    def _settle(self, payment: Payment, provider: str, result: CreateResult) -> Payment:
+        """The status the gateway's answer gives the payment, through the status rules."""
         if result.status is PaymentStatus.PENDING:
             return payment
         succeeded = result.status is PaymentStatus.COMPLETED
@@ -357,6 +449,38 @@ class Checkout:
             note=None if succeeded else result.failure_reason or "declined",
             current=payment,
         ).payment
+
+    def _existing(self, payment: Payment, provider: str, adapter: Gateway) -> Outcome:
+        """The answer to a retry of a payment whose gateway object exists: the same object, as it now stands."""
+        if payment.status is not PaymentStatus.PENDING or not payment.gateway_ref:
+            return self._answer(payment)
+        try:
+            with reading_answers(provider, "read the payment"):
+                result = adapter.resume(payment.gateway_ref, payment.next_action)
+        except GatewayError as exc:
+            raise _upstream(provider, exc, payment) from exc
+        return self._answer(self._settle(payment, provider, result), next_action=result.next_action)
+
+    @staticmethod
+    def _answer(payment: Payment, *, next_action: dict[str, Any] | None = None) -> Outcome:
+        """The answer for `payment` as it now stands: the first request's answer, and every retry's."""
+        body: dict[str, Any] = {"payment": payment.to_api().model_dump(), "next_action": None}
+        if payment.status is PaymentStatus.CANCELLED:
+            if payment.failure_field:  # the gateway refused a value the caller sent
+                raise InvalidInput(payment.failure_field, payment.failure_reason or "refused", payment_id=payment.id)
+            return Outcome(402, {"message": f"the payment was declined: {payment.failure_reason}", **body})
+        if payment.status is PaymentStatus.PENDING:
+            body["next_action"] = next_action
+        return Outcome(201, body)
+
+
+def _upstream(provider: str, exc: GatewayError, payment: Payment) -> UpstreamError:
+    return UpstreamError(
+        f"{provider} did not answer properly: {exc.message}. The payment {payment.id} is pending; "
+        "retry with the same Idempotency-Key",
+        http_status=exc.http_status,
+        payment_id=payment.id,
+    )
 
 
 __all__ = ["Checkout", "Command", "Outcome", "PaymentBody", "PaymentRequired", "validate", "validate_key"]

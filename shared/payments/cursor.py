@@ -45,6 +45,12 @@ def signing_key() -> bytes:
     return str(value).encode()
 
 
+def derived_key(purpose: str) -> bytes:
+    """A key of its own for `purpose`, derived from the signing key: one secret serves several uses, and a MAC
+    made for one use is worthless for another."""
+    return hmac.new(signing_key(), purpose.encode(), hashlib.sha256).digest()
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 

@@ -9,6 +9,7 @@ class PaymentsError(Exception):
     """Base: `http_status` and a human sentence naming what was wrong."""
 
     http_status = 400
+    headers: dict[str, str] = {}  # noqa: RUF012 - read-only default; instances that add headers get their own
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -40,6 +41,16 @@ class NotFound(PaymentsError):
 
 class Conflict(PaymentsError):
     http_status = 409
+
+
+class RetryLater(PaymentsError):
+    """Another request is doing this right now (409), or the database stayed busy through our retries (503).
+    Nothing was lost: the same request again, after `Retry-After` seconds, finishes the job."""
+
+    def __init__(self, message: str, *, http_status: int = 409, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.http_status = http_status
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class InvalidInput(PaymentsError):

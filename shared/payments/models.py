@@ -69,8 +69,19 @@ class Payment(BaseModel):
     method: PaymentMethod
     description: str = ""
     reference: str | None = None
+    # The gateway object we created for it (PaymentIntent, PayPal order, Razorpay order, Paystack reference,
+    # NOWPayments invoice): written once, never replaced; only events about it may settle the payment.
     gateway_ref: str | None = None
+    # Every gateway object reference we stored for it, `gateway_ref` included (a retry after a crash may
+    # have opened another at a gateway that can neither dedupe nor look one up: money paid into it counts).
+    gateway_refs: frozenset[str] = frozenset()
+    # What the client does next (redirect, checkout options), kept so a retry hands out the same object.
+    # Never holds a secret: Stripe's client_secret is read from Stripe again when needed.
+    next_action: dict[str, Any] | None = None
     failure_reason: str | None = None
+    failure_field: str | None = None  # the request field a gateway refused (a 422, not a decline)
+    gateway_attempts: int = 0  # how many times a request claimed the creation of its gateway object
+    gateway_claim_until: int | None = None  # epoch ms: the latest claim's holder may be running until then
     card_brand: str | None = None
     card_last4: str | None = None
     refund_of: str | None = None
@@ -79,6 +90,11 @@ class Payment(BaseModel):
     @property
     def money(self) -> Money:
         return Money(self.amount_minor, self.currency)
+
+    @property
+    def known_gateway_refs(self) -> frozenset[str]:
+        """The gateway objects of ours this payment may be settled by."""
+        return self.gateway_refs | {self.gateway_ref} if self.gateway_ref else self.gateway_refs
 
     def to_api(self, *, with_history: bool = False) -> PaymentOut:
         extra: dict[str, Any] = {}

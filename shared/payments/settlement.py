@@ -11,11 +11,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from payments.gateways.base import EventKind, Gateway, GatewayError, GatewayEvent
+from payments.errors import PaymentsError
+from payments.gateways import PROVIDER_OF_METHOD
+from payments.gateways.base import EventKind, Gateway, GatewayError, GatewayEvent, reading_answers
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.status import Cause, TransitionRefused
@@ -23,28 +26,31 @@ from payments.store import Dedupe, PaymentStore
 
 logger = logging.getLogger(__name__)
 
-PROVIDER_METHODS = {
-    "stripe": PaymentMethod.CREDIT_CARD,
-    "paypal": PaymentMethod.PAYPAL,
-    "razorpay": PaymentMethod.RAZORPAY,
-    "paystack": PaymentMethod.PAYSTACK,
-    "nowpayments": PaymentMethod.NOWPAYMENTS,
-}
+
+class Outcome(StrEnum):
+    """What happened to one event: the word in logs, metrics and the webhook's 200 answer."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+    DUPLICATE = "duplicate"  # seen before: nothing done again
+    UNCHANGED = "unchanged"  # the payment already was what the event says
+    IGNORED = "ignored"  # an event type we do not act on
+    UNKNOWN_PAYMENT = "unknown_payment"  # about no payment of ours
+    MISMATCH = "mismatch"  # names a payment its gateway object does not belong to, or the wrong amount
+    REFUSED = "refused"  # breaks the status rules (a failure after a success, a refund of what never counted)
+    DEFERRED = "deferred"  # not yet: a refund of a payment still pending; not recorded, so the gateway resends
 
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What happened to one event. `outcome` is a short word for logs, metrics and the 200 answer."""
-
-    outcome: str  # completed, cancelled, refunded, duplicate, unchanged, ignored, unknown_payment, mismatch, refused
+    outcome: Outcome
     payment_id: str | None = None
 
 
 class WebhookOut(BaseModel):
     received: bool
-    outcome: str = Field(
-        description="completed, cancelled, refunded, duplicate, unchanged, ignored, unknown_payment, ..."
-    )
+    outcome: Outcome = Field(description="What the event did; `mismatch` events changed nothing and are alarmed on")
 
 
 def _by(event: GatewayEvent) -> str:
@@ -68,19 +74,62 @@ def record_only(store: PaymentStore, event: GatewayEvent, payment_id: str | None
     return True
 
 
+def _recorded(store: PaymentStore, event: GatewayEvent, payment_id: str | None, outcome: Outcome) -> Result:
+    """`outcome` once; a redelivery of the same event is a duplicate."""
+    return Result(outcome if record_only(store, event, payment_id) else Outcome.DUPLICATE, payment_id)
+
+
+def binds(payment: Payment, event: GatewayEvent) -> bool:
+    """Whether `event` may act on `payment`: the payment is of the event's gateway, and the event is about a
+    gateway object we created for that payment and stored ourselves. Ids from metadata, notes or order ids
+    only help find a payment; this is the proof."""
+    return (
+        PROVIDER_OF_METHOD.get(payment.method.value) == event.provider
+        and event.gateway_ref is not None
+        and event.gateway_ref in payment.known_gateway_refs
+    )
+
+
+def bound_payment(store: PaymentStore, event: GatewayEvent) -> tuple[Payment | None, Payment | None]:
+    """(the payment the event is about, None), or (None, the payment it names but may not touch, if any).
+
+    Our ids in the event (one GetItem) are tried first as a hint; then the pointer from the gateway's own
+    reference (two GetItems). Either way `binds` decides.
+    """
+    named = None
+    if event.customer_id and event.payment_id:
+        named = store.get(event.customer_id, event.payment_id, consistent=True)
+        if named is not None and binds(named, event):
+            return named, None
+    if event.gateway_ref:
+        pointed = store.find_by_gateway_ref(event.provider, event.gateway_ref)
+        if pointed is not None and binds(pointed, event):
+            return pointed, None
+        named = named or pointed
+    return None, named
+
+
 def apply_event(store: PaymentStore, adapter: Gateway, event: GatewayEvent) -> Result:
     """Act on a verified event exactly once. Never raises for business outcomes: gateways want a 2xx."""
     if event.kind is EventKind.IGNORED:
-        return Result("ignored" if record_only(store, event) else "duplicate")
-    payment = _find_payment(store, event)
+        return _recorded(store, event, None, Outcome.IGNORED)
+    payment, named = bound_payment(store, event)
     if payment is None:
+        if named is not None:
+            logger.error(
+                "event refused: it is not about the gateway object of the payment it names",
+                extra={
+                    "provider": event.provider,
+                    "type": event.event_type,
+                    "named_payment_id": named.id,
+                    "named_method": named.method.value,
+                    "event_gateway_ref": event.gateway_ref,
+                    "stored_gateway_ref": named.gateway_ref,
+                },
+            )
+            return _recorded(store, event, named.id, Outcome.MISMATCH)
         logger.warning("event about an unknown payment", extra={"provider": event.provider, "type": event.event_type})
-        return Result("unknown_payment" if record_only(store, event) else "duplicate")
-    if event.gateway_ref and payment.gateway_ref and event.gateway_ref != payment.gateway_ref:
-        # Ids in metadata can be set by a payer's browser (Razorpay notes): trust them only when the
-        # gateway's own reference agrees with the one we stored when creating the payment.
-        logger.error("event names a payment whose gateway reference differs", extra={"payment_id": payment.id})
-        return Result("mismatch" if record_only(store, event, payment.id) else "duplicate", payment.id)
+        return _recorded(store, event, None, Outcome.UNKNOWN_PAYMENT)
     if event.kind is EventKind.CAPTURE:
         return _capture(store, adapter, event, payment)
     if event.kind is EventKind.REFUND:
@@ -91,19 +140,9 @@ def apply_event(store: PaymentStore, adapter: Gateway, event: GatewayEvent) -> R
                 "success event amount differs from the payment",
                 extra={"payment_id": payment.id, "expected": str(payment.money), "got": str(event.money)},
             )
-            recorded = record_only(store, event, payment.id)
-            return Result("mismatch" if recorded else "duplicate", payment.id)
+            return _recorded(store, event, payment.id, Outcome.MISMATCH)
         return _transition(store, event, payment, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS)
     return _transition(store, event, payment, PaymentStatus.CANCELLED, Cause.GATEWAY_FAILURE)
-
-
-def _find_payment(store: PaymentStore, event: GatewayEvent) -> Payment | None:
-    """By our ids from the event's metadata (one GetItem), else by the gateway's reference."""
-    if event.customer_id and event.payment_id:
-        return store.get(event.customer_id, event.payment_id, consistent=True)
-    if event.gateway_ref:
-        return store.find_by_gateway_ref(event.provider, event.gateway_ref)
-    return None
 
 
 def _transition(
@@ -118,22 +157,24 @@ def _transition(
             _by(event),
             note=event.reason,
             dedupe=_dedupe(event),
-            gateway_ref=event.gateway_ref,
             current=payment,
         )
     except TransitionRefused:
         # e.g. a failure after a success: the payment stays completed; remember the event.
-        return Result("refused" if record_only(store, event, payment.id) else "duplicate", payment.id)
+        return _recorded(store, event, payment.id, Outcome.REFUSED)
     if outcome.duplicate:
-        return Result("duplicate", payment.id)
-    return Result(target.value if outcome.changed else "unchanged", payment.id)
+        return Result(Outcome.DUPLICATE, payment.id)
+    return Result(Outcome(target.value) if outcome.changed else Outcome.UNCHANGED, payment.id)
 
 
 def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Result:
+    """A refund the gateway reports: a new negative payment, counted against a completed original only."""
     money = event.money
     if money is None or money.currency != original.currency or not 0 < money.minor <= abs(original.amount_minor):
         logger.error("refund event amount is not refundable", extra={"payment_id": original.id})
-        return Result("mismatch" if record_only(store, event, original.id) else "duplicate", original.id)
+        return _recorded(store, event, original.id, Outcome.MISMATCH)
+    if original.status is not PaymentStatus.COMPLETED:
+        return _refund_of_uncounted(store, event, original)
     now = utcnow()
     refund = Payment(
         id=new_payment_id(now),
@@ -156,21 +197,39 @@ def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Resu
     )
     try:
         if not store.add(refund, dedupe=key, extra=[store.refund_claim(original, money)]):
-            return Result("duplicate", original.id)
+            return Result(Outcome.DUPLICATE, original.id)
     except store.client.exceptions.TransactionCanceledException:
+        # The original is no longer completed (it cannot be, today), or its refunds would pass what it was for.
+        current = store.require(original.customer_id, original.id, consistent=True)
+        if current.status is not PaymentStatus.COMPLETED:
+            return _refund_of_uncounted(store, event, current)
         logger.error("refunds would exceed the payment", extra={"payment_id": original.id})
-        return Result("mismatch" if record_only(store, event, original.id) else "duplicate", original.id)
-    return Result("refunded", refund.id)
+        return _recorded(store, event, original.id, Outcome.MISMATCH)
+    return Result(Outcome.REFUNDED, refund.id)
+
+
+def _refund_of_uncounted(store: PaymentStore, event: GatewayEvent, original: Payment) -> Result:
+    """A refund of a payment whose money never counted never debits the balance. A pending one may yet be
+    completed (events come in any order): the event is not recorded and the webhook answers non-2xx, so the
+    gateway delivers it again later. A cancelled one is recorded and changes nothing."""
+    if original.status is PaymentStatus.PENDING:
+        logger.warning(
+            "refund of a payment that is still pending: asking the gateway to resend", extra={"payment_id": original.id}
+        )
+        return Result(Outcome.DEFERRED, original.id)
+    logger.warning("refund of a cancelled payment ignored", extra={"payment_id": original.id})
+    return _recorded(store, event, original.id, Outcome.REFUSED)
 
 
 def _capture(store: PaymentStore, adapter: Gateway, event: GatewayEvent, payment: Payment) -> Result:
     """PayPal: the buyer approved, so capture; the capture's answer settles the payment."""
     capture = getattr(adapter, "capture", None)
     if capture is None or not event.gateway_ref:
-        return Result("ignored" if record_only(store, event, payment.id) else "duplicate", payment.id)
+        return _recorded(store, event, payment.id, Outcome.IGNORED)
     if payment.status is PaymentStatus.COMPLETED:
-        return Result("unchanged" if record_only(store, event, payment.id) else "duplicate", payment.id)
-    answer = capture(event.gateway_ref, f"capture-{payment.id}")  # idempotent at PayPal by request id
+        return _recorded(store, event, payment.id, Outcome.UNCHANGED)
+    with reading_answers(event.provider, "capture the payment"):
+        answer = capture(event.gateway_ref, f"capture-{payment.id}")  # idempotent at PayPal by request id
     settled = GatewayEvent(
         provider=event.provider,
         event_id=event.event_id,
@@ -183,7 +242,7 @@ def _capture(store: PaymentStore, adapter: Gateway, event: GatewayEvent, payment
         reason=answer.reason,
     )
     if answer.kind is EventKind.IGNORED:  # capture pending: a later PAYMENT.CAPTURE.* settles it
-        return Result("ignored" if record_only(store, settled, payment.id) else "duplicate", payment.id)
+        return _recorded(store, settled, payment.id, Outcome.IGNORED)
     return apply_event(store, adapter, settled)
 
 
@@ -197,11 +256,15 @@ class ReconcileReport:
     cancelled: int = 0
     timed_out: int = 0
     still_pending: int = 0
-    errors: int = 0
+    mismatched: int = 0  # the gateway's answer does not fit the payment: logged, nothing changed
+    errors: int = 0  # the gateway (or DynamoDB) could not be asked or read: tried again next run
 
     def add(self, **counts: int) -> ReconcileReport:
         values: dict[str, Any] = {k: getattr(self, k) + counts.get(k, 0) for k in self.__dataclass_fields__}
         return ReconcileReport(**values)
+
+
+_REPORTED = {Outcome.COMPLETED: "completed", Outcome.CANCELLED: "cancelled", Outcome.MISMATCH: "mismatched"}
 
 
 def reconcile(
@@ -215,46 +278,50 @@ def reconcile(
 ) -> ReconcileReport:
     """Ask each gateway about payments pending longer than `ask_after`; cancel those past `give_up_after`."""
     report = ReconcileReport()
+    methods = {provider: PaymentMethod(method) for method, provider in PROVIDER_OF_METHOD.items()}
     for provider, adapter in adapters.items():
-        for payment in store.pending_before(PROVIDER_METHODS[provider], now - ask_after, limit=limit):
-            report = report.add(checked=1)
+        for payment in store.pending_before(methods[provider], now - ask_after, limit=limit):
             try:
-                answer = adapter.fetch_status(payment.gateway_ref or "", payment.id) if payment.gateway_ref else None
-            except GatewayError as exc:
+                counted = _reconcile_one(store, provider, adapter, payment, now - give_up_after)
+            except (GatewayError, PaymentsError) as exc:
                 logger.warning(
-                    "reconciliation could not ask the gateway", extra={"payment_id": payment.id, "error": exc.message}
+                    "reconciliation could not settle a payment", extra={"payment_id": payment.id, "error": exc.message}
                 )
-                report = report.add(errors=1)
-                continue
-            if answer is not None and answer.kind in (EventKind.SUCCESS, EventKind.FAILURE, EventKind.CAPTURE):
-                event = GatewayEvent(
-                    provider=provider,
-                    event_id=f"reconcile:{payment.id}:{answer.kind.value}",
-                    event_type="reconciliation",
-                    kind=answer.kind,
-                    payment_id=payment.id,
-                    customer_id=payment.customer_id,
-                    gateway_ref=payment.gateway_ref,
-                    money=answer.money,
-                    reason=answer.reason,
-                )
-                result = apply_event(store, adapter, event)
-                report = report.add(
-                    completed=int(result.outcome == "completed"), cancelled=int(result.outcome == "cancelled")
-                )
-            elif payment.created_at <= now - give_up_after:
-                try:
-                    store.transition(
-                        payment.customer_id,
-                        payment.id,
-                        PaymentStatus.CANCELLED,
-                        Cause.TIMEOUT,
-                        "system:reconcile",
-                        note="no answer from the gateway before the final timeout",
-                    )
-                    report = report.add(timed_out=1)
-                except TransitionRefused:
-                    pass
-            else:
-                report = report.add(still_pending=1)
+                counted = "errors"
+            report = report.add(checked=1, **{counted: 1})
     return report
+
+
+def _reconcile_one(store: PaymentStore, provider: str, adapter: Gateway, payment: Payment, give_up: datetime) -> str:
+    """Which report line one pending payment goes to."""
+    answer = None
+    if payment.gateway_ref:
+        with reading_answers(provider, "read the payment"):
+            answer = adapter.fetch_status(payment.gateway_ref, payment.id)
+    if answer is not None and answer.kind in (EventKind.SUCCESS, EventKind.FAILURE, EventKind.CAPTURE):
+        event = GatewayEvent(
+            provider=provider,
+            event_id=f"reconcile:{payment.id}:{answer.kind.value}",
+            event_type="reconciliation",
+            kind=answer.kind,
+            payment_id=payment.id,
+            customer_id=payment.customer_id,
+            gateway_ref=payment.gateway_ref,
+            money=answer.money,
+            reason=answer.reason,
+        )
+        return _REPORTED.get(apply_event(store, adapter, event).outcome, "still_pending")
+    if payment.created_at > give_up:
+        return "still_pending"
+    try:
+        store.transition(
+            payment.customer_id,
+            payment.id,
+            PaymentStatus.CANCELLED,
+            Cause.TIMEOUT,
+            "system:reconcile",
+            note="no answer from the gateway before the final timeout",
+        )
+    except TransitionRefused:
+        return "still_pending"  # settled meanwhile by a webhook
+    return "timed_out"

@@ -14,19 +14,22 @@ Every money-moving write is one TransactWriteItems with conditions, so retries a
 
 from __future__ import annotations
 
+import contextlib
+import json
+import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from payments.config import settings
-from payments.errors import NotFound
+from payments.errors import NotFound, RetryLater
 from payments.ids import PREFIX as PAYMENT_ID_PREFIX
 from payments.ids import id_bound
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
-from payments.status import Cause, TransitionRefused, decide
+from payments.status import Cause, counts_in_balance, decide
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -35,6 +38,9 @@ Item = dict[str, Any]
 
 EVENT_TTL_SECONDS = 90 * 24 * 3600  # longer than any gateway retries (PayPal: 3 days)
 _MAX_TRANSITION_ATTEMPTS = 4
+_MAX_CONFLICT_RETRIES = 4  # TransactionConflict: another transaction held an item; back off and send again
+_CONFLICT_BACKOFF_SECONDS = 0.05
+BUSY_MESSAGE = "the service is busy; retry in a moment, with the same Idempotency-Key if any"
 
 
 def dynamodb_client() -> DynamoDBClient:
@@ -108,12 +114,24 @@ def to_item(payment: Payment) -> Item:
         "reference": payment.reference,
         "gateway_ref": payment.gateway_ref,
         "failure_reason": payment.failure_reason,
+        "failure_field": payment.failure_field,
         "card_brand": payment.card_brand,
         "card_last4": payment.card_last4,
         "refund_of": payment.refund_of,
+        "next_action": _action_text(payment.next_action),
     }
     item.update({k: _s(v) for k, v in optional.items() if v})
+    if payment.gateway_refs:
+        item["gateway_refs"] = {"SS": sorted(payment.gateway_refs)}
+    if payment.gateway_attempts:
+        item["gw_attempts"] = _n(payment.gateway_attempts)
+    if payment.gateway_claim_until is not None:
+        item["gw_claim_until"] = _n(payment.gateway_claim_until)
     return item
+
+
+def _action_text(action: Mapping[str, Any] | None) -> str | None:
+    return json.dumps(action, separators=(",", ":"), sort_keys=True) if action else None
 
 
 def _str(item: Item, name: str) -> str | None:
@@ -148,6 +166,11 @@ def from_item(item: Item) -> Payment:
         card_brand=_str(item, "card_brand"),
         card_last4=_str(item, "card_last4"),
         refund_of=_str(item, "refund_of"),
+        gateway_refs=frozenset(item.get("gateway_refs", {}).get("SS", ())),
+        next_action=json.loads(item["next_action"]["S"]) if "next_action" in item else None,
+        failure_field=_str(item, "failure_field"),
+        gateway_attempts=int(item["gw_attempts"]["N"]) if "gw_attempts" in item else 0,
+        gateway_claim_until=int(item["gw_claim_until"]["N"]) if "gw_claim_until" in item else None,
         history=history,
     )
 
@@ -350,70 +373,184 @@ class PaymentStore:
         return [from_item(i) for i in answer.get("Items", [])]
 
     def find_by_gateway_ref(self, provider: str, gateway_ref: str) -> Payment | None:
-        """The payment a gateway knows as `gateway_ref` (two GetItems: pointer, then payment)."""
-        item = self.client.get_item(
-            TableName=self.table, Key={"PK": _s(f"GWREF#{provider}#{gateway_ref}"), "SK": _s("GWREF")}
-        ).get("Item")
+        """The payment we created gateway object `gateway_ref` for (two GetItems: pointer, then payment)."""
+        item = self.client.get_item(TableName=self.table, Key=_gateway_ref_key(provider, gateway_ref)).get("Item")
         if not item:
             return None
         return self.get(item["customer_id"]["S"], item["payment_id"]["S"], consistent=True)
 
-    def attach_gateway_ref(
-        self, payment: Payment, provider: str, gateway_ref: str, *, card_brand: str | None, card_last4: str | None
-    ) -> None:
-        """Remember the gateway's id on the payment, and a pointer from that id back to the payment."""
-        values: dict[str, Any] = {":ref": _s(gateway_ref)}
+    # -- the gateway object of a payment: claimed, then recorded once --
+
+    @staticmethod
+    def claim_until(hold_seconds: float) -> int:
+        """The epoch-ms end of a claim held for `hold_seconds` from now."""
+        return int((time.time() + hold_seconds) * 1000)
+
+    def claim_gateway_object(
+        self, payment: Payment, *, provider: str, hold_seconds: float, ref: Callable[[int], str | None]
+    ) -> Payment | None:
+        """Claim the creation of `payment`'s gateway object for `hold_seconds` (the caller's remaining run time).
+
+        One conditional write: the payment is pending, has no gateway object yet, nobody holds a live claim,
+        and its attempt counter is what we read. `ref(attempt)` is the gateway reference this attempt will
+        create where we choose it (Paystack); it is stored, with its pointer, before the gateway is called, so
+        money paid into it is credited even if we die before recording the answer. Returns the payment as
+        claimed, or None if the condition failed (the caller reads again and decides).
+        """
+        attempt = payment.gateway_attempts + 1
+        now = time.time()
+        chosen = ref(attempt)
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":pending": _s(PaymentStatus.PENDING.value),
+            ":now": _n(int(now * 1000)),
+            ":until": _n(self.claim_until(hold_seconds)),
+            ":attempt": _n(attempt),
+        }
+        condition = (
+            "#status = :pending AND attribute_not_exists(gateway_ref) "
+            "AND (attribute_not_exists(gw_claim_until) OR gw_claim_until < :now) AND "
+        )
+        if payment.gateway_attempts:
+            condition += "gw_attempts = :seen"
+            values[":seen"] = _n(payment.gateway_attempts)
+        else:
+            condition += "attribute_not_exists(gw_attempts)"
+        update = "SET gw_attempts = :attempt, gw_claim_until = :until"
+        if chosen:
+            update += " ADD gateway_refs :refs"
+            values[":refs"] = {"SS": [chosen]}
+        claim: Item = {
+            "TableName": self.table,
+            "Key": self._payment_key(payment),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        try:
+            if chosen:
+                self._transact([{"Update": claim}, self.gateway_ref_pointer(payment, provider, chosen)])
+            else:
+                self.client.update_item(**claim)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        except self.client.exceptions.TransactionCanceledException as exc:
+            if "ConditionalCheckFailed" not in _cancellation_codes(exc.response):
+                raise
+            return None
+        refs = payment.gateway_refs | {chosen} if chosen else payment.gateway_refs
+        until = int(values[":until"]["N"])
+        return payment.model_copy(
+            update={"gateway_attempts": attempt, "gateway_refs": refs, "gateway_claim_until": until}
+        )
+
+    def record_gateway_object(
+        self,
+        payment: Payment,
+        *,
+        provider: str,
+        gateway_ref: str,
+        next_action: Mapping[str, Any] | None,
+        card_brand: str | None,
+        card_last4: str | None,
+    ) -> Payment | None:
+        """Store the gateway object `payment`'s claim created, and a pointer from it back to the payment.
+
+        Conditioned on the payment having no gateway object yet and on our claim (its attempt) still being the
+        latest: a reference once written is never replaced, and a pointer never moves to another payment.
+        Returns the payment as stored, or None if the condition failed (someone else recorded one).
+        """
+        values: dict[str, Any] = {
+            ":ref": _s(gateway_ref),
+            ":refs": {"SS": [gateway_ref]},
+            ":attempt": _n(payment.gateway_attempts),
+        }
         sets = ["gateway_ref = :ref"]
-        for name, value in (("card_brand", card_brand), ("card_last4", card_last4)):
+        known = {"card_brand": card_brand, "card_last4": card_last4, "next_action": _action_text(next_action)}
+        for name, value in known.items():
             if value:
                 sets.append(f"{name} = :{name}")
                 values[f":{name}"] = _s(value)
-        self.client.transact_write_items(
-            TransactItems=[
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"PK": _s(customer_pk(payment.customer_id)), "SK": _s(payment_sk(payment.id))},
-                        "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE last_error",
-                        "ExpressionAttributeValues": values,
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {
-                            "PK": _s(f"GWREF#{provider}#{gateway_ref}"),
-                            "SK": _s("GWREF"),
-                            "type": _s("gateway-ref"),
-                            "customer_id": _s(payment.customer_id),
-                            "payment_id": _s(payment.id),
-                        },
-                    }
-                },
-            ]
+        update: Item = {
+            "Update": {
+                "TableName": self.table,
+                "Key": self._payment_key(payment),
+                "UpdateExpression": "SET "
+                + ", ".join(sets)
+                + " ADD gateway_refs :refs REMOVE gw_claim_until, last_error",
+                "ConditionExpression": "attribute_not_exists(gateway_ref) AND gw_attempts = :attempt",
+                "ExpressionAttributeValues": values,
+            }
+        }
+        try:
+            self._transact([update, self.gateway_ref_pointer(payment, provider, gateway_ref)])
+        except self.client.exceptions.TransactionCanceledException as exc:
+            if "ConditionalCheckFailed" not in _cancellation_codes(exc.response):
+                raise
+            return None
+        recorded = {k: v for k, v in {"card_brand": card_brand, "card_last4": card_last4}.items() if v}
+        return payment.model_copy(
+            update={
+                "gateway_ref": gateway_ref,
+                "gateway_refs": payment.gateway_refs | {gateway_ref},
+                "next_action": dict(next_action) if next_action else None,
+                "gateway_claim_until": None,
+                **recorded,
+            }
         )
 
+    def release_gateway_claim(self, payment: Payment, problem: str) -> None:
+        """Let the next retry create (or find) the gateway object at once, and keep what went wrong for operators.
+        Only our own claim is released: a later attempt's is left alone."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._payment_key(payment),
+                UpdateExpression="SET last_error = :e REMOVE gw_claim_until",
+                ConditionExpression="gw_attempts = :attempt",
+                ExpressionAttributeValues={":e": _s(problem[:500]), ":attempt": _n(payment.gateway_attempts)},
+            )
+
+    def gateway_ref_pointer(self, payment: Payment, provider: str, gateway_ref: str) -> Item:
+        """A transaction part: the pointer from a gateway reference of ours to its payment."""
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": {
+                    **_gateway_ref_key(provider, gateway_ref),
+                    "type": _s("gateway-ref"),
+                    "customer_id": _s(payment.customer_id),
+                    "payment_id": _s(payment.id),
+                },
+                # A gateway reference names one payment for ever.
+                "ConditionExpression": "attribute_not_exists(PK) OR (customer_id = :cust AND payment_id = :pid)",
+                "ExpressionAttributeValues": {":cust": _s(payment.customer_id), ":pid": _s(payment.id)},
+            }
+        }
+
+    def _payment_key(self, payment: Payment) -> Item:
+        return {"PK": _s(customer_pk(payment.customer_id)), "SK": _s(payment_sk(payment.id))}
+
     def refund_claim(self, original: Payment, refund: Money) -> Item:
-        """A transaction part that counts `refund` against `original`, failing if refunds would exceed it."""
+        """A transaction part that counts `refund` against `original`: only a completed payment can be refunded,
+        and never by more than it was for."""
         limit = abs(original.amount_minor) - refund.minor
         return {
             "Update": {
                 "TableName": self.table,
-                "Key": {"PK": _s(customer_pk(original.customer_id)), "SK": _s(payment_sk(original.id))},
+                "Key": self._payment_key(original),
                 "UpdateExpression": "ADD refunded_minor :x",
-                "ConditionExpression": "attribute_not_exists(refunded_minor) OR refunded_minor <= :limit",
-                "ExpressionAttributeValues": {":x": _n(refund.minor), ":limit": _n(limit)},
+                "ConditionExpression": "#status = :completed AND "
+                "(attribute_not_exists(refunded_minor) OR refunded_minor <= :limit)",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":x": _n(refund.minor),
+                    ":limit": _n(limit),
+                    ":completed": _s(PaymentStatus.COMPLETED.value),
+                },
             }
         }
-
-    def note_error(self, payment: Payment, message: str) -> None:
-        """Keep the last gateway error on a pending payment, for operators and the next retry."""
-        self.client.update_item(
-            TableName=self.table,
-            Key={"PK": _s(customer_pk(payment.customer_id)), "SK": _s(payment_sk(payment.id))},
-            UpdateExpression="SET last_error = :e",
-            ExpressionAttributeValues={":e": _s(message[:500])},
-        )
 
     # -- writes --
 
@@ -438,13 +575,28 @@ class PaymentStore:
         if dedupe:
             parts.append(dedupe.put(self.table, payment.id))
         try:
-            self.client.transact_write_items(TransactItems=parts)  # type: ignore[arg-type]
+            self._transact(parts)
         except self.client.exceptions.TransactionCanceledException as exc:
             reasons = _cancellation_codes(exc.response)
             if dedupe and reasons and reasons[-1] == "ConditionalCheckFailed":
                 return False
             raise
         return True
+
+    def _transact(self, parts: Sequence[Item]) -> None:
+        """TransactWriteItems, sent again with jittered backoff while DynamoDB reports a TransactionConflict
+        (another transaction held one of the items: nothing was written). Every part is conditional, so a repeat
+        cannot apply twice. Still conflicting after the retries: RetryLater (503 with Retry-After)."""
+        for attempt in range(_MAX_CONFLICT_RETRIES + 1):
+            try:
+                self.client.transact_write_items(TransactItems=list(parts))  # type: ignore[arg-type]
+                return
+            except self.client.exceptions.TransactionCanceledException as exc:
+                if "TransactionConflict" not in _cancellation_codes(exc.response):
+                    raise
+                if attempt == _MAX_CONFLICT_RETRIES:
+                    raise RetryLater(BUSY_MESSAGE, http_status=503) from exc
+            time.sleep(random.uniform(0, _CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311 - jitter only
 
     def transition(
         self,
@@ -456,25 +608,29 @@ class PaymentStore:
         *,
         note: str | None = None,
         dedupe: Dedupe | None = None,
-        gateway_ref: str | None = None,
         current: Payment | None = None,
+        failure_field: str | None = None,
     ) -> TransitionOutcome:
         """Move a payment to `target` if the status rules allow it, exactly once.
 
         The payment update (conditioned on the status we read), the balance update and the dedupe
-        marker are one transaction. A lost race re-reads and decides again. Raises NotFound or
-        TransitionRefused. `current` saves the first read when the caller has just read the payment.
+        marker are one transaction. A lost race re-reads and decides again; one lost race after another
+        ends in RetryLater (503), never in a wrong answer. Raises NotFound or TransitionRefused.
+        `current` saves the first read when the caller has just read the payment.
         """
-        for _ in range(_MAX_TRANSITION_ATTEMPTS):
+        for attempt in range(_MAX_TRANSITION_ATTEMPTS):
             # `current`: the caller's fresh read, used once; a lost race reads again.
             payment, current = current or self.require(customer_id, payment_id, consistent=True), None
             decision = decide(payment.status, target, cause)
             now = utcnow()
             parts: list[Item] = []
             if decision.apply:
-                parts.append(self._status_update(payment, target, by, note, now, gateway_ref))
-                if target is PaymentStatus.COMPLETED:
-                    parts.append(_balance_update(self.table, customer_id, payment.money))
+                parts.append(self._status_update(payment, target, by, note, now, failure_field))
+                if counts_in_balance(target) != counts_in_balance(payment.status):
+                    sign = 1 if counts_in_balance(target) else -1
+                    parts.append(
+                        _balance_update(self.table, customer_id, Money(sign * payment.amount_minor, payment.currency))
+                    )
             if dedupe:
                 parts.append(dedupe.put(self.table, payment_id))
             if not parts:
@@ -483,7 +639,7 @@ class PaymentStore:
                 if len(parts) == 1 and "Put" in parts[0]:
                     self.client.put_item(**parts[0]["Put"])
                 else:
-                    self.client.transact_write_items(TransactItems=parts)  # type: ignore[arg-type]
+                    self._transact(parts)
             except self.client.exceptions.ConditionalCheckFailedException:
                 return TransitionOutcome(payment, changed=False, duplicate=True)
             except self.client.exceptions.TransactionCanceledException as exc:
@@ -491,13 +647,17 @@ class PaymentStore:
                 if dedupe and reasons and reasons[-1] == "ConditionalCheckFailed":
                     return TransitionOutcome(payment, changed=False, duplicate=True)
                 if reasons and reasons[0] == "ConditionalCheckFailed":
-                    continue  # someone changed the status meanwhile: decide again on fresh data
+                    # Someone changed the status meanwhile: decide again on fresh data, after a short pause
+                    # from the second loss on, so racing writers spread out.
+                    if attempt:
+                        time.sleep(random.uniform(0, _CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311
+                    continue
                 raise
             if not decision.apply:
                 return TransitionOutcome(payment, changed=False)
             # The condition held, so the item is what we read plus this change: no need to read it again.
-            return TransitionOutcome(_after(payment, target, by, note, now, gateway_ref), changed=True)
-        raise TransitionRefused(payment.status, target, cause)
+            return TransitionOutcome(_after(payment, target, by, note, now, failure_field), changed=True)
+        raise RetryLater(BUSY_MESSAGE, http_status=503)
 
     def _status_update(
         self,
@@ -506,7 +666,7 @@ class PaymentStore:
         by: str,
         note: str | None,
         now: datetime,
-        gateway_ref: str | None,
+        failure_field: str | None,
     ) -> Item:
         entry = HistoryEntry(at=now, status=target, by=by, note=note)
         names = {"#status": "status"}
@@ -523,14 +683,15 @@ class PaymentStore:
         if target is PaymentStatus.CANCELLED and note:
             sets.append("failure_reason = :reason")
             values[":reason"] = _s(note)
-        if gateway_ref:
-            sets.append("gateway_ref = :ref")
-            values[":ref"] = _s(gateway_ref)
+        if target is PaymentStatus.CANCELLED and failure_field:
+            sets.append("failure_field = :field")
+            values[":field"] = _s(failure_field)
         return {
             "Update": {
                 "TableName": self.table,
-                "Key": {"PK": _s(customer_pk(payment.customer_id)), "SK": _s(payment_sk(payment.id))},
-                "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE GSI2PK, GSI2SK",
+                "Key": self._payment_key(payment),
+                # A settled payment's gateway object is no longer being created: drop any claim with the index.
+                "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE GSI2PK, GSI2SK, gw_claim_until",
                 "ConditionExpression": "#status = :from",
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
@@ -539,7 +700,7 @@ class PaymentStore:
 
 
 def _after(
-    payment: Payment, target: PaymentStatus, by: str, note: str | None, now: datetime, gateway_ref: str | None
+    payment: Payment, target: PaymentStatus, by: str, note: str | None, now: datetime, failure_field: str | None
 ) -> Payment:
     """`payment` as `_status_update` leaves it."""
     update: dict[str, Any] = {
@@ -550,9 +711,13 @@ def _after(
         update["completed_at"] = now
     if target is PaymentStatus.CANCELLED and note:
         update["failure_reason"] = note
-    if gateway_ref:
-        update["gateway_ref"] = gateway_ref
+    if target is PaymentStatus.CANCELLED and failure_field:
+        update["failure_field"] = failure_field
     return payment.model_copy(update=update)
+
+
+def _gateway_ref_key(provider: str, gateway_ref: str) -> Item:
+    return {"PK": _s(f"GWREF#{provider}#{gateway_ref}"), "SK": _s("GWREF")}
 
 
 def _cancellation_codes(response: Mapping[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from payments.errors import InvalidInput, TooManyRequests
+from payments.errors import InvalidInput, RetryLater, TooManyRequests
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
@@ -84,37 +84,76 @@ def _failure_key(customer_id: str) -> dict[str, Any]:
     return {"PK": {"S": customer_pk(customer_id)}, "SK": {"S": "VOUCHER_FAILURES"}}
 
 
-def _check_not_locked(store: PaymentStore, customer_id: str, now: int) -> None:
-    item = store.client.get_item(TableName=store.table, Key=_failure_key(customer_id), ConsistentRead=True).get("Item")
-    if item and int(item["count"]["N"]) >= MAX_FAILURES and int(item["window_end"]["N"]) > now:
-        wait = int(item["window_end"]["N"]) - now
-        raise TooManyRequests(f"too many invalid voucher codes; try again in {wait // 60 + 1} minutes")
+def _count_attempt(store: PaymentStore, customer_id: str, now: int) -> None:
+    """Count this redemption attempt before its code is checked, or refuse it (429).
 
-
-def _record_failure(store: PaymentStore, customer_id: str, now: int) -> None:
+    Counting first, with a conditional increment, is what makes the limit hold under concurrency: of 30
+    parallel guesses at most MAX_FAILURES get past here within a window. A redemption that succeeds gives its
+    attempt back in its own transaction (`_give_back_attempt`), so only failures use the allowance up.
+    One UpdateItem in the usual case: it opens the first window, or counts in the current one.
+    """
     key = _failure_key(customer_id)
-    try:  # within the current window: count up
-        store.client.update_item(
-            TableName=store.table,
-            Key=key,
-            UpdateExpression="ADD #count :one",
-            ConditionExpression="window_end > :now",
-            ExpressionAttributeNames={"#count": "count"},
-            ExpressionAttributeValues={":one": {"N": "1"}, ":now": {"N": str(now)}},
-        )
-    except store.client.exceptions.ConditionalCheckFailedException:  # no window or an old one: start anew
-        end = now + FAILURE_WINDOW_SECONDS
-        store.client.put_item(
-            TableName=store.table,
-            Item={**key, "count": {"N": "1"}, "window_end": {"N": str(end)}, "expires_at": {"N": str(end + 3600)}},
-        )
+    end = now + FAILURE_WINDOW_SECONDS
+    for _ in range(5):  # each turn counts, refuses, or loses a race to replace an expired window
+        try:
+            store.client.update_item(
+                TableName=store.table,
+                Key=key,
+                UpdateExpression="SET #count = if_not_exists(#count, :zero) + :one, "
+                "window_end = if_not_exists(window_end, :end), expires_at = if_not_exists(expires_at, :ttl)",
+                ConditionExpression="attribute_not_exists(window_end) OR (window_end > :now AND #count < :max)",
+                ExpressionAttributeNames={"#count": "count"},
+                ExpressionAttributeValues={
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                    ":end": {"N": str(end)},
+                    ":ttl": {"N": str(end + 3600)},
+                    ":now": {"N": str(now)},
+                    ":max": {"N": str(MAX_FAILURES)},
+                },
+            )
+            return
+        except store.client.exceptions.ConditionalCheckFailedException:
+            pass
+        item = store.client.get_item(TableName=store.table, Key=key, ConsistentRead=True).get("Item")
+        if item is None:
+            continue  # the counter expired (TTL) meanwhile: open a window
+        if int(item["window_end"]["N"]) > now:
+            if int(item["count"]["N"]) >= MAX_FAILURES:
+                wait = int(item["window_end"]["N"]) - now
+                raise TooManyRequests(f"too many invalid voucher codes; try again in {wait // 60 + 1} minutes")
+            continue  # an attempt was given back meanwhile: count again
+        try:  # the window is over: replace exactly that one with a new window holding this attempt
+            store.client.put_item(
+                TableName=store.table,
+                Item={**key, "count": {"N": "1"}, "window_end": {"N": str(end)}, "expires_at": {"N": str(end + 3600)}},
+                ConditionExpression="window_end = :seen",
+                ExpressionAttributeValues={":seen": item["window_end"]},
+            )
+            return
+        except store.client.exceptions.ConditionalCheckFailedException:
+            continue  # another attempt opened the new window first: count in it
+    raise RetryLater("too many voucher attempts at once; retry in a moment", http_status=503)
+
+
+def _give_back_attempt(store: PaymentStore, customer_id: str) -> dict[str, Any]:
+    """A transaction part for a successful redemption: its attempt does not count against the limit."""
+    return {
+        "Update": {
+            "TableName": store.table,
+            "Key": _failure_key(customer_id),
+            "UpdateExpression": "ADD #count :less",
+            "ExpressionAttributeNames": {"#count": "count"},
+            "ExpressionAttributeValues": {":less": {"N": "-1"}},
+        }
+    }
 
 
 def redeem(store: PaymentStore, command: Command) -> Payment:
     """Redeem `command.voucher_code` for the customer in one transaction. Raises InvalidInput (422) or 429."""
     assert command.voucher_code is not None
     now = int(time.time())
-    _check_not_locked(store, command.customer_id, now)
+    _count_attempt(store, command.customer_id, now)
     item = store.client.get_item(TableName=store.table, Key=_voucher_key(command.voucher_code), ConsistentRead=True)
     voucher = item.get("Item")
     usable = (
@@ -124,7 +163,6 @@ def redeem(store: PaymentStore, command: Command) -> Payment:
         and ("expires_epoch" not in voucher or int(voucher["expires_epoch"]["N"]) > now)
     )
     if not usable or voucher is None:
-        _record_failure(store, command.customer_id, now)
         raise InvalidInput("voucher_code", INVALID_VOUCHER)
     moment = utcnow()
     payment = Payment(
@@ -160,9 +198,8 @@ def redeem(store: PaymentStore, command: Command) -> Payment:
         }
     }
     try:
-        store.add(payment, extra=[claim])
+        store.add(payment, extra=[claim, _give_back_attempt(store, command.customer_id)])
     except store.client.exceptions.TransactionCanceledException as exc:
-        _record_failure(store, command.customer_id, now)
         raise InvalidInput("voucher_code", INVALID_VOUCHER) from exc
     return payment
 

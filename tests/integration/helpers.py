@@ -10,6 +10,8 @@ from typing import Any
 import boto3
 
 from payments.config import settings
+from payments.models import Payment
+from payments.store import PaymentStore
 from tests.conftest import claims_for, http_event, invoke, load_function
 from tests.integration.webhook_events import Delivery
 
@@ -42,6 +44,19 @@ def post(
         path_params=path_params,
     )
     return invoke(load_function(function), event)
+
+
+def with_gateway_object(payment: Payment, provider: str, ref: str, store: PaymentStore | None = None) -> Payment:
+    """`payment` (stored, pending) as Make Payment leaves it once `provider` created object `ref` for it: claimed,
+    then recorded through the store, as checkout does."""
+    store = store or PaymentStore()
+    claimed = store.claim_gateway_object(payment, provider=provider, hold_seconds=30, ref=lambda attempt: None)
+    assert claimed is not None, "the payment already has a gateway object or a live claim"
+    recorded = store.record_gateway_object(
+        claimed, provider=provider, gateway_ref=ref, next_action=None, card_brand=None, card_last4=None
+    )
+    assert recorded is not None
+    return store.require(payment.customer_id, payment.id, consistent=True)
 
 
 def stored_items(customer: str) -> list[dict[str, Any]]:

@@ -23,9 +23,11 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /balance": {"GetItem": 1},
     # pending payment + IDEM pointer + bank reference in one transaction
     "POST /payments, bank transfer": {**IDEMPOTENCY, "TransactWriteItems": 1},
-    # failure counter and voucher read, then voucher claim + payment + balance in one transaction
-    "POST /payments, voucher": {**IDEMPOTENCY, "GetItem": 2, "TransactWriteItems": 1},
-    # pending + pointer; gateway ref + pointer; completion: read, transaction (status + balance), read back
+    # the attempt counted (one conditional update), voucher read, then voucher claim + payment + balance + the
+    # attempt given back in one transaction
+    "POST /payments, voucher": {"PutItem": 1, "UpdateItem": 2, "GetItem": 1, "TransactWriteItems": 1},
+    # pending + pointer + the claim on creating the PaymentIntent; gateway ref + pointer; completion
+    # (status + balance), neither read back
     "POST /payments, card settled at once (Stripe)": {**IDEMPOTENCY, "TransactWriteItems": 3},
     # find the payment; completion: read, transaction (status + balance + event dedupe), read back
     "POST /webhooks/stripe, payment succeeded": {"GetItem": 1, "TransactWriteItems": 1},

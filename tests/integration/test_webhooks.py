@@ -14,7 +14,7 @@ from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.store import PaymentStore
 from tests.integration import webhook_events as events
-from tests.integration.helpers import balances, deliver, stored_payments
+from tests.integration.helpers import balances, deliver, stored_payments, with_gateway_object
 
 pytestmark = pytest.mark.usefixtures("aws")
 METHODS = {
@@ -49,8 +49,7 @@ def pending_payment(provider: str, customer: str, minor: int = 12345) -> Payment
         "paystack": payment.id.replace("_", "-"),
         "nowpayments": str(uuid.uuid4().int % 10**10),
     }[provider]
-    store.attach_gateway_ref(payment, provider, ref, card_brand=None, card_last4=None)
-    return store.require(customer, payment.id, consistent=True)
+    return with_gateway_object(payment, provider, ref, store)
 
 
 def status_of(payment: Payment) -> str:
@@ -243,8 +242,12 @@ def test_random_event_sequences_keep_status_rules_and_balance(steps) -> None:
         else:
             delivery = events.razorpay(kind if kind != "replay" else "success", payment)
         sent.append(delivery)
+        before = len(stored_payments(customer))
         code, _ = deliver("razorpay", delivery)
-        assert code == 200
+        if code == 409:  # a refund of a payment not settled yet: nothing recorded, the gateway resends it later
+            assert status == "pending" and len(stored_payments(customer)) == before
+        else:
+            assert code == 200
         now = status_of(payment)
         assert not (status == "completed" and now != "completed")
         status = now
@@ -253,4 +256,5 @@ def test_random_event_sequences_keep_status_rules_and_balance(steps) -> None:
     assert balances(customer).get("INR", "0.00") == _fmt(expected, "INR")
     refunds = [r for r in rows if r["method"]["S"] == "refund"]
     assert all(r["refund_of"]["S"] == payment.id and int(r["amount_minor"]["N"]) < 0 for r in refunds)
+    assert not refunds or status_of(payment) == "completed"  # only money that counted is ever refunded
     assert -sum(int(r["amount_minor"]["N"]) for r in refunds) <= 10000  # never refund more than was paid

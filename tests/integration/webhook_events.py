@@ -176,7 +176,7 @@ def nowpayments(
         '"payment_extra_ids":null,"fee":{"currency":"btc","depositFee":0.09853637216235617,"withdrawalFee":0,"serviceFee":0}}'
     ) % (
         event_id or uuid.uuid4().int % 10**9,
-        payment.gateway_ref,
+        payment.gateway_ref if str(payment.gateway_ref).isdigit() else json.dumps(payment.gateway_ref),
         status,
         amount,
         payment.currency.lower(),

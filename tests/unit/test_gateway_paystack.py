@@ -46,7 +46,7 @@ def gateway() -> PaystackGateway:
 
 
 def create_request(
-    money: Money, email: str | None = "payer@example.com", return_url: str | None = None
+    money: Money, email: str | None = "payer@example.com", return_url: str | None = None, attempt: int = 1
 ) -> CreateRequest:
     return CreateRequest(
         payment_id=PAYMENT_ID,
@@ -56,6 +56,7 @@ def create_request(
         idempotency_key="idem-1",
         email=email,
         return_url=return_url,
+        attempt=attempt,
     )
 
 
@@ -149,21 +150,28 @@ DUPLICATE = {"status": False, "message": "Duplicate Transaction Reference"}
 
 
 @responses.activate
-def test_repeated_create_opens_a_second_transaction_under_a_suffixed_reference(gateway: PaystackGateway) -> None:
-    # Checkout repeats create with the same payment id after an unknown outcome; the first URL was
-    # never handed out, and Paystack refuses the reference a second time.
-    responses.post(f"{BASE}/transaction/initialize", status=400, json=DUPLICATE)
+def test_a_later_attempt_opens_its_transaction_under_its_own_reference(gateway: PaystackGateway) -> None:
+    # Paystack can neither dedupe an initialize nor hand back an earlier checkout URL: an attempt after one that
+    # died opens another transaction, under the reference the store bound to the payment before the call.
     responses.post(f"{BASE}/transaction/initialize", json={"data": {"authorization_url": "https://c/second"}})
-    result = gateway.create(create_request(Money(1000, "NGN")))
+    assert gateway.reference_for_attempt(PAYMENT_ID, 1) == REFERENCE
+    assert gateway.reference_for_attempt(PAYMENT_ID, 3) == REFERENCE + ".3"
+    result = gateway.create(create_request(Money(1000, "NGN"), attempt=2))
 
-    first, second = (json.loads(call.request.body) for call in responses.calls)
-    assert first["reference"] == REFERENCE
-    assert second["reference"].startswith(REFERENCE + ".")
-    assert len(second["reference"]) == len(REFERENCE) + 9
-    assert {k: v for k, v in second.items() if k != "reference"} == {k: v for k, v in first.items() if k != "reference"}
-    assert result.gateway_ref == second["reference"]
+    sent = json.loads(responses.calls[0].request.body)
+    assert sent["reference"] == REFERENCE + ".2"
+    assert result.gateway_ref == REFERENCE + ".2"
     assert result.next_action == {"type": "redirect", "url": "https://c/second"}
     assert payment_id_from_reference(result.gateway_ref) == PAYMENT_ID
+
+
+@responses.activate
+def test_a_duplicate_reference_is_refused_without_opening_another(gateway: PaystackGateway) -> None:
+    # Each attempt's reference is used once, so a duplicate means someone else used ours: nothing is retried.
+    responses.post(f"{BASE}/transaction/initialize", status=400, json=DUPLICATE)
+    with pytest.raises(GatewayRejected, match="Duplicate Transaction Reference"):
+        gateway.create(create_request(Money(1000, "NGN")))
+    assert len(responses.calls) == 1
 
 
 @responses.activate
@@ -172,14 +180,6 @@ def test_other_4xx_is_rejected_with_paystacks_message_and_not_repeated(gateway: 
     with pytest.raises(GatewayRejected, match="Invalid Email"):
         gateway.create(create_request(Money(1000, "NGN")))
     assert len(responses.calls) == 1
-
-
-@responses.activate
-def test_a_second_duplicate_is_rejected(gateway: PaystackGateway) -> None:
-    responses.post(f"{BASE}/transaction/initialize", status=400, json=DUPLICATE)
-    with pytest.raises(GatewayRejected, match="Duplicate Transaction Reference"):
-        gateway.create(create_request(Money(1000, "NGN")))
-    assert len(responses.calls) == 2
 
 
 @responses.activate

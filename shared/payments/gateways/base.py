@@ -10,7 +10,9 @@ and these neutral types. `payments.status` decides, `payments.store` writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -21,14 +23,23 @@ from payments.models import PaymentStatus
 from payments.money import Money
 
 
-class CurrencyNotSupported(GatewayError):
-    """The gateway cannot take this currency/amount; raised before any network call (422)."""
+class GatewayInputRejected(GatewayError):
+    """The gateway cannot take a value the caller sent: an unknown Stripe PaymentMethod, a currency or amount it
+    does not take. 422 naming the field; the same request can never succeed, so a payment already recorded for
+    it is cancelled with the reason."""
 
     http_status = 422
 
-    def __init__(self, message: str, field: str = "currency") -> None:
+    def __init__(self, message: str, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class CurrencyNotSupported(GatewayInputRejected):
+    """The gateway cannot take this currency/amount; raised before any network call (422)."""
+
+    def __init__(self, message: str, field: str = "currency") -> None:
+        super().__init__(message, field)
 
 
 class GatewayUnavailable(GatewayError):
@@ -41,6 +52,25 @@ class GatewayRejected(GatewayError):
     """The gateway answered 4xx or garbage for a request we built: our side or config is wrong (502)."""
 
     http_status = 502
+
+
+logger = logging.getLogger(__name__)
+# What reading an answer of an unexpected shape raises (a field missing, another type, a bad amount).
+_UNREADABLE = (KeyError, IndexError, AttributeError, TypeError, ValueError)
+
+
+@contextmanager
+def reading_answers(gateway: str, doing: str) -> Iterator[None]:
+    """Around a call to an adapter: an answer it could not read becomes GatewayRejected (502), so no gateway
+    answer ever surfaces as a 500. The traceback is logged; the payment stays as it was, for the retry or
+    for reconciliation."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except _UNREADABLE as exc:
+        logger.exception("gateway answer not understood", extra={"gateway": gateway, "doing": doing})
+        raise GatewayRejected(f"{gateway} answered in a form we could not read while we tried to {doing}") from exc
 
 
 class SignatureInvalid(Exception):
@@ -79,6 +109,7 @@ class CreateRequest:
     cancel_url: str | None = None
     card: CardInput | None = None  # credit_card only
     payment_method: str | None = None  # credit_card only: a Stripe PaymentMethod id (pm_...)
+    attempt: int = 1  # which claim of the payment makes this call (2+ after a request died mid-way)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +122,9 @@ class CreateResult:
     failure_reason: str | None = None  # for a decline
     card_brand: str | None = None
     card_last4: str | None = None
+    # False when next_action holds a secret (Stripe's client_secret): it is then read from the gateway again
+    # (`current_next_action`) instead of being stored.
+    storable_next_action: bool = True
 
 
 class EventKind(StrEnum):
@@ -127,7 +161,14 @@ class StatusAnswer:
 
 
 class Gateway(Protocol):
-    """One payment gateway. Implementations are cheap to construct; they read config lazily."""
+    """One payment gateway. Implementations are cheap to construct; they read config lazily.
+
+    One gateway object per payment: `create` is called under a claim the store holds for the payment, with
+    `request.attempt` counting the claims. A later attempt (its predecessor died or failed) gets the earlier
+    object back where the gateway allows: repeating `create` with the same idempotency key (Stripe, PayPal),
+    `recover` (a lookup by our payment id: Razorpay orders by receipt), or else a new object whose reference
+    `reference_for_attempt` chose and the store bound to the payment before the call (Paystack).
+    """
 
     name: str
 
@@ -135,7 +176,17 @@ class Gateway(Protocol):
         """Raise CurrencyNotSupported if this gateway cannot take `money` (no network)."""
 
     def create(self, request: CreateRequest) -> CreateResult:
-        """Start the payment at the gateway. Raises GatewayUnavailable/GatewayRejected."""
+        """Start the payment at the gateway. Raises GatewayUnavailable/GatewayRejected/GatewayInputRejected."""
+
+    def reference_for_attempt(self, payment_id: str, attempt: int) -> str | None:
+        """The reference `create` will give this attempt's object, where we choose it (else None)."""
+
+    def recover(self, request: CreateRequest) -> CreateResult | None:
+        """The object an earlier attempt created for `request.payment_id`, if the gateway can look it up."""
+
+    def resume(self, gateway_ref: str, stored_next_action: dict[str, Any] | None) -> CreateResult:
+        """An object created earlier (the answer to a retry): as the gateway has it now where that can have
+        moved on without a webhook (a card payment), else pending with the stored next action."""
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         """Raise SignatureInvalid unless the body is signed as this gateway signs. Headers are lower-case."""

@@ -28,7 +28,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from payments.config import GatewaySettings, gateway_settings
-from payments.gateways.base import CurrencyNotSupported, GatewayRejected, GatewayUnavailable
+from payments.gateways.base import (
+    CreateRequest,
+    CreateResult,
+    CurrencyNotSupported,
+    GatewayRejected,
+    GatewayUnavailable,
+)
 from payments.money import Money
 
 logger = logging.getLogger(__name__)
@@ -196,6 +202,18 @@ class HttpGateway:
         if self._session is None:
             self._session = new_session()
         return self._session
+
+    # One gateway object per payment (gateways.base.Gateway): these gateways take no idempotency key, so by
+    # default a later attempt opens a new object; an adapter overrides what its gateway does better.
+
+    def reference_for_attempt(self, payment_id: str, attempt: int) -> str | None:
+        return None
+
+    def recover(self, request: CreateRequest) -> CreateResult | None:
+        return None
+
+    def resume(self, gateway_ref: str, stored_next_action: dict[str, Any] | None) -> CreateResult:
+        return CreateResult(gateway_ref, next_action=stored_next_action)  # pending until its webhook says more
 
     def check_listed_currency(self, money: Money) -> None:
         """CurrencyNotSupported (422, before any call) unless the currency is listed and the amount positive."""

@@ -145,6 +145,18 @@ class PayPalGateway:
             raise GatewayRejected("PayPal created an order without an id or approve link")
         return CreateResult(gateway_ref=order_id, next_action={"type": "redirect", "url": url})
 
+    # -- one order per payment: a later attempt repeats `create` with the same PayPal-Request-Id, which PayPal
+    # answers with the first order (gateways.base.Gateway) --
+
+    def reference_for_attempt(self, payment_id: str, attempt: int) -> str | None:
+        return None
+
+    def recover(self, request: CreateRequest) -> CreateResult | None:
+        return None
+
+    def resume(self, gateway_ref: str, stored_next_action: dict[str, Any] | None) -> CreateResult:
+        return CreateResult(gateway_ref, next_action=stored_next_action)  # pending until its webhook says more
+
     def capture(self, order_id: str, request_id: str) -> StatusAnswer:
         """Capture an approved order. Same `request_id` again -> PayPal answers the first capture."""
         _check_order_id(order_id)

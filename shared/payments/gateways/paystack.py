@@ -1,15 +1,16 @@
 """Paystack adapter: Transaction initialize + redirect, webhooks signed with HMAC-SHA512 (docs/gateways-2.md).
 
 Paystack references allow only letters, digits and `-` `.` `=`, so our payment id `pay_01J...`
-travels as the reference `pay-01J...` (the one `_` becomes `-`, and back), with a `.<hex>` suffix
-on a repeated create. The payment and customer ids also travel in `metadata`. `gateway_ref` is the
-reference.
+travels as the reference `pay-01J...` (the one `_` becomes `-`, and back), with a `.<attempt>` suffix
+when a later attempt has to open another transaction (Paystack can neither dedupe an initialize nor hand
+back an earlier one's checkout URL). We choose every reference, so the store binds it to the payment
+before the call. The payment and customer ids also travel in `metadata` (hints only). `gateway_ref` is
+the reference.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,13 +40,15 @@ _REFERENCE_PREFIX = PAYMENT_ID_PREFIX.replace("_", "-")
 _FAILED_STATUSES = frozenset({"failed", "abandoned", "reversed"})
 
 
-def reference_for(payment_id: str) -> str:
-    """The Paystack-safe reference of one of our payment ids: `pay_01J...` -> `pay-01J...`."""
-    return payment_id.replace("_", "-")
+def reference_for(payment_id: str, attempt: int = 1) -> str:
+    """The Paystack-safe reference of one of our payment ids: `pay_01J...` -> `pay-01J...` (`.2`, `.3`, ...
+    for later attempts)."""
+    base = payment_id.replace("_", "-")
+    return base if attempt <= 1 else f"{base}.{attempt}"
 
 
 def payment_id_from_reference(reference: str) -> str | None:
-    """Our payment id back from a reference we made (`pay-01J...` or `pay-01J....<hex>`), or None."""
+    """Our payment id back from a reference we made (`pay-01J...` or `pay-01J....<attempt>`), or None."""
     base = reference.partition(".")[0]
     if not base.startswith(_REFERENCE_PREFIX):
         return None
@@ -68,11 +71,14 @@ class PaystackGateway(HttpGateway):
     def check_currency(self, money: Money) -> None:
         self.check_listed_currency(money)
 
+    def reference_for_attempt(self, payment_id: str, attempt: int) -> str | None:
+        return reference_for(payment_id, attempt)
+
     def create(self, request: CreateRequest) -> CreateResult:
         self.check_currency(request.money)
         if not request.email:  # Paystack requires the payer's email; ours comes from the token
             raise CurrencyNotSupported("paystack needs the payer's email, and the token carries none", field="email")
-        reference = reference_for(request.payment_id)
+        reference = reference_for(request.payment_id, request.attempt)
         body = {
             "email": request.email,
             "amount": request.money.minor,  # subunits: kobo, pesewas, cents
@@ -81,24 +87,16 @@ class PaystackGateway(HttpGateway):
             "callback_url": request.return_url or self._settings.portal_return_url,
             "metadata": {"payment_id": request.payment_id, "customer_id": request.customer_id},
         }
-        # Sent once: no idempotency header, so the session does not repeat it.
-        try:
-            answer = self._call("POST", "/transaction/initialize", json=body)
-        except HttpRejected as exc:
-            if not _is_duplicate_reference(exc):
-                raise
-            # A create retried after an unknown outcome (checkout keeps the payment id): the first
-            # transaction exists, but its checkout URL never reached anyone, so it cannot be paid.
-            # Paystack has no call that hands that URL back, so open a second one under a suffix.
-            reference = body["reference"] = f"{reference}.{secrets.token_hex(4)}"
-            answer = self._call("POST", "/transaction/initialize", json=body)
+        # Sent once: no idempotency header, so the session does not repeat it. Each attempt has its own
+        # reference, so "Duplicate Transaction Reference" means someone else used ours: a 502, nothing opened.
+        answer = self._call("POST", "/transaction/initialize", json=body)
         data = _object(answer.get("data"))
         url = data.get("authorization_url")
         if not isinstance(url, str) or not url:
             raise GatewayRejected("paystack answered without an authorization_url")
-        return CreateResult(
-            gateway_ref=_str(data.get("reference")) or reference, next_action={"type": "redirect", "url": url}
-        )
+        if _str(data.get("reference")) not in (None, reference):
+            raise GatewayRejected("paystack answered with another reference than the one we sent")
+        return CreateResult(gateway_ref=reference, next_action={"type": "redirect", "url": url})
 
     # ---- webhooks -------------------------------------------------------------------------------
 
@@ -199,10 +197,6 @@ def _text(value: object) -> str | None:
     if isinstance(value, int):
         return str(value)
     return _str(value)
-
-
-def _is_duplicate_reference(exc: HttpRejected) -> bool:
-    return exc.status == 400 and "duplicate" in _message(exc.body).lower()
 
 
 def _message(body: dict[str, Any] | None) -> str:

@@ -58,30 +58,49 @@ class RazorpayGateway(HttpGateway):
 
     def create(self, request: CreateRequest) -> CreateResult:
         self.check_currency(request.money)
-        settings = self._settings
-        key_id = _required(settings.razorpay_key_id, "RAZORPAY_KEY_ID")
-        key_secret = _required(settings.razorpay_key_secret, "RAZORPAY_KEY_SECRET")
         body = {
             "amount": request.money.minor,
             "currency": request.money.currency,
-            "receipt": request.payment_id,  # at most 40 chars; ours are 30
+            "receipt": request.payment_id,  # at most 40 chars; ours are 30. `recover` finds the order by it.
             "notes": {"payment_id": request.payment_id, "customer_id": request.customer_id},
         }
-        # Razorpay takes no idempotency key, so a repeated POST could open a second order: the
-        # session never repeats it (http.new_session) and a timeout surfaces as GatewayUnavailable.
-        order = self._call("POST", "/v1/orders", auth=(key_id, key_secret), json=body)
+        # Razorpay takes no idempotency key, so a repeated POST could open a second order: the session never
+        # repeats it (http.new_session), a timeout surfaces as GatewayUnavailable, and the next attempt looks
+        # the order up by its receipt before making another.
+        order = self._call("POST", "/v1/orders", auth=self._auth(), json=body)
         order_id = order.get("id")
         if not isinstance(order_id, str) or not order_id:
             raise GatewayRejected("razorpay answered an order without an id")
+        return self._checkout(order_id, request.money)
+
+    def recover(self, request: CreateRequest) -> CreateResult | None:
+        """The order an earlier attempt opened for this payment: Razorpay lists orders by `receipt`."""
+        answer = self._call(
+            "GET", "/v1/orders", auth=self._auth(), params={"receipt": request.payment_id, "count": 100}
+        )
+        items = answer.get("items")
+        ours = [
+            order
+            for order in (items if isinstance(items, list) else [])
+            if isinstance(order, dict) and order.get("receipt") == request.payment_id and _str(order.get("id"))
+        ]
+        if not ours:
+            return None
+        first = min(ours, key=_created_at)
+        if _money(first.get("amount"), first.get("currency")) != request.money:
+            raise GatewayRejected(f"razorpay holds an order for payment {request.payment_id} with another amount")
+        return self._checkout(str(first["id"]), request.money)
+
+    def _checkout(self, order_id: str, money: Money) -> CreateResult:
         return CreateResult(
             gateway_ref=order_id,
             next_action={
                 "type": "razorpay_checkout",
                 "order_id": order_id,
-                "key_id": key_id,
-                "amount": request.money.format(),  # the API's decimal string
-                "amount_minor": request.money.minor,  # what Razorpay Checkout's `amount` option takes
-                "currency": request.money.currency,
+                "key_id": self._auth()[0],
+                "amount": money.format(),  # the API's decimal string
+                "amount_minor": money.minor,  # what Razorpay Checkout's `amount` option takes
+                "currency": money.currency,
             },
         )
 
@@ -147,11 +166,7 @@ class RazorpayGateway(HttpGateway):
     # ---- reconciliation -------------------------------------------------------------------------
 
     def fetch_status(self, gateway_ref: str, payment_id: str) -> StatusAnswer:
-        settings = self._settings
-        auth = (
-            _required(settings.razorpay_key_id, "RAZORPAY_KEY_ID"),
-            _required(settings.razorpay_key_secret, "RAZORPAY_KEY_SECRET"),
-        )
+        auth = self._auth()
         order = self._call("GET", f"/v1/orders/{gateway_ref}", auth=auth)
         if order.get("status") == "paid":
             return StatusAnswer(EventKind.SUCCESS, money=_money(order.get("amount_paid"), order.get("currency")))
@@ -168,6 +183,13 @@ class RazorpayGateway(HttpGateway):
         return StatusAnswer(EventKind.IGNORED)  # authorized, or still being attempted
 
     # ---- plumbing -------------------------------------------------------------------------------
+
+    def _auth(self) -> tuple[str, str]:
+        settings = self._settings
+        return (
+            _required(settings.razorpay_key_id, "RAZORPAY_KEY_ID"),
+            _required(settings.razorpay_key_secret, "RAZORPAY_KEY_SECRET"),
+        )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = self._settings.razorpay_api_base.rstrip("/") + path
@@ -219,6 +241,11 @@ def _our_ids(*entities: dict[str, Any]) -> tuple[str | None, str | None]:
             payment_id = candidate
         customer_id = customer_id or _str(notes.get("customer_id"))
     return payment_id, customer_id
+
+
+def _created_at(entity: dict[str, Any]) -> int:
+    value = entity.get("created_at")
+    return value if type(value) is int else 0
 
 
 def _money(amount: object, currency: object) -> Money | None:

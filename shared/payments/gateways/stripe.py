@@ -28,6 +28,7 @@ from payments.gateways.base import (
     CurrencyNotSupported,
     EventKind,
     GatewayEvent,
+    GatewayInputRejected,
     GatewayRejected,
     GatewayUnavailable,
     SignatureInvalid,
@@ -180,20 +181,27 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise _gateway_error(exc, "create the payment") from None  # the SDK error holds the request context
 
-        if brand is None and isinstance(intent.payment_method, stripe.PaymentMethod):
-            brand, last4 = _card_of(intent.payment_method)
-        ref = intent.id
-        if intent.status == "succeeded":
-            return CreateResult(ref, PaymentStatus.COMPLETED, card_brand=brand, card_last4=last4)
-        if intent.status == "requires_action":
-            action = {"type": "stripe_sdk", "client_secret": intent.client_secret}
-            return CreateResult(ref, PaymentStatus.PENDING, next_action=action, card_brand=brand, card_last4=last4)
-        failure = _failure_of(intent)
-        if failure is not None:
-            return CreateResult(
-                ref, PaymentStatus.CANCELLED, failure_reason=failure, card_brand=brand, card_last4=last4
-            )
-        return CreateResult(ref, PaymentStatus.PENDING, card_brand=brand, card_last4=last4)  # processing: webhook
+        return _result_of(intent, brand, last4)
+
+    # -- one PaymentIntent per payment: a later attempt repeats `create` with the same idempotency keys, which
+    # Stripe answers with the first PaymentIntent (gateways.base.Gateway) --
+
+    def reference_for_attempt(self, payment_id: str, attempt: int) -> str | None:
+        return None
+
+    def recover(self, request: CreateRequest) -> CreateResult | None:
+        return None
+
+    def resume(self, gateway_ref: str, stored_next_action: dict[str, Any] | None) -> CreateResult:
+        """The PaymentIntent as Stripe has it now (a retry of a payment still pending here): it may have
+        succeeded since, or still wait for 3-D Secure, whose client_secret is read here, never stored."""
+        if not gateway_ref.startswith("pi_"):
+            raise GatewayRejected(f"{gateway_ref!r} is not a Stripe PaymentIntent id")
+        try:
+            intent = self.client.v1.payment_intents.retrieve(gateway_ref, {"expand": ["payment_method"]})
+        except stripe.StripeError as exc:
+            raise _gateway_error(exc, "read the payment") from None
+        return _result_of(intent, None, None)
 
     def _intent_params(self, request: CreateRequest, method_id: str) -> PaymentIntentCreateParams:
         return {
@@ -340,6 +348,29 @@ def _declined(exc: stripe.CardError, brand: str | None, last4: str | None) -> Cr
     )
 
 
+def _result_of(intent: stripe.PaymentIntent, brand: str | None, last4: str | None) -> CreateResult:
+    """What a PaymentIntent's state means for our payment."""
+    method = intent.to_dict(recursive=False).get("payment_method")  # absent from some answers: never assumed
+    if brand is None and isinstance(method, stripe.PaymentMethod):
+        brand, last4 = _card_of(method)
+    ref = intent.id
+    if intent.status == "succeeded":
+        return CreateResult(ref, PaymentStatus.COMPLETED, card_brand=brand, card_last4=last4)
+    if intent.status == "requires_action":
+        return CreateResult(
+            ref,
+            PaymentStatus.PENDING,
+            next_action={"type": "stripe_sdk", "client_secret": intent.client_secret},
+            card_brand=brand,
+            card_last4=last4,
+            storable_next_action=False,  # the client_secret is read from Stripe again, never stored
+        )
+    failure = _failure_of(intent)
+    if failure is not None:
+        return CreateResult(ref, PaymentStatus.CANCELLED, failure_reason=failure, card_brand=brand, card_last4=last4)
+    return CreateResult(ref, PaymentStatus.PENDING, card_brand=brand, card_last4=last4)  # processing: webhook
+
+
 def _failure_of(intent: stripe.PaymentIntent) -> str | None:
     """Why a PaymentIntent ended unpaid, or None while it may still be paid. A failed attempt leaves
     it in requires_payment_method; we never retry on it, so for our payment that is final."""
@@ -365,8 +396,15 @@ def _card_of(method: stripe.PaymentMethod) -> tuple[str | None, str | None]:
     return getattr(card, "brand", None), getattr(card, "last4", None)
 
 
-def _gateway_error(exc: stripe.StripeError, doing: str) -> GatewayUnavailable | GatewayRejected:
-    """Map an SDK error to ours with a message naming only the code/param Stripe gave, never input."""
+# Stripe parameters that carry a value the caller sent, and the request field each one is.
+CALLER_PARAMS = {"payment_method": "payment_method", "amount": "amount", "currency": "currency"}
+
+
+def _gateway_error(exc: stripe.StripeError, doing: str) -> GatewayUnavailable | GatewayRejected | GatewayInputRejected:
+    """Map an SDK error to ours with a message naming only the code/param Stripe gave, never input.
+
+    A 4xx about a parameter the caller chose (an unknown PaymentMethod id) is the caller's mistake (422 naming
+    the field); any other 4xx is ours or our configuration's (502)."""
     status = exc.http_status
     if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError) or (status or 0) >= 500:
         logger.warning("stripe unavailable", extra={"stripe_status": status, "stripe_request_id": exc.request_id})
@@ -374,8 +412,12 @@ def _gateway_error(exc: stripe.StripeError, doing: str) -> GatewayUnavailable | 
     error = exc.error
     code = (error.code if error is not None else None) or exc.code or type(exc).__name__
     param = error.param if error is not None else None
-    where = f", parameter {param}" if param else ""
     logger.warning("stripe refused", extra={"stripe_status": status, "stripe_code": code, "stripe_param": param})
+    field = CALLER_PARAMS.get(param or "")
+    if field is not None and isinstance(exc, stripe.InvalidRequestError):
+        what = "no such PaymentMethod" if code == "resource_missing" else code
+        return GatewayInputRejected(f"Stripe refused the {field}: {what}", field)
+    where = f", parameter {param}" if param else ""
     return GatewayRejected(f"Stripe refused to {doing}: {status} {code}{where}")
 
 
