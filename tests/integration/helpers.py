@@ -109,3 +109,14 @@ def deliver(provider: str, delivery: Delivery, *, base64_body: bool = False) -> 
     )
     event["isBase64Encoded"] = base64_body
     return invoke(load_function("webhooks"), event)
+
+
+def settle_at_sim(sim: Any, provider: str, ref: str, outcome: str = "success") -> tuple[int, Any]:
+    """Settle gateway object `ref` at the simulator and hand its signed webhook to the webhooks handler (the
+    simulator's own delivery goes nowhere in handler tests). Paystack failures send none: (0, None)."""
+    seen = len(sim.deliveries())
+    result = sim.settle(provider, ref, outcome)
+    if result["event"] is None:
+        return 0, None
+    record = next(r for r in sim.deliveries()[seen:] if r["provider"] == provider)
+    return deliver(provider, Delivery(record["body"].encode(), dict(record["headers"])))

@@ -14,6 +14,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,12 +23,15 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
+from payments import checkout
 from payments.config import settings
-from payments.models import PaymentStatus
+from payments.errors import PaymentsError
+from payments.identity import caller_from_event
+from payments.models import PaymentStatus, utcnow
 from payments.status import Cause
 from payments.store import PaymentStore
-from tests.conftest import claims_for, http_event, invoke, load_function
-from tests.integration.helpers import balances, post, stored_payments
+from tests.conftest import FakeContext, claims_for, http_event, invoke, load_function
+from tests.integration.helpers import balances, post, settle_at_sim, stored_payments
 
 pytestmark = pytest.mark.usefixtures("aws", "gateway_sim")
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "737"}
@@ -293,7 +297,8 @@ class FaultyGateway(ThreadingHTTPServer):
     """A 127.0.0.1 proxy in front of the gateway simulator that breaks the calls matching `path_part`.
 
     modes: "forward" (pass through), "hang" (never answer), "lose_answer" (the gateway does the work, the
-    answer never arrives), "error_500", "garbage" (200 with an HTML page, after the gateway did the work).
+    answer never arrives), "error_500", "garbage" (200 with an HTML page, after the gateway did the work),
+    "hollow" (200 with JSON that lacks what the adapter reads, after the gateway did the work).
     """
 
     daemon_threads = True
@@ -313,6 +318,9 @@ class FaultyGateway(ThreadingHTTPServer):
 _ERROR_500 = b'{"error": {"type": "api_error", "message": "An unknown error occurred"}, "message": "internal"}'
 
 
+_HOLLOW = b'{"object": "payment_intent", "status": "succeeded", "data": {"status": true}, "links": []}'
+
+
 class _ProxyHandler(BaseHTTPRequestHandler):
     server: FaultyGateway
 
@@ -322,7 +330,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if mode != "forward":
             self.server.broken_calls += 1
         upstream = None
-        if mode in ("forward", "lose_answer", "garbage"):
+        if mode in ("forward", "lose_answer", "garbage", "hollow"):
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
             upstream = requests.request(
                 self.command, self.server.upstream + self.path, headers=headers, data=body, timeout=30
@@ -335,6 +343,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             status, payload, content_type = 500, _ERROR_500, "application/json"
         elif mode == "garbage":
             status, payload, content_type = 200, b"<html><body>502 Bad Gateway</body></html>", "text/html"
+        elif mode == "hollow":  # the object's kind and status, nothing else (no id, no link, no amount)
+            status, payload, content_type = 200, _HOLLOW, "application/json"
         else:
             assert upstream is not None
             status, payload = upstream.status_code, upstream.content
@@ -444,3 +454,165 @@ def test_card_data_stays_out_of_answers_logs_and_items_when_the_gateway_fails(
     for where in (json.dumps(answer), logged, json.dumps(stored_payments(customer))):
         assert "4000056655665556" not in where and "56655665556" not in where
         assert not re.search(r"cvc\W{0,12}8642", where)
+
+
+# ---- one gateway object per payment, whatever dies (issue 11 §2) ------------------------------------------
+
+METHOD_BODIES = {
+    "stripe": CARD_PAYMENT,
+    "paypal": PAYPAL,
+    "razorpay": RAZORPAY,
+    "paystack": PAYSTACK,
+    "nowpayments": {"method": "nowpayments", "amount": "120.00", "currency": "USD"},
+}
+# After a create whose answer died with the Lambda, the retry gets the same object back from Stripe and PayPal
+# (same idempotency key) and from Razorpay (its orders are listed by our receipt). Paystack and NOWPayments can
+# neither dedupe a create nor look one up, so the retry opens another; the lost one was never shown to anyone.
+OBJECTS_AFTER_A_LOST_ANSWER = {"stripe": 1, "paypal": 1, "razorpay": 1, "paystack": 2, "nowpayments": 2}
+KILL_POINTS = [
+    ("before recording the gateway's object", "transact_write_items", 2, "store"),
+    ("before saving the idempotent answer", "update_item", 1, "idempotency"),
+]
+
+
+def gateway_objects(sim: Any, provider: str, customer: str) -> list[dict[str, Any]]:
+    """The objects a create made at the gateway for this customer (not payments made inside them)."""
+    kind = {
+        "stripe": "payment_intents",
+        "paypal": "orders",
+        "razorpay": "orders",
+        "paystack": "transactions",
+        "nowpayments": "invoices",
+    }[provider]
+    return [o for o in sim.objects()[provider][kind] if customer in json.dumps(o)]
+
+
+def object_ref(provider: str, obj: dict[str, Any]) -> str:
+    return str(obj["reference"] if provider == "paystack" else obj["id"])
+
+
+@pytest.mark.parametrize(("step", "operation", "call", "layer"), KILL_POINTS, ids=[k[0] for k in KILL_POINTS])
+@pytest.mark.parametrize("provider", sorted(METHOD_BODIES))
+def test_a_lambda_killed_after_the_gateway_call_then_retried_keeps_the_payment_payable_once(
+    customer: str, gateway_sim, inject, provider: str, step: str, operation: str, call: int, layer: str
+) -> None:
+    body = METHOD_BODIES[provider]
+    module = load_function("make_payment")
+    inject(module, {operation: {call: LambdaKilled(step)}}, layer=layer)
+    key = uuid.uuid4().hex
+    with pytest.raises(LambdaKilled):
+        pay(customer, body, key)
+    [item] = stored_payments(customer)
+    assert len(gateway_objects(gateway_sim, provider, customer)) == 1
+
+    _expire_in_progress_record(customer, key)  # the killed invocation's timeout has passed
+    status, answer = pay(customer, body, key)
+    assert status == 201, answer
+    assert answer["payment"]["id"] == item["id"]["S"]
+    assert pay(customer, body, key) == (status, answer)  # from now on the stored answer
+    expected = 1 if step.endswith("answer") else OBJECTS_AFTER_A_LOST_ANSWER[provider]
+    made = gateway_objects(gateway_sim, provider, customer)
+    assert len(made) == expected and len(stored_payments(customer)) == 1
+    if provider == "stripe":
+        assert answer["payment"]["status"] == "completed" and balances(customer) == {"USD": "42.00"}
+        return
+    assert answer["payment"]["status"] == "pending" and answer["next_action"]
+
+    # Paying the object first made completes the payment, whichever object the retry handed out ...
+    stored = PaymentStore().require(customer, item["id"]["S"], consistent=True)
+    first, *others = sorted(made, key=lambda o: str(o.get("created_at") or o.get("createdAt")))
+    if provider == "nowpayments" and others:
+        # ... except NOWPayments': its invoice id comes only with the answer that was lost, so nothing of ours
+        # names it, and money paid into it would be a mismatch for an operator. The one handed out is paid.
+        assert object_ref(provider, first) not in stored.known_gateway_refs
+        first = others[0]
+    assert object_ref(provider, first) in stored.known_gateway_refs
+    settled_status, settled = settle_at_sim(gateway_sim, provider, object_ref(provider, first))
+    assert settled_status == 200 and settled["outcome"] == "completed", settled
+    paid = PaymentStore().require(customer, item["id"]["S"], consistent=True)
+    assert paid.status is PaymentStatus.COMPLETED
+    assert balances(customer) == {paid.currency: paid.money.format()}
+
+
+@pytest.mark.parametrize("provider", sorted(METHOD_BODIES))
+def test_concurrent_retries_make_one_gateway_object_or_wait(customer: str, gateway_sim, provider: str) -> None:
+    """Requests that pass Powertools' idempotency record (it expired, or failed) meet at the store's claim."""
+    body, key = METHOD_BODIES[provider], uuid.uuid4().hex
+    module = load_function("make_payment")
+    command_for = module.checkout.validate
+
+    event = http_event("POST", "/payments", claims=claims_for(customer, "finance"), body=json.dumps(body))
+    caller = caller_from_event(event)
+    command = command_for(
+        module.checkout.PaymentBody.model_validate(body), caller, customer, key, today=utcnow().date()
+    )
+
+    def run() -> tuple[int, Any]:
+        try:
+            outcome = checkout.Checkout(PaymentStore()).run(command)
+        except PaymentsError as exc:
+            return exc.http_status, exc.message
+        return outcome.http_status, outcome.body
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda _: run(), range(12)))
+    assert len(stored_payments(customer)) == 1
+    assert len(gateway_objects(gateway_sim, provider, customer)) == 1
+    answers = [b for s, b in results if s in (201, 402)]
+    assert answers, results
+    assert {s for s, _ in results} <= {201, 409}, results
+    assert len({b["payment"]["id"] for b in answers}) == 1
+    assert len({json.dumps(b["next_action"], sort_keys=True) for b in answers}) == 1
+
+
+HOLLOW = [
+    ("stripe", "/v1/payment_intents"),
+    ("paypal", "/v2/checkout/orders"),
+    ("razorpay", "/v1/orders"),
+    ("paystack", "/transaction/initialize"),
+    ("nowpayments", "/v1/invoice"),
+]
+
+
+@pytest.mark.parametrize(("provider", "path_part"), HOLLOW)
+def test_a_gateway_answer_missing_what_the_adapter_reads_is_a_502_and_the_payment_waits(
+    customer: str, gateway_sim, faulty_gateway, provider: str, path_part: str
+) -> None:
+    gateway = faulty_gateway(provider, path_part, "hollow")
+    key = uuid.uuid4().hex
+    status, answer = pay(customer, METHOD_BODIES[provider], key)
+    assert status == 502, answer
+    assert RETRY_ADVICE in answer["message"] and answer["payment_id"], answer
+    assert gateway.broken_calls >= 1
+    [pending] = stored_payments(customer)
+    assert pending["status"]["S"] == "pending" and pending["last_error"]["S"]
+    gateway.mode = "forward"
+    status, answer = pay(customer, METHOD_BODIES[provider], key)
+    assert status == 201 and answer["payment"]["id"] == pending["id"]["S"], answer
+
+
+def conflict(operation: str) -> ClientError:
+    return cancelled(operation, "None", "TransactionConflict")
+
+
+def test_a_transaction_conflict_is_retried_then_answered_503_with_retry_after(customer, gateway_sim, inject) -> None:
+    module = load_function("make_payment")
+    faulty = inject(module, {"transact_write_items": {n: conflict("TransactWriteItems") for n in range(1, 6)}})
+    key = uuid.uuid4().hex
+    event = http_event(
+        "POST",
+        "/payments",
+        claims=claims_for(customer, "finance"),
+        body=json.dumps(CARD_PAYMENT),
+        headers={"Idempotency-Key": key},
+    )
+    answer = module.lambda_handler(event, FakeContext())
+    assert answer["statusCode"] == 503 and answer["headers"]["Retry-After"] == "1", answer
+    assert "retry" in json.loads(answer["body"])["message"]
+    assert faulty.calls["transact_write_items"] == 5  # the first try and four more, then it gave up
+    assert stored_payments(customer) == [] and sim_intents(gateway_sim, customer) == []
+
+    inject(module, {"transact_write_items": {1: conflict("TransactWriteItems")}})  # one conflict: absorbed
+    status, body = pay(customer, CARD_PAYMENT, key)
+    assert status == 201 and body["payment"]["status"] == "completed", body
+    assert balances(customer) == {"USD": "42.00"}
