@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,17 +74,26 @@ def customer() -> str:
     return f"cust-{uuid.uuid4().hex[:12]}"
 
 
+_LOADING = threading.Lock()
+
+
 def load_function(name: str) -> ModuleType:
-    """Import functions/<name>/app.py as Lambda would (the layer is already on sys.path)."""
+    """Import functions/<name>/app.py as Lambda would (the layer is already on sys.path). Thread-safe: a test's
+    parallel callers may be the first to need it."""
     module_name = f"fn_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    with _LOADING:
+        if module_name in sys.modules:
+            return sys.modules[module_name]
+        spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+        return module
 
 
 class FakeContext:

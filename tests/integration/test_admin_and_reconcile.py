@@ -6,13 +6,17 @@ import os
 import uuid
 from datetime import timedelta
 
+import boto3
 import pytest
 
-from payments import settlement
+from payments import checkout, settlement
 from payments.gateways import gateway
-from payments.models import PaymentStatus, utcnow
+from payments.gateways.base import CreateRequest
+from payments.identity import caller_from_event
+from payments.models import Payment, PaymentStatus, utcnow
+from payments.money import Money
 from payments.store import PaymentStore
-from tests.conftest import FakeContext, load_function
+from tests.conftest import FakeContext, claims_for, http_event, load_function
 from tests.integration.helpers import balances, post, stored_payments
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -195,3 +199,114 @@ def test_scheduled_handler_runs_and_reports(customer: str, gateway_sim, monkeypa
     report = load_function("reconcile").lambda_handler({"source": "aws.scheduler"}, FakeContext())
     assert report["checked"] >= 1 and report["completed"] >= 1
     assert PaymentStore().require(customer, payment["id"], consistent=True).status is PaymentStatus.COMPLETED
+
+
+# ---- reconciliation of every gateway, against a table of its own (issue 11 §5) ---------------------------
+
+
+@pytest.fixture
+def own_store(aws) -> PaymentStore:
+    """A payments table for this test alone: reconciliation reads every pending payment of a method, and other
+    tests leave pending payments about objects the simulator never made."""
+    from local.resources import _create_table
+    from local.template import Resolver, load_template
+
+    template = load_template()
+    props = Resolver(template, region="us-east-1").resolve(template["Resources"]["PaymentsTable"]["Properties"])
+    name = f"reconcile-{uuid.uuid4().hex[:8]}"
+    _create_table(boto3.client("dynamodb"), name, props)
+    return PaymentStore(table_name=name)
+
+
+RECONCILED = {  # provider -> the body of a payment made with it
+    "stripe": {
+        "method": "credit_card",
+        "amount": "30.00",
+        "currency": "USD",
+        "payment_method": "pm_card_authenticationRequired",  # pending until 3-D Secure: the bank decides later
+    },
+    "paypal": {"method": "paypal", "amount": "30.00", "currency": "USD"},
+    "razorpay": {"method": "razorpay", "amount": "300.00", "currency": "INR"},
+    "paystack": {"method": "paystack", "amount": "3000.00", "currency": "NGN"},
+    "nowpayments": {"method": "nowpayments", "amount": "30.00", "currency": "USD"},
+}
+
+
+def made_with(store: PaymentStore, customer: str, body: dict) -> Payment:
+    claims = claims_for(customer, "finance", email="payer@example.com")
+    command = checkout.validate(
+        checkout.PaymentBody.model_validate(body),
+        caller_from_event(http_event("POST", "/payments", claims=claims)),
+        customer,
+        uuid.uuid4().hex,
+        today=utcnow().date(),
+    )
+    outcome = checkout.Checkout(store).run(command)
+    assert outcome.http_status == 201, outcome.body
+    return store.require(customer, outcome.body["payment"]["id"], consistent=True)
+
+
+def test_reconciliation_asks_all_five_gateways_and_settles_what_they_decided(
+    customer: str, gateway_sim, own_store: PaymentStore
+) -> None:
+    unrouted = len(gateway_sim.unrouted())
+    plan: list[tuple[Payment, str]] = []
+    for provider, body in RECONCILED.items():
+        paid, failed, open_ = (made_with(own_store, customer, body) for _ in range(3))
+        # The gateways settle, but every webhook is lost (the simulator delivers to a dead address).
+        gateway_sim.settle(provider, paid.gateway_ref, "success")
+        gateway_sim.settle(provider, failed.gateway_ref, "failure")
+        # Paystack reports a checkout nobody finished as `abandoned`: past the ask-after window, that is a failure
+        # (a late charge.success still completes it: cancelled -> completed on a gateway success).
+        plan += [
+            (paid, "completed"),
+            (failed, "cancelled"),
+            (open_, "cancelled" if provider == "paystack" else "pending"),
+        ]
+    report = settlement.reconcile(
+        own_store,
+        {provider: gateway(provider) for provider in RECONCILED},
+        now=utcnow() + timedelta(hours=1),
+        ask_after=timedelta(minutes=30),
+        give_up_after=timedelta(hours=72),
+    )
+    assert [own_store.require(customer, p.id, consistent=True).status.value for p, _ in plan] == [s for _, s in plan]
+    assert report == settlement.ReconcileReport(checked=15, completed=5, cancelled=6, still_pending=4), report
+    assert gateway_sim.unrouted()[unrouted:] == []  # every call an adapter made is one the simulator serves
+    paid_total = {p.currency: 0 for p, _ in plan}
+    for payment, final in plan:
+        paid_total[payment.currency] += payment.amount_minor if final == "completed" else 0
+    assert own_store.balances(customer) == sorted(
+        (Money(v, c) for c, v in paid_total.items()), key=lambda m: m.currency
+    )
+
+
+def test_every_gateway_call_an_adapter_makes_is_served_by_the_simulator(gateway_sim, customer, own_store) -> None:
+    """A contract between each adapter and the simulator: create, look up, read back, capture, verify."""
+    unrouted = len(gateway_sim.unrouted())
+    for provider, body in RECONCILED.items():
+        payment = made_with(own_store, customer, body)
+        adapter = gateway(provider)
+        request = CreateRequest(
+            payment_id=payment.id,
+            customer_id=customer,
+            money=payment.money,
+            description="Top-up",
+            idempotency_key=uuid.uuid4().hex,
+            email="payer@example.com",
+            payment_method="pm_card_visa",
+            attempt=2,
+        )
+        adapter.recover(request)
+        adapter.resume(payment.gateway_ref or "", payment.next_action)
+        adapter.fetch_status(payment.gateway_ref or "", payment.id)
+        gateway_sim.settle(provider, payment.gateway_ref, "success")
+        adapter.fetch_status(payment.gateway_ref or "", payment.id)
+    paypal = gateway("paypal")
+    order = made_with(own_store, customer, RECONCILED["paypal"]).gateway_ref or ""
+    gateway_sim.settle("paypal", order, "success")
+    paypal.capture(order, uuid.uuid4().hex)
+    [capture] = [o for o in gateway_sim.objects()["paypal"]["orders"] if o["id"] == order]
+    capture_id = capture["purchase_units"][0]["payments"]["captures"][0]["id"]
+    assert paypal.capture_references(capture_id)[2] == order
+    assert gateway_sim.unrouted()[unrouted:] == []

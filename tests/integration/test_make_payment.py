@@ -72,6 +72,33 @@ def test_voucher_failures_are_uniform_then_429(customer: str) -> None:
     assert stored_payments(customer) == []
 
 
+def test_thirty_parallel_wrong_guesses_get_at_most_the_allowed_five_checks(customer: str) -> None:
+    """The attempt is counted before the code is looked at, so parallel guesses cannot outrun the lockout."""
+    guesses = [f"GUESS-{i:04d}-XXXX" for i in range(30)]
+    with ThreadPoolExecutor(30) as pool:
+        results = list(
+            pool.map(
+                lambda code: pay(customer, {"method": "voucher", "voucher_code": code, "currency": "USD"}), guesses
+            )
+        )
+    statuses = [status for status, _ in results]
+    assert set(statuses) <= {422, 429}, results
+    assert statuses.count(422) <= 5 and statuses.count(429) >= 25, statuses
+    assert stored_payments(customer) == []
+    [code] = issue_vouchers("5.00", "USD")  # a right code too waits for the window to pass
+    assert pay(customer, {"method": "voucher", "voucher_code": code, "currency": "USD"})[0] == 429
+
+
+def test_a_successful_redemption_does_not_use_up_the_allowance(customer: str) -> None:
+    codes = issue_vouchers("1.00", "USD", count=8)
+    for code in codes:
+        assert pay(customer, {"method": "voucher", "voucher_code": code, "currency": "USD"})[0] == 201
+    for _ in range(5):
+        assert pay(customer, {"method": "voucher", "voucher_code": "WRONG-CODE", "currency": "USD"})[0] == 422
+    assert pay(customer, {"method": "voucher", "voucher_code": "WRONG-CODE", "currency": "USD"})[0] == 429
+    assert balances(customer) == {"USD": "8.00"}
+
+
 def test_twenty_concurrent_redemptions_of_one_code_give_one_success() -> None:
     [code] = issue_vouchers("10.00", "GBP")
     customers = [f"race-{uuid.uuid4().hex[:8]}" for _ in range(20)]
@@ -187,3 +214,19 @@ def test_non_json_bodies(customer: str, raw: str) -> None:
 @pytest.mark.parametrize(("groups", "status"), [(("support",), 403), (("operator",), 403), (("admin",), 201)])
 def test_groups(customer: str, groups, status: int) -> None:
     assert pay(customer, {"method": "bank_transfer", "amount": "1", "currency": "USD"}, groups=groups)[0] == status
+
+
+def test_an_unknown_stripe_payment_method_is_422_naming_it_and_closes_the_payment(customer: str, gateway_sim) -> None:
+    """Stripe's 4xx about a value the caller sent is the caller's mistake, not a gateway failure to retry."""
+    body = {"method": "credit_card", "amount": "10.00", "currency": "USD", "payment_method": "pm_nope"}
+    key = uuid.uuid4().hex
+    status, answer = post("make_payment", "/payments", body, customer=customer, key=key)
+    assert status == 422, answer
+    assert answer["field"] == "payment_method" and "payment_method" in answer["message"], answer
+    [item] = stored_payments(customer)
+    assert item["status"]["S"] == "cancelled" and item["failure_field"]["S"] == "payment_method"
+    assert "payment_method" in item["failure_reason"]["S"] and "GSI2PK" not in item  # not left for reconciliation
+    calls = len(gateway_sim.objects()["stripe"]["payment_intents"])
+    assert post("make_payment", "/payments", body, customer=customer, key=key) == (status, answer)
+    assert len(gateway_sim.objects()["stripe"]["payment_intents"]) == calls  # the retry asked Stripe nothing
+    assert len(stored_payments(customer)) == 1

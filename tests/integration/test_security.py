@@ -409,3 +409,68 @@ def test_the_advertised_expiry_is_the_links_real_one_and_at_most_15_minutes(cust
         assert int(query["X-Amz-Expires"][0]) <= settings().export_url_seconds == 900
         advertised = datetime.fromisoformat(answer["expires_at"].replace("Z", "+00:00"))
         assert abs((advertised - _link_expiry(answer["url"])).total_seconds()) <= 1, answer
+
+
+# ---- nothing derived from card data at rest (issue 11 §3) ------------------------------------------
+
+DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "blake2s", "sha3_256")
+
+
+def unkeyed_digests(secret: bytes) -> set[str]:
+    """Every common unkeyed digest of `secret`, as hex and base64, and those hashed once more as text (a digest
+    of a JSON-quoted digest is what Powertools stores as `validation` for a payload of one digest)."""
+    import base64
+    import hashlib
+
+    found: set[str] = set()
+    for name in DIGESTS:
+        raw = hashlib.new(name, secret).digest()
+        hexed = raw.hex()
+        found |= {hexed, base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
+        for wrapped in (hexed, json.dumps(hexed), json.dumps([hexed])):
+            found |= {hashlib.new(again, wrapped.encode()).hexdigest() for again in DIGESTS}
+    return found
+
+
+def every_item_of_every_table() -> str:
+    import boto3
+
+    client = boto3.client("dynamodb")
+    text = []
+    for table in client.list_tables()["TableNames"]:
+        for page in client.get_paginator("scan").paginate(TableName=table):  # a test may Scan; the service never does
+            text.append(json.dumps(page["Items"]))
+    return "\n".join(text)
+
+
+@pytest.mark.parametrize(
+    ("number", "cvc", "outcome"),
+    [("4242424242424242", "737", 201), ("4000000000000002", "3141", 402), ("4000002500003155", "4321", 201)],
+    ids=["succeeds", "declined", "needs-3ds"],
+)
+def test_no_unkeyed_digest_of_card_data_is_stored_or_logged(
+    customer: str, number: str, cvc: str, outcome: int, capfd, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    card = {"number": number, "exp_month": 12, "exp_year": 2031, "cvc": cvc}
+    body = {"method": "credit_card", "amount": "12.34", "currency": "USD", "card": card}
+    exact = json.dumps(body).encode()
+    status, answer = post("make_payment", "/payments", exact.decode(), customer=customer)
+    assert status == outcome, answer
+    from payments.checkout import PaymentBody
+
+    canonical = PaymentBody.model_validate(body).model_dump_json(exclude_none=True).encode()
+    secrets_ = {
+        "PAN": number.encode(),
+        "PAN+CVC": (number + cvc).encode(),
+        "CVC-PAN": f"{cvc}{number}".encode(),
+        "request body": exact,
+        "request body as parsed": canonical,
+    }
+    out, err = capfd.readouterr()
+    logged = out + err + "\n".join(r.getMessage() + json.dumps(r.__dict__, default=str) for r in caplog.records)
+    for where, text in (("stored", every_item_of_every_table()), ("logged", logged)):
+        assert number not in text and f'"{cvc}"' not in text, where
+        for what, secret in secrets_.items():
+            leaked = [d for d in unkeyed_digests(secret) if d in text]
+            assert not leaked, f"an unkeyed digest of the {what} is {where}: {leaked[:2]}"

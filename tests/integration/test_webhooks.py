@@ -258,3 +258,36 @@ def test_random_event_sequences_keep_status_rules_and_balance(steps) -> None:
     assert all(r["refund_of"]["S"] == payment.id and int(r["amount_minor"]["N"]) < 0 for r in refunds)
     assert not refunds or status_of(payment) == "completed"  # only money that counted is ever refunded
     assert -sum(int(r["amount_minor"]["N"]) for r in refunds) <= 10000  # never refund more than was paid
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_refund_reported_before_the_payment_completed_waits_for_it_and_then_counts_once(
+    provider: str, customer: str
+) -> None:
+    """Events come in any order: a refund of a pending payment must not debit money that never arrived, and
+    must not be lost either. It is not recorded, and answered 409 so the gateway delivers it again."""
+    payment = pending_payment(provider, customer, minor=10000)
+    refund = events.SIGNERS[provider]("refund", payment, amount_minor=2500)
+    status, body = deliver(provider, refund)
+    assert status == 409 and "not settled yet" in body["message"], body
+    assert [p["method"]["S"] for p in stored_payments(customer)] == [payment.method.value]
+    assert balances(customer) == {}
+
+    assert deliver(provider, events.SIGNERS[provider]("success", payment))[1]["outcome"] == "completed"
+    status, body = deliver(provider, refund)  # the gateway's retry
+    assert (status, body["outcome"]) == (200, "refunded"), body
+    assert deliver(provider, refund)[1]["outcome"] == "duplicate"
+    assert balances(customer) == {payment.currency: formatted(payment.model_copy(update={"amount_minor": 7500}))}
+
+
+@pytest.mark.parametrize("provider", ["stripe", "razorpay", "nowpayments"])
+def test_a_refund_of_a_cancelled_payment_never_debits(provider: str, customer: str) -> None:
+    payment = pending_payment(provider, customer, minor=10000)
+    assert deliver(provider, events.SIGNERS[provider]("failure", payment))[1]["outcome"] == "cancelled"
+    refund = events.SIGNERS[provider]("refund", payment, amount_minor=2500)
+    status, body = deliver(provider, refund)
+    assert (status, body["outcome"]) == (200, "refused"), body
+    assert deliver(provider, refund)[1]["outcome"] == "duplicate"
+    assert [p["method"]["S"] for p in stored_payments(customer)] == [payment.method.value]
+    assert balances(customer) == {}
+    assert status_of(payment) == "cancelled"
