@@ -272,6 +272,43 @@ Handler = Callable[[dict[str, Any], Any], Any]
 _import_lock = threading.Lock()  # imports mutate sys.path and sys.modules
 
 
+class _PerThread:
+    """A data descriptor holding one value per thread. On a metaclass it also catches `Class.name = value`."""
+
+    def __init__(self, values: threading.local, name: str) -> None:
+        self._values, self._name = values, name
+
+    def __get__(self, owner: object, owner_type: type | None = None) -> Any:
+        try:
+            return getattr(self._values, self._name)
+        except AttributeError:
+            raise AttributeError(self._name) from None
+
+    def __set__(self, owner: object, value: Any) -> None:
+        setattr(self._values, self._name, value)
+
+
+def isolate_powertools_requests() -> None:
+    """Keep Powertools' current event and Lambda context per thread (idempotent).
+
+    Every resolver's `resolve()` stores them on the base class, `BaseRouter.current_event = ...`: Lambda gives
+    a process one request at a time. Here all functions serve concurrent requests on threads of one process,
+    so a handler could read another request's event, its caller's claims included.
+    """
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    if isinstance(BaseRouter.__dict__.get("current_event"), _PerThread):
+        return
+    values = threading.local()
+    names = ("current_event", "lambda_context")
+    for name in names:  # instance reads and writes: resolver.current_event
+        type.__setattr__(BaseRouter, name, _PerThread(values, name))
+    # Class reads and writes, BaseRouter.current_event, go through the metaclass's descriptors.
+    BaseRouter.__class__ = type(
+        "PerThreadRouterMeta", (type(BaseRouter),), {name: _PerThread(values, name) for name in names}
+    )
+
+
 class FunctionPool:
     """Warm instances of one function. A request takes an idle instance or cold-starts a new one."""
 
@@ -346,6 +383,7 @@ class LocalApi:
     _pools: dict[str, FunctionPool] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        isolate_powertools_requests()
         self._pools = {name: FunctionPool(spec) for name, spec in self.functions.items()}
 
     def handle(self, request: HttpRequest) -> HttpResponse:
@@ -424,12 +462,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers a method without a do_ attribute with its HTML 501; API Gateway answers every
+        # method, with the JSON 404 where no route declares it, so every method goes to the API.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # _serve logs one line per request instead
 
 
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's listen backlog is 5: a burst of clients got connection resets. API Gateway takes any
+    # burst, so take hundreds (one thread per connection serves them; the kernel caps it at somaxconn).
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], api: LocalApi) -> None:
         self.api = api

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
+import threading
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -164,3 +168,56 @@ def test_gateway_api_bases_point_at_the_simulator(stack: Any) -> None:
     payment = answer.json()
     assert (payment["payment"]["status"], payment["next_action"]["type"]) == ("pending", "redirect")
     assert payment["next_action"]["url"].startswith(f"{stack.sim_url}/paypal/")
+
+
+# API Gateway takes any number of concurrent clients; 64 is what the local stack must take without a reset.
+CONCURRENT_CLIENTS = 64
+
+
+def test_64_concurrent_clients_all_get_an_http_answer_and_every_payment_is_stored(stack: Any) -> None:
+    customer = f"e2e-burst-{uuid.uuid4().hex[:8]}"
+    token = stack.token(customer)
+    start_together = threading.Barrier(CONCURRENT_CLIENTS)
+
+    def client(index: int) -> tuple[str, int | str, bytes]:
+        method = "POST" if index % 2 else "GET"
+        start_together.wait(timeout=30)  # every client connects at the same moment
+        connection = http.client.HTTPConnection("127.0.0.1", stack.ports["API_PORT"], timeout=120)
+        try:
+            headers = {"Authorization": f"Bearer {token}"}
+            if method == "POST":  # a payment: several DynamoDB calls per request behind the API
+                body = json.dumps({"method": "bank_transfer", "amount": "1.00", "currency": "EUR"})
+                headers |= {"Content-Type": "application/json", "Idempotency-Key": f"burst-{index}"}
+                connection.request("POST", "/payments", body, headers)
+            else:
+                connection.request("GET", "/payments", headers=headers)
+            answer = connection.getresponse()
+            return method, answer.status, answer.read()
+        except (OSError, http.client.HTTPException) as exc:  # a reset, a refused or dropped connection
+            return method, type(exc).__name__, b""
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(CONCURRENT_CLIENTS) as pool:
+        outcomes = list(pool.map(client, range(CONCURRENT_CLIENTS)))
+
+    failed = [(method, status) for method, status, _ in outcomes if not isinstance(status, int)]
+    assert failed == []
+    assert sorted({(method, status) for method, status, _ in outcomes}) == [("GET", 200), ("POST", 201)]
+    created = {json.loads(body)["payment"]["id"] for method, _, body in outcomes if method == "POST"}
+    assert len(created) == CONCURRENT_CLIENTS // 2
+    listing = stack.call("GET", "/payments?limit=100", token=token)
+    assert listing.status == 200
+    assert {item["id"] for item in listing.json()["items"]} == created
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "BREW"])
+def test_methods_no_route_declares_are_the_json_404_of_api_gateway(stack: Any, method: str) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", stack.ports["API_PORT"], timeout=30)
+    try:
+        connection.request(method, "/payments", headers={"Authorization": f"Bearer {stack.token('acme')}"})
+        answer = connection.getresponse()
+        assert (answer.status, answer.getheader("content-type")) == (404, "application/json")
+        assert json.loads(answer.read()) == {"message": "Not Found"}
+    finally:
+        connection.close()
