@@ -1,16 +1,20 @@
 """A local stand-in for API Gateway HTTP API: HTTP request -> payload 2.0 event -> real handler -> HTTP response.
 
 What it copies from API Gateway, because handlers can tell the difference:
-- routes and their auth come from template.yaml; no route -> 404 {"message": "Not Found"};
+- routes and their auth come from template.yaml; no route, or a method no route declares (TRACE, PROPFIND,
+  any token) -> 404 {"message": "Not Found"};
 - the JWT authorizer: missing, invalid or expired token -> 401 before any handler runs; claims reach the
   handler as strings, list claims in API Gateway's "[a b]" form;
 - the event: lower-case headers (repeats comma-joined), `cookies`, comma-joined repeated query values,
   URL-decoded path parameters, a base64 body unless the content type is text or JSON/XML/JavaScript
-  (form posts arrive base64-encoded too, as in AWS);
+  (form posts arrive base64-encoded too, as in AWS) and the body is valid UTF-8 (never altered);
 - the response: a dict without `statusCode` is a 200 JSON body; `cookies` become Set-Cookie headers;
   a handler that raises or answers malformed -> 500 {"message": "Internal Server Error"}.
 - each function is imported on its first request (a cold start); concurrent requests to one function get
-  separate instances, as Lambda gives each concurrent request its own execution environment.
+  separate instances, as Lambda gives each concurrent request its own execution environment, and each
+  request sees only its own event (Powertools keeps it per process; here, per thread);
+- bursts: the server listens with a backlog of 1024 and a thread per connection, so 64+ clients at once
+  get answers, not connection resets.
 """
 
 from __future__ import annotations
@@ -172,12 +176,21 @@ def build_event(
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if request.body:
-        if is_text(headers.get("content-type")):
-            event["body"] = request.body.decode("utf-8", errors="replace")
-        else:
+        text = _utf8(request.body) if is_text(headers.get("content-type")) else None
+        if text is not None:
+            event["body"] = text
+        else:  # as API Gateway passes what it cannot pass as text: the bytes unchanged, base64-encoded
             event["body"] = base64.b64encode(request.body).decode("ascii")
             event["isBase64Encoded"] = True
     return event
+
+
+def _utf8(body: bytes) -> str | None:
+    """`body` as text, or None if it is not valid UTF-8 (replacing bytes would change what the client sent)."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 # ---- the JWT authorizer ---------------------------------------------------------------------------

@@ -329,6 +329,15 @@ def test_non_text_bodies_arrive_base64_encoded(template: dict, content_type: str
     assert base64.b64decode(event["body"]) == body
 
 
+@pytest.mark.parametrize("body", [b'{"amount": "12.50 \xff"}', b'{"note": "\xed\xa0\x80"}', b"\xc3"])
+def test_a_text_body_that_is_not_utf8_arrives_base64_encoded_byte_for_byte(template: dict, body: bytes) -> None:
+    route, params = find_route(routes(template), "POST", "/webhooks/stripe")  # type: ignore[misc]
+    request = HttpRequest("POST", "/webhooks/stripe", [("Content-Type", "application/json")], body)
+    event = build_event(request, route, params, None)
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == body
+
+
 def test_claims_are_strings_with_lists_in_bracket_form() -> None:
     assert claims_as_api_gateway_passes({"cognito:groups": ["operator"], "n": 3, "m": {"k": 1}}) == {
         "cognito:groups": "[operator]",
