@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -221,3 +222,77 @@ def test_methods_no_route_declares_are_the_json_404_of_api_gateway(stack: Any, m
         assert json.loads(answer.read()) == {"message": "Not Found"}
     finally:
         connection.close()
+
+
+# ---- the embedded AWS's state across restarts ---------------------------------------------------------
+
+
+def _bank_transfer(running: Any, token: str, key: str) -> dict[str, Any]:
+    answer = running.call(
+        "POST",
+        "/payments",
+        token=token,
+        headers={"Content-Type": "application/json", "Idempotency-Key": key},
+        body=json.dumps({"method": "bank_transfer", "amount": "12.34", "currency": "EUR"}),
+    )
+    assert answer.status == 201, answer.body
+    return dict(answer.json()["payment"])
+
+
+def _objects(running: Any) -> dict[str, bytes]:
+    s3, bucket = running.aws("s3"), running.resource_name("ExportsBucket")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+def test_a_restart_keeps_items_and_objects_seeds_no_duplicates_and_local_state_fresh_starts_empty(
+    launch_stack: Callable[..., Any], tmp_path: Path
+) -> None:
+    state = {"LOCAL_STATE_DIR": str(tmp_path / "state"), "SEED_DEMO": "1", "GATEWAY_SIM": "off"}
+    first = launch_stack(**state)
+    token = first.token("demo")
+    demo_before = first.call("GET", "/payments?limit=100", token=token).json()["items"]
+    assert len(demo_before) == 6  # the seeded demo payments
+    mine = _bank_transfer(first, token, "restart-1")
+    stored = first.call("GET", f"/payments/{mine['id']}", token=token).json()
+    json_body = {"content-type": "application/json"}
+    export = first.call("POST", "/payments/exports", token=token, headers=json_body, body="{}")
+    assert export.status == 201, export.body
+    objects = _objects(first)
+    assert len(objects) == 1 and next(iter(objects.values())).count(b"\n") == 8  # header + 7 payments
+    balance = first.call("GET", "/balance", token=token).json()
+    assert first.stop() == 0
+    assert "saved the local state" in first.output()
+
+    second = launch_stack(**state)
+    token = second.token("demo")
+    demo_after = second.call("GET", "/payments?limit=100", token=token).json()["items"]
+    assert [p["id"] for p in demo_after] == [mine["id"]] + [p["id"] for p in demo_before]
+    assert second.call("GET", f"/payments/{mine['id']}", token=token).json() == stored
+    assert second.call("GET", "/balance", token=token).json() == balance
+    assert _objects(second) == objects
+    replayed = _bank_transfer(second, token, "restart-1")  # the idempotency record came back too
+    assert replayed == mine
+    assert "seeded" not in second.output()
+    assert second.stop() == 0
+
+    third = launch_stack(**{**state, "LOCAL_STATE": "fresh", "SEED_DEMO": "0"})
+    assert third.call("GET", "/payments", token=third.token("demo")).json() == {"items": [], "next_cursor": None}
+    assert _objects(third) == {}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00\xff not json at all", b'{"format": "payments-local-state/0", "tables": {}}', b'{"format": 7}'],
+    ids=["corrupt", "older layout", "not a snapshot"],
+)
+def test_an_unusable_state_file_is_a_one_line_warning_and_an_empty_start(
+    launch_stack: Callable[..., Any], tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "aws-state.json").write_bytes(content)
+    running = launch_stack(LOCAL_STATE_DIR=str(tmp_path))
+    warnings = [line for line in running.output().splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, running.output()
+    assert "starting empty" in warnings[0]
+    assert running.call("GET", "/payments", token=running.token("demo")).json() == {"items": [], "next_cursor": None}
+    assert (tmp_path / "aws-state.json.unusable").read_bytes() == content  # kept aside, not lost
