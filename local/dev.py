@@ -32,12 +32,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
 from local.defaults import API_BASE_VARS, DEFAULT_PORTS, LOCAL_GATEWAY_ENV, LOCAL_REGION, gateway_credential, jwt_secret
-from local.template import ROOT, FunctionSpec, Resolver, as_text, functions, load_template, routes
+from local.template import ROOT, FunctionSpec, Resolver, as_text, functions, load_template, resources_of_type, routes
 
 WEB_DIR = ROOT / "local" / "web"
 DEMO_TOKEN_TTL_SECONDS = 12 * 3600
@@ -200,6 +200,21 @@ def function_environment(specs: dict[str, FunctionSpec], resolver: Resolver) -> 
     return merged
 
 
+def lambda_runtime_environment(template: Mapping[str, Any]) -> dict[str, str]:
+    """The variables Lambda's runtime sets that have one value for every function, so one process can hold them.
+
+    AWS_LAMBDA_FUNCTION_NAME and AWS_LAMBDA_FUNCTION_MEMORY_SIZE differ per function, and os.environ is shared
+    by the requests to every function running on threads here: they are left unset (docs/local-stack.md).
+    """
+    defaults = template.get("Globals", {}).get("Function", {})
+    declared = resources_of_type(template, "AWS::Serverless::Function").values()
+    runtimes = {str({**defaults, **resource.get("Properties", {})}.get("Runtime")) for resource in declared}
+    shared = {"AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"}  # what the context's function_version says too
+    if len(runtimes) == 1:
+        shared["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{runtimes.pop()}"
+    return shared
+
+
 def local_parameters(api_url: str) -> dict[str, str]:
     """Values for template parameters that have no usable default locally."""
     return {
@@ -350,7 +365,6 @@ def _run(
 ) -> int:
     from local.apigw import LocalApi, make_server
     from local.resources import BUCKET, TABLE, create_resources
-    from local.template import resources_of_type
 
     aws_url = f"http://127.0.0.1:{ports['AWS_PORT']}"
     api_url = f"http://127.0.0.1:{ports['API_PORT']}"
@@ -370,7 +384,8 @@ def _run(
     resolver = Resolver(template, created.refs, created.attributes, local_parameters(api_url), LOCAL_REGION)
     specs = functions(template)
     sim_url = f"http://127.0.0.1:{ports['GATEWAY_SIM_PORT']}" if sim_on else None
-    overridden = apply_environment(function_environment(specs, resolver), created.refs.values(), sim_url)
+    handler_env = {**function_environment(specs, resolver), **lambda_runtime_environment(template)}
+    overridden = apply_environment(handler_env, created.refs.values(), sim_url)
 
     with _listening("GATEWAY_SIM_PORT", ports):
         sim = start_gateway_sim(ports["GATEWAY_SIM_PORT"], api_url) if sim_on else None

@@ -29,7 +29,7 @@ from local.apigw import (
     to_http_response,
     verify_bearer,
 )
-from local.dev import StartupError, function_environment
+from local.dev import StartupError, function_environment, lambda_runtime_environment
 from local.resources import local_secret_value
 from local.template import Resolver, Route, find_route, functions, load_template, routes
 from local.token import make_token
@@ -244,6 +244,17 @@ def test_one_variable_with_two_values_across_functions_stops_the_stack(template:
     template["Resources"]["MissingFunction"]["Properties"]["Environment"] = {"Variables": {"LIMIT": "5"}}
     with pytest.raises(StartupError, match=r"LIMIT is '900' in EchoFunction but '5' in MissingFunction"):
         function_environment(functions(template), Resolver(template))
+
+
+def test_only_lambda_runtime_variables_every_function_shares_are_set_in_the_one_process() -> None:
+    # Name and memory differ per function; the process's environment is shared by concurrent requests.
+    assert lambda_runtime_environment(load_template()) == {
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+    }
+    mixed = load_template()
+    mixed["Resources"]["ReconcileFunction"]["Properties"]["Runtime"] = "python3.13"
+    assert lambda_runtime_environment(mixed) == {"AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"}
 
 
 def test_a_json_secret_naming_gateway_credentials_gets_the_local_ones(monkeypatch: pytest.MonkeyPatch) -> None:
