@@ -152,9 +152,11 @@ def restore_state(path: Path, mode: str) -> str:
         saved = state.read(path)
         state.restore(saved, boto3.client("dynamodb", region_name=LOCAL_REGION), boto3.client("s3"))
     except state.UnusableState as exc:
-        aside = state.set_aside(path)
-        warning = f"warning: the saved local state is unusable, {exc}; starting empty (file kept as {aside})"
-        print(warning, file=sys.stderr)
+        try:
+            kept = f"file kept as {state.set_aside(path)}"
+        except OSError as error:  # still start: the file is replaced on stop
+            kept = f"could not move the file aside: {error.strerror or error}"
+        print(f"warning: the saved local state is unusable, {exc}; starting empty ({kept})", file=sys.stderr)
         return f"local state        starting empty; saved to {path} on stop"
     millis = (time.monotonic() - started) * 1000
     return f"local state        restored {saved.summary} from {path} ({millis:.0f} ms)"
@@ -175,7 +177,7 @@ def save_state(path: Path, tables: list[str], buckets: list[str]) -> None:
         print(f"warning: the local state was not saved (interrupted); {path} is as before", file=sys.stderr)
         return
     except Exception as exc:
-        print(f"warning: the local state was not saved ({exc}); {path} is as before", file=sys.stderr)
+        print(f"warning: the local state was not saved ({state.one_line(exc)}); {path} is as before", file=sys.stderr)
         return
     millis = (time.monotonic() - started) * 1000
     print(f"saved the local state ({captured.summary}, {size / 1024:.0f} KiB, {millis:.0f} ms) to {path}")

@@ -125,7 +125,7 @@ def restore(state: State, dynamodb: Any, s3: Any) -> None:
                 s3.put_object(Bucket=bucket, Key=stored.key, Body=stored.body, **stored.attributes)
     except (ClientError, BotoCoreError) as exc:
         empty(dynamodb, s3, state.tables, state.buckets)
-        raise UnusableState(f"the embedded AWS refused part of it ({exc})") from exc
+        raise UnusableState(f"the embedded AWS refused part of it ({one_line(exc)})") from exc
 
 
 def empty(dynamodb: Any, s3: Any, tables: Iterable[str], buckets: Iterable[str]) -> None:
@@ -186,7 +186,7 @@ def read(path: Path) -> State:
     try:
         document = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise UnusableState(f"not readable as JSON ({str(exc)[:80]})") from exc
+        raise UnusableState(f"not readable as JSON ({one_line(exc, 80)})") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else None
         raise UnusableState(f"format {found!r}, this version reads {FORMAT!r}")
@@ -210,7 +210,12 @@ def read(path: Path) -> State:
             },
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UnusableState(f"malformed ({type(exc).__name__}: {str(exc)[:80]})") from exc
+        raise UnusableState(f"malformed ({type(exc).__name__}: {one_line(exc, 80)})") from exc
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """An error's message on one line (botocore's span several), cut at `limit` characters."""
+    return " ".join(str(error).split())[:limit]
 
 
 def set_aside(path: Path) -> Path:

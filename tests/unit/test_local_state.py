@@ -140,18 +140,27 @@ def test_a_table_whose_key_changed_is_refused_before_anything_is_written(
         state.restore(gone, *clients)
 
 
-def test_an_item_dynamodb_refuses_leaves_the_tables_and_buckets_empty(
-    clients: tuple[Any, Any], resources: tuple[str, str]
+@pytest.mark.parametrize(
+    ("refused_item", "refused_object"),
+    [
+        ({"PK": {"S": "CUST#a"}}, state.StoredObject("k", b"v")),  # no sort key
+        (None, state.StoredObject("k", b"v", {"NoSuchArgument": "x"})),  # botocore's message spans lines
+    ],
+    ids=["item without its sort key", "object with an unknown attribute"],
+)
+def test_what_the_embedded_aws_refuses_leaves_everything_empty_and_is_said_in_one_line(
+    clients: tuple[Any, Any], resources: tuple[str, str], refused_item: Any, refused_object: state.StoredObject
 ) -> None:
     table, bucket = resources
     accepted = [{"PK": {"S": "CUST#a"}, "SK": {"S": f"PAY#{n:03}"}} for n in range(60)]  # two batches go in
-    refused = {"PK": {"S": "CUST#a"}}  # no sort key
+    items = [*accepted, refused_item] if refused_item else accepted
     saved = state.State(
-        tables={table: state.TableState([["PK", "HASH", "S"], ["SK", "RANGE", "S"]], [*accepted, refused])},
-        buckets={bucket: [state.StoredObject("k", b"v")]},
+        tables={table: state.TableState([["PK", "HASH", "S"], ["SK", "RANGE", "S"]], items)},
+        buckets={bucket: [state.StoredObject("first", b"in"), refused_object]},
     )
-    with pytest.raises(state.UnusableState, match="refused part of it"):
+    with pytest.raises(state.UnusableState, match="refused part of it") as refused:
         state.restore(saved, *clients)
+    assert "\n" not in str(refused.value)
     assert _stored(clients, table, bucket) == ([], {})
 
 
