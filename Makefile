@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev token test lint format typecheck cfn-lint unit bench fuzz lock currencies openapi clean
+.PHONY: help install dev dev-reset token test lint format typecheck cfn-lint unit bench fuzz lock currencies openapi clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,8 +20,14 @@ $(STAMP): requirements-dev.txt shared/requirements.txt
 
 install: $(STAMP) ## Create .venv and install the locked dependencies
 
-dev: $(STAMP) ## Run the local stack: embedded AWS, gateway simulator, HTTP API (API.md §1)
-	$(PY) -m local.dev
+# Where `make dev` keeps DynamoDB items and S3 objects between runs (docs/local-stack.md); git-ignored.
+LOCAL_STATE_DIR ?= $(CURDIR)/.local/state
+
+dev: $(STAMP) ## Run the local stack: embedded AWS, gateway simulator, HTTP API; keeps its data (API.md §1)
+	LOCAL_STATE_DIR="$(LOCAL_STATE_DIR)" $(PY) -m local.dev
+
+dev-reset: $(STAMP) ## make dev, starting empty: forgets the kept items and objects (LOCAL_STATE=fresh)
+	LOCAL_STATE_DIR="$(LOCAL_STATE_DIR)" LOCAL_STATE=fresh $(PY) -m local.dev
 
 token: $(STAMP) ## Print a local token: make token CUSTOMER=acme GROUPS=finance
 	@$(PY) -m local.token --customer "$(or $(CUSTOMER),demo)" --groups "$(or $(GROUPS),finance)"

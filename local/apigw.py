@@ -1,16 +1,20 @@
 """A local stand-in for API Gateway HTTP API: HTTP request -> payload 2.0 event -> real handler -> HTTP response.
 
 What it copies from API Gateway, because handlers can tell the difference:
-- routes and their auth come from template.yaml; no route -> 404 {"message": "Not Found"};
+- routes and their auth come from template.yaml; no route, or a method no route declares (TRACE, PROPFIND,
+  any token) -> 404 {"message": "Not Found"};
 - the JWT authorizer: missing, invalid or expired token -> 401 before any handler runs; claims reach the
   handler as strings, list claims in API Gateway's "[a b]" form;
 - the event: lower-case headers (repeats comma-joined), `cookies`, comma-joined repeated query values,
   URL-decoded path parameters, a base64 body unless the content type is text or JSON/XML/JavaScript
-  (form posts arrive base64-encoded too, as in AWS);
+  (form posts arrive base64-encoded too, as in AWS) and the body is valid UTF-8 (never altered);
 - the response: a dict without `statusCode` is a 200 JSON body; `cookies` become Set-Cookie headers;
   a handler that raises or answers malformed -> 500 {"message": "Internal Server Error"}.
 - each function is imported on its first request (a cold start); concurrent requests to one function get
-  separate instances, as Lambda gives each concurrent request its own execution environment.
+  separate instances, as Lambda gives each concurrent request its own execution environment, and each
+  request sees only its own event (Powertools keeps it per process; here, per thread);
+- bursts: the server listens with a backlog of 1024 and a thread per connection, so 64+ clients at once
+  get answers, not connection resets.
 """
 
 from __future__ import annotations
@@ -172,12 +176,21 @@ def build_event(
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if request.body:
-        if is_text(headers.get("content-type")):
-            event["body"] = request.body.decode("utf-8", errors="replace")
-        else:
+        text = _utf8(request.body) if is_text(headers.get("content-type")) else None
+        if text is not None:
+            event["body"] = text
+        else:  # as API Gateway passes what it cannot pass as text: the bytes unchanged, base64-encoded
             event["body"] = base64.b64encode(request.body).decode("ascii")
             event["isBase64Encoded"] = True
     return event
+
+
+def _utf8(body: bytes) -> str | None:
+    """`body` as text, or None if it is not valid UTF-8 (replacing bytes would change what the client sent)."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 # ---- the JWT authorizer ---------------------------------------------------------------------------
@@ -272,6 +285,43 @@ Handler = Callable[[dict[str, Any], Any], Any]
 _import_lock = threading.Lock()  # imports mutate sys.path and sys.modules
 
 
+class _PerThread:
+    """A data descriptor holding one value per thread. On a metaclass it also catches `Class.name = value`."""
+
+    def __init__(self, values: threading.local, name: str) -> None:
+        self._values, self._name = values, name
+
+    def __get__(self, owner: object, owner_type: type | None = None) -> Any:
+        try:
+            return getattr(self._values, self._name)
+        except AttributeError:
+            raise AttributeError(self._name) from None
+
+    def __set__(self, owner: object, value: Any) -> None:
+        setattr(self._values, self._name, value)
+
+
+def isolate_powertools_requests() -> None:
+    """Keep Powertools' current event and Lambda context per thread (idempotent).
+
+    Every resolver's `resolve()` stores them on the base class, `BaseRouter.current_event = ...`: Lambda gives
+    a process one request at a time. Here all functions serve concurrent requests on threads of one process,
+    so a handler could read another request's event, its caller's claims included.
+    """
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    if isinstance(BaseRouter.__dict__.get("current_event"), _PerThread):
+        return
+    values = threading.local()
+    names = ("current_event", "lambda_context")
+    for name in names:  # instance reads and writes: resolver.current_event
+        type.__setattr__(BaseRouter, name, _PerThread(values, name))
+    # Class reads and writes, BaseRouter.current_event, go through the metaclass's descriptors.
+    BaseRouter.__class__ = type(
+        "PerThreadRouterMeta", (type(BaseRouter),), {name: _PerThread(values, name) for name in names}
+    )
+
+
 class FunctionPool:
     """Warm instances of one function. A request takes an idle instance or cold-starts a new one."""
 
@@ -346,6 +396,7 @@ class LocalApi:
     _pools: dict[str, FunctionPool] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        isolate_powertools_requests()
         self._pools = {name: FunctionPool(spec) for name, spec in self.functions.items()}
 
     def handle(self, request: HttpRequest) -> HttpResponse:
@@ -424,12 +475,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers a method without a do_ attribute with its HTML 501; API Gateway answers every
+        # method, with the JSON 404 where no route declares it, so every method goes to the API.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # _serve logs one line per request instead
 
 
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's listen backlog is 5: a burst of clients got connection resets. API Gateway takes any
+    # burst, so take hundreds (one thread per connection serves them; the kernel caps it at somaxconn).
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], api: LocalApi) -> None:
         self.api = api

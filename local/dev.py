@@ -4,14 +4,15 @@ The flow, in order:
 1. Read AWS_PORT, GATEWAY_SIM_PORT, API_PORT; a taken port is a one-line error before anything starts.
 2. Start the embedded AWS (moto in server mode, local/embedded_aws.py) and point boto3 at it through
    AWS_ENDPOINT_URL and fake credentials, as a handler's boto3 would be pointed at any AWS-compatible endpoint.
-3. Create the tables, buckets and secrets template.yaml declares (local/resources.py).
+3. Create the tables, buckets and secrets template.yaml declares (local/resources.py), and put back the
+   items and objects saved when the stack last stopped (LOCAL_STATE_DIR, which `make dev` sets; local/state.py).
 4. Build the functions' environment from template.yaml (Globals + each function), resolving `!Ref` to the
    local resources, plus the gateway credentials and API bases. Handlers run in this process, so the
    environment is the union of all functions' variables; a variable you set in your shell wins, unless it
    names a local resource.
 5. Start the gateway simulator (GATEWAY_SIM=on) and seed demo data (SEED_DEMO=1, local/seed.py).
 6. Serve the HTTP API: routes from template.yaml, JWT check, payload 2.0 events, real handlers
-   (local/apigw.py). Foreground until Ctrl-C or SIGTERM, which stop everything started here.
+   (local/apigw.py). Foreground until Ctrl-C or SIGTERM, which save the state and stop everything started here.
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ import signal
 import socket
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 from local.defaults import API_BASE_VARS, DEFAULT_PORTS, LOCAL_GATEWAY_ENV, LOCAL_REGION, gateway_credential, jwt_secret
-from local.template import ROOT, FunctionSpec, Resolver, as_text, functions, load_template, routes
+from local.template import ROOT, FunctionSpec, Resolver, as_text, functions, load_template, resources_of_type, routes
 
 WEB_DIR = ROOT / "local" / "web"
 DEMO_TOKEN_TTL_SECONDS = 12 * 3600
@@ -119,6 +122,67 @@ def start_embedded_aws(port: int) -> Any:
     return embedded_aws.start(port)
 
 
+# ---- 3. state across restarts ---------------------------------------------------------------------
+
+
+def read_state_settings() -> tuple[Path | None, str]:
+    """The state file (None: keep nothing) and LOCAL_STATE: keep (restore and save), fresh (start empty), off."""
+    from local.state import FILE_NAME, MODES
+
+    raw = os.environ.get("LOCAL_STATE") or "keep"
+    mode = raw.strip().lower()
+    if mode not in MODES:
+        raise StartupError(f"LOCAL_STATE={raw!r} is not one of {', '.join(MODES)}")
+    folder = os.environ.get("LOCAL_STATE_DIR", "").strip()
+    return (Path(folder).resolve() / FILE_NAME if folder and mode != "off" else None), mode
+
+
+def restore_state(path: Path, mode: str) -> str:
+    """Put the saved items and objects back; returns the line to print. An unusable file is a warning."""
+    import boto3
+
+    from local import state
+
+    if mode == "fresh":
+        return f"local state        starting empty (LOCAL_STATE=fresh); {path} is replaced on stop"
+    if not path.exists():
+        return f"local state        nothing saved yet; saved to {path} on stop"
+    started = time.monotonic()
+    try:
+        saved = state.read(path)
+        state.restore(saved, boto3.client("dynamodb", region_name=LOCAL_REGION), boto3.client("s3"))
+    except state.UnusableState as exc:
+        try:
+            kept = f"file kept as {state.set_aside(path)}"
+        except OSError as error:  # still start: the file is replaced on stop
+            kept = f"could not move the file aside: {error.strerror or error}"
+        print(f"warning: the saved local state is unusable, {exc}; starting empty ({kept})", file=sys.stderr)
+        return f"local state        starting empty; saved to {path} on stop"
+    millis = (time.monotonic() - started) * 1000
+    return f"local state        restored {saved.summary} from {path} ({millis:.0f} ms)"
+
+
+def save_state(path: Path, tables: list[str], buckets: list[str]) -> None:
+    """Write every item and object to `path`, while the embedded AWS still runs. Never raises."""
+    import boto3
+
+    from local import state
+
+    started = time.monotonic()
+    try:
+        dynamodb, s3 = boto3.client("dynamodb", region_name=LOCAL_REGION), boto3.client("s3")
+        captured = state.capture(dynamodb, s3, tables, buckets)
+        size = state.write(captured, path)
+    except KeyboardInterrupt:  # a second Ctrl-C: the previous file is still whole (written by rename)
+        print(f"warning: the local state was not saved (interrupted); {path} is as before", file=sys.stderr)
+        return
+    except Exception as exc:
+        print(f"warning: the local state was not saved ({state.one_line(exc)}); {path} is as before", file=sys.stderr)
+        return
+    millis = (time.monotonic() - started) * 1000
+    print(f"saved the local state ({captured.summary}, {size / 1024:.0f} KiB, {millis:.0f} ms) to {path}")
+
+
 # ---- 4. environment -------------------------------------------------------------------------------
 
 
@@ -136,6 +200,21 @@ def function_environment(specs: dict[str, FunctionSpec], resolver: Resolver) -> 
                 )
             merged[name], owner[name] = text, spec.name
     return merged
+
+
+def lambda_runtime_environment(template: Mapping[str, Any]) -> dict[str, str]:
+    """The variables Lambda's runtime sets that have one value for every function, so one process can hold them.
+
+    AWS_LAMBDA_FUNCTION_NAME and AWS_LAMBDA_FUNCTION_MEMORY_SIZE differ per function, and os.environ is shared
+    by the requests to every function running on threads here: they are left unset (docs/local-stack.md).
+    """
+    defaults = template.get("Globals", {}).get("Function", {})
+    declared = resources_of_type(template, "AWS::Serverless::Function").values()
+    runtimes = {str({**defaults, **resource.get("Properties", {})}.get("Runtime")) for resource in declared}
+    shared = {"AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"}  # what the context's function_version says too
+    if len(runtimes) == 1:
+        shared["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{runtimes.pop()}"
+    return shared
 
 
 def local_parameters(api_url: str) -> dict[str, str]:
@@ -261,6 +340,7 @@ def main() -> int:
         sys.stdout.reconfigure(line_buffering=True)  # the startup lines appear at once, even in a pipe
     sim_on = os.environ.get("GATEWAY_SIM", "on").strip().lower() != "off"
     try:
+        state_settings = read_state_settings()
         ports = read_ports(["AWS_PORT", "API_PORT", *(["GATEWAY_SIM_PORT"] if sim_on else [])])
         for name, port in ports.items():
             if port_in_use(port):
@@ -272,7 +352,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "shared"))  # the layer, as Lambda lays it out
     stops: list[Callable[[], None]] = []
     try:
-        return _run(ports, sim_on, stops)
+        return _run(ports, sim_on, state_settings, stops)
     except StartupError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -282,9 +362,11 @@ def main() -> int:
             stop()
 
 
-def _run(ports: dict[str, int], sim_on: bool, stops: list[Callable[[], None]]) -> int:
+def _run(
+    ports: dict[str, int], sim_on: bool, state_settings: tuple[Path | None, str], stops: list[Callable[[], None]]
+) -> int:
     from local.apigw import LocalApi, make_server
-    from local.resources import create_resources
+    from local.resources import BUCKET, TABLE, create_resources
 
     aws_url = f"http://127.0.0.1:{ports['AWS_PORT']}"
     api_url = f"http://127.0.0.1:{ports['API_PORT']}"
@@ -294,10 +376,18 @@ def _run(ports: dict[str, int], sim_on: bool, stops: list[Callable[[], None]]) -
 
     template = load_template()
     created = create_resources(template, LOCAL_REGION)
+    state_file, state_mode = state_settings
+    if state_file is not None:
+        tables = [created.refs[logical_id] for logical_id in resources_of_type(template, TABLE)]
+        buckets = [created.refs[logical_id] for logical_id in resources_of_type(template, BUCKET)]
+        print(restore_state(state_file, state_mode))
+        # Registered after moto.stop, so it runs before it: after the API and the simulator have stopped.
+        stops.append(lambda: save_state(state_file, tables, buckets))
     resolver = Resolver(template, created.refs, created.attributes, local_parameters(api_url), LOCAL_REGION)
     specs = functions(template)
     sim_url = f"http://127.0.0.1:{ports['GATEWAY_SIM_PORT']}" if sim_on else None
-    overridden = apply_environment(function_environment(specs, resolver), created.refs.values(), sim_url)
+    handler_env = {**function_environment(specs, resolver), **lambda_runtime_environment(template)}
+    overridden = apply_environment(handler_env, created.refs.values(), sim_url)
 
     with _listening("GATEWAY_SIM_PORT", ports):
         sim = start_gateway_sim(ports["GATEWAY_SIM_PORT"], api_url) if sim_on else None
@@ -305,10 +395,13 @@ def _run(ports: dict[str, int], sim_on: bool, stops: list[Callable[[], None]]) -
         stops.append(sim.shutdown)
     seeded = os.environ.get("SEED_DEMO", "1").strip().lower() in ("1", "true", "yes", "on")
     if seeded:
-        from local.seed import DEMO_CUSTOMER, OTHER_CUSTOMER, seed_demo
+        from local.seed import DEMO_CUSTOMER, OTHER_CUSTOMER, demo_data_present, seed_demo
 
-        payments = seed_demo()
-        print(f"seeded {len(payments)} demo payments (customers {DEMO_CUSTOMER!r} and {OTHER_CUSTOMER!r})")
+        if demo_data_present():  # restored with the saved state: seeding again would double it
+            print(f"demo payments      kept from the saved state (customers {DEMO_CUSTOMER!r} and {OTHER_CUSTOMER!r})")
+        else:
+            payments = seed_demo()
+            print(f"seeded {len(payments)} demo payments (customers {DEMO_CUSTOMER!r} and {OTHER_CUSTOMER!r})")
 
     all_routes = routes(template)
     api = LocalApi(

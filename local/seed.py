@@ -65,6 +65,12 @@ def demo_payments(now: datetime | None = None) -> list[Payment]:
     return payments
 
 
+def demo_data_present(store: PaymentStore | None = None) -> bool:
+    """Whether customer "demo" already has payments (a restored local state): seeding again would double them."""
+    payments, _ = (store or PaymentStore()).page(DEMO_CUSTOMER, limit=1)
+    return bool(payments)
+
+
 def seed_demo(store: PaymentStore | None = None, now: datetime | None = None) -> list[Payment]:
     """Writes the demo payments; returns them."""
     store = store or PaymentStore()

@@ -122,7 +122,8 @@ def build(
     imports `requests` (about 30 ms) into functions that never call a gateway.
     """
     logger = Logger()
-    logger.append_keys(function=function)
+    # Per thread: Powertools' own keys live in one formatter that every Logger of a process shares.
+    logger.thread_safe_append_keys(function=function)
     tracer = Tracer(patch_modules=["botocore", "requests"] if calls_gateways else ["botocore"])
     metrics = Metrics()
     app = APIGatewayHttpResolver(
@@ -177,12 +178,33 @@ def caller(app: APIGatewayHttpResolver) -> Caller:
 
 
 def entrypoint(app: APIGatewayHttpResolver, logger: Logger, tracer: Tracer, metrics: Metrics) -> Handler:
-    """The Lambda handler: correlation id from the API Gateway request id, tracing, metrics."""
+    """The Lambda handler: correlation id from the API Gateway request id, tracing, metrics.
+
+    Lambda runs one function per process, one request at a time; the local stack runs them all on threads
+    of one process. So each request pins its log keys to its own thread (the same values inject_lambda_context
+    puts in the formatter the process shares), and publishes metrics only if it has any (Powertools'
+    `log_metrics` warns on every request that added none).
+    """
+    from aws_lambda_powertools.logging.lambda_context import build_lambda_context_model
+    from aws_lambda_powertools.metrics.provider import cold_start
+    from aws_lambda_powertools.utilities.jmespath_utils import query
+
+    own_keys = {"function": logger.thread_safe_get_current_keys().get("function")}  # build()'s, this thread's
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return app.resolve(event, context)
+        correlation_id = query(envelope=correlation_paths.API_GATEWAY_HTTP, data=event)
+        context_keys = vars(build_lambda_context_model(context))
+        logger.thread_safe_append_keys(**own_keys, **context_keys, correlation_id=correlation_id)
+        try:
+            answer = app.resolve(event, context)
+            if cold_start.is_cold_start:  # as log_metrics(capture_cold_start_metric=True): once, on success
+                metrics.provider.add_cold_start_metric(context)
+                cold_start.is_cold_start = False
+        finally:
+            if metrics.metric_set:
+                metrics.flush_metrics()
+        return answer
 
     return cast(Handler, lambda_handler)

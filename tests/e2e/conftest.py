@@ -2,7 +2,8 @@
 
 Fixtures: `stack` (session; SEED_DEMO=0, GATEWAY_SIM=on, a test-only JWT secret), `launch_stack(**env)` for a
 further stack that lives for one test, and `run_dev(**env)` for a stack expected to stop by itself. A stack's
-console output is attached to every failing test that used it.
+console output is attached to every failing test that used it. Each stack keeps its state (LOCAL_STATE_DIR)
+in its own temporary folder unless the test passes one, so no test ever reads or writes a developer's.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ def start_stack(**env: str) -> Stack:
     }
     # A file, not a pipe: a chatty stack can never block on a full pipe.
     log_path = Path(tempfile.mkdtemp(prefix="local-stack-")) / "output.log"
+    settings.setdefault("LOCAL_STATE_DIR", str(log_path.parent / "state"))
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "local.dev"], cwd=ROOT, env=stack_env(**settings), stdout=log, stderr=log
@@ -196,7 +198,8 @@ def run_dev() -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(**env: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "local.dev"]
-        return subprocess.run(command, cwd=ROOT, env=stack_env(**env), capture_output=True, text=True, timeout=30)
+        settings = {"LOCAL_STATE": "off", **env}  # never a developer's state, should one start after all
+        return subprocess.run(command, cwd=ROOT, env=stack_env(**settings), capture_output=True, text=True, timeout=30)
 
     return run
 

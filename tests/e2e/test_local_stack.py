@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
+import threading
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,3 +169,130 @@ def test_gateway_api_bases_point_at_the_simulator(stack: Any) -> None:
     payment = answer.json()
     assert (payment["payment"]["status"], payment["next_action"]["type"]) == ("pending", "redirect")
     assert payment["next_action"]["url"].startswith(f"{stack.sim_url}/paypal/")
+
+
+# API Gateway takes any number of concurrent clients; 64 is what the local stack must take without a reset.
+CONCURRENT_CLIENTS = 64
+
+
+def test_64_concurrent_clients_all_get_an_http_answer_and_every_payment_is_stored(stack: Any) -> None:
+    customer = f"e2e-burst-{uuid.uuid4().hex[:8]}"
+    token = stack.token(customer)
+    start_together = threading.Barrier(CONCURRENT_CLIENTS)
+
+    def client(index: int) -> tuple[str, int | str, bytes]:
+        method = "POST" if index % 2 else "GET"
+        start_together.wait(timeout=30)  # every client connects at the same moment
+        connection = http.client.HTTPConnection("127.0.0.1", stack.ports["API_PORT"], timeout=120)
+        try:
+            headers = {"Authorization": f"Bearer {token}"}
+            if method == "POST":  # a payment: several DynamoDB calls per request behind the API
+                body = json.dumps({"method": "bank_transfer", "amount": "1.00", "currency": "EUR"})
+                headers |= {"Content-Type": "application/json", "Idempotency-Key": f"burst-{index}"}
+                connection.request("POST", "/payments", body, headers)
+            else:
+                connection.request("GET", "/payments", headers=headers)
+            answer = connection.getresponse()
+            return method, answer.status, answer.read()
+        except (OSError, http.client.HTTPException) as exc:  # a reset, a refused or dropped connection
+            return method, type(exc).__name__, b""
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(CONCURRENT_CLIENTS) as pool:
+        outcomes = list(pool.map(client, range(CONCURRENT_CLIENTS)))
+
+    failed = [(method, status) for method, status, _ in outcomes if not isinstance(status, int)]
+    assert failed == []
+    assert sorted({(method, status) for method, status, _ in outcomes}) == [("GET", 200), ("POST", 201)]
+    created = {json.loads(body)["payment"]["id"] for method, _, body in outcomes if method == "POST"}
+    assert len(created) == CONCURRENT_CLIENTS // 2
+    listing = stack.call("GET", "/payments?limit=100", token=token)
+    assert listing.status == 200
+    assert {item["id"] for item in listing.json()["items"]} == created
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "BREW"])
+def test_methods_no_route_declares_are_the_json_404_of_api_gateway(stack: Any, method: str) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", stack.ports["API_PORT"], timeout=30)
+    try:
+        connection.request(method, "/payments", headers={"Authorization": f"Bearer {stack.token('acme')}"})
+        answer = connection.getresponse()
+        assert (answer.status, answer.getheader("content-type")) == (404, "application/json")
+        assert json.loads(answer.read()) == {"message": "Not Found"}
+    finally:
+        connection.close()
+
+
+# ---- the embedded AWS's state across restarts ---------------------------------------------------------
+
+
+def _bank_transfer(running: Any, token: str, key: str) -> dict[str, Any]:
+    answer = running.call(
+        "POST",
+        "/payments",
+        token=token,
+        headers={"Content-Type": "application/json", "Idempotency-Key": key},
+        body=json.dumps({"method": "bank_transfer", "amount": "12.34", "currency": "EUR"}),
+    )
+    assert answer.status == 201, answer.body
+    return dict(answer.json()["payment"])
+
+
+def _objects(running: Any) -> dict[str, bytes]:
+    s3, bucket = running.aws("s3"), running.resource_name("ExportsBucket")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+def test_a_restart_keeps_items_and_objects_seeds_no_duplicates_and_local_state_fresh_starts_empty(
+    launch_stack: Callable[..., Any], tmp_path: Path
+) -> None:
+    state = {"LOCAL_STATE_DIR": str(tmp_path / "state"), "SEED_DEMO": "1", "GATEWAY_SIM": "off"}
+    first = launch_stack(**state)
+    token = first.token("demo")
+    demo_before = first.call("GET", "/payments?limit=100", token=token).json()["items"]
+    assert len(demo_before) == 6  # the seeded demo payments
+    mine = _bank_transfer(first, token, "restart-1")
+    stored = first.call("GET", f"/payments/{mine['id']}", token=token).json()
+    json_body = {"content-type": "application/json"}
+    export = first.call("POST", "/payments/exports", token=token, headers=json_body, body="{}")
+    assert export.status == 201, export.body
+    objects = _objects(first)
+    assert len(objects) == 1 and next(iter(objects.values())).count(b"\n") == 8  # header + 7 payments
+    balance = first.call("GET", "/balance", token=token).json()
+    assert first.stop() == 0
+    assert "saved the local state" in first.output()
+
+    second = launch_stack(**state)
+    token = second.token("demo")
+    demo_after = second.call("GET", "/payments?limit=100", token=token).json()["items"]
+    assert [p["id"] for p in demo_after] == [mine["id"]] + [p["id"] for p in demo_before]
+    assert second.call("GET", f"/payments/{mine['id']}", token=token).json() == stored
+    assert second.call("GET", "/balance", token=token).json() == balance
+    assert _objects(second) == objects
+    replayed = _bank_transfer(second, token, "restart-1")  # the idempotency record came back too
+    assert replayed == mine
+    assert "seeded" not in second.output()
+    assert second.stop() == 0
+
+    third = launch_stack(**{**state, "LOCAL_STATE": "fresh", "SEED_DEMO": "0"})
+    assert third.call("GET", "/payments", token=third.token("demo")).json() == {"items": [], "next_cursor": None}
+    assert _objects(third) == {}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00\xff not json at all", b'{"format": "payments-local-state/0", "tables": {}}', b'{"format": 7}'],
+    ids=["corrupt", "older layout", "not a snapshot"],
+)
+def test_an_unusable_state_file_is_a_one_line_warning_and_an_empty_start(
+    launch_stack: Callable[..., Any], tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "aws-state.json").write_bytes(content)
+    running = launch_stack(LOCAL_STATE_DIR=str(tmp_path))
+    warnings = [line for line in running.output().splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, running.output()
+    assert "starting empty" in warnings[0]
+    assert running.call("GET", "/payments", token=running.token("demo")).json() == {"items": [], "next_cursor": None}
+    assert (tmp_path / "aws-state.json.unusable").read_bytes() == content  # kept aside, not lost

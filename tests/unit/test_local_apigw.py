@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import os
 import sys
 import threading
 import time
 import types
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
 import pytest
+from aws_lambda_powertools.metrics.provider import cold_start
 
 from local.apigw import (
     HttpRequest,
@@ -25,7 +29,7 @@ from local.apigw import (
     to_http_response,
     verify_bearer,
 )
-from local.dev import StartupError, function_environment
+from local.dev import StartupError, function_environment, lambda_runtime_environment
 from local.resources import local_secret_value
 from local.template import Resolver, Route, find_route, functions, load_template, routes
 from local.token import make_token
@@ -242,6 +246,17 @@ def test_one_variable_with_two_values_across_functions_stops_the_stack(template:
         function_environment(functions(template), Resolver(template))
 
 
+def test_only_lambda_runtime_variables_every_function_shares_are_set_in_the_one_process() -> None:
+    # Name and memory differ per function; the process's environment is shared by concurrent requests.
+    assert lambda_runtime_environment(load_template()) == {
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+    }
+    mixed = load_template()
+    mixed["Resources"]["ReconcileFunction"]["Properties"]["Runtime"] = "python3.13"
+    assert lambda_runtime_environment(mixed) == {"AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"}
+
+
 def test_a_json_secret_naming_gateway_credentials_gets_the_local_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_from_shell")
     value = json.loads(local_secret_value({"SecretString": '{"stripe_secret_key": "", "other": "kept"}'}))
@@ -321,6 +336,15 @@ def test_non_text_bodies_arrive_base64_encoded(template: dict, content_type: str
     body = b"\x00\xffa=1&b=2"
     headers = [("Content-Type", content_type)] if content_type else []
     event = build_event(HttpRequest("POST", "/webhooks/paypal", headers, body), route, params, None)
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == body
+
+
+@pytest.mark.parametrize("body", [b'{"amount": "12.50 \xff"}', b'{"note": "\xed\xa0\x80"}', b"\xc3"])
+def test_a_text_body_that_is_not_utf8_arrives_base64_encoded_byte_for_byte(template: dict, body: bytes) -> None:
+    route, params = find_route(routes(template), "POST", "/webhooks/stripe")  # type: ignore[misc]
+    request = HttpRequest("POST", "/webhooks/stripe", [("Content-Type", "application/json")], body)
+    event = build_event(request, route, params, None)
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == body
 
@@ -501,3 +525,124 @@ def test_web_files_are_served_after_routes_and_never_outside_the_folder(api: Loc
 def test_a_body_that_is_not_a_string_is_an_error_as_in_api_gateway() -> None:
     with pytest.raises(ValueError, match="needs a string"):
         to_http_response({"statusCode": 200, "body": {"items": []}})
+
+
+# ---- real Powertools handlers sharing the one local process -----------------------------------------
+
+POWERTOOLS_TEMPLATE = """\
+Globals:
+  Function:
+    Handler: app.lambda_handler
+    Timeout: 10
+Resources:
+  AlphaFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/alpha/
+      Events:
+        Any:
+          Type: HttpApi
+          Properties: {Path: "/alpha/{action}", Method: GET}
+  BetaFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/beta/
+      Events:
+        Any:
+          Type: HttpApi
+          Properties: {Path: "/beta/{action}", Method: GET}
+"""
+
+# What every function of the service does (shared/payments/api.py), labelled by its folder.
+POWERTOOLS_HANDLER = """\
+from pathlib import Path
+
+import _unit_apigw_sync
+from payments import api
+
+NAME = Path(__file__).parent.name
+app, logger, tracer, metrics = api.build(NAME)
+
+
+@app.get(f"/{NAME}/together")
+def together():
+    _unit_apigw_sync.barrier.wait(timeout=10)  # the other function's request is inside its handler too
+    logger.info("inside", extra={"step": "after the barrier"})
+    return {"path": app.current_event.path, "request_id": app.current_event.request_context.request_id}
+
+
+@app.get(f"/{NAME}/counted")
+def counted():
+    metrics.add_metric(name=f"{NAME}_counted", unit="Count", value=1)
+    return {}
+
+
+@app.get(f"/{NAME}/quiet")
+def quiet():
+    return {}
+
+
+lambda_handler = api.entrypoint(app, logger, tracer, metrics)
+"""
+
+
+@pytest.fixture
+def powertools_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalApi:
+    (tmp_path / "template.yaml").write_text(POWERTOOLS_TEMPLATE)
+    for name in ("alpha", "beta"):
+        (tmp_path / "functions" / name).mkdir(parents=True)
+        (tmp_path / "functions" / name / "app.py").write_text(POWERTOOLS_HANDLER)
+    monkeypatch.setitem(sys.modules, "_unit_apigw_sync", types.SimpleNamespace(barrier=threading.Barrier(2)))
+    template = load_template(tmp_path / "template.yaml")
+    return LocalApi(routes(template), functions(template, tmp_path), SECRET, None, lambda line: None)
+
+
+def _log_lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+
+
+def test_concurrent_requests_to_two_functions_each_see_their_own_event_and_log_their_own_labels(
+    powertools_api: LocalApi,
+) -> None:
+    for name in ("alpha", "beta"):  # one warm instance each, and the layer's Powertools logger exists
+        assert powertools_api.handle(HttpRequest("GET", f"/{name}/quiet")).status == 200
+    handler = logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).powertools_handler  # type: ignore[attr-defined]
+    logged = io.StringIO()
+    previous = handler.setStream(logged)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            paths = ["/alpha/together", "/beta/together"]
+            answers = list(pool.map(lambda path: powertools_api.handle(HttpRequest("GET", path)), paths))
+    finally:
+        handler.setStream(previous)
+
+    assert [(a.status, body_of(a)["path"]) for a in answers] == [(200, "/alpha/together"), (200, "/beta/together")]
+    request_ids = {body_of(a)["path"].split("/")[1]: body_of(a)["request_id"] for a in answers}
+    lines = [line for line in _log_lines(logged) if line.get("step") == "after the barrier"]
+    labels = {(line["function"], line["function_name"], line["correlation_id"]) for line in lines}
+    assert labels == {
+        ("alpha", "AlphaFunction", request_ids["alpha"]),
+        ("beta", "BetaFunction", request_ids["beta"]),
+    }
+
+
+def test_only_metrics_that_exist_are_published_and_the_cold_start_one_is_kept(
+    powertools_api: LocalApi, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setattr(cold_start, "is_cold_start", True)  # this process's first invocation
+
+    def published(path: str) -> list[list[str]]:
+        """The metric names of each EMF document a request printed; fails on any warning."""
+        capsys.readouterr()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert powertools_api.handle(HttpRequest("GET", path)).status == 200
+        assert [str(w.message) for w in caught] == []
+        documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+        return [[m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]] for doc in documents]
+
+    assert published("/alpha/quiet") == [["ColdStart"]]
+    assert published("/alpha/quiet") == []
+    assert published("/alpha/counted") == [["alpha_counted"]]
+    assert published("/beta/quiet") == []
