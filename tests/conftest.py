@@ -77,6 +77,17 @@ def customer() -> str:
 _LOADING = threading.Lock()
 
 
+def _one_event_per_thread() -> None:
+    """In-process tests call handlers from several threads at once, as the local stack does; Powertools keeps
+    the current event per process (Lambda's one request at a time), so keep it per thread here too."""
+    from local.apigw import isolate_powertools_requests
+
+    isolate_powertools_requests()
+
+
+_one_event_per_thread()
+
+
 def load_function(name: str) -> ModuleType:
     """Import functions/<name>/app.py as Lambda would (the layer is already on sys.path). Thread-safe: a test's
     parallel callers may be the first to need it."""
