@@ -39,8 +39,16 @@ def utcnow() -> datetime:
 
 
 def iso_z(moment: datetime) -> str:
-    """ISO 8601 UTC with millisecond precision and a `Z`: 2026-11-25T17:25:08.223Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO 8601 UTC with millisecond precision and a `Z`: 2026-11-25T17:25:08.223Z.
+
+    Always a 4-digit year (0999-01-01T00:00:00.000Z), which `datetime.fromisoformat` reads back:
+    `strftime("%Y")` writes year 999 as "999" on Linux, a stored time nothing can read.
+    """
+    m = moment.astimezone(UTC)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+        f"{m.microsecond // 1000:03d}Z"
+    )
 
 
 class HistoryEntry(BaseModel):
