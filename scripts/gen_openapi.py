@@ -22,6 +22,13 @@ BUSY_RESPONSE = {
     "description": "Busy (DynamoDB/S3 throttled) or a gateway timed out; retry with the same Idempotency-Key",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
 }
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+# Any route that takes a JSON body reads it by the same rules (payments.api.read_json_body, docs/errors.md).
+BODY_RESPONSES = {
+    "400": {"description": "The body is not JSON, not UTF-8, or nested too deeply", "content": _ERROR_CONTENT},
+    "415": {"description": "The body is not declared as JSON: send Content-Type: application/json",
+            "content": _ERROR_CONTENT},
+}  # fmt: skip
 TITLE = "Payments service"
 DESCRIPTION = (
     "Payments page of the telecom customer portal: list payments, balance, make payments with seven methods, "
@@ -64,6 +71,9 @@ def build() -> dict[str, Any]:
         for operation in operations.values():
             if path != "/openapi.json":  # any route reading DynamoDB answers 503 while it is throttled
                 operation.setdefault("responses", {}).setdefault("503", BUSY_RESPONSE)
+            if "requestBody" in operation:
+                for code, response in BODY_RESPONSES.items():
+                    operation["responses"].setdefault(code, response)
             if path in PUBLIC_PATHS:
                 operation["security"] = []
             else:

@@ -167,13 +167,31 @@ class BalancesOut(BaseModel):
     balances: list[BalanceOut]
 
 
+class ErrorItem(BaseModel):
+    """One problem with the request."""
+
+    field: str | None = Field(
+        description="The input it concerns: a body member as a dotted path (amount, card.exp_month), a query "
+        "parameter (limit, cursor, from) or a header (Idempotency-Key); null for the request as a whole",
+        examples=["amount"],
+    )
+    message: str = Field(description="A sentence naming the field and what is wrong with it")
+
+
 class ErrorOut(BaseModel):
-    """Every error answer: a sentence naming what was wrong; `field` for validation errors."""
+    """Every error answer (docs/errors.md): `message` always, `errors` always, `field` when about a field."""
 
     model_config = ConfigDict(extra="allow")
 
-    message: str
-    field: str | None = None
+    message: str = Field(description="A sentence saying what was wrong: every problem's message, joined")
+    errors: list[ErrorItem] = Field(
+        description="Every problem with the request's input (400, 415, 422), in order; empty for answers "
+        "that are not about the input (401, 403, 404, 409, 429, 5xx)"
+    )
+    field: str | None = Field(
+        default=None,
+        description="errors[0].field, present only when the error concerns a field (kept for compatibility)",
+    )
 
 
 class MakePaymentOut(BaseModel):
@@ -184,4 +202,7 @@ class MakePaymentOut(BaseModel):
 
 
 class DeclinedOut(MakePaymentOut):
+    """402: the error shape (`message`, `errors` empty) with the cancelled payment."""
+
     message: str
+    errors: list[ErrorItem] = Field(default_factory=list, description="Always empty: the input was fine")
