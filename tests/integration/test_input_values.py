@@ -455,7 +455,14 @@ def test_the_openapi_document_describes_the_error_shape() -> None:
     assert set(error["required"]) == {"message", "errors"}
     item = document["components"]["schemas"][error["properties"]["errors"]["items"]["$ref"].rsplit("/", 1)[1]]
     assert set(item["properties"]) == {"field", "message"}
+    ours = {"$ref": "#/components/schemas/ErrorOut"}
     for path, operations in document["paths"].items():
         for operation in operations.values():
             if "requestBody" in operation:
                 assert {"400", "415", "422"} <= set(operation["responses"]), path
+            for code, response in operation["responses"].items():
+                schema = response.get("content", {}).get("application/json", {}).get("schema")
+                if code >= "400" and code != "402" and schema is not None:
+                    # API Gateway's own answers (401 authorizer, 404 no route, 429/503 throttled) have its shape
+                    gateway = {"anyOf": [ours, {"$ref": "#/components/schemas/ApiGatewayError"}]}
+                    assert schema == (gateway if code in ("401", "404", "429", "503") else ours), (path, code)
