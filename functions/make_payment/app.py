@@ -91,7 +91,11 @@ def make_payment(
         return api.error_response(422, "this Idempotency-Key was already used with a different request body")
     except IdempotencyAlreadyInProgressError:
         return api.error_response(409, "a request with this Idempotency-Key is still being processed; retry shortly")
-    return Response(result["status"], content_types.APPLICATION_JSON, api.serialize(result["body"]))
+    answer = result["body"]
+    if result["status"] >= 400:  # a decline (402): the error shape, with the cancelled payment
+        extra = {k: v for k, v in answer.items() if k not in ("message", "errors", "field")}
+        return api.error_response(result["status"], answer["message"], **extra)
+    return Response(result["status"], content_types.APPLICATION_JSON, api.serialize(answer))
 
 
 lambda_handler = api.entrypoint(app, logger, tracer, metrics)

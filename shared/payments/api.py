@@ -11,21 +11,30 @@ so routing, validation, correlation ids and error shapes are the same everywhere
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from payments.errors import GatewayError, PaymentsError
+from payments import jsonsafe
+from payments.errors import BadRequest, GatewayError, PaymentsError
 from payments.identity import Caller, caller_from_event
 from payments.models import ErrorOut
 from payments.money import MoneyError
@@ -33,7 +42,81 @@ from payments.money import MoneyError
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 # JSON numbers in request bodies become Decimal, never float (API.md §3 allows numeric amounts).
-_json_body = partial(json.loads, parse_float=Decimal)
+_json_body = partial(jsonsafe.loads, parse_float=Decimal)
+
+# ---- reading a request body (docs/errors.md) ------------------------------------------------------
+
+JSON_ONLY = "send the body as application/json (Content-Type: application/json)"
+NOT_UTF8 = "request body is not valid UTF-8"
+NOT_JSON = "request body is not valid JSON"
+TOO_DEEP = "request body is nested too deeply (at most {} levels)"
+
+
+class UnsupportedMediaType(PaymentsError):
+    http_status = 415
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json or application/<anything>+json, any case, with no charset or charset=utf-8."""
+    media, _, parameters = (content_type or "").partition(";")
+    media = media.strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        return False
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def read_json_body(event: BaseProxyEvent) -> Any:
+    """The JSON body of a route that takes one, by this service's rules; None if there is no body.
+
+    415 for a body not declared as JSON (a missing Content-Type included: Powertools would read it as a
+    form), 400 for bytes that are not UTF-8 (API Gateway passes them base64) or a text that holds lone
+    surrogates, 400 for JSON nested deeper than `jsonsafe.MAX_DEPTH` or not JSON at all. Then the route's
+    model validates it (422).
+    """
+    raw = event.body
+    if not raw:
+        return None
+    if not is_json_media_type(event.headers.get("content-type")):
+        raise UnsupportedMediaType(JSON_ONLY)
+    if event.is_base64_encoded:
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as exc:  # API Gateway never sends this; a test or a proxy might
+            raise BadRequest("request body is not valid base64") from exc
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(NOT_UTF8) from exc
+    else:
+        text = raw
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # lone surrogates: not text any client can have sent as UTF-8
+                raise BadRequest(NOT_UTF8) from exc
+    try:
+        return _json_body(text)
+    except jsonsafe.JSONTooDeep as exc:
+        raise BadRequest(TOO_DEEP.format(exc.max_depth)) from exc
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
+        raise BadRequest(NOT_JSON) from exc
+
+
+class _RequestValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, reading bodies with `read_json_body`.
+
+    Powertools calls `_get_body` only for routes with a body parameter, so routes without one (the GETs,
+    and POST /webhooks/{provider}, which reads the raw bytes it must verify) are not affected. It runs
+    before any middleware of ours could, hence the subclass; `_get_body` is Powertools' own (3.x) method,
+    and tests/integration/test_input_rules.py fails on every route if a Powertools upgrade stops calling it.
+    """
+
+    def _get_body(self, app: Any) -> Any:
+        return read_json_body(app.current_event)
 
 
 def _default(value: Any) -> Any:
@@ -46,11 +129,51 @@ def serialize(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), default=_default)
 
 
-def error_response(status: int, message: str, **extra: Any) -> Response[str]:
+# ---- the one error shape (docs/errors.md) ---------------------------------------------------------
+
+# Answers about the request's input: `errors` lists its problems (at least one).
+_INPUT_STATUSES = frozenset({400, 415, 422})
+
+
+def error_body(
+    status: int,
+    message: str,
+    *,
+    field: str | None = None,
+    errors: Iterable[Mapping[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """`{"message", "errors": [{"field", "message"}], "field"?, ...extra}`.
+
+    Without `errors`, an answer about the input (400/415/422) or naming a `field` has one problem: this
+    one; any other answer has none. `field` is repeated at the top only when the first problem names one.
+    """
+    if errors is not None:
+        problems = [{"field": e.get("field"), "message": str(e["message"])} for e in errors]
+    elif field is not None or status in _INPUT_STATUSES:
+        problems = [{"field": field, "message": message}]
+    else:
+        problems = []
+    body: dict[str, Any] = {"message": message, "errors": problems}
+    if problems and problems[0]["field"] is not None:
+        body["field"] = problems[0]["field"]
+    body.update(extra)
+    return body
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    field: str | None = None,
+    errors: Iterable[Mapping[str, Any]] | None = None,
+    **extra: Any,
+) -> Response[str]:
+    """Every error answer of every route goes through here (see `error_body`)."""
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=serialize({"message": message, **extra}),
+        body=serialize(error_body(status, message, field=field, errors=errors, **extra)),
     )
 
 
@@ -74,24 +197,78 @@ def aws_busy(exc: BaseException | None) -> bool:
     return False
 
 
-def _describe(error: dict[str, Any]) -> str:
-    """'limit: Input should be less than or equal to 200' from a pydantic error."""
-    if error.get("type") == "json_invalid":
-        return "request body is not valid JSON"
-    field = ".".join(str(p) for p in error.get("loc", ())[1:]) or "request"
-    if error.get("type") == "missing":
-        return f"{field} is required"
-    return f"{field}: {error.get('msg', 'is invalid')}"
+# pydantic tags the errors of each member of a union (`str | Decimal`) with the member's type.
+_KINDS = {
+    "str": "a string",
+    "int": "a whole number",
+    "decimal": "a number",
+    "float": "a number",
+    "bool": "true or false",
+}
+_SUMMARISED = 3  # problems spelled out in `message`; `errors` has them all
+
+
+def _field_of(where: Any, path: Sequence[Any]) -> str | None:
+    """The dotted path of a body member, a query parameter's name, a header's name as clients write it."""
+    if where == "header" and path:
+        return "-".join(part.capitalize() for part in str(path[0]).split("-"))
+    return ".".join(str(p) for p in path) or None
+
+
+def _sentence(field: str | None, where: Any, error: Mapping[str, Any]) -> str:
+    kind = error.get("type")
+    subject = field or ("request body" if where == "body" else "request")
+    if kind == "missing":
+        return f"{subject} is required"
+    if kind == "extra_forbidden":
+        return f"{subject} is not an accepted field"
+    return f"{subject}: {error.get('msg', 'is invalid')}"
+
+
+def validation_problems(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """pydantic's errors as [{"field", "message"}]: every one, in order, a union's members as one problem.
+
+    'amount must be a string or a number' rather than 'amount.str: ...' and 'amount.decimal: ...'.
+    """
+    groups: dict[tuple[Any, ...], list[tuple[str | None, Mapping[str, Any]]]] = {}
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        where, path, tag = (loc[0] if loc else "body"), loc[1:], None
+        if error.get("type") not in ("missing", "extra_forbidden") and path and str(path[-1]) in _KINDS:
+            path, tag = path[:-1], str(path[-1])
+        groups.setdefault((where, *path), []).append((tag, error))
+    problems: list[dict[str, Any]] = []
+    for (where, *at), members in groups.items():
+        tags = [tag for tag, _ in members]
+        if len(members) > 1 and all(tags):  # a union: each member refused the value
+            field = _field_of(where, at)
+            kinds = " or ".join(dict.fromkeys(_KINDS[str(tag)] for tag in tags))
+            problems.append({"field": field, "message": f"{field or 'request body'} must be {kinds}"})
+            continue
+        for tag, error in members:  # a lone tag was a member's name after all
+            field = _field_of(where, [*at, tag] if tag else at)
+            problems.append({"field": field, "message": _sentence(field, where, error)})
+    return problems
+
+
+def summary(problems: Sequence[Mapping[str, Any]]) -> str:
+    """The first few problems' messages as one sentence."""
+    messages = [str(p["message"]) for p in problems]
+    text = "; ".join(messages[:_SUMMARISED]) or "request is invalid"
+    if len(messages) > _SUMMARISED:
+        text += f"; and {len(messages) - _SUMMARISED} more (see errors)"
+    return text
 
 
 _ERROR_TEXT = {
-    400: "Malformed request (bad cursor, bad filter combination, not JSON)",
+    400: "Malformed request: body not JSON, not UTF-8 or nested too deeply; bad cursor or filter combination",
     401: "Missing or invalid token",
     402: "Card declined; the payment is recorded as cancelled",
     403: "The token's groups do not allow this route",
     404: "Not found (or another customer's)",
     409: "Conflict: not allowed in the current state, or the same Idempotency-Key is still running",
-    422: "Invalid input; the message names the field",
+    415: "The body is not declared as JSON: send Content-Type: application/json",
+    422: "Invalid input; every problem listed in `errors`, each naming its field",
     429: "Too many attempts; retry later",
     502: "The gateway failed; retry with the same Idempotency-Key",
     503: "A gateway or the database is briefly unavailable; retry with the same Idempotency-Key",
@@ -131,6 +308,7 @@ def build(
         serializer=serialize,
         json_body_deserializer=_json_body,
     )
+    app._request_validation_middleware = _RequestValidation()  # type: ignore[no-untyped-call]  # our body rules
 
     @app.exception_handler(PaymentsError)
     def _domain_error(exc: PaymentsError) -> Response[str]:
@@ -157,14 +335,23 @@ def build(
 
     @app.exception_handler(MoneyError)
     def _money_error(exc: MoneyError) -> Response[str]:
-        return error_response(422, exc.message, field=exc.field)
+        return error_response(422, exc.message, errors=[{"field": f, "message": m} for f, m in exc.problems])
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(exc: RequestValidationError) -> Response[str]:
         errors = list(exc.errors())
-        message = "; ".join(_describe(e) for e in errors[:3]) or "request is invalid"
-        fields = [".".join(str(p) for p in e.get("loc", ())[1:]) for e in errors]
-        return error_response(422, message, fields=fields)
+        if any(e.get("type") == "json_invalid" for e in errors):  # Powertools' own JSON parse, if ever used
+            return error_response(400, NOT_JSON)
+        problems = validation_problems(errors)
+        return error_response(422, summary(problems), errors=problems)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _media_type_error(_: RequestUnsupportedContentType) -> Response[str]:
+        return error_response(415, JSON_ONLY)
+
+    @app.exception_handler(ServiceError)
+    def _powertools_error(exc: ServiceError) -> Response[str]:
+        return error_response(exc.status_code, str(exc.msg))
 
     @app.not_found
     def _not_found(_: Exception) -> Response[str]:

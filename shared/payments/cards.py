@@ -1,20 +1,31 @@
 """Raw card field checks done before anything is stored or sent (API.md §4, credit_card).
 
 Messages name the field and never echo its value: card data must not reach logs or error bodies.
+Digits are ASCII digits: `str.isdigit()` and `int()` also take "١٢" or "１２", and `isdigit()` takes "²",
+which `int()` then refuses (docs/errors.md).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from payments.errors import InvalidInput
 from payments.gateways.base import CardInput
 
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+_BLANKS = " \t\r\n"
+
+
+def _ascii_digits(text: str) -> bool:
+    return _DIGITS.fullmatch(text) is not None
+
 
 def luhn_ok(digits: str) -> bool:
+    """The Luhn checksum of a string of ASCII digits."""
     total = 0
     for index, char in enumerate(reversed(digits)):
-        value = int(char)
+        value = ord(char) - 48
         if index % 2 == 1:
             value = value * 2 - 9 if value > 4 else value * 2
         total += value
@@ -22,8 +33,8 @@ def luhn_ok(digits: str) -> bool:
 
 
 def validate_card(number: object, exp_month: object, exp_year: object, cvc: object, *, today: date) -> CardInput:
-    digits = str(number or "").replace(" ", "").replace("-", "")
-    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+    digits = str(number if number is not None else "").replace(" ", "").replace("-", "")
+    if not _ascii_digits(digits) or not 12 <= len(digits) <= 19:
         raise InvalidInput("card.number", "card.number must be 12 to 19 digits")
     if not luhn_ok(digits):
         raise InvalidInput("card.number", "card.number is not a valid card number (checksum failed)")
@@ -37,17 +48,18 @@ def validate_card(number: object, exp_month: object, exp_year: object, cvc: obje
         raise InvalidInput("card.exp_year", "the card has expired (card.exp_month/card.exp_year are in the past)")
     if year > today.year + 50:
         raise InvalidInput("card.exp_year", "card.exp_year is too far in the future")
-    code = str(cvc or "")
-    if not code.isdigit() or not 3 <= len(code) <= 4:
+    code = str(cvc if cvc is not None else "")
+    if not _ascii_digits(code) or not 3 <= len(code) <= 4:
         raise InvalidInput("card.cvc", "card.cvc must be 3 or 4 digits")
     return CardInput(number=digits, exp_month=month, exp_year=year, cvc=code)
 
 
 def _integer(value: object, field: str) -> int:
+    """A whole number given as a JSON integer or as ASCII digits (blanks around them allowed)."""
     if isinstance(value, bool):
         raise InvalidInput(field, f"{field} must be a whole number")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str) and len(value) <= 8 and _ascii_digits(value.strip(_BLANKS)):
+        return int(value.strip(_BLANKS))
     raise InvalidInput(field, f"{field} must be a whole number")

@@ -141,27 +141,31 @@ def _fingerprint(body: PaymentBody) -> str:
 
 
 def validate(body: PaymentBody, caller: Caller, customer_id: str, key: str, *, today: date) -> Command:
-    """All input checks, before anything is stored or sent. Raises InvalidInput (422) naming the field."""
+    """All input checks, before anything is stored or sent. Raises InvalidInput or MoneyError (422) naming
+    the field; the amount's and the currency's problems are reported together (MoneyError.problems)."""
+    from payments.money import MoneyError, parse_currency, parse_positive
+
     method = body.method
-    if not body.currency:
-        raise InvalidInput("currency", "currency is required")
     card = None
     money: Money | None = None
     if method == "voucher":
+        problems: list[tuple[str, str]] = []
         if body.amount is not None:
-            raise InvalidInput("amount", "amount must not be sent with a voucher: the voucher's value is used")
+            problems.append(("amount", "amount must not be sent with a voucher: the voucher's value is used"))
+        currency = ""
+        if not body.currency:
+            problems.append(("currency", "currency is required"))
+        else:
+            try:
+                currency = parse_currency(body.currency)
+            except MoneyError as exc:
+                problems.append((exc.field, exc.message))
+        if problems:
+            raise MoneyError.of(problems)
         if not body.voucher_code or not body.voucher_code.strip():
             raise InvalidInput("voucher_code", "voucher_code is required for method voucher")
-        currency = Money.parse("0", body.currency).currency
     else:
-        if body.amount is None or body.amount == "":
-            raise InvalidInput("amount", "amount is required")
-        money = Money.parse(body.amount, body.currency)
-        if money.minor <= 0:
-            raise InvalidInput("amount", "amount must be greater than zero")
-        limit = settings().max_amount
-        if money.to_decimal() > limit:
-            raise InvalidInput("amount", f"amount must not exceed {limit} {money.currency}")
+        money = parse_positive(body.amount, body.currency, limit=settings().max_amount)
         currency = money.currency
     if method == "credit_card":
         if body.card is None and not body.payment_method:

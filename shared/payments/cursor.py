@@ -21,8 +21,14 @@ from payments.ids import is_payment_id
 CURSOR_CACHE_SECONDS = 3600
 
 
+MAX_LENGTH = 512
+
+
 class CursorError(BadRequest):
-    pass
+    """Any cursor we did not issue to this caller for these filters: 400 naming `cursor`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="cursor")
 
 
 @cache
@@ -76,7 +82,7 @@ def encode(customer_id: str, last_id: str, filters: str, *, key: bytes | None = 
 def decode(customer_id: str, cursor: str, filters: str, *, key: bytes | None = None) -> str:
     """The last payment id the cursor points after. Raises CursorError (400) if it is not ours."""
     payload, _, mac = cursor.partition(".")
-    if not payload or not mac or len(cursor) > 512:
+    if not payload or not mac or len(cursor) > MAX_LENGTH or not cursor.isascii():  # ours are short ASCII
         raise CursorError("cursor is malformed: pass next_cursor exactly as a previous page returned it")
     if not hmac.compare_digest(mac, _mac(key or signing_key(), customer_id, payload)):
         raise CursorError("cursor is not valid for this account: it was altered or issued to someone else")

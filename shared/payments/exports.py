@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -320,22 +320,49 @@ def _record_item(record: ExportRecord, requested_by: str) -> dict[str, Any]:
     return item
 
 
+class UnreadableRecord(Exception):
+    """A stored export item this code cannot read (a field missing or malformed): answered as failed."""
+
+
+UNREADABLE = "this export's record could not be read; start a new export"
+
+
 def _record_from(item: dict[str, Any]) -> ExportRecord:
+    """The record of a stored item; UnreadableRecord (logged) rather than a KeyError/ValueError."""
+    try:
+        return _parse_record(item)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        logger.error(
+            "unreadable export record",
+            extra={"sk": str(item.get("SK", {}).get("S", ""))[:80], "error": f"{type(exc).__name__}: {exc}"[:300]},
+        )
+        raise UnreadableRecord(str(exc)) from exc
+
+
+def _parse_record(item: dict[str, Any]) -> ExportRecord:
     def text(name: str) -> str | None:
         return item[name]["S"] if name in item else None
 
     def moment(name: str) -> datetime | None:
         value = text(name)
-        return datetime.fromisoformat(value) if value else None
+        if not value:
+            return None
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:  # iso_z always writes Z; compared with aware times below
+            raise ValueError(f"{name} has no time zone")
+        return parsed
 
     status = text("filter_status")
+    created_at = moment("created_at")
+    if created_at is None:
+        raise KeyError("created_at")
     return ExportRecord(
         export_id=item["export_id"]["S"],
         customer_id=item["customer_id"]["S"],
         status=ExportStatus(item["status"]["S"]),
         filters=ExportFilters(PaymentStatus(status) if status else None, moment("filter_from"), moment("filter_to")),
         s3_key=item["s3_key"]["S"],
-        created_at=datetime.fromisoformat(item["created_at"]["S"]),
+        created_at=created_at,
         purge_at=int(item["expires_at"]["N"]),
         row_count=int(item["row_count"]["N"]) if "row_count" in item else None,
         failure=text("failure"),
@@ -476,7 +503,10 @@ class Exporter:
 
     def describe(self, customer_id: str, export_id: str, *, record: ExportRecord | None = None) -> ExportOut:
         """The export's status; once done, a freshly presigned link. Another customer's id: 404."""
-        record = record or self._get(customer_id, export_id)
+        try:
+            record = record or self._get(customer_id, export_id)
+        except UnreadableRecord:  # the customer's own item, but not one we can describe: failed, not 500
+            return ExportOut(export_id=export_id, status=ExportStatus.FAILED, message=UNREADABLE)
         if record is None or record.purge_at <= time.time():  # TTL deletion can lag: expired is gone
             raise NotFound(f"export {export_id[:64]} not found")
         if record.status is ExportStatus.DONE:
@@ -504,7 +534,10 @@ class Exporter:
 
     def run(self, customer_id: str, export_id: str) -> ExportStatus | None:
         """The asynchronous job. A repeated delivery of a finished job does nothing."""
-        record = self._get(customer_id, export_id)
+        try:
+            record = self._get(customer_id, export_id)
+        except UnreadableRecord:  # logged; a retry would read the same item
+            return ExportStatus.FAILED
         if record is None or record.status is not ExportStatus.RUNNING:
             return record.status if record else None
         try:
@@ -536,7 +569,7 @@ class Exporter:
                 record.s3_key,
                 record.customer_id,
                 record.filters,
-                filename=f"payments-{record.created_at.astimezone(UTC):%Y-%m-%d}.csv",
+                filename=f"payments-{iso_z(record.created_at)[:10]}.csv",
                 part_size=self.part_size,
                 page_size=ExportSettings.from_env().page_size,
             )
@@ -568,6 +601,7 @@ class Exporter:
         )
 
     def _get(self, customer_id: str, export_id: str) -> ExportRecord | None:
+        """The customer's export record, None if there is none; UnreadableRecord if it cannot be read."""
         if len(export_id) > 64:
             return None
         item = self.store.client.get_item(

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from payments import cursor as cursors
-from payments.errors import BadRequest
+from payments.errors import BadRequest, InvalidInput
 from payments.models import BalanceOut, BalancesOut, PaymentPage, PaymentStatus, iso_z
 from payments.store import PaymentStore
 
@@ -16,11 +16,16 @@ OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 
 def _utc(moment: datetime | None, name: str) -> datetime | None:
+    """`from`/`to` in UTC. Any instant of the years 1-9999 in UTC is accepted (and stored with 4-digit
+    years, docs/errors.md); one whose UTC time falls outside them (9999-12-31T23:00:00-05:00) is 422."""
     if moment is None:
         return None
     if moment.tzinfo is None:
-        raise BadRequest(f"{name} must include a time zone, e.g. 2026-01-31T00:00:00Z")
-    return moment.astimezone(UTC)
+        raise BadRequest(f"{name} must include a time zone, e.g. 2026-01-31T00:00:00Z", field=name)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput(name, f"{name} is out of range: in UTC it must fall within the years 0001 to 9999") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +47,7 @@ class PageQuery:
     ) -> PageQuery:
         start, end = _utc(created_from, "from"), _utc(created_to, "to")
         if start and end and start > end:
-            raise BadRequest("from must not be after to")
+            raise BadRequest("from must not be after to", field="from")
         return cls(limit, cursor or None, status, start, end)
 
     @property

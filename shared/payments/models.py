@@ -39,8 +39,16 @@ def utcnow() -> datetime:
 
 
 def iso_z(moment: datetime) -> str:
-    """ISO 8601 UTC with millisecond precision and a `Z`: 2026-11-25T17:25:08.223Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO 8601 UTC with millisecond precision and a `Z`: 2026-11-25T17:25:08.223Z.
+
+    Always a 4-digit year (0999-01-01T00:00:00.000Z), which `datetime.fromisoformat` reads back:
+    `strftime("%Y")` writes year 999 as "999" on Linux, a stored time nothing can read.
+    """
+    m = moment.astimezone(UTC)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+        f"{m.microsecond // 1000:03d}Z"
+    )
 
 
 class HistoryEntry(BaseModel):
@@ -175,13 +183,31 @@ class BalancesOut(BaseModel):
     balances: list[BalanceOut]
 
 
+class ErrorItem(BaseModel):
+    """One problem with the request."""
+
+    field: str | None = Field(
+        description="The input it concerns: a body member as a dotted path (amount, card.exp_month), a query "
+        "parameter (limit, cursor, from) or a header (Idempotency-Key); null for the request as a whole",
+        examples=["amount"],
+    )
+    message: str = Field(description="A sentence naming the field and what is wrong with it")
+
+
 class ErrorOut(BaseModel):
-    """Every error answer: a sentence naming what was wrong; `field` for validation errors."""
+    """Every error answer (docs/errors.md): `message` always, `errors` always, `field` when about a field."""
 
     model_config = ConfigDict(extra="allow")
 
-    message: str
-    field: str | None = None
+    message: str = Field(description="A sentence saying what was wrong: every problem's message, joined")
+    errors: list[ErrorItem] = Field(
+        description="Every problem with the request's input (400, 415, 422), in order; empty for answers "
+        "that are not about the input (401, 403, 404, 409, 429, 5xx)"
+    )
+    field: str | None = Field(
+        default=None,
+        description="errors[0].field, present only when the error concerns a field (kept for compatibility)",
+    )
 
 
 class MakePaymentOut(BaseModel):
@@ -192,4 +218,7 @@ class MakePaymentOut(BaseModel):
 
 
 class DeclinedOut(MakePaymentOut):
+    """402: the error shape (`message`, `errors` empty) with the cancelled payment."""
+
     message: str
+    errors: list[ErrorItem] = Field(default_factory=list, description="Always empty: the input was fine")

@@ -8,10 +8,10 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from payments.config import settings
-from payments.errors import Conflict, InvalidInput
+from payments.errors import Conflict
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
-from payments.money import Money
+from payments.money import Money, parse_positive
 from payments.status import Cause, TransitionRefused
 from payments.store import Dedupe, PaymentStore
 
@@ -58,12 +58,8 @@ def settle(
 
 
 def positive_money(amount: object, currency: object) -> Money:
-    money = Money.parse(amount, currency)
-    if money.minor <= 0:
-        raise InvalidInput("amount", "amount must be greater than zero")
-    if money.to_decimal() > settings().max_amount:
-        raise InvalidInput("amount", f"amount must not exceed {settings().max_amount} {money.currency}")
-    return money
+    """A positive amount, at most the configured maximum. MoneyError (422) lists every amount/currency problem."""
+    return parse_positive(amount, currency, limit=settings().max_amount)
 
 
 def charge(store: PaymentStore, customer_id: str, body: ChargeBody, key: str, actor: str) -> Payment:

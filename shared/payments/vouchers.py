@@ -213,6 +213,12 @@ def parse_expiry(value: str | None) -> datetime | None:
         raise InvalidInput("expires_at", "expires_at must be an ISO 8601 time such as 2027-01-31T00:00:00Z") from exc
     if moment.tzinfo is None:
         raise InvalidInput("expires_at", "expires_at must include a time zone (Z)")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
+        raise InvalidInput(
+            "expires_at", "expires_at is out of range: in UTC it must fall within the years 0001 to 9999"
+        ) from exc
     if moment <= datetime.now(UTC):
         raise InvalidInput("expires_at", "expires_at must be in the future")
-    return moment.astimezone(UTC)
+    return moment

@@ -346,7 +346,7 @@ def test_only_admin_and_finance_may_export(handler, customer: str, groups: tuple
         ({"status": "paid"}, 422, "status"),
         ({"from": "yesterday"}, 422, "from"),
         ({"start": "2026-03-01T00:00:00Z"}, 422, "start"),
-        ("{not json", 422, "not valid JSON"),
+        ("{not json", 400, "not valid JSON"),
     ],
 )
 def test_bad_filters_are_refused_with_a_message(handler, customer: str, body: Any, code: int, fragment: str) -> None:
