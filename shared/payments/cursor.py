@@ -15,6 +15,7 @@ import json
 import os
 from functools import cache
 
+from payments import jsonsafe
 from payments.errors import BadRequest
 from payments.ids import is_payment_id
 
@@ -87,7 +88,7 @@ def decode(customer_id: str, cursor: str, filters: str, *, key: bytes | None = N
     if not hmac.compare_digest(mac, _mac(key or signing_key(), customer_id, payload)):
         raise CursorError("cursor is not valid for this account: it was altered or issued to someone else")
     try:
-        data = json.loads(_unb64(payload))
+        data = jsonsafe.loads(_unb64(payload))
         last_id, digest = data["a"], data["f"]
     except (ValueError, KeyError, TypeError) as exc:  # signed by us, so only on a key mix-up
         raise CursorError("cursor is malformed") from exc

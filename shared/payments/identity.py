@@ -6,12 +6,12 @@ Groups arrive as a JSON list or in API Gateway's string form "[admin finance]".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from payments import jsonsafe
 from payments.errors import Forbidden, Unauthenticated
 
 
@@ -36,7 +36,7 @@ def parse_groups(value: Any) -> frozenset[str]:
     text = str(value).strip()
     if text.startswith("[") and text.endswith("]"):
         try:
-            parsed = json.loads(text)
+            parsed = jsonsafe.loads(text)
         except ValueError:
             parsed = None
         if isinstance(parsed, list):

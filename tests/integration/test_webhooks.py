@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from local.defaults import gateway_credential
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.store import PaymentStore
@@ -291,3 +294,34 @@ def test_a_refund_of_a_cancelled_payment_never_debits(provider: str, customer: s
     assert [p["method"]["S"] for p in stored_payments(customer)] == [payment.method.value]
     assert balances(customer) == {}
     assert status_of(payment) == "cancelled"
+
+
+DEEP = b'{"a":' * 1500 + b"1" + b"}" * 1500
+PAYPAL_HEADERS = {
+    name: "x"
+    for name in (
+        "PAYPAL-AUTH-ALGO",
+        "PAYPAL-CERT-URL",
+        "PAYPAL-TRANSMISSION-ID",
+        "PAYPAL-TRANSMISSION-SIG",
+        "PAYPAL-TRANSMISSION-TIME",
+    )
+}
+
+
+@pytest.mark.parametrize("provider", [*PROVIDERS, "paypal"])
+@pytest.mark.parametrize("signed", [False, True], ids=["junk-signature", "valid-signature"])
+def test_deeply_nested_webhook_bodies_are_refused_never_a_5xx(provider: str, signed: bool, gateway_sim) -> None:
+    """JSON nested 1,500 deep made the parser raise RecursionError (500), before or after the signature check."""
+    if provider == "paypal":
+        delivery = events.Delivery(DEEP, PAYPAL_HEADERS)  # PayPal is asked about a signature only for JSON
+    elif signed and provider == "nowpayments":  # the body is its own canonical form: one key, no spaces
+        key = gateway_credential("NOWPAYMENTS_IPN_SECRET").encode()
+        delivery = events.Delivery(DEEP, {"x-nowpayments-sig": hmac.new(key, DEEP, hashlib.sha512).hexdigest()})
+    elif signed:
+        delivery = events.resign(provider, events.Delivery(b"", {"X-Razorpay-Event-Id": "evt_deep"}), DEEP)
+    else:
+        delivery = events.Delivery(DEEP, {events.SIGNATURE_HEADERS[provider]: "0" * 64})
+    status, body = deliver(provider, delivery)
+    assert status in (400, 401), body
+    assert body["message"]

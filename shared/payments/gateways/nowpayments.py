@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from payments import jsonsafe
 from payments.gateways.base import (
     CreateRequest,
     CreateResult,
@@ -64,7 +65,7 @@ def _refuse_constant(name: str) -> Any:
 
 def loads_exact(text: bytes | str) -> Any:
     """Parse JSON keeping every number as a `JsonNumber` (no float ever made)."""
-    return json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber, parse_constant=_refuse_constant)
+    return jsonsafe.loads(text, parse_float=JsonNumber, parse_int=JsonNumber, parse_constant=_refuse_constant)
 
 
 def dumps_canonical(value: Any) -> str:

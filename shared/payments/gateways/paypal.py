@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from payments import jsonsafe
 from payments.config import GatewaySettings
 from payments.gateways.base import (
     CreateRequest,
@@ -184,7 +185,7 @@ class PayPalGateway:
         if not self._settings.paypal_webhook_id:
             raise SignatureInvalid("paypal webhooks are not configured")
         try:
-            if not isinstance(json.loads(raw_body), dict):
+            if not isinstance(jsonsafe.loads(raw_body), dict):
                 raise ValueError
         except (UnicodeDecodeError, ValueError):
             raise SignatureInvalid("PayPal webhook body is not a JSON object") from None

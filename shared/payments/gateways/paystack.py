@@ -10,10 +10,10 @@ the reference.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from payments import jsonsafe
 from payments.gateways.base import (
     CreateRequest,
     CreateResult,
@@ -112,7 +112,7 @@ class PaystackGateway(HttpGateway):
 
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
         try:
-            event = json.loads(raw_body)
+            event = jsonsafe.loads(raw_body)
         except ValueError as exc:
             raise ValueError("paystack webhook body is not JSON") from exc
         if not isinstance(event, dict) or not isinstance(event.get("event"), str) or not event["event"]:
@@ -208,7 +208,7 @@ def _our_ids(metadata: object, reference: str | None) -> tuple[str | None, str |
     """Our ids from `metadata` (which Paystack may send as "", 0, null or JSON text), else from the reference."""
     if isinstance(metadata, str) and metadata.startswith("{"):
         try:
-            metadata = json.loads(metadata)
+            metadata = jsonsafe.loads(metadata)
         except ValueError:
             metadata = None
     meta = _object(metadata)

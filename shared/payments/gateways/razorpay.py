@@ -7,10 +7,10 @@ order `receipt` and, with the customer id, in the order `notes`; `gateway_ref` i
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from payments import jsonsafe
 from payments.gateways.base import (
     CreateRequest,
     CreateResult,
@@ -210,7 +210,7 @@ def _required(value: str, variable: str) -> str:
 
 def _json_object(raw_body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw_body)
+        value = jsonsafe.loads(raw_body)
     except ValueError as exc:
         raise ValueError("razorpay webhook body is not JSON") from exc
     if not isinstance(value, dict):

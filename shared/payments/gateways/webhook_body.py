@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from payments import jsonsafe
 from payments.gateways.base import SignatureInvalid
 
 
@@ -43,7 +43,7 @@ SHA512 = hashlib.sha512
 
 def json_object(raw_body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw_body)
+        value = jsonsafe.loads(raw_body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError("webhook body is not JSON") from exc
     if not isinstance(value, dict):
