@@ -150,7 +150,8 @@ def restore_state(path: Path, mode: str) -> str:
     started = time.monotonic()
     try:
         saved = state.read(path)
-        state.restore(saved, boto3.client("dynamodb", region_name=LOCAL_REGION), boto3.client("s3"))
+        dynamodb, s3 = boto3.client("dynamodb", region_name=LOCAL_REGION), boto3.client("s3")
+        state.restore(saved, dynamodb, s3, boto3.client("secretsmanager", region_name=LOCAL_REGION))
     except state.UnusableState as exc:
         try:
             kept = f"file kept as {state.set_aside(path)}"
@@ -162,8 +163,8 @@ def restore_state(path: Path, mode: str) -> str:
     return f"local state        restored {saved.summary} from {path} ({millis:.0f} ms)"
 
 
-def save_state(path: Path, tables: list[str], buckets: list[str]) -> None:
-    """Write every item and object to `path`, while the embedded AWS still runs. Never raises."""
+def save_state(path: Path, tables: list[str], buckets: list[str], secrets: list[str]) -> None:
+    """Write every item, object and secret value to `path`, while the embedded AWS still runs. Never raises."""
     import boto3
 
     from local import state
@@ -171,7 +172,8 @@ def save_state(path: Path, tables: list[str], buckets: list[str]) -> None:
     started = time.monotonic()
     try:
         dynamodb, s3 = boto3.client("dynamodb", region_name=LOCAL_REGION), boto3.client("s3")
-        captured = state.capture(dynamodb, s3, tables, buckets)
+        secretsmanager = boto3.client("secretsmanager", region_name=LOCAL_REGION)
+        captured = state.capture(dynamodb, s3, tables, buckets, secretsmanager, secrets)
         size = state.write(captured, path)
     except KeyboardInterrupt:  # a second Ctrl-C: the previous file is still whole (written by rename)
         print(f"warning: the local state was not saved (interrupted); {path} is as before", file=sys.stderr)
@@ -366,7 +368,7 @@ def _run(
     ports: dict[str, int], sim_on: bool, state_settings: tuple[Path | None, str], stops: list[Callable[[], None]]
 ) -> int:
     from local.apigw import LocalApi, make_server
-    from local.resources import BUCKET, TABLE, create_resources
+    from local.resources import BUCKET, SECRET, TABLE, create_resources, physical_name
 
     aws_url = f"http://127.0.0.1:{ports['AWS_PORT']}"
     api_url = f"http://127.0.0.1:{ports['API_PORT']}"
@@ -380,9 +382,10 @@ def _run(
     if state_file is not None:
         tables = [created.refs[logical_id] for logical_id in resources_of_type(template, TABLE)]
         buckets = [created.refs[logical_id] for logical_id in resources_of_type(template, BUCKET)]
+        kept_secrets = [physical_name(logical_id, SECRET) for logical_id in resources_of_type(template, SECRET)]
         print(restore_state(state_file, state_mode))
         # Registered after moto.stop, so it runs before it: after the API and the simulator have stopped.
-        stops.append(lambda: save_state(state_file, tables, buckets))
+        stops.append(lambda: save_state(state_file, tables, buckets, kept_secrets))
     resolver = Resolver(template, created.refs, created.attributes, local_parameters(api_url), LOCAL_REGION)
     specs = functions(template)
     sim_url = f"http://127.0.0.1:{ports['GATEWAY_SIM_PORT']}" if sim_on else None

@@ -1,5 +1,6 @@
-"""The embedded AWS's state across restarts of `make dev`: the items of template.yaml's tables and the
-objects of its buckets. Secrets are not kept: every start creates them from template.yaml.
+"""The embedded AWS's state across restarts of `make dev`: the items of template.yaml's tables, the
+objects of its buckets, and the values of its secrets (a generated key signs cursors and keys request
+fingerprints: a new one on every start would make yesterday's cursors and Idempotency-Keys mean nothing).
 
 On stop (Ctrl-C, SIGTERM) the stack scans each table and reads each object through boto3, as any client
 would, and writes one JSON file, `<LOCAL_STATE_DIR>/aws-state.json`, to a temporary file first and then
@@ -25,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-FORMAT = "payments-local-state/1"  # change it when the layout below changes: older files are then refused
+FORMAT = "payments-local-state/2"  # change it when the layout below changes: older files are then refused
 FILE_NAME = "aws-state.json"
 UNUSABLE_SUFFIX = ".unusable"
 MODES = ("keep", "fresh", "off")  # LOCAL_STATE: restore and save, save only (start empty), neither
@@ -63,12 +64,13 @@ class StoredObject:
 class State:
     tables: dict[str, TableState] = field(default_factory=dict)  # by physical table name
     buckets: dict[str, list[StoredObject]] = field(default_factory=dict)  # by bucket name
+    secrets: dict[str, str] = field(default_factory=dict)  # SecretString by secret name
 
     @property
     def summary(self) -> str:
         items = sum(len(table.items) for table in self.tables.values())
         objects = sum(len(objects) for objects in self.buckets.values())
-        return f"{items} items, {objects} objects"
+        return f"{items} items, {objects} objects, {len(self.secrets)} secrets"
 
 
 # ---- reading the embedded AWS -------------------------------------------------------------------
@@ -80,9 +82,18 @@ def table_key(dynamodb: Any, table: str) -> list[list[str]]:
     return [[k["AttributeName"], k["KeyType"], types[k["AttributeName"]]] for k in described["KeySchema"]]
 
 
-def capture(dynamodb: Any, s3: Any, tables: Iterable[str], buckets: Iterable[str]) -> State:
-    """Every item of `tables` and every object of `buckets`."""
+def capture(
+    dynamodb: Any,
+    s3: Any,
+    tables: Iterable[str],
+    buckets: Iterable[str],
+    secretsmanager: Any = None,
+    secrets: Iterable[str] = (),
+) -> State:
+    """Every item of `tables`, every object of `buckets`, and the value of each of `secrets`."""
     state = State()
+    for name in secrets:
+        state.secrets[name] = secretsmanager.get_secret_value(SecretId=name)["SecretString"]
     for table in tables:
         items = [item for page in dynamodb.get_paginator("scan").paginate(TableName=table) for item in page["Items"]]
         state.tables[table] = TableState(table_key(dynamodb, table), items)
@@ -100,8 +111,9 @@ def capture(dynamodb: Any, s3: Any, tables: Iterable[str], buckets: Iterable[str
 # ---- writing it back ----------------------------------------------------------------------------
 
 
-def restore(state: State, dynamodb: Any, s3: Any) -> None:
-    """Put `state` into the (empty) tables and buckets; UnusableState leaves them empty again."""
+def restore(state: State, dynamodb: Any, s3: Any, secretsmanager: Any = None) -> None:
+    """Put `state` into the (empty) tables and buckets and set its secrets' values; UnusableState leaves the
+    tables and buckets empty again (and the secrets as template.yaml made them)."""
     for table, saved in state.tables.items():
         try:
             current = table_key(dynamodb, table)
@@ -123,6 +135,9 @@ def restore(state: State, dynamodb: Any, s3: Any) -> None:
         for bucket, objects in state.buckets.items():
             for stored in objects:
                 s3.put_object(Bucket=bucket, Key=stored.key, Body=stored.body, **stored.attributes)
+        if secretsmanager is not None:
+            for name, value in state.secrets.items():
+                secretsmanager.put_secret_value(SecretId=name, SecretString=value)
     except (ClientError, BotoCoreError) as exc:
         empty(dynamodb, s3, state.tables, state.buckets)
         raise UnusableState(f"the embedded AWS refused part of it ({one_line(exc)})") from exc
@@ -165,6 +180,7 @@ def write(state: State, path: Path) -> int:
             name: [{"key": o.key, "body": _b64(o.body), "attributes": o.attributes} for o in objects]
             for name, objects in state.buckets.items()
         },
+        "secrets": state.secrets,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -208,6 +224,7 @@ def read(path: Path) -> State:
                 ]
                 for name, objects in document["buckets"].items()
             },
+            secrets={str(name): str(value) for name, value in document["secrets"].items()},
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UnusableState(f"malformed ({type(exc).__name__}: {one_line(exc, 80)})") from exc

@@ -89,6 +89,21 @@ def test_items_and_objects_come_back_byte_for_byte_through_the_file(
     assert before[1]["exports/a.csv"] == (b"\xef\xbb\xbfid\r\n1\r\n", "text/csv", {})
 
 
+def test_secret_values_come_back_through_the_file(aws: dict[str, str], tmp_path: Path) -> None:
+    """A generated key signs cursors and keys the request fingerprints: after a restart it must be the same one,
+    or yesterday's Idempotency-Keys would look like other requests."""
+    secrets = boto3.client("secretsmanager", endpoint_url=aws["endpoint"], region_name="us-east-1")
+    name = f"state-test-{uuid.uuid4().hex[:10]}"
+    secrets.create_secret(Name=name, SecretString="the key of yesterday")
+    path = tmp_path / state.FILE_NAME
+    state.write(state.capture(None, None, [], [], secrets, [name]), path)
+    secrets.put_secret_value(SecretId=name, SecretString="a new random key")  # what a restart creates
+
+    state.restore(state.read(path), None, None, secrets)
+    assert secrets.get_secret_value(SecretId=name)["SecretString"] == "the key of yesterday"
+    assert state.read(path).summary == "0 items, 0 objects, 1 secrets"
+
+
 def test_an_interrupted_write_leaves_the_previous_file_whole_and_no_temporary_file(tmp_path: Path) -> None:
     path = tmp_path / state.FILE_NAME
     state.write(state.State(), path)
