@@ -6,6 +6,11 @@ requests two transactions can both pass a condition, and a rollback can erase an
 write. Real DynamoDB makes each request atomic and isolated, and this service's exactly-once design
 relies on that. So every DynamoDB backend call runs under one lock here: requests are serialised,
 exactly as the guarantees we depend on say they may be.
+
+moto also deep-copies every table a transaction names before applying it, so each TransactWriteItems costs
+time in proportion to the whole table: the local stack and the test session slowed down as data piled up
+(and a rolled-back transaction left stream records of its partial writes). `transact_write_items` below
+checks every condition first and writes only when all hold, backing up just the items it writes.
 """
 
 from __future__ import annotations
@@ -32,13 +37,112 @@ _OPERATIONS = (
 _patched = False
 
 
+def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    """DynamoDB's TransactWriteItems on moto's backend, in time proportional to the transaction, not the tables.
+
+    As moto: one cancellation reason per part (`ConditionalCheckFailed` with the item when asked for
+    `ALL_OLD`, else "None"), `MultipleTransactionsException` for two parts on one item, validation errors
+    raised as they are. Unlike moto: the conditions are all checked before anything is written, so a
+    cancelled transaction writes nothing at all; a part that fails while being applied (a bad update
+    expression) puts back the items written before it. Runs under the backend lock, like every call here.
+    """
+    import copy
+
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    parts: list[tuple[str, dict[str, Any], str, dict[str, Any], Any]] = []
+    targets: set[tuple[str, str]] = set()
+    reasons: list[tuple[Any, Any, Any]] = []
+    for part in transact_items:
+        if len(part) > 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(part.items()))
+        if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+            raise ValueError("Unsupported transaction operation")
+        table_name = op["TableName"]
+        if op_type == "Put":
+            table = self.get_table(table_name)
+            key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = op["Item"][table.range_key_attr]
+        else:
+            key = op["Key"]
+        target = (str(table_name), str(dict(sorted(key.items()))))
+        if target in targets:
+            raise MultipleTransactionsException()
+        targets.add(target)
+        current = self.get_item(table_name, key)
+        condition = op.get("ConditionExpression")
+        held = condition is None or get_filter_expression(
+            condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        ).expr(current)
+        if held:
+            reasons.append((None, None, None))
+        else:
+            old = (
+                current.to_json()["Attributes"]
+                if current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+                else None
+            )
+            reasons.append(("ConditionalCheckFailed", ConditionalCheckFailed().message, old))
+        parts.append((op_type, op, table_name, key, copy.deepcopy(current)))
+    if any(code is not None for code, _, _ in reasons):
+        raise TransactionCanceledException(reasons)
+    written: list[tuple[str, dict[str, Any], Any]] = []
+    try:
+        for op_type, op, table_name, key, before in parts:
+            if op_type == "ConditionCheck":
+                continue
+            written.append((table_name, key, before))
+            names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            if op_type == "Put":
+                self.put_item(
+                    table_name, op["Item"], expression_attribute_names=names, expression_attribute_values=values
+                )
+            elif op_type == "Delete":
+                self.delete_item(table_name, key, expression_attribute_names=names, expression_attribute_values=values)
+            else:
+                self.update_item(
+                    table_name,
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
+    except Exception as exc:
+        for table_name, key, before in reversed(written):  # what was written before the failing part
+            if before is None:
+                if self.get_item(table_name, key) is not None:
+                    self.delete_item(table_name, key)
+            else:
+                self.put_item(table_name, before.to_json()["Attributes"])
+        from moto.dynamodb.exceptions import MockValidationException
+
+        if isinstance(exc, MockValidationException):
+            raise
+        failed = len(written) - 1
+        raise TransactionCanceledException(
+            [(type(exc).__name__, str(exc), None) if i == failed else (None, None, None) for i in range(len(parts))]
+        ) from exc
+
+
 def isolate_dynamodb() -> None:
-    """Serialise moto's DynamoDB backend operations (idempotent)."""
+    """Serialise moto's DynamoDB backend operations (idempotent), with our `transact_write_items`."""
     global _patched
     if _patched:
         return
     from moto.dynamodb.models import DynamoDBBackend
 
+    DynamoDBBackend.transact_write_items = transact_write_items
     lock = threading.RLock()
     for name in _OPERATIONS:
         original = getattr(DynamoDBBackend, name)
