@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev dev-reset token test lint format typecheck cfn-lint unit bench fuzz lock currencies openapi clean
+.PHONY: help install dev dev-reset token unlock-vouchers test lint format typecheck cfn-lint unit bench fuzz lock currencies openapi clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ dev-reset: $(STAMP) ## make dev, starting empty: forgets the kept items and obje
 
 token: $(STAMP) ## Print a local token: make token CUSTOMER=acme GROUPS=finance
 	@$(PY) -m local.token --customer "$(or $(CUSTOMER),demo)" --groups "$(or $(GROUPS),finance)"
+
+unlock-vouchers: $(STAMP) ## Lift a voucher lockout on make dev: make unlock-vouchers CUSTOMER=demo
+	@$(PY) -m local.unlock --customer "$(or $(CUSTOMER),demo)"
 
 test: $(STAMP) lint typecheck cfn-lint ## Everything CI runs: lint, types, template, tests (coverage floor 90%)
 	$(PY) -m pytest --cov=shared/payments --cov=functions --cov-report=term:skip-covered --cov-fail-under=90

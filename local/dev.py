@@ -453,7 +453,8 @@ def _print_demo_token(api_url: str) -> None:
     print(f"\ntoken for customer {DEMO_CUSTOMER!r}, group finance (12 h; `make token` makes more):")
     print(f"  export TOKEN={token}")
     print(f'  curl -s -H "Authorization: Bearer $TOKEN" {api_url}/payments')
-    print(f'  curl -s -H "Authorization: Bearer $TOKEN" {api_url}/balance\n')
+    print(f'  curl -s -H "Authorization: Bearer $TOKEN" {api_url}/balance')
+    print("locked out of vouchers after 5 wrong codes? `make unlock-vouchers CUSTOMER=demo` lifts it at once\n")
 
 
 if __name__ == "__main__":

@@ -852,7 +852,7 @@ class GatewaySimulator:
         }
         self._store("stripe", "payment_intents", intent_id, intent, refunded=0, return_url=form.get("return_url"))
         if not confirm or payment_method is None:
-            return _Answer(200, copy.deepcopy(intent))
+            return _Answer(200, self._stripe_expanded(intent, form.get("expand")))
         behaviour = self._extra[("stripe", payment_method["id"])]["behaviour"]
         if behaviour == "succeed":
             intent.update(status="succeeded", amount_received=amount, latest_charge=f"ch_3{_token(23)}")
@@ -872,7 +872,18 @@ class GatewaySimulator:
             error = self._stripe_decline(intent, behaviour, payment_method)
             body = {"error": {**error, "payment_intent": copy.deepcopy(intent)}}
             return _Answer(402, body, {"Request-Id": f"req_{_token(14)}"})
-        return _Answer(200, copy.deepcopy(intent))
+        return _Answer(200, self._stripe_expanded(intent, form.get("expand")))
+
+    def _stripe_expanded(self, intent: dict[str, Any], expand: Any) -> dict[str, Any]:
+        """A copy of `intent` with `expand[]=payment_method` honoured: the PaymentMethod object in place of its id,
+        as Stripe answers (that is where a saved or tokenised card's brand and last 4 come from)."""
+        answer = copy.deepcopy(intent)
+        wanted = expand if isinstance(expand, list) else [expand] if isinstance(expand, str) else []
+        if "payment_method" in wanted and answer.get("payment_method"):
+            method = self._find("stripe", "payment_methods", answer["payment_method"])
+            if method is not None:
+                answer["payment_method"] = copy.deepcopy(method)
+        return answer
 
     def _stripe_decline(
         self, intent: dict[str, Any], decline_code: str, payment_method: dict[str, Any] | None
@@ -946,7 +957,8 @@ class GatewaySimulator:
         intent = self._find("stripe", "payment_intents", request.params["id"])
         if intent is None:
             raise self._stripe_missing("payment_intent", request.params["id"], "intent")
-        return _Answer(200, copy.deepcopy(intent))
+        expand = [value for name, value in request.query.items() if name.startswith("expand")]  # expand[0]=...
+        return _Answer(200, self._stripe_expanded(intent, expand))
 
     def _stripe_page(self, request: _Request) -> _Answer:
         intent = self._find("stripe", "payment_intents", request.params["id"])

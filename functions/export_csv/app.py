@@ -41,8 +41,8 @@ def start_export(request: Annotated[ExportRequest | None, Body()] = None) -> Res
     caller = api.caller(app)
     customer = caller.customer_for(PAYERS)
     wanted = request or ExportRequest()
-    query = listing.PageQuery.of(1, None, wanted.status, wanted.created_from, wanted.created_to)  # as GET /payments
-    filters = ExportFilters(query.status, query.created_from, query.created_to)
+    query = listing.PageQuery.of(1, None, wanted.status, wanted.created_from, wanted.created_to, wanted.q)  # as GET
+    filters = ExportFilters(query.status, query.created_from, query.created_to, query.search, wanted.bom)
     answer = exporter.start(customer, filters, requested_by=caller.actor)
     return Response(
         status_code=201 if answer.status is ExportStatus.DONE else 202,

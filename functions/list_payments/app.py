@@ -1,4 +1,4 @@
-"""Read routes: GET /payments, GET /payments/{id}, GET /balance, GET /openapi.json (API.md §4).
+"""Read routes: GET /payments, /payments/summary, /payments/{id}, /balance, /openapi.json (API.md §4).
 
 Read-only by design and by IAM: no gateway SDK is imported here, so cold starts stay near the floor.
 """
@@ -13,10 +13,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from payments import api, listing
 from payments.identity import READERS
-from payments.models import BalancesOut, PaymentOut, PaymentPage, PaymentStatus
+from payments.models import BalancesOut, PaymentOut, PaymentPage, PaymentsSummary, PaymentStatus
 from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("list_payments")
+SEARCH_HELP = "Text found in the id, description, reference, gateway reference or card's last 4 digits (any case)"
 store = PaymentStore()
 
 
@@ -33,10 +34,28 @@ def list_payments(
     status: Annotated[PaymentStatus | None, Query()] = None,
     created_from: Annotated[datetime | None, Query(alias="from", description="created_at >= (ISO 8601)")] = None,
     created_to: Annotated[datetime | None, Query(alias="to", description="created_at <= (ISO 8601)")] = None,
+    q: Annotated[str | None, Query(description=SEARCH_HELP)] = None,
 ) -> PaymentPage:
     customer = api.caller(app).customer_for(READERS)
-    query = listing.PageQuery.of(limit, cursor, status, created_from, created_to)
+    query = listing.PageQuery.of(limit, cursor, status, created_from, created_to, q)
     return listing.list_page(store, customer, query)
+
+
+@app.get(
+    "/payments/summary",
+    summary="How many payments match the filters, and their completed total per currency",
+    tags=["payments"],
+    responses=api.responses({200: ("The count and totals", PaymentsSummary)}, 401, 403),
+)
+def payments_summary(
+    status: Annotated[PaymentStatus | None, Query()] = None,
+    created_from: Annotated[datetime | None, Query(alias="from", description="created_at >= (ISO 8601)")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to", description="created_at <= (ISO 8601)")] = None,
+    q: Annotated[str | None, Query(description=SEARCH_HELP)] = None,
+) -> PaymentsSummary:
+    customer = api.caller(app).customer_for(READERS)
+    query = listing.PageQuery.of(1, None, status, created_from, created_to, q)
+    return listing.summary(store, customer, query)
 
 
 @app.get(

@@ -13,6 +13,7 @@ Powertools' idempotency utility wraps all of it: the same key and body replays t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -27,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from payments import cards
 from payments.config import gateway_settings, settings
 from payments.cursor import derived_key
+from payments.declines import payer_message
 from payments.errors import InvalidInput, PaymentRequired, RetryLater, UpstreamError
+from payments.gateways import PROVIDER_OF_METHOD
 from payments.gateways.base import (
     CardInput,
     CreateRequest,
@@ -118,6 +121,7 @@ class Command:
     payment_method: str | None
     voucher_code: str | None
     fingerprint: str
+    described: bool = True  # False: `description` is ours, to be made more telling once a reference is known
 
     def as_idempotency_data(self) -> dict[str, str]:
         # Only these reach the idempotency table: no card data, just a keyed digest of the whole request.
@@ -187,7 +191,8 @@ def validate(body: PaymentBody, caller: Caller, customer_id: str, key: str, *, t
         method=method,
         money=money,
         currency=currency,
-        description=(body.description or "").strip() or f"Payment by {METHOD_LABELS[method]}",
+        description=(body.description or "").strip() or f"{METHOD_LABELS[method]} payment",
+        described=bool((body.description or "").strip()),
         email=caller.email,
         actor=caller.actor,
         card=card,
@@ -247,7 +252,10 @@ class Checkout:
 
     def _bank_transfer(self, command: Command) -> Outcome:
         assert command.money is not None
-        payment, _ = self._record_pending(command, reference=bank_reference())
+        reference = bank_reference()
+        if not command.described:  # what the customer will see on their bank statement too
+            command = dataclasses.replace(command, description=f"Bank transfer {reference}")
+        payment, _ = self._record_pending(command, reference=reference)
         config = gateway_settings()
         next_action = {
             "type": "bank_transfer_instructions",
@@ -264,8 +272,6 @@ class Checkout:
     # -- gateways: one gateway object per payment, whatever retries happen --
 
     def _gateway_payment(self, command: Command) -> Outcome:
-        from payments.gateways import PROVIDER_OF_METHOD
-
         assert command.money is not None
         provider = PROVIDER_OF_METHOD[command.method]
         adapter = self.gateway_for(provider)
@@ -333,7 +339,8 @@ class Checkout:
             self.store.release_gateway_claim(payment, exc.message)
             raise _upstream(provider, exc, payment) from exc
         try:
-            recorded = self._record(payment, provider, result)
+            ours = None if command.described else described(command, result)
+            recorded = self._record(payment, provider, result, ours)
         except Exception:
             # Our write failed after the gateway answered: let the retry go ahead at once (it gets the same object
             # back) rather than wait for the claim to lapse. Best effort: the claim lapses by itself anyway.
@@ -422,9 +429,10 @@ class Checkout:
             return None
         return self.store.require(command.customer_id, item["payment_id"]["S"], consistent=True)
 
-    def _record(self, payment: Payment, provider: str, result: CreateResult) -> Payment | None:
-        """Store the gateway's answer, then what it means for the status. `payment` was just written under our
-        claim, so it is not read again. None if another attempt recorded its object first."""
+    def _record(self, payment: Payment, provider: str, result: CreateResult, description: str | None) -> Payment | None:
+        """Store the gateway's answer (and `description`, ours, now that the object is known), then what it means
+        for the status. `payment` was just written under our claim, so it is not read again. None if another
+        attempt recorded its object first."""
         if result.gateway_ref:  # a card refused before Stripe made a PaymentIntent has none
             recorded = self.store.record_gateway_object(
                 payment,
@@ -433,6 +441,7 @@ class Checkout:
                 next_action=result.next_action if result.storable_next_action else None,
                 card_brand=result.card_brand,
                 card_last4=result.card_last4,
+                description=description,
             )
             if recorded is None:
                 return None
@@ -472,10 +481,31 @@ class Checkout:
         if payment.status is PaymentStatus.CANCELLED:
             if payment.failure_field:  # the gateway refused a value the caller sent
                 raise InvalidInput(payment.failure_field, payment.failure_reason or "refused", payment_id=payment.id)
-            return Outcome(402, {"message": f"the payment was declined: {payment.failure_reason}", **body})
+            # The payer's sentence; the gateway's code stays in payment.failure_reason.
+            sentence = payer_message(payment.failure_reason) or "the payment was declined"
+            return Outcome(402, {"message": sentence, **body})
         if payment.status is PaymentStatus.PENDING:
             body["next_action"] = next_action
         return Outcome(201, body)
+
+
+# How our default description names each gateway's object, once the gateway made it.
+_OBJECT_NAMES = {
+    "paypal": "PayPal order {ref}",
+    "razorpay": "Razorpay order {ref}",
+    "paystack": "Paystack payment {ref}",
+    "nowpayments": "Crypto payment, NOWPayments invoice {ref}",
+}
+
+
+def described(command: Command, result: CreateResult) -> str:
+    """A description that says something: the method and the reference a payer or support can look up."""
+    if command.method == "credit_card":
+        if result.card_last4:
+            return f"{(result.card_brand or 'card').title()} card ending {result.card_last4}"
+        return command.description
+    template = _OBJECT_NAMES.get(PROVIDER_OF_METHOD.get(command.method, ""))
+    return template.format(ref=result.gateway_ref) if template and result.gateway_ref else command.description
 
 
 def _upstream(provider: str, exc: GatewayError, payment: Payment) -> UpstreamError:

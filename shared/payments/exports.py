@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -53,6 +53,8 @@ HEADER = (
     "Created At",
 )
 CONTENT_TYPE = "text/csv; charset=utf-8"
+# Excel reads a CSV as the system's code page unless the file starts with this byte order mark.
+BOM = "\ufeff"
 
 # First characters that make Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP's list,
 # plus LF and NUL from ASVS 1.2.10, plus the full-width forms some East Asian Excel builds also accept).
@@ -77,11 +79,20 @@ def total_cell(amount: str) -> str:
     return amount if _SIGNED_AMOUNT.fullmatch(amount) else neutralise(amount)
 
 
+def spreadsheet_time(moment: datetime | None) -> str:
+    """`2026-12-01 18:11:18` in UTC: what Excel, LibreOffice and Google Sheets read as a date and time (they
+    read the API's `2026-12-01T18:11:18.243Z` as text). Whole seconds; the API keeps the milliseconds."""
+    if moment is None:
+        return ""
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-{utc:%m-%d %H:%M:%S}"
+
+
 def csv_row(payment: Payment) -> tuple[str, ...]:
-    """One payment in HEADER's order, formatted exactly as the API formats it (API.md §5)."""
+    """One payment in HEADER's order: amounts exactly as the API formats them, times as spreadsheet times."""
     out = payment.to_api()
     return (
-        neutralise(out.completed_at or ""),
+        spreadsheet_time(payment.completed_at),
         total_cell(out.amount),
         neutralise(out.currency),
         neutralise(payment.status.label),
@@ -89,7 +100,7 @@ def csv_row(payment: Payment) -> tuple[str, ...]:
         neutralise(out.id),
         neutralise(out.method.value),
         neutralise(out.reference or ""),
-        neutralise(out.created_at),
+        spreadsheet_time(payment.created_at),
     )
 
 
@@ -108,9 +119,13 @@ class _Utf8Lines:
         return len(text)
 
 
-def write_csv(payments: Iterable[Payment], sink: ByteSink) -> int:
-    """The header and one RFC 4180 row per payment into `sink`, row by row. Returns the number of rows."""
-    writer = csv.writer(_Utf8Lines(sink), lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+def write_csv(payments: Iterable[Payment], sink: ByteSink, *, bom: bool = False) -> int:
+    """The header and one RFC 4180 row per payment into `sink`, row by row. Returns the number of rows.
+    `bom`: start with a UTF-8 byte order mark, so Excel reads non-ASCII text right."""
+    lines = _Utf8Lines(sink)
+    if bom:
+        lines.write(BOM)
+    writer = csv.writer(lines, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(HEADER)
     rows = 0
     for payment in payments:
@@ -240,6 +255,8 @@ class ExportRequest(BaseModel):
     created_from: datetime | None = Field(default=None, alias="from", description="created_at >= (ISO 8601)")
     created_to: datetime | None = Field(default=None, alias="to", description="created_at <= (ISO 8601)")
     status: PaymentStatus | None = None
+    q: str | None = Field(default=None, description="Only payments whose text holds this, as GET /payments?q=")
+    bom: bool = Field(default=False, description="Start the file with a UTF-8 byte order mark, for Excel")
 
 
 def _absent(value: object) -> bool:
@@ -271,6 +288,8 @@ class ExportFilters:
     status: PaymentStatus | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    search: str | None = None
+    bom: bool = False  # how the file is written, kept with the filters for the background half
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,8 +334,11 @@ def _record_item(record: ExportRecord, requested_by: str) -> dict[str, Any]:
         "filter_status": f.status.value if f.status else None,
         "filter_from": iso_z(f.created_from) if f.created_from else None,
         "filter_to": iso_z(f.created_to) if f.created_to else None,
+        "filter_q": f.search,
     }
     item.update({k: {"S": v} for k, v in filters.items() if v})
+    if f.bom:
+        item["bom"] = {"BOOL": True}
     return item
 
 
@@ -360,7 +382,13 @@ def _parse_record(item: dict[str, Any]) -> ExportRecord:
         export_id=item["export_id"]["S"],
         customer_id=item["customer_id"]["S"],
         status=ExportStatus(item["status"]["S"]),
-        filters=ExportFilters(PaymentStatus(status) if status else None, moment("filter_from"), moment("filter_to")),
+        filters=ExportFilters(
+            PaymentStatus(status) if status else None,
+            moment("filter_from"),
+            moment("filter_to"),
+            text("filter_q"),
+            bool(item.get("bom", {}).get("BOOL", False)),
+        ),
         s3_key=item["s3_key"]["S"],
         created_at=created_at,
         purge_at=int(item["expires_at"]["N"]),
@@ -442,11 +470,17 @@ def stream_export(
         status=filters.status,
         created_from=filters.created_from,
         created_to=filters.created_to,
+        search=filters.search,
     )
     disposition = f'attachment; filename="{filename}"'
     with S3ObjectWriter(s3, bucket, key, content_disposition=disposition, part_size=part_size) as out:
-        rows = write_csv(payments, out)
+        rows = write_csv(payments, out, bom=filters.bom)
     return WrittenExport(rows, out.bytes_written, out.parts)
+
+
+def filename_of(record: ExportRecord) -> str:
+    """`payments-2026-12-01-UTC.csv`: the day it was made, and the time zone of every time in it."""
+    return f"payments-{iso_z(record.created_at)[:10]}-UTC.csv"
 
 
 class Exporter:
@@ -569,7 +603,7 @@ class Exporter:
                 record.s3_key,
                 record.customer_id,
                 record.filters,
-                filename=f"payments-{iso_z(record.created_at)[:10]}.csv",
+                filename=filename_of(record),
                 part_size=self.part_size,
                 page_size=ExportSettings.from_env().page_size,
             )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from payments import cursor as cursors
 from payments.errors import BadRequest, InvalidInput
-from payments.models import BalanceOut, BalancesOut, PaymentPage, PaymentStatus, iso_z
+from payments.models import BalanceOut, BalancesOut, PaymentPage, PaymentsSummary, PaymentStatus, iso_z
 from payments.store import PaymentStore
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
@@ -28,6 +28,18 @@ def _utc(moment: datetime | None, name: str) -> datetime | None:
         raise InvalidInput(name, f"{name} is out of range: in UTC it must fall within the years 0001 to 9999") from exc
 
 
+SEARCH_MAX_LENGTH = 100
+
+
+def search_terms(text: str | None) -> str | None:
+    """`q` as the store searches for it: trimmed, lower case; None for nothing to search."""
+    if text is None or not text.strip():
+        return None
+    if len(text) > SEARCH_MAX_LENGTH:
+        raise InvalidInput("q", f"q must be at most {SEARCH_MAX_LENGTH} characters")
+    return " ".join(text.split()).lower()
+
+
 @dataclass(frozen=True, slots=True)
 class PageQuery:
     limit: int
@@ -35,6 +47,7 @@ class PageQuery:
     status: PaymentStatus | None
     created_from: datetime | None
     created_to: datetime | None
+    search: str | None = None
 
     @classmethod
     def of(
@@ -44,11 +57,12 @@ class PageQuery:
         status: PaymentStatus | None,
         created_from: datetime | None,
         created_to: datetime | None,
+        search: str | None = None,
     ) -> PageQuery:
         start, end = _utc(created_from, "from"), _utc(created_to, "to")
         if start and end and start > end:
             raise BadRequest("from must not be after to", field="from")
-        return cls(limit, cursor or None, status, start, end)
+        return cls(limit, cursor or None, status, start, end, search_terms(search))
 
     @property
     def filters(self) -> str:
@@ -58,6 +72,8 @@ class PageQuery:
             iso_z(self.created_from) if self.created_from else "",
             iso_z(self.created_to) if self.created_to else "",
         ]
+        if self.search:  # appended only when set, so cursors issued before search existed stay valid
+            parts.append(self.search)
         return "|".join(parts)
 
 
@@ -70,9 +86,26 @@ def list_page(store: PaymentStore, customer_id: str, query: PageQuery) -> Paymen
         status=query.status,
         created_from=query.created_from,
         created_to=query.created_to,
+        search=query.search,
     )
     next_cursor = cursors.encode(customer_id, last_id, query.filters) if last_id else None
     return PaymentPage(items=[p.to_api() for p in payments], next_cursor=next_cursor)
+
+
+def summary(store: PaymentStore, customer_id: str, query: PageQuery) -> PaymentsSummary:
+    """The count of what a listing with these filters holds, by status, and its completed total per currency."""
+    counts, totals = store.summary(
+        customer_id,
+        status=query.status,
+        created_from=query.created_from,
+        created_to=query.created_to,
+        search=query.search,
+    )
+    return PaymentsSummary(
+        count=sum(counts.values()),
+        statuses={status.value: number for status, number in counts.items()},
+        completed=[BalanceOut(currency=money.currency, amount=money.format()) for money in totals],
+    )
 
 
 def balances(store: PaymentStore, customer_id: str) -> BalancesOut:

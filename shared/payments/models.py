@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from payments.declines import payer_message
 from payments.money import Money
 
 
@@ -93,6 +94,8 @@ class Payment(BaseModel):
     card_brand: str | None = None
     card_last4: str | None = None
     refund_of: str | None = None
+    refunded_minor: int = 0  # on a paid payment: the refunds counted against it
+    refund_ids: frozenset[str] = frozenset()  # on a paid payment: its refunds
     history: tuple[HistoryEntry, ...] = ()
 
     @property
@@ -108,10 +111,18 @@ class Payment(BaseModel):
         extra: dict[str, Any] = {}
         if self.failure_reason:
             extra["failure_reason"] = self.failure_reason
+            if self.status is PaymentStatus.CANCELLED:
+                extra["failure_message"] = payer_message(self.failure_reason)
         if self.card_last4:
             extra["card"] = CardSummary(brand=self.card_brand or "unknown", last4=self.card_last4)
         if self.refund_of:
-            extra["refund_of"] = self.refund_of
+            extra["refund_of"] = extra["original_payment_id"] = self.refund_of
+        if self.gateway_ref:
+            extra["gateway_reference"] = self.gateway_ref
+        if self.refunded_minor:
+            extra["refunded_amount"] = Money(self.refunded_minor, self.currency).format()
+        if self.refund_ids:
+            extra["refunds"] = sorted(self.refund_ids, reverse=True)  # ids sort by time: newest first
         if with_history:
             extra["history"] = [HistoryOut(at=iso_z(h.at), status=h.status, by=h.by, note=h.note) for h in self.history]
         return PaymentOut(
@@ -163,9 +174,27 @@ class PaymentOut(BaseModel):
     description: str
     reference: str | None
     # Optional extras: present only when they have a value.
-    failure_reason: str | None = Field(default=None, exclude_if=_absent, description="Why it was cancelled")
+    failure_reason: str | None = Field(
+        default=None, exclude_if=_absent, description="Why it failed, as the gateway or operator said it (a code)"
+    )
+    failure_message: str | None = Field(
+        default=None, exclude_if=_absent, description="Cancelled payments: what the failure means, for the payer"
+    )
     card: CardSummary | None = Field(default=None, exclude_if=_absent, description="Card payments only")
-    refund_of: str | None = Field(default=None, exclude_if=_absent, description="Refunds: the original payment")
+    gateway_reference: str | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="The gateway's id of the object we created for it: PaymentIntent, PayPal order, Razorpay "
+        "order, Paystack reference, NOWPayments invoice (for a refund: the refunded one's)",
+    )
+    original_payment_id: str | None = Field(
+        default=None, exclude_if=_absent, description="Refunds: the payment it takes money from"
+    )
+    refund_of: str | None = Field(default=None, exclude_if=_absent, description="The same as original_payment_id")
+    refunded_amount: str | None = Field(
+        default=None, exclude_if=_absent, description="Paid payments: the sum of their refunds (positive)"
+    )
+    refunds: list[str] | None = Field(default=None, exclude_if=_absent, description="Paid payments: refund ids")
     history: list[HistoryOut] | None = Field(default=None, exclude_if=_absent, description="GET /payments/{id} only")
 
 
@@ -177,6 +206,14 @@ class PaymentPage(BaseModel):
 class BalanceOut(BaseModel):
     currency: str
     amount: str
+
+
+class PaymentsSummary(BaseModel):
+    """What a listing with the same filters holds (GET /payments/summary)."""
+
+    count: int = Field(description="Payments that match, whatever their status")
+    statuses: dict[str, int] = Field(description="How many of them are pending, completed, cancelled")
+    completed: list[BalanceOut] = Field(description="The sum of the completed ones, per currency")
 
 
 class BalancesOut(BaseModel):

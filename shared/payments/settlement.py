@@ -196,7 +196,7 @@ def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Resu
         event.provider, "refund:" + hashlib.sha256((event.refund_id or event.event_id).encode()).hexdigest()[:40]
     )
     try:
-        if not store.add(refund, dedupe=key, extra=[store.refund_claim(original, money)]):
+        if not store.add(refund, dedupe=key, extra=[store.refund_claim(original, money, refund.id)]):
             return Result(Outcome.DUPLICATE, original.id)
     except store.client.exceptions.TransactionCanceledException:
         # The original is no longer completed (it cannot be, today), or its refunds would pass what it was for.

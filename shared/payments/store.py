@@ -40,6 +40,8 @@ EVENT_TTL_SECONDS = 90 * 24 * 3600  # longer than any gateway retries (PayPal: 3
 _MAX_TRANSITION_ATTEMPTS = 4
 _MAX_CONFLICT_RETRIES = 4  # TransactionConflict: another transaction held an item; back off and send again
 _CONFLICT_BACKOFF_SECONDS = 0.05
+SEARCH_QUERIES = 10  # a searched page reads at most this many Query pages before it answers short, with a cursor
+SEARCH_PAGE = 200  # items read per Query of a searched page
 BUSY_MESSAGE = "the service is busy; retry in a moment, with the same Idempotency-Key if any"
 
 
@@ -127,7 +129,14 @@ def to_item(payment: Payment) -> Item:
         item["gw_attempts"] = _n(payment.gateway_attempts)
     if payment.gateway_claim_until is not None:
         item["gw_claim_until"] = _n(payment.gateway_claim_until)
+    item["search_text"] = _s(search_text(payment))
     return item
+
+
+def search_text(payment: Payment) -> str:
+    """What GET /payments?q= looks in, lower case: the id, description, references and card's last 4 digits."""
+    parts = (payment.id, payment.description, payment.reference, payment.gateway_ref, payment.card_last4)
+    return " ".join(part for part in parts if part).lower()
 
 
 def _action_text(action: Mapping[str, Any] | None) -> str | None:
@@ -171,6 +180,8 @@ def from_item(item: Item) -> Payment:
         failure_field=_str(item, "failure_field"),
         gateway_attempts=int(item["gw_attempts"]["N"]) if "gw_attempts" in item else 0,
         gateway_claim_until=int(item["gw_claim_until"]["N"]) if "gw_claim_until" in item else None,
+        refunded_minor=int(item["refunded_minor"]["N"]) if "refunded_minor" in item else 0,
+        refund_ids=frozenset(item.get("refund_ids", {}).get("SS", ())),
         history=history,
     )
 
@@ -285,21 +296,74 @@ class PaymentStore:
         status: PaymentStatus | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        search: str | None = None,
     ) -> tuple[list[Payment], str | None]:
-        """One Query, newest first. Returns the payments and the last id if more may follow."""
+        """Newest first: the payments and the id to go on after, if more may follow.
+
+        One Query. With `search` (lower-case text found in the id, description, reference, gateway reference or
+        card's last 4 digits), a filter: a page may take several Queries to fill, at most SEARCH_QUERIES, and
+        may come back short with a cursor when the matches are rare.
+        """
         request = self._listing_query(customer_id, status, created_from, created_to)
-        request["Limit"] = limit + 1  # one extra item tells whether another page exists
-        if after is not None:
-            start = {"PK": _s(customer_pk(customer_id)), "SK": _s(payment_sk(after))}
-            if status is not None:
-                start |= {"GSI1PK": _s(_status_pk(customer_id, status)), "GSI1SK": _s(payment_sk(after))}
-            request["ExclusiveStartKey"] = start
-        answer = self.client.query(**request)
-        items = answer.get("Items", [])
+        if search:
+            request["FilterExpression"] = "contains(search_text, :q)"
+            request["ExpressionAttributeValues"][":q"] = _s(search)
+        items: list[Item] = []
+        last_evaluated: str | None = after
+        for _ in range(SEARCH_QUERIES if search else 1):
+            # One extra item tells whether another page exists; a filtered Query reads a fuller page.
+            request["Limit"] = max(limit + 1 - len(items), SEARCH_PAGE) if search else limit + 1
+            if last_evaluated is not None:
+                request["ExclusiveStartKey"] = self._start_key(customer_id, status, last_evaluated)
+            answer = self.client.query(**request)
+            items += answer.get("Items", [])
+            stopped_at = answer.get("LastEvaluatedKey")
+            last_evaluated = stopped_at["SK"]["S"].removeprefix("PAY#") if stopped_at else None
+            if len(items) > limit or last_evaluated is None:
+                break
         payments = [from_item(i) for i in items[:limit]]
-        # More follows if the extra item came back, or if DynamoDB stopped early at its 1 MB page cap.
-        more = len(items) > limit or "LastEvaluatedKey" in answer
-        return payments, (payments[-1].id if more and payments else None)
+        if len(items) > limit:
+            return payments, payments[-1].id
+        # DynamoDB stopped early (its 1 MB page cap, or the search's Query budget): go on after where it stopped.
+        return payments, last_evaluated
+
+    def _start_key(self, customer_id: str, status: PaymentStatus | None, after: str) -> Item:
+        start = {"PK": _s(customer_pk(customer_id)), "SK": _s(payment_sk(after))}
+        if status is not None:
+            start |= {"GSI1PK": _s(_status_pk(customer_id, status)), "GSI1SK": _s(payment_sk(after))}
+        return start
+
+    def summary(
+        self,
+        customer_id: str,
+        *,
+        status: PaymentStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        search: str | None = None,
+    ) -> tuple[dict[PaymentStatus, int], list[Money]]:
+        """How many payments a listing holds per status, and the sum of its completed ones per currency: one
+        Query per 1 MB of matching payments, reading only the status, amount and currency."""
+        request = self._listing_query(customer_id, status, created_from, created_to)
+        request["ProjectionExpression"] = "#status, amount_minor, currency"
+        request["ExpressionAttributeNames"]["#status"] = "status"
+        if search:
+            request["FilterExpression"] = "contains(search_text, :q)"
+            request["ExpressionAttributeValues"][":q"] = _s(search)
+        counts = dict.fromkeys(PaymentStatus, 0)
+        totals: dict[str, int] = {}
+        while True:
+            answer = self.client.query(**request)
+            for item in answer.get("Items", []):
+                current = PaymentStatus(item["status"]["S"])
+                counts[current] += 1
+                if counts_in_balance(current):
+                    currency = item["currency"]["S"]
+                    totals[currency] = totals.get(currency, 0) + int(item["amount_minor"]["N"])
+            if "LastEvaluatedKey" not in answer:
+                break
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return counts, [Money(minor, currency) for currency, minor in sorted(totals.items())]
 
     def count(
         self,
@@ -330,6 +394,7 @@ class PaymentStore:
         status: PaymentStatus | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        search: str | None = None,
     ) -> Iterator[Payment]:
         """Every matching payment, newest first, one Query page at a time (constant memory)."""
         after: str | None = None
@@ -341,6 +406,7 @@ class PaymentStore:
                 status=status,
                 created_from=created_from,
                 created_to=created_to,
+                search=search,
             )
             yield from payments
             if after is None:
@@ -454,8 +520,10 @@ class PaymentStore:
         next_action: Mapping[str, Any] | None,
         card_brand: str | None,
         card_last4: str | None,
+        description: str | None = None,
     ) -> Payment | None:
-        """Store the gateway object `payment`'s claim created, and a pointer from it back to the payment.
+        """Store the gateway object `payment`'s claim created, and a pointer from it back to the payment
+        (and `description`, when ours can now name the object).
 
         Conditioned on the payment having no gateway object yet and on our claim (its attempt) still being the
         latest: a reference once written is never replaced, and a pointer never moves to another payment.
@@ -466,8 +534,18 @@ class PaymentStore:
             ":refs": {"SS": [gateway_ref]},
             ":attempt": _n(payment.gateway_attempts),
         }
-        sets = ["gateway_ref = :ref"]
-        known = {"card_brand": card_brand, "card_last4": card_last4, "next_action": _action_text(next_action)}
+        after = payment.model_copy(
+            update={"gateway_ref": gateway_ref, "card_last4": card_last4 or payment.card_last4}
+            | ({"description": description} if description else {})
+        )
+        sets = ["gateway_ref = :ref", "search_text = :search"]
+        values[":search"] = _s(search_text(after))
+        known = {
+            "card_brand": card_brand,
+            "card_last4": card_last4,
+            "next_action": _action_text(next_action),
+            "description": description,
+        }
         for name, value in known.items():
             if value:
                 sets.append(f"{name} = :{name}")
@@ -489,7 +567,11 @@ class PaymentStore:
             if "ConditionalCheckFailed" not in _cancellation_codes(exc.response):
                 raise
             return None
-        recorded = {k: v for k, v in {"card_brand": card_brand, "card_last4": card_last4}.items() if v}
+        recorded = {
+            k: v
+            for k, v in {"card_brand": card_brand, "card_last4": card_last4, "description": description}.items()
+            if v
+        }
         return payment.model_copy(
             update={
                 "gateway_ref": gateway_ref,
@@ -532,20 +614,21 @@ class PaymentStore:
     def _payment_key(self, payment: Payment) -> Item:
         return {"PK": _s(customer_pk(payment.customer_id)), "SK": _s(payment_sk(payment.id))}
 
-    def refund_claim(self, original: Payment, refund: Money) -> Item:
-        """A transaction part that counts `refund` against `original`: only a completed payment can be refunded,
-        and never by more than it was for."""
+    def refund_claim(self, original: Payment, refund: Money, refund_id: str) -> Item:
+        """A transaction part that counts refund `refund_id` of `refund` against `original`: only a completed payment
+        can be refunded, and never by more than it was for."""
         limit = abs(original.amount_minor) - refund.minor
         return {
             "Update": {
                 "TableName": self.table,
                 "Key": self._payment_key(original),
-                "UpdateExpression": "ADD refunded_minor :x",
+                "UpdateExpression": "ADD refunded_minor :x, refund_ids :id",
                 "ConditionExpression": "#status = :completed AND "
                 "(attribute_not_exists(refunded_minor) OR refunded_minor <= :limit)",
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": {
                     ":x": _n(refund.minor),
+                    ":id": {"SS": [refund_id]},
                     ":limit": _n(limit),
                     ":completed": _s(PaymentStatus.COMPLETED.value),
                 },

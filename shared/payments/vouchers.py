@@ -120,8 +120,7 @@ def _count_attempt(store: PaymentStore, customer_id: str, now: int) -> None:
             continue  # the counter expired (TTL) meanwhile: open a window
         if int(item["window_end"]["N"]) > now:
             if int(item["count"]["N"]) >= MAX_FAILURES:
-                wait = int(item["window_end"]["N"]) - now
-                raise TooManyRequests(f"too many invalid voucher codes; try again in {wait // 60 + 1} minutes")
+                raise _locked_out(int(item["window_end"]["N"]), now)
             continue  # an attempt was given back meanwhile: count again
         try:  # the window is over: replace exactly that one with a new window holding this attempt
             store.client.put_item(
@@ -134,6 +133,17 @@ def _count_attempt(store: PaymentStore, customer_id: str, now: int) -> None:
         except store.client.exceptions.ConditionalCheckFailedException:
             continue  # another attempt opened the new window first: count in it
     raise RetryLater("too many voucher attempts at once; retry in a moment", http_status=503)
+
+
+def _locked_out(window_end: int, now: int) -> TooManyRequests:
+    """429 saying until when: `locked_until` (ISO 8601) and Retry-After, so a page can show the end."""
+    wait = max(window_end - now, 1)
+    until = iso_z(datetime.fromtimestamp(window_end, UTC))
+    refused = TooManyRequests(
+        f"too many invalid voucher codes; try again in {wait // 60 + 1} minutes (at {until})", locked_until=until
+    )
+    refused.headers = {"Retry-After": str(wait)}
+    return refused
 
 
 def _give_back_attempt(store: PaymentStore, customer_id: str) -> dict[str, Any]:
@@ -165,6 +175,7 @@ def redeem(store: PaymentStore, command: Command) -> Payment:
     if not usable or voucher is None:
         raise InvalidInput("voucher_code", INVALID_VOUCHER)
     moment = utcnow()
+    ending = normalise(command.voucher_code)[-4:]
     payment = Payment(
         id=new_payment_id(moment),
         customer_id=command.customer_id,
@@ -174,8 +185,8 @@ def redeem(store: PaymentStore, command: Command) -> Payment:
         currency=command.currency,
         status=PaymentStatus.COMPLETED,
         method=PaymentMethod.VOUCHER,
-        description=command.description,
-        reference=f"VOUCHER-{normalise(command.voucher_code)[-4:]}",
+        description=command.description if command.described else f"Voucher ending {ending}",
+        reference=f"VOUCHER-{ending}",
         history=(HistoryEntry(at=moment, status=PaymentStatus.COMPLETED, by=command.actor, note="voucher redeemed"),),
     )
     claim = {

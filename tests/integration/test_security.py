@@ -93,7 +93,7 @@ Request = dict[str, Any]  # method, path, route, body, headers, path_params, ok
 def request_for(route_key: str, customer: str) -> Request:
     """A request the right caller gets a 2xx for, on `customer`'s own data."""
     admin = f"/admin/customers/{customer}"
-    if route_key in ("GET /payments", "GET /balance", "GET /openapi.json"):
+    if route_key in ("GET /payments", "GET /payments/summary", "GET /balance", "GET /openapi.json"):
         return {"path": route_key.split()[1], "ok": 200}
     if route_key == "GET /payments/{id}":
         payment_id = bank_transfer(customer)["id"]
@@ -127,6 +127,7 @@ def request_for(route_key: str, customer: str) -> Request:
 EXPECTED = {
     "GET /payments": READERS,
     "GET /payments/{id}": READERS,
+    "GET /payments/summary": READERS,
     "GET /balance": READERS,
     "GET /openapi.json": ANYONE,
     "POST /payments": PAYERS,

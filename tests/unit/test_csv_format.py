@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from payments import exports
-from payments.exports import HEADER, S3ObjectWriter, csv_row, neutralise, write_csv
+from payments.exports import HEADER, S3ObjectWriter, csv_row, neutralise, spreadsheet_time, write_csv
 from payments.ids import new_payment_id
 from payments.models import Payment, PaymentMethod, PaymentStatus
 
@@ -87,7 +87,7 @@ def test_amounts_are_formatted_as_the_api_formats_them(minor, currency, method, 
 def test_a_completed_payment_row_in_column_order() -> None:
     p = payment(-300, "USD", method=PaymentMethod.PURCHASE, description="Plan upgrade", reference="INV-7")
     assert csv_row(p) == (
-        "2026-11-25T17:25:11.223Z",
+        "2026-11-25 17:25:11",  # Date/Time as spreadsheets read a date and time: UTC, whole seconds
         "-3.00",
         "USD",
         "Completed",
@@ -95,8 +95,25 @@ def test_a_completed_payment_row_in_column_order() -> None:
         p.id,
         "purchase",
         "INV-7",
-        "2026-11-25T17:25:08.223Z",
+        "2026-11-25 17:25:08",
     )
+
+
+def test_times_are_spreadsheet_times_in_utc_that_read_back_as_the_apis() -> None:
+    p = payment(1250, "EUR")
+    row = csv_row(p)
+    for cell, api_time in ((row[0], p.to_api().completed_at), (row[8], p.to_api().created_at)):
+        parsed = datetime.strptime(cell, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        assert api_time is not None and parsed == datetime.fromisoformat(api_time).replace(microsecond=0)
+    assert spreadsheet_time(datetime(99, 1, 2, 3, 4, 5, tzinfo=UTC)) == "0099-01-02 03:04:05"  # 4-digit years
+
+
+def test_a_byte_order_mark_is_written_first_only_when_asked() -> None:
+    plain, marked, one = io.BytesIO(), io.BytesIO(), payment(100, "EUR", description="Café")
+    write_csv([one], plain)
+    write_csv([one], marked, bom=True)
+    assert marked.getvalue() == b"\xef\xbb\xbf" + plain.getvalue()
+    assert plain.getvalue().startswith(b"Date/Time,")
 
 
 @pytest.mark.parametrize(
