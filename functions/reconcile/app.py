@@ -14,8 +14,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments import settlement
-from payments.gateways import ADAPTERS, gateway
+from payments.gateways import gateway
 from payments.models import utcnow
+from payments.registry import PROVIDERS
 from payments.store import PaymentStore
 
 logger = Logger()
@@ -28,7 +29,7 @@ GIVE_UP_AFTER = timedelta(hours=int(os.environ.get("RECONCILE_GIVE_UP_AFTER_HOUR
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    adapters = {provider: gateway(provider) for provider in ADAPTERS}
+    adapters = {provider: gateway(provider) for provider in PROVIDERS}
     report = settlement.reconcile(store, adapters, now=utcnow(), ask_after=ASK_AFTER, give_up_after=GIVE_UP_AFTER)
     for name, value in asdict(report).items():
         metrics.add_metric(name=f"Reconcile_{name}", unit="Count", value=value)

@@ -14,8 +14,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from payments import api, settlement
 from payments.errors import BadRequest, NotFound
-from payments.gateways import ADAPTERS, gateway
+from payments.gateways import gateway
 from payments.gateways.base import SignatureInvalid
+from payments.registry import PROVIDERS
 from payments.settlement import Outcome, WebhookOut
 from payments.store import PaymentStore
 
@@ -25,14 +26,14 @@ store = PaymentStore()
 
 @app.post(
     "/webhooks/<provider>",
-    summary="Gateway webhook (stripe, paypal, razorpay, paystack, nowpayments)",
+    summary=f"Gateway webhook ({', '.join(PROVIDERS)})",
     tags=["webhooks"],
     responses=api.responses(
         {200: ("Recorded, including duplicates and unknown payments", WebhookOut)}, 400, 401, 404, 409, 502, 503
     ),
 )
 def receive(provider: Annotated[str, Path(max_length=32)]) -> Response[Any]:
-    if provider not in ADAPTERS:
+    if provider not in PROVIDERS:
         raise NotFound(f"no webhook endpoint for provider {provider!r}")
     event = app.current_event
     # The raw bytes as the gateway signed them; `decoded_body` would fail (500) on a non-UTF-8 base64 body.

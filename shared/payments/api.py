@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
@@ -364,6 +365,9 @@ def caller(app: APIGatewayHttpResolver) -> Caller:
     return caller_from_event(app.current_event.raw_event)
 
 
+_FLUSHING = threading.Lock()
+
+
 def entrypoint(app: APIGatewayHttpResolver, logger: Logger, tracer: Tracer, metrics: Metrics) -> Handler:
     """The Lambda handler: correlation id from the API Gateway request id, tracing, metrics.
 
@@ -390,8 +394,9 @@ def entrypoint(app: APIGatewayHttpResolver, logger: Logger, tracer: Tracer, metr
                 metrics.provider.add_cold_start_metric(context)
                 cold_start.is_cold_start = False
         finally:
-            if metrics.metric_set:
-                metrics.flush_metrics()
+            with _FLUSHING:  # threads of the local stack share one Metrics: check and flush as one step
+                if metrics.metric_set:
+                    metrics.flush_metrics()
         return answer
 
     return cast(Handler, lambda_handler)

@@ -21,16 +21,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from payments import cards
-from payments.config import gateway_settings, settings
+from payments import cards, registry
+from payments.config import settings, site_settings
 from payments.cursor import derived_key
 from payments.declines import payer_message
-from payments.errors import InvalidInput, PaymentRequired, RetryLater, UpstreamError
-from payments.gateways import PROVIDER_OF_METHOD
+from payments.errors import InvalidInput, RetryLater, UpstreamError
 from payments.gateways.base import (
     CardInput,
     CreateRequest,
@@ -47,30 +46,10 @@ from payments.money import Money
 from payments.status import Cause
 from payments.store import PaymentStore, customer_pk
 
-PAYABLE_METHODS = (
-    "bank_transfer",
-    "paypal",
-    "credit_card",
-    "razorpay",
-    "paystack",
-    "nowpayments",
-    "voucher",
-)
-MethodName = Literal["bank_transfer", "paypal", "credit_card", "razorpay", "paystack", "nowpayments", "voucher"]
-
 logger = logging.getLogger(__name__)
 
 # Human-typable: no 0/O, no 1/I (API.md §4 bank transfer reference).
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-METHOD_LABELS = {
-    "bank_transfer": "Bank transfer",
-    "paypal": "PayPal",
-    "credit_card": "Card",
-    "razorpay": "Razorpay",
-    "paystack": "Paystack",
-    "nowpayments": "Crypto (NOWPayments)",
-    "voucher": "Voucher",
-}
 
 
 class CardFields(BaseModel):
@@ -92,7 +71,7 @@ class PaymentBody(BaseModel):
 
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    method: MethodName
+    method: registry.PayableMethod = Field(description="How to pay")
     amount: str | Decimal | None = Field(
         default=None, description='Major units as a string ("12.50") or JSON number; not for vouchers'
     )
@@ -191,7 +170,7 @@ def validate(body: PaymentBody, caller: Caller, customer_id: str, key: str, *, t
         method=method,
         money=money,
         currency=currency,
-        description=(body.description or "").strip() or f"{METHOD_LABELS[method]} payment",
+        description=(body.description or "").strip() or f"{registry.label(method)} payment",
         described=bool((body.description or "").strip()),
         email=caller.email,
         actor=caller.actor,
@@ -256,7 +235,7 @@ class Checkout:
         if not command.described:  # what the customer will see on their bank statement too
             command = dataclasses.replace(command, description=f"Bank transfer {reference}")
         payment, _ = self._record_pending(command, reference=reference)
-        config = gateway_settings()
+        config = site_settings()
         next_action = {
             "type": "bank_transfer_instructions",
             "reference": payment.reference,
@@ -273,7 +252,7 @@ class Checkout:
 
     def _gateway_payment(self, command: Command) -> Outcome:
         assert command.money is not None
-        provider = PROVIDER_OF_METHOD[command.method]
+        provider = registry.GATEWAY_BY_METHOD[PaymentMethod(command.method)].provider
         adapter = self.gateway_for(provider)
         try:
             adapter.check_currency(command.money)
@@ -314,8 +293,8 @@ class Checkout:
             description=command.description,
             idempotency_key=_gateway_key(command),
             email=command.email,
-            return_url=gateway_settings().portal_return_url,
-            cancel_url=gateway_settings().portal_return_url,
+            return_url=site_settings().portal_return_url,
+            cancel_url=site_settings().portal_return_url,
             card=command.card,
             payment_method=command.payment_method,
             attempt=payment.gateway_attempts,
@@ -339,7 +318,7 @@ class Checkout:
             self.store.release_gateway_claim(payment, exc.message)
             raise _upstream(provider, exc, payment) from exc
         try:
-            ours = None if command.described else described(command, result)
+            ours = None if command.described else described(command, result, adapter)
             recorded = self._record(payment, provider, result, ours)
         except Exception:
             # Our write failed after the gateway answered: let the retry go ahead at once (it gets the same object
@@ -489,23 +468,13 @@ class Checkout:
         return Outcome(201, body)
 
 
-# How our default description names each gateway's object, once the gateway made it.
-_OBJECT_NAMES = {
-    "paypal": "PayPal order {ref}",
-    "razorpay": "Razorpay order {ref}",
-    "paystack": "Paystack payment {ref}",
-    "nowpayments": "Crypto payment, NOWPayments invoice {ref}",
-}
-
-
-def described(command: Command, result: CreateResult) -> str:
+def described(command: Command, result: CreateResult, adapter: Gateway) -> str:
     """A description that says something: the method and the reference a payer or support can look up."""
-    if command.method == "credit_card":
-        if result.card_last4:
-            return f"{(result.card_brand or 'card').title()} card ending {result.card_last4}"
-        return command.description
-    template = _OBJECT_NAMES.get(PROVIDER_OF_METHOD.get(command.method, ""))
-    return template.format(ref=result.gateway_ref) if template and result.gateway_ref else command.description
+    if result.card_last4:
+        return f"{(result.card_brand or 'card').title()} card ending {result.card_last4}"
+    if adapter.object_name and result.gateway_ref:
+        return adapter.object_name.format(ref=result.gateway_ref)
+    return command.description
 
 
 def _upstream(provider: str, exc: GatewayError, payment: Payment) -> UpstreamError:
@@ -517,4 +486,4 @@ def _upstream(provider: str, exc: GatewayError, payment: Payment) -> UpstreamErr
     )
 
 
-__all__ = ["Checkout", "Command", "Outcome", "PaymentBody", "PaymentRequired", "validate", "validate_key"]
+__all__ = ["Checkout", "Command", "Outcome", "PaymentBody", "validate", "validate_key"]

@@ -1,9 +1,9 @@
-"""Configuration, parsed once: table and bucket names, limits, and gateway settings.
+"""Configuration, parsed once: table and bucket names, limits, the site, and each gateway's settings.
 
-Gateway credentials come from one Secrets Manager secret in AWS (`GATEWAY_SECRET_ARN`, a JSON object
-whose keys are the lower-case names of the variables below), read through Powertools parameters with
-caching; locally they come from the environment (API.md §1). Environment variables win over the
-secret so the local stack and tests can override single values.
+Gateway credentials come from one Secrets Manager secret in AWS (`GATEWAY_SECRET_ARN`, a JSON object whose keys
+the registry names: `stripe_secret_key`, ...), read through Powertools parameters with caching; locally they come
+from the environment (`STRIPE_SECRET_KEY`, ...). Environment variables win over the secret so the local stack and
+tests can override single values. Each gateway's settings class lives in its adapter module.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import os
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from payments.registry import GatewayEntry
 
 SECRET_CACHE_SECONDS = 300
 
@@ -41,39 +44,15 @@ def settings() -> Settings:
 
 
 @dataclass(frozen=True, slots=True)
-class GatewaySettings:
-    """API bases and credentials of every gateway. repr hides every credential."""
+class SiteSettings:
+    """Where payers come back to and IPNs go (the deployed API's URL), and the bank details of transfers."""
 
-    stripe_api_base: str = "https://api.stripe.com"
-    paypal_api_base: str = "https://api-m.paypal.com"
-    razorpay_api_base: str = "https://api.razorpay.com"
-    paystack_api_base: str = "https://api.paystack.co"
-    nowpayments_api_base: str = "https://api.nowpayments.io"
-    stripe_secret_key: str = ""
-    stripe_webhook_secret: str = ""
-    paypal_client_id: str = ""
-    paypal_client_secret: str = ""
-    paypal_webhook_id: str = ""
-    razorpay_key_id: str = ""
-    razorpay_key_secret: str = ""
-    razorpay_webhook_secret: str = ""
-    paystack_secret_key: str = ""
-    nowpayments_api_key: str = ""
-    nowpayments_ipn_secret: str = ""
-    # Where redirecting gateways send the payer back, and where IPNs go (the deployed API's URL).
     public_base_url: str = "http://127.0.0.1:3000"
     portal_return_url: str = "http://127.0.0.1:3000/"
-    # Bank transfer instructions shown to the customer.
     bank_account_name: str = "Telecom Payments Ltd"
     bank_iban: str = "GB33BUKB20201555555555"
     bank_bic: str = "BUKBGB22"
     bank_name: str = "Example Bank"
-
-    def __repr__(self) -> str:
-        return "GatewaySettings(<redacted>)"
-
-
-_FIELD_NAMES = [f.name for f in fields(GatewaySettings)]
 
 
 def _secret_values() -> dict[str, Any]:
@@ -87,11 +66,23 @@ def _secret_values() -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def gateway_settings() -> GatewaySettings:
-    """Current gateway settings: secret (cached by Powertools), then environment overrides."""
-    values: dict[str, Any] = {k: v for k, v in _secret_values().items() if k in _FIELD_NAMES and v}
-    for name in _FIELD_NAMES:
-        env_value = os.environ.get(name.upper())
-        if env_value:
-            values[name] = env_value
-    return GatewaySettings(**values)
+def site_settings() -> SiteSettings:
+    """The site's settings: the environment (one variable per field, upper case), else the defaults."""
+    values = {f.name: os.environ[f.name.upper()] for f in fields(SiteSettings) if os.environ.get(f.name.upper())}
+    return SiteSettings(**values)
+
+
+def gateway_values(entry: GatewayEntry) -> dict[str, str]:
+    """A gateway's settings as its adapter's settings class takes them: its API base and its credentials from
+    the secret (cached by Powertools), each overridden by its environment variable (STRIPE_SECRET_KEY, ...)."""
+    secret = _secret_values()
+    site = site_settings()
+    values = {
+        "api_base": os.environ.get(entry.api_base_variable) or entry.default_api_base,
+        "public_base_url": site.public_base_url,
+        "portal_return_url": site.portal_return_url,
+    }
+    for credential in entry.credentials:
+        stored = str(secret.get(entry.secret_key(credential)) or "")
+        values[credential] = os.environ.get(entry.variable(credential)) or stored
+    return values

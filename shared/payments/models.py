@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from payments.declines import payer_message
 from payments.money import Money
+from payments.registry import PaymentMethod as PaymentMethod
 
 
 class PaymentStatus(StrEnum):
@@ -21,18 +22,6 @@ class PaymentStatus(StrEnum):
     def label(self) -> str:
         """The word the portal and the CSV show: Pending, Completed, Cancelled."""
         return self.value.capitalize()
-
-
-class PaymentMethod(StrEnum):
-    BANK_TRANSFER = "bank_transfer"
-    PAYPAL = "paypal"
-    CREDIT_CARD = "credit_card"
-    RAZORPAY = "razorpay"
-    PAYSTACK = "paystack"
-    NOWPAYMENTS = "nowpayments"
-    VOUCHER = "voucher"
-    PURCHASE = "purchase"
-    REFUND = "refund"
 
 
 def utcnow() -> datetime:

@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from payments import registry
 from payments.errors import PaymentsError
-from payments.gateways import PROVIDER_OF_METHOD
-from payments.gateways.base import EventKind, Gateway, GatewayError, GatewayEvent, reading_answers
+from payments.gateways.base import Capability, EventKind, Gateway, GatewayError, GatewayEvent, reading_answers
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.status import Cause, TransitionRefused
@@ -84,7 +84,7 @@ def binds(payment: Payment, event: GatewayEvent) -> bool:
     gateway object we created for that payment and stored ourselves. Ids from metadata, notes or order ids
     only help find a payment; this is the proof."""
     return (
-        PROVIDER_OF_METHOD.get(payment.method.value) == event.provider
+        registry.provider_of(payment.method) == event.provider
         and event.gateway_ref is not None
         and event.gateway_ref in payment.known_gateway_refs
     )
@@ -223,13 +223,12 @@ def _refund_of_uncounted(store: PaymentStore, event: GatewayEvent, original: Pay
 
 def _capture(store: PaymentStore, adapter: Gateway, event: GatewayEvent, payment: Payment) -> Result:
     """PayPal: the buyer approved, so capture; the capture's answer settles the payment."""
-    capture = getattr(adapter, "capture", None)
-    if capture is None or not event.gateway_ref:
+    if Capability.CAPTURE not in adapter.capabilities or not event.gateway_ref:
         return _recorded(store, event, payment.id, Outcome.IGNORED)
     if payment.status is PaymentStatus.COMPLETED:
         return _recorded(store, event, payment.id, Outcome.UNCHANGED)
     with reading_answers(event.provider, "capture the payment"):
-        answer = capture(event.gateway_ref, f"capture-{payment.id}")  # idempotent at PayPal by request id
+        answer = adapter.capture(event.gateway_ref, f"capture-{payment.id}")  # idempotent at PayPal by request id
     settled = GatewayEvent(
         provider=event.provider,
         event_id=event.event_id,
@@ -278,9 +277,9 @@ def reconcile(
 ) -> ReconcileReport:
     """Ask each gateway about payments pending longer than `ask_after`; cancel those past `give_up_after`."""
     report = ReconcileReport()
-    methods = {provider: PaymentMethod(method) for method, provider in PROVIDER_OF_METHOD.items()}
     for provider, adapter in adapters.items():
-        for payment in store.pending_before(methods[provider], now - ask_after, limit=limit):
+        method = registry.GATEWAY_BY_PROVIDER[provider].method
+        for payment in store.pending_before(method, now - ask_after, limit=limit):
             try:
                 counted = _reconcile_one(store, provider, adapter, payment, now - give_up_after)
             except (GatewayError, PaymentsError) as exc:

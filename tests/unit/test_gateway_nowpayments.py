@@ -18,7 +18,6 @@ import pytest
 import requests
 import responses
 
-from payments.config import GatewaySettings
 from payments.gateways.base import (
     CreateRequest,
     CurrencyNotSupported,
@@ -31,6 +30,7 @@ from payments.gateways.base import (
 from payments.gateways.nowpayments import (
     JsonNumber,
     NowPaymentsGateway,
+    NowPaymentsSettings,
     dumps_canonical,
     ids_from_order_id,
     loads_exact,
@@ -43,10 +43,10 @@ BASE = "http://nowpayments.test"
 IPN_SECRET = "ipn-secret-test"
 PAYMENT_ID = new_payment_id(datetime(2026, 11, 25, 17, 25, tzinfo=UTC))
 ORDER_ID = f"acme:{PAYMENT_ID}"
-SETTINGS = GatewaySettings(
-    nowpayments_api_base=BASE,
-    nowpayments_api_key="np-api-key",
-    nowpayments_ipn_secret=IPN_SECRET,
+SETTINGS = NowPaymentsSettings(
+    api_base=BASE,
+    api_key="np-api-key",
+    ipn_secret=IPN_SECRET,
     public_base_url="https://api.example/",
     portal_return_url="https://portal.example/payments",
 )

@@ -16,7 +16,6 @@ import pytest
 import requests
 import responses
 
-from payments.config import GatewaySettings
 from payments.gateways.base import (
     CreateRequest,
     CurrencyNotSupported,
@@ -26,7 +25,7 @@ from payments.gateways.base import (
     SignatureInvalid,
 )
 from payments.gateways.http import HttpRejected, call_json, new_session
-from payments.gateways.paypal import PayPalGateway, custom_id_for, parse_custom_id
+from payments.gateways.paypal import PayPalGateway, PayPalSettings, custom_id_for, parse_custom_id
 from payments.models import PaymentStatus
 from payments.money import Money
 
@@ -39,18 +38,18 @@ APPROVE_URL = "https://www.sandbox.paypal.com/checkoutnow?token=5O190127TN364715
 
 
 @pytest.fixture
-def settings() -> GatewaySettings:
-    return GatewaySettings(
-        paypal_api_base=API,
-        paypal_client_id="client-id",
-        paypal_client_secret="client-secret",
-        paypal_webhook_id="WH-ID-123",
+def settings() -> PayPalSettings:
+    return PayPalSettings(
+        api_base=API,
+        client_id="client-id",
+        client_secret="client-secret",
+        webhook_id="WH-ID-123",
         portal_return_url="https://portal.example/return",
     )
 
 
 @pytest.fixture
-def gateway(settings: GatewaySettings) -> PayPalGateway:
+def gateway(settings: PayPalSettings) -> PayPalGateway:
     return PayPalGateway(settings)
 
 
@@ -178,7 +177,7 @@ def test_unsupported_currency_or_amount_refused_before_any_call(
     assert len(api.calls) == 0
 
 
-def test_token_is_cached_until_it_nears_expiry(settings: GatewaySettings, api: responses.RequestsMock) -> None:
+def test_token_is_cached_until_it_nears_expiry(settings: PayPalSettings, api: responses.RequestsMock) -> None:
     gateway = PayPalGateway(settings)
     token_endpoint(api)
     api.post(f"{API}/v2/checkout/orders", status=201, json=CREATED)
@@ -225,7 +224,7 @@ def test_custom_id_round_trip() -> None:
 
 
 def test_server_error_is_unavailable_and_client_error_rejected(
-    settings: GatewaySettings, api: responses.RequestsMock
+    settings: PayPalSettings, api: responses.RequestsMock
 ) -> None:
     gateway = PayPalGateway(settings, session=new_session(retries=0))  # `responses` honours the retry policy
     token_endpoint(api)
@@ -244,7 +243,7 @@ def test_server_error_is_unavailable_and_client_error_rejected(
 
 
 def test_missing_credentials_refused_without_a_call(api: responses.RequestsMock) -> None:
-    gateway = PayPalGateway(GatewaySettings(paypal_api_base=API))
+    gateway = PayPalGateway(PayPalSettings(api_base=API))
     with pytest.raises(GatewayRejected, match="credentials"):
         gateway.create(request_for(Money(1000, "USD")))
     assert len(api.calls) == 0
@@ -429,7 +428,7 @@ def test_webhook_body_not_an_object_is_refused_without_a_call(
 
 
 def test_webhook_without_configured_webhook_id_is_refused(api: responses.RequestsMock) -> None:
-    gateway = PayPalGateway(GatewaySettings(paypal_api_base=API, paypal_client_id="a", paypal_client_secret="b"))
+    gateway = PayPalGateway(PayPalSettings(api_base=API, client_id="a", client_secret="b"))
     with pytest.raises(SignatureInvalid):
         gateway.verify_webhook(SIGNATURE_HEADERS, CAPTURE_COMPLETED)
     assert len(api.calls) == 0

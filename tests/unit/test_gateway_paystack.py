@@ -15,7 +15,6 @@ import pytest
 import requests
 import responses
 
-from payments.config import GatewaySettings
 from payments.gateways.base import (
     CreateRequest,
     CurrencyNotSupported,
@@ -25,7 +24,7 @@ from payments.gateways.base import (
     GatewayUnavailable,
     SignatureInvalid,
 )
-from payments.gateways.paystack import PaystackGateway, payment_id_from_reference, reference_for
+from payments.gateways.paystack import PaystackGateway, PaystackSettings, payment_id_from_reference, reference_for
 from payments.ids import new_payment_id
 from payments.money import Money
 
@@ -33,9 +32,9 @@ BASE = "http://paystack.test"
 SECRET_KEY = "sk_test_paystack"
 PAYMENT_ID = new_payment_id(datetime(2026, 11, 25, 17, 25, tzinfo=UTC))
 REFERENCE = "pay-" + PAYMENT_ID.removeprefix("pay_")
-SETTINGS = GatewaySettings(
-    paystack_api_base=BASE,
-    paystack_secret_key=SECRET_KEY,
+SETTINGS = PaystackSettings(
+    api_base=BASE,
+    secret_key=SECRET_KEY,
     portal_return_url="https://portal.example/payments",
 )
 

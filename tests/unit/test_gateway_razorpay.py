@@ -16,7 +16,6 @@ import pytest
 import requests
 import responses
 
-from payments.config import GatewaySettings
 from payments.gateways.base import (
     CreateRequest,
     CurrencyNotSupported,
@@ -26,18 +25,18 @@ from payments.gateways.base import (
     GatewayUnavailable,
     SignatureInvalid,
 )
-from payments.gateways.razorpay import RazorpayGateway
+from payments.gateways.razorpay import RazorpayGateway, RazorpaySettings
 from payments.ids import new_payment_id
 from payments.money import Money
 
 BASE = "http://razorpay.test"
 WEBHOOK_SECRET = "whsec-razorpay-test"
 PAYMENT_ID = new_payment_id(datetime(2026, 11, 25, 17, 25, tzinfo=UTC))
-SETTINGS = GatewaySettings(
-    razorpay_api_base=BASE,
-    razorpay_key_id="rzp_test_key",
-    razorpay_key_secret="rzp_test_secret",
-    razorpay_webhook_secret=WEBHOOK_SECRET,
+SETTINGS = RazorpaySettings(
+    api_base=BASE,
+    key_id="rzp_test_key",
+    key_secret="rzp_test_secret",
+    webhook_secret=WEBHOOK_SECRET,
 )
 
 
@@ -158,7 +157,7 @@ def test_create_4xx_is_rejected_with_razorpays_description(gateway: RazorpayGate
 
 
 def test_create_without_credentials_is_rejected_before_any_call() -> None:
-    adapter = RazorpayGateway(GatewaySettings(razorpay_api_base=BASE), session=requests.Session())
+    adapter = RazorpayGateway(RazorpaySettings(api_base=BASE), session=requests.Session())
     with responses.RequestsMock() as mock, pytest.raises(GatewayRejected, match="RAZORPAY_KEY_ID"):
         adapter.create(create_request(Money(5000, "INR")))
     assert len(mock.calls) == 0
@@ -220,7 +219,7 @@ def test_verify_refuses(gateway: RazorpayGateway, headers_for: Any, status: int)
 
 
 def test_verify_refuses_everything_when_no_secret_is_configured() -> None:
-    adapter = RazorpayGateway(GatewaySettings())
+    adapter = RazorpayGateway(RazorpaySettings())
     body = b"{}"
     with pytest.raises(SignatureInvalid):
         adapter.verify_webhook({"x-razorpay-signature": hmac.new(b"", body, hashlib.sha256).hexdigest()}, body)

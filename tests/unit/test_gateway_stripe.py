@@ -14,7 +14,6 @@ import requests
 import responses
 import stripe
 
-from payments.config import GatewaySettings
 from payments.gateways.base import (
     CardInput,
     CreateRequest,
@@ -24,7 +23,7 @@ from payments.gateways.base import (
     GatewayUnavailable,
     SignatureInvalid,
 )
-from payments.gateways.stripe import StripeGateway
+from payments.gateways.stripe import StripeGateway, StripeSettings
 from payments.models import PaymentStatus
 from payments.money import Money
 
@@ -38,17 +37,17 @@ CUSTOMER_ID = "cust-42"
 
 
 @pytest.fixture
-def settings() -> GatewaySettings:
-    return GatewaySettings(
-        stripe_api_base=API,
-        stripe_secret_key=SECRET_KEY,
-        stripe_webhook_secret=WEBHOOK_SECRET,
+def settings() -> StripeSettings:
+    return StripeSettings(
+        api_base=API,
+        secret_key=SECRET_KEY,
+        webhook_secret=WEBHOOK_SECRET,
         portal_return_url="https://portal.example/return",
     )
 
 
 @pytest.fixture
-def gateway(settings: GatewaySettings) -> StripeGateway:
+def gateway(settings: StripeSettings) -> StripeGateway:
     return StripeGateway(settings)
 
 
@@ -262,7 +261,7 @@ def test_authentication_failure_is_gateway_rejected(gateway: StripeGateway, api:
 
 
 def test_server_error_and_connection_error_are_unavailable(
-    settings: GatewaySettings, api: responses.RequestsMock
+    settings: StripeSettings, api: responses.RequestsMock
 ) -> None:
     client = stripe.StripeClient(
         SECRET_KEY, base_addresses={"api": API}, http_client=stripe.RequestsClient(), max_network_retries=0
@@ -360,7 +359,7 @@ def test_bad_signatures_are_refused(gateway: StripeGateway, headers: dict[str, s
 
 
 def test_unconfigured_webhook_secret_refuses_everything() -> None:
-    gateway = StripeGateway(GatewaySettings(stripe_webhook_secret=""))
+    gateway = StripeGateway(StripeSettings(webhook_secret=""))
     with pytest.raises(SignatureInvalid):
         gateway.verify_webhook(signed(SUCCEEDED, secret=""), SUCCEEDED)
 

@@ -1,4 +1,4 @@
-"""Gateway adapters, one module each, imported only when a method needs one.
+"""Gateway adapters, one module each, imported only when a method needs one (the registry names them).
 
 The read paths (list, export) never import this package's adapters, so they never pay for the
 `stripe` or `requests` imports.
@@ -10,39 +10,23 @@ import importlib
 from functools import cache
 from typing import TYPE_CHECKING
 
-from payments.config import GatewaySettings, gateway_settings
+from payments.config import gateway_values
+from payments.registry import GATEWAY_BY_PROVIDER
 
 if TYPE_CHECKING:
     from payments.gateways.base import Gateway
 
-# provider name -> "module:Class". The provider name is also the webhook route's {provider}.
-ADAPTERS: dict[str, str] = {
-    "stripe": "payments.gateways.stripe:StripeGateway",
-    "paypal": "payments.gateways.paypal:PayPalGateway",
-    "razorpay": "payments.gateways.razorpay:RazorpayGateway",
-    "paystack": "payments.gateways.paystack:PaystackGateway",
-    "nowpayments": "payments.gateways.nowpayments:NowPaymentsGateway",
-}
-
-# payment method -> provider
-PROVIDER_OF_METHOD: dict[str, str] = {
-    "credit_card": "stripe",
-    "paypal": "paypal",
-    "razorpay": "razorpay",
-    "paystack": "paystack",
-    "nowpayments": "nowpayments",
-}
-
 
 @cache
-def _adapter(provider: str, settings: GatewaySettings) -> Gateway:
-    # One adapter per settings value: keeps its HTTP session (and PayPal's OAuth token) warm,
-    # and a rotated secret yields a new adapter.
-    module_name, _, class_name = ADAPTERS[provider].partition(":")
-    adapter: Gateway = getattr(importlib.import_module(module_name), class_name)(settings)
+def _adapter(provider: str, values: tuple[tuple[str, str], ...]) -> Gateway:
+    # One adapter per settings value: keeps its HTTP session (and PayPal's OAuth token) warm, and a rotated
+    # secret yields a new adapter.
+    module_name, _, class_name = GATEWAY_BY_PROVIDER[provider].adapter.partition(":")
+    adapter_class = getattr(importlib.import_module(module_name), class_name)
+    adapter: Gateway = adapter_class(adapter_class.settings_class(**dict(values)))
     return adapter
 
 
 def gateway(provider: str) -> Gateway:
     """A ready adapter for `provider` with current settings. KeyError if there is no such gateway."""
-    return _adapter(provider, gateway_settings())
+    return _adapter(provider, tuple(sorted(gateway_values(GATEWAY_BY_PROVIDER[provider]).items())))

@@ -83,6 +83,32 @@ class SignatureInvalid(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """What every adapter is configured with. Each adapter module subclasses it with its own credentials, named
+    as its registry entry's `credentials` (a test checks they agree). repr hides every value."""
+
+    api_base: str = ""  # the loader always sets it: the registry default or its variable
+    public_base_url: str = "http://127.0.0.1:3000"  # IPNs go back here (the deployed API's URL)
+    portal_return_url: str = "http://127.0.0.1:3000/"  # where a redirecting gateway sends the payer back
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<redacted>)"
+
+
+class Capability(StrEnum):
+    """What an adapter can do besides creating payments and reading webhooks; declared, never probed."""
+
+    CAPTURE = "capture"  # an approval event needs our capture call (PayPal)
+    RECONCILE = "reconcile"  # the gateway can be asked about a payment (fetch_status)
+
+
+class NotSupported(GatewayError):
+    """The gateway cannot do this (a capability it does not declare)."""
+
+    http_status = 409
+
+
+@dataclass(frozen=True, slots=True)
 class CardInput:
     """Raw card fields, already validated (Luhn, expiry, CVC). Never stored, logged or repr'd."""
 
@@ -171,6 +197,8 @@ class Gateway(Protocol):
     """
 
     name: str
+    capabilities: frozenset[Capability]
+    object_name: str  # how a payment's description names what create makes: "PayPal order {ref}" ("": nothing)
 
     def check_currency(self, money: Money) -> None:
         """Raise CurrencyNotSupported if this gateway cannot take `money` (no network)."""
@@ -196,3 +224,6 @@ class Gateway(Protocol):
 
     def fetch_status(self, gateway_ref: str, payment_id: str) -> StatusAnswer:
         """Ask the gateway about a payment (reconciliation). Raises GatewayUnavailable."""
+
+    def capture(self, gateway_ref: str, request_id: str) -> StatusAnswer:
+        """Capture an approved object (Capability.CAPTURE); idempotent by `request_id`. Else NotSupported."""

@@ -27,13 +27,16 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from payments.config import GatewaySettings, gateway_settings
 from payments.gateways.base import (
+    Capability,
     CreateRequest,
     CreateResult,
     CurrencyNotSupported,
     GatewayRejected,
+    GatewaySettings,
     GatewayUnavailable,
+    NotSupported,
+    StatusAnswer,
 )
 from payments.money import Money
 
@@ -181,27 +184,26 @@ def _json_object(response: requests.Response) -> dict[str, Any] | None:
 
 
 class HttpGateway:
-    """What the requests-based adapters share: settings and the HTTP session made on first use (or
-    injected by tests), and the check against the gateway's list of currencies."""
+    """What the requests-based adapters share: their settings, the HTTP session made on first use (or injected
+    by tests), and the check against the gateway's list of currencies."""
 
     name: ClassVar[str]
     currencies: ClassVar[frozenset[str]]
+    settings_class: ClassVar[type[GatewaySettings]]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.RECONCILE})
 
-    def __init__(self, settings: GatewaySettings | None = None, session: requests.Session | None = None) -> None:
-        self._given_settings = settings
+    def __init__(self, settings: GatewaySettings, session: requests.Session | None = None) -> None:
+        self._settings = settings
         self._session = session
-
-    @property
-    def _settings(self) -> GatewaySettings:
-        if self._given_settings is None:
-            self._given_settings = gateway_settings()
-        return self._given_settings
 
     @property
     def session(self) -> requests.Session:
         if self._session is None:
             self._session = new_session()
         return self._session
+
+    def capture(self, gateway_ref: str, request_id: str) -> StatusAnswer:
+        raise NotSupported(f"{self.name} has nothing to capture")
 
     # One gateway object per payment (gateways.base.Gateway): these gateways take no idempotency key, so by
     # default a later attempt opens a new object; an adapter overrides what its gateway does better.

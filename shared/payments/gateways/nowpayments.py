@@ -27,6 +27,7 @@ from payments.gateways.base import (
     EventKind,
     GatewayEvent,
     GatewayRejected,
+    GatewaySettings,
     SignatureInvalid,
     StatusAnswer,
 )
@@ -99,11 +100,22 @@ def ids_from_order_id(order_id: str) -> tuple[str | None, str | None]:
     return payment_id, customer_id
 
 
+@dataclass(frozen=True, slots=True)
+class NowPaymentsSettings(GatewaySettings):
+    """nowpayments's credentials (registry: api_key, ipn_secret), besides the API base every adapter has."""
+
+    api_key: str = ""
+    ipn_secret: str = ""
+
+
 class NowPaymentsGateway(HttpGateway):
     """`Gateway` for NOWPayments. Settings and the HTTP session are created on first use if not given."""
 
     name = "nowpayments"
+    object_name = "Crypto payment, NOWPayments invoice {ref}"
     currencies = SUPPORTED_CURRENCIES
+    settings_class = NowPaymentsSettings
+    _settings: NowPaymentsSettings
 
     # ---- creating a payment -------------------------------------------------------------------
 
@@ -134,7 +146,7 @@ class NowPaymentsGateway(HttpGateway):
     # ---- webhooks (IPN) -------------------------------------------------------------------------
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
-        if not headers.get("x-nowpayments-sig", "").strip() or not self._settings.nowpayments_ipn_secret:
+        if not headers.get("x-nowpayments-sig", "").strip() or not self._settings.ipn_secret:
             signed = b""  # nothing to check yet: check_hex_hmac names what is missing
         else:
             try:  # NOWPayments signs the key-sorted JSON, not the bytes it sent
@@ -145,7 +157,7 @@ class NowPaymentsGateway(HttpGateway):
             if not isinstance(body, dict):
                 raise SignatureInvalid("nowpayments IPN body is not a JSON object")
         check_hex_hmac(
-            secret=self._settings.nowpayments_ipn_secret,
+            secret=self._settings.ipn_secret,
             received=headers.get("x-nowpayments-sig", ""),
             message=signed,
             digest=SHA512,
@@ -216,10 +228,10 @@ class NowPaymentsGateway(HttpGateway):
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         settings = self._settings
-        if not settings.nowpayments_api_key:
+        if not settings.api_key:
             raise GatewayRejected("nowpayments is not configured (NOWPAYMENTS_API_KEY is empty)")
-        headers = {"x-api-key": settings.nowpayments_api_key, "Content-Type": "application/json"}
-        url = settings.nowpayments_api_base.rstrip("/") + path
+        headers = {"x-api-key": settings.api_key, "Content-Type": "application/json"}
+        url = settings.api_base.rstrip("/") + path
         return call_json(self.session, method, url, gateway=self.name, headers=headers, **kwargs)
 
     def _call_exact(self, path: str, **kwargs: Any) -> Any:

@@ -15,19 +15,21 @@ import json
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from payments import jsonsafe
-from payments.config import GatewaySettings
 from payments.gateways.base import (
+    Capability,
     CreateRequest,
     CreateResult,
     CurrencyNotSupported,
     EventKind,
     GatewayEvent,
     GatewayRejected,
+    GatewaySettings,
     SignatureInvalid,
     StatusAnswer,
 )
@@ -92,12 +94,24 @@ def _amount_value(money: Money) -> str:
     return money.format()
 
 
+@dataclass(frozen=True, slots=True)
+class PayPalSettings(GatewaySettings):
+    """paypal's credentials (registry: client_id, client_secret, webhook_id), besides the API base every adapter has."""
+
+    client_id: str = ""
+    client_secret: str = ""
+    webhook_id: str = ""
+
+
 class PayPalGateway:
     """PayPal Checkout (Orders v2). `session` is for tests; by default a retrying one is built lazily."""
 
     name = "paypal"
+    object_name = "PayPal order {ref}"
+    settings_class = PayPalSettings
+    capabilities = frozenset({Capability.CAPTURE, Capability.RECONCILE})
 
-    def __init__(self, settings: GatewaySettings, session: requests.Session | None = None) -> None:
+    def __init__(self, settings: PayPalSettings, session: requests.Session | None = None) -> None:
         self._settings = settings
         self._session = session
         self._token: str | None = None
@@ -182,7 +196,7 @@ class PayPalGateway:
         missing = [name for name in SIGNATURE_HEADERS if not headers.get(name)]
         if missing:
             raise SignatureInvalid(f"missing PayPal signature header(s): {', '.join(missing)}")
-        if not self._settings.paypal_webhook_id:
+        if not self._settings.webhook_id:
             raise SignatureInvalid("paypal webhooks are not configured")
         try:
             if not isinstance(jsonsafe.loads(raw_body), dict):
@@ -195,7 +209,7 @@ class PayPalGateway:
             "transmission_id": headers["paypal-transmission-id"],
             "transmission_sig": headers["paypal-transmission-sig"],
             "transmission_time": headers["paypal-transmission-time"],
-            "webhook_id": self._settings.paypal_webhook_id,
+            "webhook_id": self._settings.webhook_id,
         }
         # The event goes in byte for byte: PayPal checks a CRC of the body it sent, and a
         # re-serialised copy (key order, escapes, number forms) would not match.
@@ -340,7 +354,7 @@ class PayPalGateway:
         if request_id is not None:
             sent["PayPal-Request-Id"] = _request_id(request_id)
             sent["Prefer"] = "return=representation"
-        url = self._settings.paypal_api_base.rstrip("/") + path
+        url = self._settings.api_base.rstrip("/") + path
         for attempt in (1, 2):
             sent["Authorization"] = f"Bearer {self._access_token()}"
             try:
@@ -354,13 +368,13 @@ class PayPalGateway:
     def _access_token(self) -> str:
         if self._token is not None and time.monotonic() < self._token_expires_at:
             return self._token
-        client_id, secret = self._settings.paypal_client_id, self._settings.paypal_client_secret
+        client_id, secret = self._settings.client_id, self._settings.client_secret
         if not client_id or not secret:
             raise GatewayRejected("PayPal credentials are not configured")
         answer = call_json(
             self.session,
             "POST",
-            self._settings.paypal_api_base.rstrip("/") + "/v1/oauth2/token",
+            self._settings.api_base.rstrip("/") + "/v1/oauth2/token",
             gateway=self.name,
             auth=(client_id, secret),
             data={"grant_type": "client_credentials"},

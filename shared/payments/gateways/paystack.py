@@ -11,6 +11,7 @@ the reference.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from payments import jsonsafe
@@ -21,6 +22,7 @@ from payments.gateways.base import (
     EventKind,
     GatewayEvent,
     GatewayRejected,
+    GatewaySettings,
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
@@ -60,11 +62,21 @@ def payment_id_from_reference(reference: str) -> str | None:
 EVENT_KINDS = {"charge.success": EventKind.SUCCESS, "refund.processed": EventKind.REFUND}
 
 
+@dataclass(frozen=True, slots=True)
+class PaystackSettings(GatewaySettings):
+    """paystack's credentials (registry: secret_key), besides the API base every adapter has."""
+
+    secret_key: str = ""
+
+
 class PaystackGateway(HttpGateway):
     """`Gateway` for Paystack. Settings and the HTTP session are created on first use if not given."""
 
     name = "paystack"
+    object_name = "Paystack payment {ref}"
     currencies = SUPPORTED_CURRENCIES
+    settings_class = PaystackSettings
+    _settings: PaystackSettings
 
     # ---- creating a payment -------------------------------------------------------------------
 
@@ -102,7 +114,7 @@ class PaystackGateway(HttpGateway):
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         check_hex_hmac(
-            secret=self._settings.paystack_secret_key,
+            secret=self._settings.secret_key,
             received=headers.get("x-paystack-signature", ""),
             message=raw_body,
             digest=SHA512,
@@ -169,10 +181,10 @@ class PaystackGateway(HttpGateway):
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         settings = self._settings
-        if not settings.paystack_secret_key:
+        if not settings.secret_key:
             raise GatewayRejected("paystack is not configured (PAYSTACK_SECRET_KEY is empty)")
-        url = settings.paystack_api_base.rstrip("/") + path
-        headers = {"Authorization": f"Bearer {settings.paystack_secret_key}"}
+        url = settings.api_base.rstrip("/") + path
+        headers = {"Authorization": f"Bearer {settings.secret_key}"}
         try:
             return call_json(self.session, method, url, gateway=self.name, headers=headers, **kwargs)
         except HttpRejected as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from payments import jsonsafe
@@ -18,6 +19,7 @@ from payments.gateways.base import (
     EventKind,
     GatewayEvent,
     GatewayRejected,
+    GatewaySettings,
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
@@ -38,11 +40,23 @@ SUPPORTED_CURRENCIES = frozenset(
 _SUCCESS_EVENTS = frozenset({"payment.captured", "order.paid"})
 
 
+@dataclass(frozen=True, slots=True)
+class RazorpaySettings(GatewaySettings):
+    """razorpay's credentials (registry: key_id, key_secret, webhook_secret), besides the API base every adapter has."""
+
+    key_id: str = ""
+    key_secret: str = ""
+    webhook_secret: str = ""
+
+
 class RazorpayGateway(HttpGateway):
     """`Gateway` for Razorpay. Settings and the HTTP session are created on first use if not given."""
 
     name = "razorpay"
+    object_name = "Razorpay order {ref}"
     currencies = SUPPORTED_CURRENCIES
+    settings_class = RazorpaySettings
+    _settings: RazorpaySettings
 
     # ---- creating a payment -------------------------------------------------------------------
 
@@ -108,7 +122,7 @@ class RazorpayGateway(HttpGateway):
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         check_hex_hmac(
-            secret=self._settings.razorpay_webhook_secret,
+            secret=self._settings.webhook_secret,
             received=headers.get("x-razorpay-signature", ""),
             message=raw_body,
             digest=SHA256,
@@ -187,12 +201,12 @@ class RazorpayGateway(HttpGateway):
     def _auth(self) -> tuple[str, str]:
         settings = self._settings
         return (
-            _required(settings.razorpay_key_id, "RAZORPAY_KEY_ID"),
-            _required(settings.razorpay_key_secret, "RAZORPAY_KEY_SECRET"),
+            _required(settings.key_id, "RAZORPAY_KEY_ID"),
+            _required(settings.key_secret, "RAZORPAY_KEY_SECRET"),
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        url = self._settings.razorpay_api_base.rstrip("/") + path
+        url = self._settings.api_base.rstrip("/") + path
         try:
             return call_json(self.session, method, url, gateway=self.name, **kwargs)
         except HttpRejected as exc:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -21,8 +22,8 @@ import stripe
 from stripe.params import PaymentIntentCreateParams, PaymentMethodCreateParamsCard
 
 from payments._currencies import MINOR_DIGITS
-from payments.config import GatewaySettings
 from payments.gateways.base import (
+    Capability,
     CreateRequest,
     CreateResult,
     CurrencyNotSupported,
@@ -30,7 +31,9 @@ from payments.gateways.base import (
     GatewayEvent,
     GatewayInputRejected,
     GatewayRejected,
+    GatewaySettings,
     GatewayUnavailable,
+    NotSupported,
     SignatureInvalid,
     StatusAnswer,
 )
@@ -130,12 +133,23 @@ def _sdk_prints_bodies() -> bool:
     return "debug" in (str(stripe.log).lower(), os.environ.get("STRIPE_LOG", "").lower())
 
 
+@dataclass(frozen=True, slots=True)
+class StripeSettings(GatewaySettings):
+    """stripe's credentials (registry: secret_key, webhook_secret), besides the API base every adapter has."""
+
+    secret_key: str = ""
+    webhook_secret: str = ""
+
+
 class StripeGateway:
     """Cards through Stripe PaymentIntents. `client` is for tests; by default one is built lazily."""
 
     name = "stripe"
+    object_name = ""  # a card payment is described by its card
+    settings_class = StripeSettings
+    capabilities = frozenset({Capability.RECONCILE})
 
-    def __init__(self, settings: GatewaySettings, client: stripe.StripeClient | None = None) -> None:
+    def __init__(self, settings: StripeSettings, client: stripe.StripeClient | None = None) -> None:
         self._settings = settings
         self._client = client
 
@@ -143,8 +157,8 @@ class StripeGateway:
     def client(self) -> stripe.StripeClient:
         if self._client is None:
             self._client = stripe.StripeClient(
-                self._settings.stripe_secret_key,
-                base_addresses={"api": self._settings.stripe_api_base},
+                self._settings.secret_key,
+                base_addresses={"api": self._settings.api_base},
                 http_client=stripe.RequestsClient(timeout=TIMEOUT),
                 max_network_retries=NETWORK_RETRIES,
             )
@@ -191,6 +205,9 @@ class StripeGateway:
 
     def recover(self, request: CreateRequest) -> CreateResult | None:
         return None
+
+    def capture(self, gateway_ref: str, request_id: str) -> StatusAnswer:
+        raise NotSupported("a card payment is captured when it is confirmed")
 
     def resume(self, gateway_ref: str, stored_next_action: dict[str, Any] | None) -> CreateResult:
         """The PaymentIntent as Stripe has it now (a retry of a payment still pending here): it may have
@@ -244,7 +261,7 @@ class StripeGateway:
         header = headers.get("stripe-signature")
         if not header:
             raise SignatureInvalid("missing Stripe-Signature header")
-        secret = self._settings.stripe_webhook_secret
+        secret = self._settings.webhook_secret
         if not secret:
             logger.error("stripe webhook secret is not configured; refusing every stripe webhook")
             raise SignatureInvalid("stripe webhooks are not configured")
