@@ -63,6 +63,7 @@ from schemathesis.specs.openapi.checks import (
 
 from local.ports import free_ports
 from local.token import make_token
+from payments import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS = [
@@ -73,7 +74,7 @@ CHECKS = [
     response_headers_conformance,
 ]
 PUBLIC_PATHS = ("/openapi.json", "/webhooks/{provider}")  # security: [] in the document
-PROVIDERS = ("stripe", "paypal", "razorpay", "paystack", "nowpayments")
+PROVIDERS = registry.PROVIDERS
 # Each gateway's signature header(s) (GATEWAYS.md): garbage in them must be refused like no header at all.
 SIGNATURE_HEADERS = (
     "stripe-signature",
@@ -89,17 +90,35 @@ SIGNATURE_HEADERS = (
 )
 # Stripe test cards (the simulator knows them): success, decline, 3-D Secure, and one failing the Luhn check.
 CARDS = ("4242424242424242", "4000000000000002", "4000002760003184", "4242424242424241")
-METHODS = ("bank_transfer", "paypal", "credit_card", "razorpay", "paystack", "nowpayments", "voucher")
+METHODS = tuple(method.value for method in registry.PAYABLE)
 CURRENCIES = ("USD", "EUR", "JPY", "KWD", "INR", "NGN", "GBP", "usd", "XXX", "ZZZ", "")
-GATEWAY_CURRENCIES = {
-    "bank_transfer": ("EUR", "USD", "JPY", "KWD"),
-    "paypal": ("USD", "EUR", "JPY"),
-    "credit_card": ("USD", "EUR", "JPY", "KWD"),
-    "razorpay": ("INR", "USD"),
-    "paystack": ("NGN", "USD"),
-    "nowpayments": ("USD", "EUR"),
-    "voucher": ("USD", "EUR"),
-}
+# Currencies tried with each method: those of CANDIDATE_CURRENCIES its gateway takes (its adapter says, with no call).
+CANDIDATE_CURRENCIES = ("USD", "EUR", "JPY", "KWD", "INR", "NGN")
+
+
+def _currencies_taken(method: str) -> tuple[str, ...]:
+    import importlib
+
+    from payments.gateways.base import GatewayInputRejected
+    from payments.money import Money, currency_digits
+
+    entry = registry.GATEWAY_BY_METHOD.get(registry.PaymentMethod(method))
+    if entry is None:  # a bank transfer or voucher takes any currency
+        return ("EUR", "USD", "JPY", "KWD")
+    module, _, name = entry.adapter.partition(":")
+    adapter_class = getattr(importlib.import_module(module), name)
+    adapter = adapter_class(adapter_class.settings_class())
+    taken = []
+    for code in CANDIDATE_CURRENCIES:
+        try:
+            adapter.check_currency(Money(100 * 10 ** currency_digits(code), code))
+        except GatewayInputRejected:
+            continue
+        taken.append(code)
+    return tuple(taken)
+
+
+GATEWAY_CURRENCIES = {method: _currencies_taken(method) for method in METHODS}
 REQUEST_TIMEOUT_SECONDS = 30
 
 

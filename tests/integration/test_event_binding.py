@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from payments import registry
 from payments.config import settings
 from payments.gateways.paystack import reference_for
 from payments.ids import new_payment_id
@@ -29,14 +30,8 @@ from tests.integration.helpers import balances, deliver, stored_items, with_gate
 
 pytestmark = pytest.mark.usefixtures("aws", "gateway_sim")
 
-PROVIDERS = ("stripe", "paypal", "razorpay", "paystack", "nowpayments")
-METHOD = {
-    "stripe": PaymentMethod.CREDIT_CARD,
-    "paypal": PaymentMethod.PAYPAL,
-    "razorpay": PaymentMethod.RAZORPAY,
-    "paystack": PaymentMethod.PAYSTACK,
-    "nowpayments": PaymentMethod.NOWPAYMENTS,
-}
+PROVIDERS = registry.PROVIDERS
+METHOD = {entry.provider: entry.method for entry in registry.GATEWAYS}
 CURRENCY = {"stripe": "EUR", "paypal": "USD", "razorpay": "INR", "paystack": "NGN", "nowpayments": "USD"}
 AMOUNT = 10000
 # What each gateway's events can report; Paystack sends no failure event.

@@ -13,19 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from local.defaults import gateway_credential
+from payments import registry
 from payments.ids import new_payment_id
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
+from payments.models import HistoryEntry, Payment, PaymentStatus, utcnow
 from payments.store import PaymentStore
 from tests.integration import webhook_events as events
 from tests.integration.helpers import balances, deliver, stored_payments, with_gateway_object
 
 pytestmark = pytest.mark.usefixtures("aws")
-METHODS = {
-    "stripe": PaymentMethod.CREDIT_CARD,
-    "razorpay": PaymentMethod.RAZORPAY,
-    "paystack": PaymentMethod.PAYSTACK,
-    "nowpayments": PaymentMethod.NOWPAYMENTS,
-}
+METHODS = {entry.provider: entry.method for entry in registry.GATEWAYS}
 CURRENCY = {"stripe": "EUR", "razorpay": "INR", "paystack": "NGN", "nowpayments": "USD"}
 PROVIDERS = sorted(events.SIGNERS)
 
