@@ -5,40 +5,21 @@ Only the `operator` group may call them; an operator may name any customer.
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
 
 from payments import api, operations, vouchers
 from payments.checkout import validate_key
+from payments.idempotency import PERSISTENCE_ERRORS, IdempotentRoute
 from payments.identity import OPERATORS
 from payments.models import PaymentOut, PaymentStatus, iso_z
 from payments.store import PaymentStore
 
-app, logger, tracer, metrics = api.build("admin", wrapped_aws_errors=(IdempotencyPersistenceLayerError,))
+app, logger, tracer, metrics = api.build("admin", wrapped_aws_errors=PERSISTENCE_ERRORS)
 store = PaymentStore()
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="[customer_id, key]",
-    payload_validation_jmespath="body",
-    raise_on_no_idempotency_key=True,
-    expires_after_seconds=24 * 3600,
-)
-# One DynamoDB client for both tables: Powertools would otherwise build a second session and client at start.
-persistence = DynamoDBPersistenceLayer(
-    table_name=os.environ.get("IDEMPOTENCY_TABLE_NAME", "payments-idempotency"), boto3_client=store.client
-)
+idempotency = IdempotentRoute("admin_charge", validate_on="body", client=store.client)
 CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
 PaymentId = Annotated[str, Path(max_length=64)]
 
@@ -84,12 +65,7 @@ def cancel(
     return _settle(customer_id, id, PaymentStatus.CANCELLED, body)
 
 
-@idempotent_function(
-    data_keyword_argument="request",
-    persistence_store=persistence,
-    config=idempotency_config,
-    key_prefix="admin_charge",  # the same record key in a deployment and in the local stack
-)
+@idempotency.wrap
 def _charge(request: dict[str, Any], body: operations.ChargeBody, actor: str) -> dict[str, Any]:
     payment = operations.charge(store, request["customer_id"], body, request["key"], actor)
     return payment.to_api().model_dump()
@@ -109,14 +85,8 @@ def record_charge(
     actor = _operator()
     key = validate_key(idempotency_key)
     operations.positive_money(body.amount, body.currency)  # 422 before anything is recorded
-    idempotency_config.register_lambda_context(app.lambda_context)
     request = {"customer_id": customer_id, "key": key, "body": body.model_dump_json()}
-    try:
-        payment = _charge(request=request, body=body, actor=actor)
-    except IdempotencyValidationError:
-        return api.error_response(422, "this Idempotency-Key was already used with a different request body")
-    except IdempotencyAlreadyInProgressError:
-        return api.error_response(409, "a request with this Idempotency-Key is still being processed; retry shortly")
+    payment = idempotency.call(app, _charge, request=request, body=body, actor=actor)
     return Response(201, content_types.APPLICATION_JSON, api.serialize(payment))
 
 

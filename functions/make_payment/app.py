@@ -7,51 +7,23 @@ the same key with another body is 422, a request still running is 409.
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
 
 from payments import api, checkout
+from payments.idempotency import PERSISTENCE_ERRORS, IdempotentRoute
 from payments.identity import PAYERS
 from payments.models import DeclinedOut, MakePaymentOut, utcnow
 from payments.store import PaymentStore
 
-app, logger, tracer, metrics = api.build(
-    "make_payment", wrapped_aws_errors=(IdempotencyPersistenceLayerError,), calls_gateways=True
-)
+app, logger, tracer, metrics = api.build("make_payment", wrapped_aws_errors=PERSISTENCE_ERRORS, calls_gateways=True)
 store = PaymentStore()
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="[customer_id, key]",
-    payload_validation_jmespath="fingerprint",
-    raise_on_no_idempotency_key=True,
-    expires_after_seconds=24 * 3600,
-)
-# One DynamoDB client for both tables: Powertools would otherwise build a second session and client at start.
-persistence = DynamoDBPersistenceLayer(
-    table_name=os.environ.get("IDEMPOTENCY_TABLE_NAME", "payments-idempotency"), boto3_client=store.client
-)
+idempotency = IdempotentRoute("make_payment", validate_on="fingerprint", client=store.client)
 
 
-@idempotent_function(
-    data_keyword_argument="request",
-    persistence_store=persistence,
-    config=idempotency_config,
-    # The record's key is "make_payment#<hash>" wherever the code runs: Powertools' default prefix names the
-    # Lambda function and the module, which differ between a deployment and the local stack.
-    key_prefix="make_payment",
-)
+@idempotency.wrap
 def _make_payment(request: dict[str, Any], command: checkout.Command) -> dict[str, Any]:
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000
     outcome = checkout.Checkout(store, remaining_seconds=remaining).run(command)
@@ -84,13 +56,7 @@ def make_payment(
     customer = caller.customer_for(PAYERS)
     key = checkout.validate_key(idempotency_key)
     command = checkout.validate(body, caller, customer, key, today=utcnow().date())
-    idempotency_config.register_lambda_context(app.lambda_context)
-    try:
-        result = _make_payment(request=command.as_idempotency_data(), command=command)
-    except IdempotencyValidationError:
-        return api.error_response(422, "this Idempotency-Key was already used with a different request body")
-    except IdempotencyAlreadyInProgressError:
-        return api.error_response(409, "a request with this Idempotency-Key is still being processed; retry shortly")
+    result = idempotency.call(app, _make_payment, request=command.as_idempotency_data(), command=command)
     answer = result["body"]
     if result["status"] >= 400:  # a decline (402): the error shape, with the cancelled payment
         extra = {k: v for k, v in answer.items() if k not in ("message", "errors", "field")}

@@ -106,8 +106,8 @@ def inject(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FaultyClient]:
             faulty = FaultyClient(module.store.client, faults)
             monkeypatch.setattr(module.store, "_client", faulty)
         else:
-            faulty = FaultyClient(module.persistence.client, faults)
-            monkeypatch.setattr(module.persistence, "client", faulty)
+            faulty = FaultyClient(module.idempotency.persistence.client, faults)
+            monkeypatch.setattr(module.idempotency.persistence, "client", faulty)
         return faulty
 
     return apply
@@ -218,7 +218,7 @@ def _expire_in_progress_record(customer: str, key: str) -> None:
                 UpdateExpression="SET gw_claim_until = :past",
                 ExpressionAttributeValues={":past": {"N": "1"}},
             )
-    persistence = load_function("make_payment").persistence
+    persistence = load_function("make_payment").idempotency.persistence
     record_id = persistence._get_hashed_idempotency_key({"customer_id": customer, "key": key})
     boto3.client("dynamodb").update_item(
         TableName=settings().idempotency_table,
