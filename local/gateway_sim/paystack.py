@@ -215,16 +215,19 @@ def transaction_event(
     `event_id` is the refund's id) or, for "dispute", a chargeback is opened on it (charge.dispute.create).
     Paystack sends no webhook for a failed charge. `reported_minor` defaults to the amount."""
     created = transaction(reference, amount_minor, currency, email=email, metadata=metadata)
-    if event_id is not None and kind == "success":
-        created["id"] = event_id
     reported = amount_minor if reported_minor is None else reported_minor
     if kind == "success":
+        if event_id is not None:
+            created["id"] = event_id
         charge(created, reported)
-        return signed(charge_success_event(created), secret=secret)
-    charge(created, amount_minor)
-    if kind == "dispute":
-        return signed(dispute_event(created, event_id), secret=secret)
-    return signed(refund_processed_event(created, reported, event_id), secret=secret)
+        paystack_event = charge_success_event(created)
+    elif kind == "dispute":
+        charge(created, amount_minor)
+        paystack_event = dispute_event(created, event_id)
+    else:
+        charge(created, amount_minor)
+        paystack_event = refund_processed_event(created, reported, event_id)
+    return signed(paystack_event, secret=secret)
 
 
 # ----------------------------------------------------------------------------------------------------------

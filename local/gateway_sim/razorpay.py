@@ -176,13 +176,13 @@ def order_event(
     reported = amount_minor if reported_minor is None else reported_minor
     if kind == "success":
         paid = capture(created, reported)
-        return signed(event("order.paid", payment=paid, order=created), secret=secret, event_id=event_id)
-    if kind == "failure":
-        failed = payment(created, reported, captured=False)
-        return signed(event("payment.failed", payment=failed), secret=secret, event_id=event_id)
-    paid = capture(created, amount_minor)
-    refunded = refund(paid, reported)
-    return signed(event("refund.processed", refund=refunded, payment=paid), secret=secret, event_id=event_id)
+        razorpay_event = event("order.paid", payment=paid, order=created)
+    elif kind == "failure":
+        razorpay_event = event("payment.failed", payment=payment(created, reported, captured=False))
+    else:
+        paid = capture(created, amount_minor)
+        razorpay_event = event("refund.processed", refund=refund(paid, reported), payment=paid)
+    return signed(razorpay_event, secret=secret, event_id=event_id)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -289,16 +289,15 @@ def payment_intent_event(
     reported = amount_minor if reported_minor is None else reported_minor
     if kind == "failure":
         decline(intent, "generic_decline", None)
-        return signed(
-            event("payment_intent.payment_failed", intent, event_id=event_id), secret=secret, timestamp=timestamp
-        )
-    if kind == "success":
+        stripe_event = event("payment_intent.payment_failed", intent, event_id=event_id)
+    elif kind == "success":
         succeed(intent, reported)
-        return signed(event("payment_intent.succeeded", intent, event_id=event_id), secret=secret, timestamp=timestamp)
-    succeed(intent, amount_minor)
-    charge = refunded_charge(intent, reported, reported)
-    refunded = event("charge.refunded", charge, event_id=event_id, previous_attributes={"amount_refunded": 0})
-    return signed(refunded, secret=secret, timestamp=timestamp)
+        stripe_event = event("payment_intent.succeeded", intent, event_id=event_id)
+    else:
+        succeed(intent, amount_minor)
+        charge = refunded_charge(intent, reported, reported)
+        stripe_event = event("charge.refunded", charge, event_id=event_id, previous_attributes={"amount_refunded": 0})
+    return signed(stripe_event, secret=secret, timestamp=timestamp)
 
 
 # ----------------------------------------------------------------------------------------------------------
