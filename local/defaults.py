@@ -1,33 +1,19 @@
 """Local-only defaults for `make dev` and the tests (API.md §1). Never used in AWS.
 
-These are fake credentials for the gateway simulator; environment variables of the same names win.
+The gateway credentials are the simulator's fake ones (local/gateway_sim/<gateway>.py declares them);
+environment variables of the same names win.
 """
 
 from __future__ import annotations
 
 import os
 
-LOCAL_GATEWAY_ENV: dict[str, str] = {
-    "STRIPE_SECRET_KEY": "sk_test_local",
-    "STRIPE_WEBHOOK_SECRET": "whsec_local",
-    "PAYPAL_CLIENT_ID": "paypal-local-client",
-    "PAYPAL_CLIENT_SECRET": "paypal-local-secret",
-    "PAYPAL_WEBHOOK_ID": "WH-LOCAL-WEBHOOK-ID",
-    "RAZORPAY_KEY_ID": "rzp_test_local",
-    "RAZORPAY_KEY_SECRET": "rzp-local-key-secret",
-    "RAZORPAY_WEBHOOK_SECRET": "rzp-local-webhook-secret",
-    "PAYSTACK_SECRET_KEY": "sk_test_paystack_local",
-    "NOWPAYMENTS_API_KEY": "nowpayments-local-key",
-    "NOWPAYMENTS_IPN_SECRET": "nowpayments-local-ipn-secret",
-}
+from local.gateway_sim import GATEWAYS
+from local.gateway_sim.common import credential
 
-API_BASE_VARS = {
-    "stripe": "STRIPE_API_BASE",
-    "paypal": "PAYPAL_API_BASE",
-    "razorpay": "RAZORPAY_API_BASE",
-    "paystack": "PAYSTACK_API_BASE",
-    "nowpayments": "NOWPAYMENTS_API_BASE",
-}
+# Each simulated gateway's module declares its adapter's local credentials and API base variable.
+LOCAL_GATEWAY_ENV: dict[str, str] = {name: value for gateway in GATEWAYS for name, value in gateway.credentials.items()}
+API_BASE_VARS = {gateway.name: gateway.api_base_var for gateway in GATEWAYS}
 
 DEFAULT_PORTS = {"AWS_PORT": 4566, "GATEWAY_SIM_PORT": 12111, "API_PORT": 3000}
 DEFAULT_JWT_SECRET = "local-dev-secret"  # noqa: S105 - a documented local-only default
@@ -36,7 +22,7 @@ LOCAL_REGION = "us-east-1"
 
 def gateway_credential(name: str) -> str:
     """A gateway credential as the local stack sees it: the environment, else the local default."""
-    return os.environ.get(name) or LOCAL_GATEWAY_ENV[name]
+    return credential(LOCAL_GATEWAY_ENV, name)
 
 
 def jwt_secret() -> str:

@@ -260,7 +260,7 @@ def apply_environment(template_env: dict[str, str], resource_refs: Iterable[str]
 
 
 def start_gateway_sim(port: int, api_url: str) -> Any | None:
-    """The simulator's server, or None if local/gateway_sim.py is not there."""
+    """The simulator's server, or None if the local/gateway_sim package is not there."""
     if importlib.util.find_spec("local.gateway_sim") is None:
         return None
     gateway_sim = importlib.import_module("local.gateway_sim")

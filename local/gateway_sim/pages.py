@@ -1,4 +1,4 @@
-"""HTML payer pages of the gateway simulator (local/gateway_sim.py).
+"""HTML payer pages of the gateway simulator (local/gateway_sim/).
 
 They stand in for PayPal's approve page, Paystack's checkout page, NOWPayments' invoice page and Stripe's
 3-D Secure challenge: the amount, a "Pay" and a "Cancel" button that POST to the simulator's `/_sim/pay`

@@ -1,0 +1,646 @@
+"""PayPal as the simulator acts it out: OAuth tokens, Orders v2 with `PayPal-Request-Id` replays, captures, the
+approval page, and webhooks that only its own verify-webhook-signature answers SUCCESS for (GATEWAYS.md §2).
+
+Endpoints below /paypal: POST /v1/oauth2/token, POST /v2/checkout/orders, GET /v2/checkout/orders/{id},
+POST /v2/checkout/orders/{id}/capture, GET /v2/payments/captures/{id},
+POST /v1/notifications/verify-webhook-signature; payer page GET /checkoutnow?token=.
+
+Settling success sends CHECKOUT.ORDER.APPROVED; when the API then captures, PAYMENT.CAPTURE.COMPLETED follows
+shortly after the capture answer, as with PayPal. Access tokens survive a reset, as adapters cache them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hashlib
+import hmac
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from local.gateway_sim import pages
+from local.gateway_sim.base import Answer, Host, Refusal, Request, Route, SettleError, SimGateway, Webhook, settle_minor
+from local.gateway_sim.common import (
+    ALNUM,
+    HEX,
+    UPPER_ALNUM,
+    basic_auth,
+    bearer,
+    iso_ms,
+    iso_seconds,
+    major,
+    same,
+    to_minor,
+    token,
+    with_query,
+)
+
+CREDENTIALS = {
+    "PAYPAL_CLIENT_ID": "paypal-local-client",
+    "PAYPAL_CLIENT_SECRET": "paypal-local-secret",
+    "PAYPAL_WEBHOOK_ID": "WH-LOCAL-WEBHOOK-ID",
+}
+API_BASE_VAR = "PAYPAL_API_BASE"
+# PayPal sends PAYMENT.CAPTURE.COMPLETED after answering the capture; a short pause keeps the common order
+# (capture answer first) without promising it, as PayPal does not either.
+CAPTURE_WEBHOOK_DELAY_SECONDS = 0.3
+
+_CURRENCY_DIGITS = {
+    **dict.fromkeys([
+        "AUD", "BRL", "CAD", "CNY", "CZK", "DKK", "EUR", "HKD", "ILS", "MYR", "MXN",
+        "NZD", "NOK", "PHP", "PLN", "GBP", "SGD", "SEK", "CHF", "THB", "USD",
+    ], 2),
+    **dict.fromkeys(["HUF", "JPY", "TWD"], 0),
+}  # fmt: skip
+_ERROR_MESSAGES = {
+    "INVALID_REQUEST": "Request is not well-formed, syntactically incorrect, or violates schema.",
+    "UNPROCESSABLE_ENTITY": (
+        "The requested action could not be performed, semantically incorrect, or failed business validation."
+    ),
+    "RESOURCE_NOT_FOUND": "The specified resource does not exist.",
+}
+_AMOUNT = re.compile(r"^\d{1,10}(\.\d+)?$")
+
+
+class PayPal(SimGateway):
+    name = "paypal"
+    label = "PayPal"
+    api_base_var = API_BASE_VAR
+    credentials = CREDENTIALS
+    event_type_field = "event_type"
+    kinds = ("orders",)
+
+    def __init__(self, host: Host) -> None:
+        self._tokens: set[str] = set()  # not forgotten by reset(): adapters cache their access token
+        super().__init__(host)
+
+    def reset(self) -> None:
+        super().reset()
+        self._requests: dict[tuple[str, str], Answer] = {}
+        self._transmissions: dict[str, dict[str, Any]] = {}
+
+    def routes(self) -> list[Route]:
+        return [
+            ("POST", "/v1/oauth2/token", self._issue_token),
+            ("POST", "/v2/checkout/orders", self._create_order),
+            ("GET", "/v2/checkout/orders/(?P<id>[^/]+)", self._get_order),
+            ("POST", "/v2/checkout/orders/(?P<id>[^/]+)/capture", self._capture),
+            ("GET", "/v2/payments/captures/(?P<id>[^/]+)", self._get_capture),
+            ("POST", "/v1/notifications/verify-webhook-signature", self._verify_signature),
+            ("GET", "/checkoutnow", self._page),
+        ]
+
+    def return_url(self, ref: str, outcome: str) -> str | None:
+        extra = self.extra.get(ref, {})
+        if outcome == "success" and extra.get("return_url"):
+            payer = self.objects["orders"][ref].get("payer", {})
+            return with_query(extra["return_url"], {"token": ref, "PayerID": payer.get("payer_id", "")})
+        return with_query(extra["cancel_url"], {"token": ref}) if extra.get("cancel_url") else None
+
+    @staticmethod
+    def _error(status: int, name: str, issue: str, description: str, **detail: Any) -> Refusal:
+        body: dict[str, Any] = {
+            "name": name,
+            "details": [{**detail, "issue": issue, "description": description}],
+            "message": _ERROR_MESSAGES.get(name, description),
+            "debug_id": token(13, HEX),
+            "links": [
+                {
+                    "href": f"https://developer.paypal.com/docs/api/orders/v2/#error-{issue}",
+                    "rel": "information_link",
+                    "method": "GET",
+                }
+            ],
+        }
+        return Refusal(status, body, {"Paypal-Debug-Id": str(body["debug_id"])})
+
+    def _issue_token(self, request: Request) -> Answer:
+        credentials = basic_auth(request.headers.get("authorization"))
+        if credentials is None or not (
+            same(credentials[0], self.credential("PAYPAL_CLIENT_ID"))
+            and same(credentials[1], self.credential("PAYPAL_CLIENT_SECRET"))
+        ):
+            raise Refusal(401, {"error": "invalid_client", "error_description": "Client Authentication failed"})
+        grant = dict(parse_qsl(request.body.decode("utf-8", "replace"))).get("grant_type")
+        if grant != "client_credentials":
+            description = "Grant Type is NULL" if not grant else f"Grant Type is not supported: {grant}"
+            raise Refusal(400, {"error": "unsupported_grant_type", "error_description": description})
+        access_token = "A21AA" + token(92, ALNUM + "-_")
+        self._tokens.add(access_token)
+        return Answer(
+            200,
+            {
+                "scope": "https://uri.paypal.com/services/payments/payment https://uri.paypal.com/services/payments/refund",
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "app_id": "APP-80W284485P519543T",
+                "expires_in": 32400,
+                "nonce": f"{iso_seconds()}{token(43)}",
+            },
+        )
+
+    def _check_bearer(self, request: Request) -> None:
+        given = bearer(request.headers.get("authorization"))
+        if given is None or given not in self._tokens:
+            raise Refusal(
+                401,
+                {
+                    "name": "AUTHENTICATION_FAILURE",
+                    "message": "Authentication failed due to invalid authentication credentials or a missing "
+                    "Authorization header.",
+                    "links": [
+                        {"href": "https://developer.paypal.com/docs/api/overview/#error", "rel": "information_link"}
+                    ],
+                },
+            )
+        if "application/json" not in request.headers.get("content-type", "") and request.method == "POST":
+            raise Refusal(
+                415,
+                {
+                    "name": "UNSUPPORTED_MEDIA_TYPE",
+                    "message": "The request payload is not supported.",
+                    "details": [
+                        {"issue": "UNSUPPORTED_MEDIA_TYPE", "description": "Content-Type must be application/json."}
+                    ],
+                    "debug_id": token(13, HEX),
+                },
+            )
+
+    def _json(self, request: Request) -> dict[str, Any]:
+        def refuse(message: str) -> Refusal:
+            return self._error(400, "INVALID_REQUEST", "MALFORMED_REQUEST_JSON", message, location="body")
+
+        return request.json_body(refuse)
+
+    def _idempotent(self, request: Request, run: Callable[[], Answer]) -> Answer:
+        """PayPal-Request-Id: the same id on the same endpoint answers the first successful result again."""
+        key = request.headers.get("paypal-request-id")
+        if not key:
+            return run()
+        saved = self._requests.get((request.path, key))
+        if saved is not None:
+            return Answer(saved.status, copy.deepcopy(saved.body), dict(saved.headers))
+        answer = run()
+        self._requests[(request.path, key)] = Answer(answer.status, copy.deepcopy(answer.body), answer.headers)
+        return answer
+
+    def _create_order(self, request: Request) -> Answer:
+        self._check_bearer(request)
+        body = self._json(request)
+        return self._idempotent(request, lambda: self._new_order(body, request.headers.get("prefer", "")))
+
+    def _new_order(self, body: dict[str, Any], prefer: str) -> Answer:
+        intent = body.get("intent")
+        if intent not in ("CAPTURE", "AUTHORIZE"):
+            issue = "MISSING_REQUIRED_PARAMETER" if intent is None else "INVALID_PARAMETER_VALUE"
+            raise self._error(
+                400, "INVALID_REQUEST", issue, "intent must be CAPTURE or AUTHORIZE.", field="/intent", location="body"
+            )
+        units = body.get("purchase_units")
+        if not isinstance(units, list) or not units:
+            raise self._error(
+                400,
+                "INVALID_REQUEST",
+                "MISSING_REQUIRED_PARAMETER",
+                "A required field / parameter is missing.",
+                field="/purchase_units",
+                location="body",
+            )
+        purchase_units = [self._purchase_unit(unit, index) for index, unit in enumerate(units)]
+        context = body.get("application_context") or {}
+        source = body.get("payment_source")
+        if isinstance(source, dict) and isinstance(source.get("paypal"), dict):
+            context = {**context, **(source["paypal"].get("experience_context") or {})}
+        order_id = token(17, UPPER_ALNUM)
+        order_url = f"{self.base_url}/paypal/v2/checkout/orders/{order_id}"
+        approve = {
+            "href": f"{self.base_url}/paypal/checkoutnow?token={order_id}",
+            "rel": "payer-action" if source else "approve",
+            "method": "GET",
+        }
+        links = [{"href": order_url, "rel": "self", "method": "GET"}, approve]
+        if not source:
+            links += [
+                {"href": order_url, "rel": "update", "method": "PATCH"},
+                {"href": f"{order_url}/capture", "rel": "capture", "method": "POST"},
+            ]
+        order: dict[str, Any] = {
+            "id": order_id,
+            "intent": intent,
+            "status": "PAYER_ACTION_REQUIRED" if source else "CREATED",
+            "purchase_units": purchase_units,
+            "create_time": iso_seconds(),
+            "links": links,
+        }
+        if source:
+            order["payment_source"] = {"paypal": {}}
+        self.store(
+            "orders",
+            order_id,
+            order,
+            return_url=context.get("return_url"),
+            cancel_url=context.get("cancel_url"),
+            capture_value=None,
+            refunded=0,
+        )
+        if "return=representation" in prefer:
+            return Answer(201, copy.deepcopy(order))
+        minimal = {key: order[key] for key in ("id", "status", "payment_source", "links") if key in order}
+        return Answer(201, copy.deepcopy(minimal))
+
+    def _purchase_unit(self, unit: Any, index: int) -> dict[str, Any]:
+        where = f"/purchase_units/{index}"
+
+        def invalid(status: int, name: str, issue: str, description: str, path: str, value: Any = None) -> Refusal:
+            detail = {"field": f"{where}{path}", "location": "body"}
+            if value is not None:
+                detail["value"] = str(value)
+            return self._error(status, name, issue, description, **detail)
+
+        missing = "A required field / parameter is missing."
+        amount = unit.get("amount") if isinstance(unit, dict) else None
+        if not isinstance(amount, dict):
+            raise invalid(400, "INVALID_REQUEST", "MISSING_REQUIRED_PARAMETER", missing, "/amount")
+        code, value = amount.get("currency_code"), amount.get("value")
+        if not code:
+            raise invalid(400, "INVALID_REQUEST", "MISSING_REQUIRED_PARAMETER", missing, "/amount/currency_code")
+        if value is None:
+            raise invalid(400, "INVALID_REQUEST", "MISSING_REQUIRED_PARAMETER", missing, "/amount/value")
+        if code not in _CURRENCY_DIGITS:
+            raise invalid(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "CURRENCY_NOT_SUPPORTED",
+                "Currency code is not currently supported. Please refer "
+                "https://developer.paypal.com/api/rest/reference/currency-codes/ for list of supported currency codes.",
+                "/amount/currency_code",
+                code,
+            )
+        if not isinstance(value, str) or not _AMOUNT.match(value):
+            raise invalid(
+                400,
+                "INVALID_REQUEST",
+                "INVALID_PARAMETER_SYNTAX",
+                "The value of a field does not conform to the expected format.",
+                "/amount/value",
+                value,
+            )
+        decimals = len(value.partition(".")[2])
+        if decimals > _CURRENCY_DIGITS[code]:
+            raise invalid(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "DECIMAL_PRECISION",
+                "If the currency supports decimals, only two decimal place precision is supported.",
+                "/amount/value",
+                value,
+            )
+        if Decimal(value) <= 0:
+            raise invalid(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "CANNOT_BE_ZERO_OR_NEGATIVE",
+                "Must be greater than zero.",
+                "/amount/value",
+                value,
+            )
+        for name in ("custom_id", "invoice_id"):
+            if name in unit and (not isinstance(unit[name], str) or not 1 <= len(unit[name]) <= 127):
+                raise invalid(
+                    400,
+                    "INVALID_REQUEST",
+                    "INVALID_STRING_LENGTH",
+                    "The value of a field is either too short or too long.",
+                    f"/{name}",
+                )
+        kept = {key: unit[key] for key in ("description", "custom_id", "invoice_id", "soft_descriptor") if key in unit}
+        return {
+            "reference_id": unit.get("reference_id", "default"),
+            "amount": {"currency_code": code, "value": value},
+            "payee": {"email_address": "merchant@example.com", "merchant_id": "SIMMERCHANT01"},
+            **kept,
+        }
+
+    def _order_or_404(self, order_id: str) -> dict[str, Any]:
+        order = self.find("orders", order_id)
+        if order is None:
+            raise self._error(
+                404,
+                "RESOURCE_NOT_FOUND",
+                "INVALID_RESOURCE_ID",
+                "Specified resource ID does not exist. Please check the resource ID and try again.",
+                field="order_id",
+                value=order_id,
+                location="path",
+            )
+        return order
+
+    def _get_order(self, request: Request) -> Answer:
+        self._check_bearer(request)
+        return Answer(200, copy.deepcopy(self._order_or_404(request.params["id"])))
+
+    def _capture(self, request: Request) -> Answer:
+        self._check_bearer(request)
+        self._json(request)  # an empty body or {} is what PayPal expects
+        return self._idempotent(request, lambda: self._capture_order(request.params["id"]))
+
+    def _get_capture(self, request: Request) -> Answer:
+        """GET /v2/payments/captures/{id}: a capture with the order id in supplementary_data."""
+        self._check_bearer(request)
+        for order in self.objects["orders"].values():
+            for capture in order["purchase_units"][0].get("payments", {}).get("captures", []):
+                if capture["id"] == request.params["id"]:
+                    return Answer(200, self._capture_resource(order, capture))
+        raise self._error(
+            404,
+            "RESOURCE_NOT_FOUND",
+            "INVALID_RESOURCE_ID",
+            "Specified resource ID does not exist.",
+            field="capture_id",
+            value=request.params["id"],
+            location="path",
+        )
+
+    def _capture_order(self, order_id: str) -> Answer:
+        order = self._order_or_404(order_id)
+        if order["status"] == "COMPLETED":
+            raise self._error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "ORDER_ALREADY_CAPTURED",
+                "Order already captured.If 'intent=CAPTURE' only one capture per order is allowed.",
+            )
+        if order["status"] != "APPROVED":
+            raise self._error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "ORDER_NOT_APPROVED",
+                "Payer has not yet approved the Order for payment. Please redirect the payer to the 'rel':'approve' "
+                "url returned as part of the HATEOAS links within the Create Order call or provide a valid "
+                "payment_source in the request.",
+            )
+        unit = order["purchase_units"][0]
+        invoice_id = unit.get("invoice_id")
+        if invoice_id and any(
+            other is not order
+            and other["status"] == "COMPLETED"
+            and other["purchase_units"][0].get("invoice_id") == invoice_id
+            for other in self.objects["orders"].values()
+        ):
+            raise self._error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "DUPLICATE_INVOICE_ID",
+                "Duplicate Invoice ID detected. To avoid a potential duplicate transaction your account setting "
+                "requires that Invoice Id be unique for each transaction.",
+            )
+        extra = self.extra[order_id]
+        capture = self._capture_object(order, "COMPLETED", extra["capture_value"] or unit["amount"]["value"])
+        unit["payments"] = {"captures": [capture]}
+        order.update(status="COMPLETED", update_time=iso_seconds())
+        order["links"] = [link for link in order["links"] if link["rel"] == "self"]
+        webhook = self._webhook(
+            "PAYMENT.CAPTURE.COMPLETED",
+            "capture",
+            self._capture_resource(order, capture),
+            f"Payment completed for {capture['amount']['value']} {capture['amount']['currency_code']}",
+        )
+        timer = threading.Timer(CAPTURE_WEBHOOK_DELAY_SECONDS, self._host.deliver, args=(webhook,))
+        timer.daemon = True
+        timer.start()
+        return Answer(201, copy.deepcopy(order))
+
+    def _capture_object(self, order: dict[str, Any], status: str, value: str) -> dict[str, Any]:
+        unit = order["purchase_units"][0]
+        code = unit["amount"]["currency_code"]
+        digits = _CURRENCY_DIGITS[code]
+        gross = to_minor(value, code, digits)
+        fee = gross * 349 // 10_000  # about PayPal's 3.49 %
+        capture_id = token(17, UPPER_ALNUM)
+        capture_url = f"{self.base_url}/paypal/v2/payments/captures/{capture_id}"
+        capture = {
+            "id": capture_id,
+            "status": status,
+            "amount": {"currency_code": code, "value": value},
+            "final_capture": True,
+            "seller_protection": {
+                "status": "ELIGIBLE",
+                "dispute_categories": ["ITEM_NOT_RECEIVED", "UNAUTHORIZED_TRANSACTION"],
+            },
+            "seller_receivable_breakdown": {
+                "gross_amount": {"currency_code": code, "value": value},
+                "paypal_fee": {"currency_code": code, "value": major(fee, code, digits)},
+                "net_amount": {"currency_code": code, "value": major(gross - fee, code, digits)},
+            },
+            **{key: unit[key] for key in ("custom_id", "invoice_id") if key in unit},
+            "links": [
+                {"href": capture_url, "rel": "self", "method": "GET"},
+                {"href": f"{capture_url}/refund", "rel": "refund", "method": "POST"},
+                {"href": f"{self.base_url}/paypal/v2/checkout/orders/{order['id']}", "rel": "up", "method": "GET"},
+            ],
+            "create_time": iso_seconds(),
+            "update_time": iso_seconds(),
+        }
+        return capture
+
+    @staticmethod
+    def _capture_resource(order: dict[str, Any], capture: dict[str, Any]) -> dict[str, Any]:
+        """A capture as webhooks carry it: plus the payee and the order id in supplementary_data."""
+        return {
+            **copy.deepcopy(capture),
+            "payee": copy.deepcopy(order["purchase_units"][0]["payee"]),
+            "supplementary_data": {"related_ids": {"order_id": order["id"]}},
+        }
+
+    def _verify_signature(self, request: Request) -> Answer:
+        self._check_bearer(request)
+        body = self._json(request)
+        fields = ("auth_algo", "cert_url", "transmission_id", "transmission_sig", "transmission_time", "webhook_id")
+        missing = [name for name in (*fields, "webhook_event") if body.get(name) in (None, "")]
+        if missing or not isinstance(body["webhook_event"], dict):
+            details = [
+                {"field": name, "location": "body", "issue": "MISSING_REQUIRED_PARAMETER"} for name in missing
+            ] or [{"field": "webhook_event", "location": "body", "issue": "INVALID_PARAMETER_SYNTAX"}]
+            raise Refusal(
+                400,
+                {
+                    "name": "VALIDATION_ERROR",
+                    "message": "Invalid request - see details",
+                    "details": details,
+                    "debug_id": token(13, HEX),
+                },
+            )
+        given = {name: str(body[name]) for name in fields}
+        sent = self._transmissions.get(given["transmission_id"])
+        webhook_id = self.credential("PAYPAL_WEBHOOK_ID")
+        verified = (
+            sent is not None
+            and all(given[name] == sent[name] for name in ("transmission_time", "cert_url", "auth_algo"))
+            and same(given["webhook_id"], webhook_id)
+            and same(given["transmission_sig"], self._signature(given, sent["body"]))
+            and body["webhook_event"] == sent["event"]
+        )
+        return Answer(200, {"verification_status": "SUCCESS" if verified else "FAILURE"})
+
+    def _signature(self, transmission: dict[str, str], body: bytes) -> str:
+        """Stands in for PayPal's RSA signature over the same message (GATEWAYS.md §2.3)."""
+        crc = binascii.crc32(body) & 0xFFFFFFFF
+        fields = (transmission["transmission_id"], transmission["transmission_time"], transmission["webhook_id"])
+        message = f"{fields[0]}|{fields[1]}|{fields[2]}|{crc}".encode()
+        return base64.b64encode(hmac.new(self._host.secret, message, hashlib.sha256).digest()).decode()
+
+    def _webhook(self, event_type: str, resource_type: str, resource: dict[str, Any], summary: str) -> Webhook:
+        event_id = f"WH-{token(17, UPPER_ALNUM)}-{token(17, UPPER_ALNUM)}"
+        event_url = f"{self.base_url}/paypal/v1/notifications/webhooks-events/{event_id}"
+        event = {
+            "id": event_id,
+            "event_version": "1.0",
+            "create_time": iso_ms(),
+            "resource_type": resource_type,
+            "resource_version": "2.0",
+            "event_type": event_type,
+            "summary": summary,
+            "resource": resource,
+            "links": [
+                {"href": event_url, "rel": "self", "method": "GET"},
+                {"href": f"{event_url}/resend", "rel": "resend", "method": "POST"},
+            ],
+        }
+        body = json.dumps(event, separators=(",", ":")).encode()
+        cert_url = f"{self.base_url}/paypal/v1/notifications/certs/CERT-360caa42-fca2a594-{self._host.secret.hex()[:8]}"
+        transmission = {
+            "transmission_id": str(uuid.uuid1()),
+            "transmission_time": iso_seconds(),
+            "webhook_id": self.credential("PAYPAL_WEBHOOK_ID"),
+        }
+        signature = self._signature(transmission, body)
+        # Remembered for verify-webhook-signature, which answers SUCCESS only for what was sent here.
+        self._transmissions[transmission["transmission_id"]] = {
+            "transmission_time": transmission["transmission_time"],
+            "cert_url": cert_url,
+            "auth_algo": "SHA256withRSA",
+            "body": body,
+            "event": json.loads(body),
+        }
+        headers = {
+            "Content-Type": "application/json",
+            "PAYPAL-TRANSMISSION-ID": transmission["transmission_id"],
+            "PAYPAL-TRANSMISSION-TIME": transmission["transmission_time"],
+            "PAYPAL-TRANSMISSION-SIG": signature,
+            "PAYPAL-CERT-URL": cert_url,
+            "PAYPAL-AUTH-ALGO": "SHA256withRSA",
+            "User-Agent": "PayPal/AUHD-214.0-58192442",
+        }
+        return Webhook(self.name, event, body, headers)
+
+    def signed_event(
+        self, event_type: str, resource_type: str, resource: dict[str, Any]
+    ) -> tuple[bytes, dict[str, str]]:
+        """A PayPal webhook with this resource, signed so that verify-webhook-signature answers SUCCESS for it:
+        what PayPal would send about objects it holds (tests build events about any object with it)."""
+        webhook = self._webhook(event_type, resource_type, copy.deepcopy(resource), event_type)
+        return webhook.body, dict(webhook.headers)
+
+    def _page(self, request: Request) -> Answer:
+        order = self.find("orders", request.query.get("token", ""))
+        if order is None:
+            return Answer(404, pages.missing_page(gateway="PayPal", what="No such order."))
+        unit = order["purchase_units"][0]
+        page = pages.checkout_page(
+            gateway="PayPal",
+            provider="paypal",
+            ref=order["id"],
+            amount=unit["amount"]["value"],
+            currency=unit["amount"]["currency_code"],
+            description=unit.get("description"),
+            payable=order["status"] in ("CREATED", "PAYER_ACTION_REQUIRED"),
+        )
+        return Answer(200, page)
+
+    def settle(self, ref: str, outcome: str, amount: str | None) -> Webhook:
+        order = self.find("orders", ref)
+        if order is None:
+            raise SettleError(404, f"no PayPal order {ref}")
+        extra = self.extra[ref]
+        unit = order["purchase_units"][0]
+        code = unit["amount"]["currency_code"]
+        digits = _CURRENCY_DIGITS[code]
+        captures = unit.get("payments", {}).get("captures", [])
+        captured = bool(captures) and captures[0]["status"] in ("COMPLETED", "PARTIALLY_REFUNDED")
+        if outcome == "success":
+            if order["status"] not in ("CREATED", "PAYER_ACTION_REQUIRED"):
+                raise SettleError(409, f"PayPal order {ref} is {order['status']}, not awaiting the payer")
+            if amount:
+                extra["capture_value"] = major(settle_minor(amount, code, digits), code, digits)
+            order_url = f"{self.base_url}/paypal/v2/checkout/orders/{ref}"
+            order.update(
+                status="APPROVED",
+                payer={
+                    "name": {"given_name": "Sim", "surname": "Buyer"},
+                    "email_address": "sim-buyer@example.com",
+                    "payer_id": token(13, UPPER_ALNUM),
+                    "address": {"country_code": "US"},
+                },
+                links=[
+                    {"href": order_url, "rel": "self", "method": "GET"},
+                    {"href": order_url, "rel": "update", "method": "PATCH"},
+                    {"href": f"{order_url}/capture", "rel": "capture", "method": "POST"},
+                ],
+                update_time=iso_seconds(),
+            )
+            return self._webhook(
+                "CHECKOUT.ORDER.APPROVED", "checkout-order", copy.deepcopy(order), "An order has been approved by buyer"
+            )
+        if outcome == "failure":
+            if captured:
+                raise SettleError(409, f"PayPal order {ref} is already captured; settle a refund instead")
+            capture = self._capture_object(order, "DECLINED", unit["amount"]["value"])
+            unit["payments"] = {"captures": [capture]}
+            order.update(status="COMPLETED", update_time=iso_seconds())
+            return self._webhook(
+                "PAYMENT.CAPTURE.DENIED",
+                "capture",
+                self._capture_resource(order, capture),
+                f"A payment capture for {unit['amount']['value']} {code} was denied",
+            )
+        if not captured:
+            raise SettleError(409, f"PayPal order {ref} has no completed capture to refund")
+        capture = captures[0]
+        gross = to_minor(capture["amount"]["value"], code, digits)
+        remaining = gross - extra["refunded"]
+        refund = settle_minor(amount, code, digits) if amount else remaining
+        if not 0 < refund <= remaining:
+            raise SettleError(409, f"PayPal order {ref} has {major(remaining, code, digits)} {code} left to refund")
+        extra["refunded"] += refund
+        capture["status"] = "REFUNDED" if extra["refunded"] == gross else "PARTIALLY_REFUNDED"
+        value = major(refund, code, digits)
+        refund_id = token(17, UPPER_ALNUM)
+        resource = {
+            "id": refund_id,
+            "amount": {"currency_code": code, "value": value},
+            "seller_payable_breakdown": {
+                "gross_amount": {"currency_code": code, "value": value},
+                "paypal_fee": {"currency_code": code, "value": major(0, code, digits)},
+                "net_amount": {"currency_code": code, "value": value},
+                "total_refunded_amount": {"currency_code": code, "value": major(extra["refunded"], code, digits)},
+            },
+            **{key: capture[key] for key in ("custom_id", "invoice_id") if key in capture},
+            "status": "COMPLETED",
+            "create_time": iso_seconds(),
+            "update_time": iso_seconds(),
+            "links": [
+                {"href": f"{self.base_url}/paypal/v2/payments/refunds/{refund_id}", "rel": "self", "method": "GET"},
+                {"href": capture["links"][0]["href"], "rel": "up", "method": "GET"},
+            ],
+        }
+        unit["payments"].setdefault("refunds", []).append(copy.deepcopy(resource))
+        return self._webhook(
+            "PAYMENT.CAPTURE.REFUNDED", "refund", resource, f"A {value} {code} capture payment was refunded"
+        )

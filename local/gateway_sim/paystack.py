@@ -1,0 +1,367 @@
+"""Paystack as the simulator acts it out: transactions initialised with the secret key, verified by reference,
+the checkout page, and webhooks signed with the same secret key (GATEWAYS.md §4).
+
+Endpoints below /paystack: POST /transaction/initialize, GET /transaction/verify/{reference}; payer page
+GET /checkout/{access_code}. Paystack has no failure webhook: a failure only marks the transaction failed,
+which `verify` then reports.
+
+The module-level functions build the objects and the signed webhooks; the routes, `settle()` and the tests'
+events (tests/integration/webhook_events.py) all use them, so they send one shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import hmac
+import json
+import re
+from typing import Any
+
+from local.gateway_sim import pages
+from local.gateway_sim.base import Answer, Refusal, Request, Route, SettleError, SimGateway, Webhook, settle_minor
+from local.gateway_sim.common import (
+    LOWER_ALNUM,
+    bearer,
+    credential,
+    iso_ms,
+    major,
+    number_id,
+    same,
+    token,
+    with_query,
+)
+
+CREDENTIALS = {"PAYSTACK_SECRET_KEY": "sk_test_paystack_local"}
+API_BASE_VAR = "PAYSTACK_API_BASE"
+SIGNATURE_HEADER = "x-paystack-signature"
+
+_CURRENCIES = frozenset({"NGN", "GHS", "ZAR", "KES", "USD", "XOF", "EGP"})
+_REFERENCE = re.compile(r"^[A-Za-z0-9.=-]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Fields of a transaction that verify shows and its charge.success webhook does not.
+_NOT_IN_WEBHOOKS = ("transaction_date", "plan_object")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Objects and webhooks
+
+
+def transaction(reference: str, amount: int, currency: str, *, email: str, metadata: Any) -> dict[str, Any]:
+    """A transaction as Paystack initialises it (`abandoned` until paid)."""
+    created = iso_ms()
+    return {
+        "id": number_id(10),
+        "domain": "test",
+        "status": "abandoned",  # Paystack's word for "initialized, not paid (yet)"
+        "reference": reference,
+        "receipt_number": None,
+        "amount": amount,
+        "message": None,
+        "gateway_response": "The transaction was not completed",
+        "paid_at": None,
+        "created_at": created,
+        "channel": "card",
+        "currency": currency,
+        "ip_address": None,
+        "metadata": metadata if metadata is not None else "",
+        "log": None,
+        "fees": None,
+        "fees_split": None,
+        "authorization": {},
+        "customer": {
+            "id": number_id(9),
+            "first_name": None,
+            "last_name": None,
+            "email": email,
+            "customer_code": f"CUS_{token(15, LOWER_ALNUM)}",
+            "phone": None,
+            "metadata": None,
+            "risk_action": "default",
+            "international_format_phone": None,
+        },
+        "plan": None,
+        "split": {},
+        "order_id": None,
+        "paidAt": None,
+        "createdAt": created,
+        "requested_amount": amount,
+        "pos_transaction_data": None,
+        "source": None,
+        "fees_breakdown": None,
+        "transaction_date": created,
+        "plan_object": {},
+        "subaccount": {},
+    }
+
+
+def charge(of_transaction: dict[str, Any], paid: int) -> None:
+    """Mark `of_transaction` paid `paid` (minor units) by card, as a successful charge does."""
+    now = iso_ms()
+    of_transaction.update(
+        status="success",
+        amount=paid,
+        gateway_response="Successful",
+        message=None,
+        paid_at=now,
+        paidAt=now,
+        ip_address="127.0.0.1",
+        fees=paid * 15 // 1000,
+        authorization={
+            "authorization_code": f"AUTH_{token(10, LOWER_ALNUM)}",
+            "bin": "408408",
+            "last4": "4081",
+            "exp_month": "12",
+            "exp_year": "2030",
+            "channel": "card",
+            "card_type": "visa ",
+            "bank": "TEST BANK",
+            "country_code": "NG",
+            "brand": "visa",
+            "reusable": True,
+            "signature": f"SIG_{token(20)}",
+            "account_name": None,
+        },
+    )
+
+
+def charge_success_event(of_transaction: dict[str, Any]) -> dict[str, Any]:
+    data = {key: value for key, value in of_transaction.items() if key not in _NOT_IN_WEBHOOKS}
+    return {"event": "charge.success", "data": copy.deepcopy(data)}
+
+
+def refund_processed_event(of_transaction: dict[str, Any], amount: int, refund_id: int | None = None) -> dict[str, Any]:
+    """refund.processed for `amount` of `of_transaction`: it names the transaction by its reference only."""
+    customer = of_transaction["customer"]
+    return {
+        "event": "refund.processed",
+        "data": {
+            "status": "processed",
+            "transaction_reference": of_transaction["reference"],
+            "refund_reference": None,
+            "amount": amount,
+            "currency": of_transaction["currency"],
+            "processor": "mpgs_zen",
+            "customer": {key: customer[key] for key in ("first_name", "last_name", "email")},
+            "integration": 463433,
+            "domain": "test",
+            "id": number_id(7) if refund_id is None else refund_id,
+        },
+    }
+
+
+def dispute_event(of_transaction: dict[str, Any], dispute_id: int | None = None) -> dict[str, Any]:
+    """charge.dispute.create: a chargeback opened on paid `of_transaction` (an event the API does not act on)."""
+    now = iso_ms()
+    customer = of_transaction["customer"]
+    return {
+        "event": "charge.dispute.create",
+        "data": {
+            "id": number_id(6) if dispute_id is None else dispute_id,
+            "refund_amount": of_transaction["amount"],
+            "currency": of_transaction["currency"],
+            "status": "awaiting-merchant-feedback",
+            "resolution": None,
+            "domain": "test",
+            "transaction": {
+                key: copy.deepcopy(of_transaction[key])
+                for key in ("id", "domain", "status", "reference", "amount", "currency", "paid_at", "channel")
+            },
+            "transaction_reference": None,
+            "category": "chargeback",
+            "customer": {key: customer[key] for key in ("id", "first_name", "last_name", "email", "customer_code")},
+            "bin": of_transaction["authorization"].get("bin"),
+            "last4": of_transaction["authorization"].get("last4"),
+            "dueAt": None,
+            "resolvedAt": None,
+            "evidence": None,
+            "attachments": None,
+            "note": None,
+            "history": [{"status": "pending", "by": customer["email"], "createdAt": now}],
+            "messages": [],
+            "created_at": now,
+            "updated_at": now,
+        },
+    }
+
+
+def signature(body: bytes, *, secret: str | None = None) -> dict[str, str]:
+    """x-paystack-signature for `body`: HMAC-SHA512 hex of the raw body under the secret key."""
+    key = (secret or credential(CREDENTIALS, "PAYSTACK_SECRET_KEY")).encode()
+    return {SIGNATURE_HEADER: hmac.new(key, body, hashlib.sha512).hexdigest()}
+
+
+def signed(paystack_event: dict[str, Any], *, secret: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of `paystack_event`'s delivery."""
+    body = json.dumps(paystack_event, separators=(",", ":")).encode()
+    return body, {"Content-Type": "application/json", **signature(body, secret=secret)}
+
+
+def transaction_event(
+    kind: str,
+    reference: str,
+    amount_minor: int,
+    currency: str,
+    metadata: Any,
+    *,
+    email: str,
+    reported_minor: int | None = None,
+    event_id: int | None = None,
+    secret: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """The signed webhook about transaction `reference` for `amount_minor` when `reported_minor` is paid
+    (charge.success; `event_id` is the transaction's id), `reported_minor` of it is refunded (refund.processed;
+    `event_id` is the refund's id) or, for "dispute", a chargeback is opened on it (charge.dispute.create).
+    Paystack sends no webhook for a failed charge. `reported_minor` defaults to the amount."""
+    created = transaction(reference, amount_minor, currency, email=email, metadata=metadata)
+    reported = amount_minor if reported_minor is None else reported_minor
+    if kind == "success":
+        if event_id is not None:
+            created["id"] = event_id
+        charge(created, reported)
+        paystack_event = charge_success_event(created)
+    elif kind == "dispute":
+        charge(created, amount_minor)
+        paystack_event = dispute_event(created, event_id)
+    else:
+        charge(created, amount_minor)
+        paystack_event = refund_processed_event(created, reported, event_id)
+    return signed(paystack_event, secret=secret)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The gateway
+
+
+class Paystack(SimGateway):
+    name = "paystack"
+    label = "Paystack"
+    api_base_var = API_BASE_VAR
+    credentials = CREDENTIALS
+    event_type_field = "event"
+    kinds = ("transactions",)
+    no_webhook_note = "Paystack sends no webhook for a failed charge; transaction/verify now reports it failed"
+    no_webhook_detail = "The payment failed. Paystack sends no webhook for this; the API learns it by verifying."
+
+    def reset(self) -> None:
+        super().reset()
+        self._access_codes: dict[str, str] = {}
+
+    def routes(self) -> list[Route]:
+        return [
+            ("POST", "/transaction/initialize", self._initialize),
+            ("GET", "/transaction/verify/(?P<id>[^/]+)", self._verify),
+            ("GET", "/checkout/(?P<id>[^/]+)", self._page),
+        ]
+
+    def return_url(self, ref: str, outcome: str) -> str | None:
+        callback = self.extra.get(ref, {}).get("callback_url")
+        return with_query(callback, {"trxref": ref, "reference": ref}) if callback else None
+
+    @staticmethod
+    def _error(status: int, message: str) -> Refusal:
+        return Refusal(status, {"status": False, "message": message})
+
+    def _check_auth(self, request: Request) -> None:
+        header = request.headers.get("authorization")
+        if not header:
+            raise self._error(401, "No Authorization Header was found")
+        if not same(bearer(header), self.credential("PAYSTACK_SECRET_KEY")):
+            raise self._error(401, "Invalid key")
+
+    def _initialize(self, request: Request) -> Answer:
+        self._check_auth(request)
+        body = request.json_body(lambda message: self._error(400, message))
+        email = body.get("email")
+        if not isinstance(email, str) or not _EMAIL.match(email):
+            raise self._error(400, "Invalid Email Address Passed")
+        amount = body.get("amount")
+        if isinstance(amount, str) and amount.isdigit():
+            amount = int(amount)
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise self._error(400, "Invalid Amount Sent")
+        currency = body.get("currency") or "NGN"
+        if currency not in _CURRENCIES:
+            raise self._error(400, "Currency not supported by merchant")
+        reference = body.get("reference") or token(10, LOWER_ALNUM)
+        if not isinstance(reference, str) or not _REFERENCE.match(reference):
+            raise self._error(400, "Invalid transaction reference: only -, ., = and alphanumerics allowed")
+        if reference in self.objects["transactions"]:
+            raise self._error(400, "Duplicate Transaction Reference")
+        metadata = body.get("metadata")
+        if isinstance(metadata, str):  # Paystack takes metadata as an object or as stringified JSON
+            with contextlib.suppress(ValueError):
+                metadata = json.loads(metadata)
+        access_code = token(15, LOWER_ALNUM)
+        initialised = transaction(reference, amount, currency, email=email, metadata=metadata)
+        self.store(
+            "transactions",
+            reference,
+            initialised,
+            callback_url=body.get("callback_url"),
+            access_code=access_code,
+            refunded=0,
+        )
+        self._access_codes[access_code] = reference
+        data = {
+            "authorization_url": f"{self.base_url}/paystack/checkout/{access_code}",
+            "access_code": access_code,
+            "reference": reference,
+        }
+        return Answer(200, {"status": True, "message": "Authorization URL created", "data": data})
+
+    def _verify(self, request: Request) -> Answer:
+        self._check_auth(request)
+        held = self.find("transactions", request.params["id"])
+        if held is None:
+            raise self._error(400, "Transaction reference not found")
+        return Answer(200, {"status": True, "message": "Verification successful", "data": copy.deepcopy(held)})
+
+    def _page(self, request: Request) -> Answer:
+        reference = self._access_codes.get(request.params["id"], "")
+        held = self.find("transactions", reference)
+        if held is None:
+            return Answer(404, pages.missing_page(gateway="Paystack", what="No such transaction."))
+        page = pages.checkout_page(
+            gateway="Paystack",
+            provider="paystack",
+            ref=reference,
+            amount=major(held["amount"], held["currency"]),
+            currency=held["currency"],
+            description=None,
+            payable=held["status"] in ("abandoned", "ongoing"),
+        )
+        return Answer(200, page)
+
+    # -- settling ---------------------------------------------------------------------------------------------
+
+    def settle(self, ref: str, outcome: str, amount: str | None) -> Webhook | None:
+        held = self.find("transactions", ref)
+        if held is None:
+            raise SettleError(404, f"no Paystack transaction {ref}")
+        currency = held["currency"]
+        if outcome == "success":
+            if held["status"] not in ("abandoned", "ongoing", "failed"):
+                raise SettleError(409, f"Paystack transaction {ref} is {held['status']}")
+            charge(held, settle_minor(amount, currency) if amount else held["requested_amount"])
+            paystack_event = charge_success_event(held)
+        elif outcome == "failure":
+            if held["status"] == "success":
+                raise SettleError(409, f"Paystack transaction {ref} already succeeded; settle a refund instead")
+            held.update(status="failed", gateway_response="Declined", message="Declined")
+            return None  # Paystack sends no webhook for a failed charge: `verify` reports it
+        else:
+            if held["status"] != "success":
+                raise SettleError(409, f"Paystack transaction {ref} has not succeeded, so there is nothing to refund")
+            extra = self.extra[ref]
+            remaining = held["amount"] - extra["refunded"]
+            refund = settle_minor(amount, currency) if amount else remaining
+            if not 0 < refund <= remaining:
+                raise SettleError(409, f"Paystack transaction {ref} has {major(remaining, currency)} {currency} left")
+            extra["refunded"] += refund
+            if extra["refunded"] == held["amount"]:
+                held["status"] = "reversed"
+            paystack_event = refund_processed_event(held, refund)
+        body, headers = signed(paystack_event)
+        return Webhook(self.name, paystack_event, body, headers)

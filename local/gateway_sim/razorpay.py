@@ -1,0 +1,334 @@
+"""Razorpay as the simulator acts it out: Orders (Basic auth with the key id and secret), the payments made
+against them, and signed webhooks carrying our references (GATEWAYS.md §3).
+
+Endpoints below /razorpay: POST /v1/orders, GET /v1/orders (?receipt=), GET /v1/orders/{id},
+GET /v1/orders/{id}/payments. There is no payer page: Razorpay Checkout runs in the portal.
+
+The module-level functions build the objects and the signed webhooks; the routes, `settle()` and the tests'
+events (tests/integration/webhook_events.py) all use them, so they send one shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import re
+import time
+from typing import Any
+
+from local.gateway_sim.base import Answer, Refusal, Request, Route, SettleError, SimGateway, Webhook, settle_minor
+from local.gateway_sim.common import basic_auth, credential, digits, major, number_id, parse_nested_form, same, token
+
+CREDENTIALS = {
+    "RAZORPAY_KEY_ID": "rzp_test_local",
+    "RAZORPAY_KEY_SECRET": "rzp-local-key-secret",
+    "RAZORPAY_WEBHOOK_SECRET": "rzp-local-webhook-secret",
+}
+API_BASE_VAR = "RAZORPAY_API_BASE"
+SIGNATURE_HEADER = "X-Razorpay-Signature"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Objects and webhooks
+
+
+def order(
+    amount: int, currency: str, *, receipt: str | None, notes: dict[str, Any], order_id: str | None = None
+) -> dict[str, Any]:
+    """An order as Razorpay creates it."""
+    return {
+        "id": order_id or f"order_{token(14)}",
+        "entity": "order",
+        "amount": amount,
+        "amount_paid": 0,
+        "amount_due": amount,
+        "currency": currency,
+        "receipt": receipt,
+        "offer_id": None,
+        "status": "created",
+        "attempts": 0,
+        "notes": notes or [],  # Razorpay serialises empty notes as []
+        "created_at": int(time.time()),
+    }
+
+
+def payment(of_order: dict[str, Any], amount: int, captured: bool) -> dict[str, Any]:
+    """A payment attempt of `amount` against `of_order`, captured or failed (counted in the order's attempts)."""
+    fee = amount * 2 // 100 if captured else None
+    attempt = {
+        "id": f"pay_{token(14)}",
+        "entity": "payment",
+        "amount": amount,
+        "currency": of_order["currency"],
+        "status": "captured" if captured else "failed",
+        "order_id": of_order["id"],
+        "invoice_id": None,
+        "international": of_order["currency"] != "INR",
+        "method": "card",
+        "amount_refunded": 0,
+        "refund_status": None,
+        "captured": captured,
+        "description": None,
+        "card_id": f"card_{token(14)}",
+        "bank": None,
+        "wallet": None,
+        "vpa": None,
+        "email": "void@razorpay.com",
+        "contact": "+919000090000",
+        # Checkout-supplied notes: the portal passes the order's notes on to Checkout.
+        "notes": copy.deepcopy(of_order["notes"]),
+        "fee": fee,
+        "tax": fee * 18 // 118 if fee is not None else None,
+        "error_code": None if captured else "BAD_REQUEST_ERROR",
+        "error_description": None if captured else "Payment failed",
+        "error_source": None if captured else "customer",
+        "error_step": None if captured else "payment_authorization",
+        "error_reason": None if captured else "payment_failed",
+        "acquirer_data": {"auth_code": f"{number_id(6)}"} if captured else {},
+        "created_at": int(time.time()),
+    }
+    of_order["attempts"] += 1
+    return attempt
+
+
+def capture(of_order: dict[str, Any], paid: int) -> dict[str, Any]:
+    """A captured payment of `paid` against `of_order`, which counts it (paid once nothing is due)."""
+    captured = payment(of_order, paid, captured=True)
+    of_order["amount_paid"] += paid
+    of_order["amount_due"] = max(of_order["amount"] - of_order["amount_paid"], 0)
+    of_order["status"] = "paid" if of_order["amount_due"] == 0 else "attempted"
+    return captured
+
+
+def refund(of_payment: dict[str, Any], amount: int) -> dict[str, Any]:
+    """A processed refund of `amount` of captured `of_payment`, which counts it."""
+    of_payment["amount_refunded"] += amount
+    full = of_payment["amount_refunded"] == of_payment["amount"]
+    of_payment.update(refund_status="full" if full else "partial", status="refunded" if full else "captured")
+    return {
+        "id": f"rfnd_{token(14)}",
+        "entity": "refund",
+        "amount": amount,
+        "currency": of_payment["currency"],
+        "payment_id": of_payment["id"],
+        "notes": [],
+        "receipt": None,
+        "acquirer_data": {"arn": None},
+        "created_at": int(time.time()),
+        "batch_id": None,
+        "status": "processed",
+        "speed_processed": "normal",
+        "speed_requested": "normal",
+    }
+
+
+def event(event_name: str, **entities: dict[str, Any]) -> dict[str, Any]:
+    """A Razorpay webhook event carrying (copies of) `entities` by name: payment=..., order=..., refund=...."""
+    payload = {name: {"entity": copy.deepcopy(entity)} for name, entity in entities.items()}
+    return {
+        "entity": "event",
+        "account_id": "acc_SimLocal0000001",
+        "event": event_name,
+        "contains": list(payload),
+        "payload": payload,
+        "created_at": int(time.time()),
+    }
+
+
+def signature(body: bytes, *, secret: str | None = None) -> dict[str, str]:
+    """X-Razorpay-Signature for `body`: HMAC-SHA256 hex of the raw body under the webhook secret."""
+    key = (secret or credential(CREDENTIALS, "RAZORPAY_WEBHOOK_SECRET")).encode()
+    return {SIGNATURE_HEADER: hmac.new(key, body, hashlib.sha256).hexdigest()}
+
+
+def signed(
+    razorpay_event: dict[str, Any], *, secret: str | None = None, event_id: str | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of `razorpay_event`'s delivery; the event id travels in a header, unsigned."""
+    body = json.dumps(razorpay_event, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        **signature(body, secret=secret),
+        "X-Razorpay-Event-Id": event_id or token(14),
+        "User-Agent": "Razorpay-Webhook/v1",
+    }
+    return body, headers
+
+
+def order_event(
+    kind: str,
+    order_id: str,
+    amount_minor: int,
+    currency: str,
+    *,
+    receipt: str | None,
+    notes: dict[str, Any],
+    reported_minor: int | None = None,
+    event_id: str | None = None,
+    secret: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """The signed webhook about order `order_id` for `amount_minor` when `reported_minor` is paid (order.paid,
+    which Razorpay sends with the payment and the order), a payment of it fails (payment.failed) or
+    `reported_minor` of its payment is refunded (refund.processed); `reported_minor` defaults to the amount."""
+    created = order(amount_minor, currency, receipt=receipt, notes=notes, order_id=order_id)
+    reported = amount_minor if reported_minor is None else reported_minor
+    if kind == "success":
+        paid = capture(created, reported)
+        razorpay_event = event("order.paid", payment=paid, order=created)
+    elif kind == "failure":
+        razorpay_event = event("payment.failed", payment=payment(created, reported, captured=False))
+    else:
+        paid = capture(created, amount_minor)
+        razorpay_event = event("refund.processed", refund=refund(paid, reported), payment=paid)
+    return signed(razorpay_event, secret=secret, event_id=event_id)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The gateway
+
+
+class Razorpay(SimGateway):
+    name = "razorpay"
+    label = "Razorpay"
+    api_base_var = API_BASE_VAR
+    credentials = CREDENTIALS
+    event_type_field = "event"
+    kinds = ("orders", "payments", "refunds")
+
+    def routes(self) -> list[Route]:
+        return [
+            ("POST", "/v1/orders", self._create_order),
+            ("GET", "/v1/orders", self._list_orders),
+            ("GET", "/v1/orders/(?P<id>[^/]+)", self._get_order),
+            ("GET", "/v1/orders/(?P<id>[^/]+)/payments", self._order_payments),
+        ]
+
+    @staticmethod
+    def _error(status: int, description: str, field_name: str | None = None) -> Refusal:
+        error: dict[str, Any] = {
+            "code": "BAD_REQUEST_ERROR",
+            "description": description,
+            "source": "business" if field_name else "NA",
+            "step": "payment_initiation" if field_name else "NA",
+            "reason": "input_validation_failed" if field_name else "NA",
+            "metadata": {},
+        }
+        if field_name:
+            error["field"] = field_name
+        return Refusal(status, {"error": error})
+
+    def _check_auth(self, request: Request) -> None:
+        credentials = basic_auth(request.headers.get("authorization"))
+        if credentials is None:
+            raise self._error(401, "Please provide your api key for authentication purposes.")
+        if not (
+            same(credentials[0], self.credential("RAZORPAY_KEY_ID"))
+            and same(credentials[1], self.credential("RAZORPAY_KEY_SECRET"))
+        ):
+            raise self._error(401, "Authentication failed")
+
+    def _create_order(self, request: Request) -> Answer:
+        self._check_auth(request)
+        if "application/json" in request.headers.get("content-type", ""):
+            body = request.json_body(lambda message: self._error(400, message))
+        else:
+            try:
+                body = parse_nested_form(request.body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise self._error(400, f"Invalid request body: {exc}") from exc
+        amount = body.get("amount")
+        if amount is None or amount == "":
+            raise self._error(400, "The amount field is required.", "amount")
+        if isinstance(amount, str) and amount.isdigit():
+            amount = int(amount)
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise self._error(400, "The amount must be an integer.", "amount")
+        currency = body.get("currency")
+        if not currency:
+            raise self._error(400, "The currency field is required.", "currency")
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+            raise self._error(400, "Currency is not supported", "currency")
+        if amount < 100:
+            raise self._error(400, "Order amount less than minimum amount allowed", "amount")
+        if digits(currency) == 3 and amount % 10:
+            raise self._error(400, "The amount must end with 0 for currencies with 3 decimal places", "amount")
+        receipt = body.get("receipt")
+        if receipt is not None and (not isinstance(receipt, str) or len(receipt) > 40):
+            raise self._error(400, "The receipt may not be greater than 40 characters.", "receipt")
+        notes = body.get("notes") or {}
+        if not isinstance(notes, dict) or len(notes) > 15:
+            raise self._error(400, "The notes may not have more than 15 items.", "notes")
+        if any(len(str(value)) > 256 for value in notes.values()):
+            raise self._error(400, "The notes values may not be greater than 256 characters.", "notes")
+        created = order(amount, currency, receipt=receipt, notes=notes)
+        return Answer(200, copy.deepcopy(self.store("orders", created["id"], created)))
+
+    def _list_orders(self, request: Request) -> Answer:
+        """GET /v1/orders: newest first, filtered by `receipt` when given; `count` (default 10, at most 100)."""
+        self._check_auth(request)
+        count = request.query.get("count", "10")
+        if not count.isascii() or not count.isdigit() or not 1 <= int(count) <= 100:
+            raise self._error(400, "The count must be between 1 and 100.", "count")
+        orders = [
+            held
+            for held in self.objects["orders"].values()
+            if "receipt" not in request.query or held["receipt"] == request.query["receipt"]
+        ]
+        orders.sort(key=lambda held: held["created_at"], reverse=True)
+        items = copy.deepcopy(orders[: int(count)])
+        return Answer(200, {"entity": "collection", "count": len(items), "items": items})
+
+    def _order_or_error(self, request: Request) -> dict[str, Any]:
+        self._check_auth(request)
+        held = self.find("orders", request.params["id"])
+        if held is None:
+            raise self._error(400, "The id provided does not exist", "id")
+        return held
+
+    def _get_order(self, request: Request) -> Answer:
+        return Answer(200, copy.deepcopy(self._order_or_error(request)))
+
+    def _payments_of(self, order_id: str) -> list[dict[str, Any]]:
+        payments = [p for p in self.objects["payments"].values() if p["order_id"] == order_id]
+        return sorted(payments, key=lambda p: p["created_at"], reverse=True)
+
+    def _order_payments(self, request: Request) -> Answer:
+        held = self._order_or_error(request)
+        payments = self._payments_of(held["id"])
+        return Answer(200, {"entity": "collection", "count": len(payments), "items": copy.deepcopy(payments)})
+
+    # -- settling ---------------------------------------------------------------------------------------------
+
+    def settle(self, ref: str, outcome: str, amount: str | None) -> Webhook:
+        held = self.find("orders", ref)
+        if held is None:
+            raise SettleError(404, f"no Razorpay order {ref}")
+        currency = held["currency"]
+        if outcome == "success":
+            if held["status"] == "paid":
+                raise SettleError(409, f"Razorpay order {ref} is already paid")
+            paid = capture(held, settle_minor(amount, currency) if amount else held["amount_due"])
+            self.objects["payments"][paid["id"]] = paid
+            razorpay_event = event("payment.captured", payment=paid)
+        elif outcome == "failure":
+            failed = payment(held, held["amount_due"] or held["amount"], captured=False)
+            self.objects["payments"][failed["id"]] = failed
+            if held["status"] == "created":
+                held["status"] = "attempted"
+            razorpay_event = event("payment.failed", payment=failed)
+        else:
+            refundable = [p for p in self._payments_of(ref) if p["captured"] and p["amount_refunded"] < p["amount"]]
+            if not refundable:
+                raise SettleError(409, f"Razorpay order {ref} has no captured payment to refund")
+            paid = refundable[0]
+            remaining = paid["amount"] - paid["amount_refunded"]
+            refund_amount = settle_minor(amount, currency) if amount else remaining
+            if not 0 < refund_amount <= remaining:
+                raise SettleError(409, f"{paid['id']} has {major(remaining, currency)} {currency} left to refund")
+            refunded = refund(paid, refund_amount)
+            self.objects["refunds"][refunded["id"]] = refunded
+            razorpay_event = event("refund.processed", refund=refunded, payment=paid)
+        body, headers = signed(razorpay_event)
+        return Webhook(self.name, razorpay_event, body, headers)
