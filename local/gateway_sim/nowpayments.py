@@ -346,3 +346,6 @@ class NowPayments(SimGateway):
         sent = ipn(held)
         body, headers = signed(sent)
         return Webhook(self.name, sent, body, headers)
+
+
+GATEWAY = NowPayments  # what the server loads for this registry entry

@@ -644,3 +644,6 @@ class PayPal(SimGateway):
         return self._webhook(
             "PAYMENT.CAPTURE.REFUNDED", "refund", resource, f"A {value} {code} capture payment was refunded"
         )
+
+
+GATEWAY = PayPal  # what the server loads for this registry entry

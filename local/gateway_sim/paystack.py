@@ -365,3 +365,6 @@ class Paystack(SimGateway):
             paystack_event = refund_processed_event(held, refund)
         body, headers = signed(paystack_event)
         return Webhook(self.name, paystack_event, body, headers)
+
+
+GATEWAY = Paystack  # what the server loads for this registry entry

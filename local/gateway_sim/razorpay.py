@@ -332,3 +332,6 @@ class Razorpay(SimGateway):
             razorpay_event = event("refund.processed", refund=refunded, payment=paid)
         body, headers = signed(razorpay_event)
         return Webhook(self.name, razorpay_event, body, headers)
+
+
+GATEWAY = Razorpay  # what the server loads for this registry entry

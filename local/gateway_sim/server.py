@@ -4,6 +4,7 @@ control API (/_sim/...), dispatched under one lock; `serve()` and the command li
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -17,14 +18,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from local.gateway_sim.base import Answer, Handler, Host, Refusal, Request, SimGateway, Webhook
 from local.gateway_sim.control import Control
-from local.gateway_sim.nowpayments import NowPayments
-from local.gateway_sim.paypal import PayPal
-from local.gateway_sim.paystack import Paystack
-from local.gateway_sim.razorpay import Razorpay
-from local.gateway_sim.stripe import Stripe
+from payments.registry import GATEWAYS as REGISTERED
 
 # Every simulated gateway, in the order GET /_sim/objects and local/defaults.py list them.
-GATEWAYS: tuple[type[SimGateway], ...] = (Stripe, PayPal, Razorpay, Paystack, NowPayments)
+# One simulator module per gateway of the registry, named as its provider: local/gateway_sim/<provider>.py.
+GATEWAYS: tuple[type[SimGateway], ...] = tuple(
+    importlib.import_module(f"local.gateway_sim.{entry.provider}").GATEWAY for entry in REGISTERED
+)
 
 
 class GatewaySimulator:
@@ -144,6 +144,8 @@ class GatewaySimulator:
     ) -> tuple[bytes, dict[str, str]]:
         """A PayPal webhook with this resource, signed so that verify-webhook-signature answers SUCCESS for it:
         what PayPal would send about objects it holds (tests build events about any object with it)."""
+        from local.gateway_sim.paypal import PayPal
+
         paypal = self._gateways["paypal"]
         assert isinstance(paypal, PayPal)
         with self._lock:

@@ -729,3 +729,6 @@ def _card_brand(number: str) -> str:
     if number.startswith("62"):
         return "unionpay"
     return "unknown"
+
+
+GATEWAY = Stripe  # what the server loads for this registry entry
