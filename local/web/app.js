@@ -515,8 +515,12 @@ function closeDetail() {
 function detailClosed() {
   state.detailId = null;
   delete $("detail").dataset.id;
-  const opener = state.detailOpener;
+  let opener = state.detailOpener;
   state.detailOpener = null;
+  // The table may have been drawn again meanwhile (a refresh, a settle): then its new row for that payment.
+  if (opener && !opener.isConnected && opener.dataset && opener.dataset.id) {
+    opener = document.querySelector(`#payment-rows tr[data-id="${CSS.escape(opener.dataset.id)}"]`);
+  }
   if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
 }
 

@@ -506,8 +506,16 @@ def test_every_field_error_is_shown_at_its_field(page: Page, stack: Any, custome
     expect(page.get_by_label("Amount", exact=True)).not_to_have_attribute("aria-invalid", "true")
 
     # A card field's problem is shown at that card field, though the card fields are cleared after Pay.
-    month = refused(stack, customer, {"method": "credit_card", "amount": "1.00", "currency": "USD",
-                                      "card": {"number": CARD_OK, "exp_month": "ab", "exp_year": "2031", "cvc": "123"}})
+    month = refused(
+        stack,
+        customer,
+        {
+            "method": "credit_card",
+            "amount": "1.00",
+            "currency": "USD",
+            "card": {"number": CARD_OK, "exp_month": "ab", "exp_year": "2031", "cvc": "123"},
+        },
+    )
     page.get_by_label("Currency").fill("USD")
     pay(page, "credit_card", Card_number=CARD_OK, Expiry_month="ab", Expiry_year="2031", CVC="123", Amount="1.00")
     expect(field_error(page, "Expiry month")).to_have_text(month["errors"][0]["message"])
@@ -552,8 +560,14 @@ def test_the_csv_for_excel_holds_what_the_page_shows_in_its_order(
     use_width(page, width)
     finance = stack.token(customer)
     charge(stack, customer, "29.99", "USD", "Forfait « été »")  # not ASCII: what the BOM is for
-    card = api(stack, "POST", "/payments", finance, {"method": "credit_card", "amount": "10.00", "currency": "USD",
-                                                     "payment_method": "pm_card_visa"}, key=uuid.uuid4().hex)["payment"]
+    card = api(
+        stack,
+        "POST",
+        "/payments",
+        finance,
+        {"method": "credit_card", "amount": "10.00", "currency": "USD", "payment_method": "pm_card_visa"},
+        key=uuid.uuid4().hex,
+    )["payment"]
     settle_at_simulator(stack, "stripe", card["gateway_reference"], "refund", "2.50")
     bank_transfer(stack, customer, "40.00")
     payments = {p["id"]: p for p in listed(stack, customer)}
