@@ -68,6 +68,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// replaceChildren with the parts that are there: it would write a null as the text "null".
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+}
+
 function show(node, visible) {
   node.hidden = !visible;
 }
@@ -436,6 +441,9 @@ function paymentLink(id) {
   return el("button", { type: "button", className: "link mono", "data-payment": id, onclick: () => openDetail(id) }, id);
 }
 
+// Shown in a fixed-width font, to be read out or copied character by character.
+const IDENTIFIERS = ["id", "reference", "gateway_reference", "failure_reason"];
+
 function detailRows(payment) {
   const gateway = GATEWAY_OF_METHOD[payment.method];
   const originalId = payment.original_payment_id || payment.refund_of;
@@ -459,7 +467,10 @@ function detailRows(payment) {
   ];
   return el("dl", { className: "details" }, rows
     .filter(([, , value]) => value !== null && value !== undefined && value !== "")
-    .flatMap(([key, term, value]) => [el("dt", {}, term), el("dd", { "data-field": key }, value)]));
+    .flatMap(([key, term, value]) => [
+      el("dt", {}, term),
+      el("dd", { "data-field": key, className: IDENTIFIERS.includes(key) ? "mono" : null }, value),
+    ]));
 }
 
 function historyList(history) {
@@ -497,7 +508,7 @@ async function openDetail(id) {
 function renderDetail(payment) {
   $("detail").dataset.id = payment.id;
   $("detail-title").textContent = payment.description || "Payment";
-  $("detail-body").replaceChildren(
+  fill($("detail-body"),
     detailRows(payment),
     payment.status === "pending" ? settleButtons(payment, "full") : null,
     ...(historyList(payment.history) || []),
@@ -774,7 +785,7 @@ function hideResult() {
 
 function showResult(kind, title, content, payment) {
   $("pay-result").className = `result ${kind}`;
-  $("pay-result").replaceChildren(
+  fill($("pay-result"),
     el("h3", {}, title),
     ...content,
     payment ? el("p", {}, el("button", { type: "button", className: "link", onclick: () => openDetail(payment.id) }, "Payment details")) : null,

@@ -267,6 +267,7 @@ def test_a_declined_card_shows_the_payers_sentence_and_the_code_only_in_the_deta
     assert payment["failure_reason"] and payment["failure_message"]
     expect(result).to_contain_text(payment["failure_message"])
     expect(result).not_to_contain_text(payment["failure_reason"])
+    expect(result).not_to_contain_text("null")
     declined = row(page, payment["id"])
     expect(declined.locator(".badge")).to_have_text("Cancelled")
     expect(declined.locator(".failure")).to_have_text(payment["failure_message"])

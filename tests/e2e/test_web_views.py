@@ -274,6 +274,7 @@ def test_a_row_opens_its_detail_with_every_field_the_history_and_links_to_refund
     expect(detail_field(page, "id")).to_have_text(refund["id"])
     expect(detail_field(page, "amount")).to_have_text("-2.50 USD")
     expect(detail_field(page, "reference")).to_have_text(refund["reference"])
+    expect(detail(page)).not_to_contain_text("null")  # what it lacks is left out, not written as null
     assert page.evaluate("() => document.getElementById('detail').contains(document.activeElement)")
     detail_field(page, "original_payment_id").get_by_role("button", name=card["id"]).click()
     expect(detail_field(page, "id")).to_have_text(card["id"])
