@@ -544,9 +544,10 @@ function settleButtons(payment, style) {
   const [paid, failed] = style === "compact" ? ["Complete", "Cancel"]
     : payment.method === "bank_transfer" ? ["Transfer received", "Cancel"] : ["Paid", "Failed"];
   return el("div", { className: `settle ${style}` },
-    "Simulate:",
-    el("button", { type: "button", className: "small ok", title: `Local only: ${how}`, onclick: () => settle(payment, "complete") }, paid),
-    el("button", { type: "button", className: "small", title: `Local only: ${how}`, onclick: () => settle(payment, "cancel") }, failed),
+    el("span", {}, "Simulate:"),
+    el("span", { className: "buttons" },
+      el("button", { type: "button", className: "small ok", title: `Local only: ${how}`, onclick: () => settle(payment, "complete") }, paid),
+      el("button", { type: "button", className: "small", title: `Local only: ${how}`, onclick: () => settle(payment, "cancel") }, failed)),
   );
 }
 

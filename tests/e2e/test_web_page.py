@@ -426,6 +426,38 @@ def test_settling_a_pending_payment_updates_its_status_and_the_balance(
     assert [p["status"] for p in listed(stack, customer)] == [settled.lower()]
 
 
+@pytest.mark.parametrize(
+    ("body", "button", "settled"),
+    [
+        ({"method": "nowpayments", "currency": "EUR"}, "Paid", "Completed"),  # NOWPayments' IPN, by gateway_reference
+        (
+            {"method": "credit_card", "currency": "USD", "payment_method": "pm_card_authenticationRequired"},
+            "Paid",
+            "Completed",
+        ),
+        ({"method": "paystack", "currency": "NGN"}, "Failed", "Cancelled"),  # no failure webhook: an operator cancels
+    ],
+    ids=["nowpayments", "3-D Secure card", "paystack"],
+)
+def test_settling_from_the_detail_uses_the_gateway_reference_and_updates_it(
+    page: Page, stack: Any, customer: str, body: dict[str, str], button: str, settled: str
+) -> None:
+    made = api(stack, "POST", "/payments", stack.token(customer), {**body, "amount": "30.00"}, key=uuid.uuid4().hex)
+    payment = made["payment"]
+    sign_in_with_picker(page, stack, customer)
+    row(page, payment["id"]).locator(".description").click()
+    expect(detail_field(page, "gateway_reference")).to_have_text(payment["gateway_reference"])
+
+    detail(page).get_by_role("button", name=button).click()
+
+    expect(detail_field(page, "status")).to_have_text(settled)  # the open detail follows
+    expect(detail(page).locator(".settle")).to_have_count(0)
+    if settled == "Completed":
+        expect(detail_field(page, "completed_at").locator("time")).to_be_visible()
+    expect(row(page, payment["id"]).locator(".badge")).to_have_text(settled)
+    assert [p["status"] for p in listed(stack, customer)] == [settled.lower()]
+
+
 def test_filters_and_load_more(page: Page, stack: Any, customer: str) -> None:
     for number in range(22):
         charge(stack, customer, f"1.{number:02d}", "USD", f"Item {number}")
