@@ -22,6 +22,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -74,7 +75,7 @@ def private_stack(startup_seconds: float = 60) -> Iterator[tuple[str, str]]:
                 process.kill()
 
 
-def _post(url: str, body: object, token: str | None = None) -> dict[str, object]:
+def _post(url: str, body: object, token: str | None = None) -> dict[str, Any]:
     headers = {"content-type": "application/json", "Idempotency-Key": uuid.uuid4().hex}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -88,8 +89,8 @@ def add_a_refund(api_url: str, sim_url: str) -> None:
     token = str(_post(f"{api_url}/web/token", {"customer": "demo", "groups": ["finance"]})["token"])
     body = {"method": "credit_card", "amount": "15.00", "currency": "USD", "payment_method": "pm_card_visa"}
     payment = _post(f"{api_url}/payments", body, token)["payment"]
-    ref = payment["gateway_reference"]  # type: ignore[index]
-    _post(f"{sim_url}/_sim/settle", {"provider": "stripe", "ref": ref, "outcome": "refund", "amount": "5.00"})
+    refund = {"provider": "stripe", "ref": payment["gateway_reference"], "outcome": "refund", "amount": "5.00"}
+    _post(f"{sim_url}/_sim/settle", refund)
 
 
 def take(page: Page, api_url: str, target: Path) -> None:
@@ -116,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             api_url, sim_url = stack.enter_context(private_stack())
             add_a_refund(api_url, sim_url)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--lang=en-GB"])
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--lang=en-GB"]
+            )
             for name, (width, height) in SHOTS.items():
                 context = browser.new_context(
                     viewport={"width": width, "height": height},
