@@ -103,14 +103,17 @@ async function call(method, path, { body, headers = {}, token = state.token } = 
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
+  const stale = () => ours && session !== state.session;
   let response;
+  let text;
   try {
     response = await fetch(path, init);
+    text = await response.text();
   } catch {
+    if (stale()) return new Promise(() => {});
     throw new ApiError(0, { message: "The API could not be reached. Is `make dev` still running?" });
   }
-  const text = await response.text();
-  if (ours && session !== state.session) return new Promise(() => {});
+  if (stale()) return new Promise(() => {});
   let data = null;
   try {
     data = text ? JSON.parse(text) : null;
@@ -119,7 +122,9 @@ async function call(method, path, { body, headers = {}, token = state.token } = 
   }
   if (!response.ok) {
     if (response.status === 401 && ours) {
+      // The sign-in form says why; the caller, now of an earlier session, gets no answer to show.
       signOut(`Signed out: ${(data && data.message) || "the token was refused"}.`);
+      return new Promise(() => {});
     }
     throw new ApiError(response.status, data, response.headers);
   }
@@ -640,7 +645,9 @@ function showVoucherLock(until) {
   if (until) {
     lock.replaceChildren("Vouchers are locked after too many wrong codes, until ", when(until.toISOString(), dateTimeSeconds), ".");
     show(lock, true);
-    state.voucherTimer = setTimeout(() => showVoucherLock(storedVoucherLock(state.customer)), Math.max(0, until - new Date()) + 50);
+    // Checked again at the end, or within the hour (a longer setTimeout delay would overflow and fire at once).
+    const wait = Math.min(Math.max(0, until - new Date()) + 50, 3_600_000);
+    state.voucherTimer = setTimeout(() => showVoucherLock(storedVoucherLock(state.customer)), wait);
   } else {
     lock.replaceChildren();
     show(lock, false);

@@ -440,6 +440,18 @@ def test_signing_out_clears_everything_the_previous_user_saw_or_typed(
         expect(page.locator("#balances li")).to_have_text(["-2.00 USD"])
         assert_fits(page)
 
+        # A token the API stops accepting (401, as API Gateway's authorizer answers) signs out the same way.
+        page.get_by_label("Search").fill("Second")
+        wait_for_rows(page, [theirs["id"]])
+        unauthorized = {"status": 401, "content_type": "application/json", "body": '{"message": "Unauthorized"}'}
+        page.route(re.compile(r"/payments\?"), lambda route: route.fulfill(**unauthorized))
+        page.get_by_role("button", name="Refresh").click()
+        expect(page.locator("#sign-in-error")).to_have_text("Signed out: Unauthorized.")
+        expect(page.locator("#payment-rows tr")).to_have_count(0)
+        expect(page.get_by_label("Search")).to_have_value("")
+        expect(page.locator("#summary")).to_be_hidden()
+        assert page.evaluate("() => sessionStorage.getItem('payments.token')") is None
+
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_an_operator_sees_a_notice_and_no_customer_forms(browser: Browser, stack: Any, width: int) -> None:  # noqa: F811
