@@ -6,26 +6,50 @@
 const PAGE_SIZE = 20;
 const POLL_MS = 700;
 const POLL_TRIES = 20;
+const SEARCH_DELAY_MS = 300; // typing in the search box asks the API once the typing pauses
 const FALLBACK_CONFIG = { simulator: "http://127.0.0.1:12111", customers: ["demo", "other"] };
 const METHOD_LABELS = {
   bank_transfer: "Bank transfer", paypal: "PayPal", credit_card: "Card", razorpay: "Razorpay",
   paystack: "Paystack", nowpayments: "Crypto (NOWPayments)", voucher: "Voucher", purchase: "Purchase", refund: "Refund",
 };
+// The words by which a description already names its method: the API's own descriptions do
+// ("PayPal order 5O19…", "Visa card ending 4242"), and the sub-line should not say it again.
+const METHOD_WORDS = {
+  bank_transfer: ["bank transfer"], paypal: ["paypal"], credit_card: ["card"], razorpay: ["razorpay"],
+  paystack: ["paystack"], nowpayments: ["nowpayments", "crypto"], voucher: ["voucher"], purchase: ["purchase"],
+  refund: ["refund"],
+};
 const STATUS_LABELS = { pending: "Pending", completed: "Completed", cancelled: "Cancelled" };
+// The gateway behind each method: the simulator settles a payment by (provider, gateway_reference).
+const GATEWAY_OF_METHOD = { credit_card: "stripe", paypal: "paypal", razorpay: "razorpay", paystack: "paystack", nowpayments: "nowpayments" };
+const GATEWAY_NAMES = { stripe: "Stripe", paypal: "PayPal", razorpay: "Razorpay", paystack: "Paystack", nowpayments: "NOWPayments" };
+const CARD_BRANDS = { visa: "Visa", mastercard: "Mastercard", amex: "American Express", discover: "Discover", jcb: "JCB", diners: "Diners Club", unionpay: "UnionPay" };
 const PAYER_GROUPS = ["admin", "finance"];
+const READER_GROUPS = ["admin", "finance", "support"];
 // sessionStorage, so a round trip through a gateway's page keeps the session (never card data):
 const TOKEN_KEY = "payments.token";
-const REFS_KEY = "payments.gatewayRefs"; // payment id -> {provider, ref}: what the simulator settles
 const AWAITING_KEY = "payments.awaiting"; // the payment a gateway page will send the payer back about
+// Per customer, and kept across sign-out: the lockout is the API's and lasts whoever signs in.
+const VOUCHER_LOCK_KEY = "payments.voucherLockedUntil"; // customer id -> ISO instant
 
 const state = {
   token: null,
   claims: {},
+  customer: null,
+  canPay: false,
   config: FALLBACK_CONFIG,
   localTools: false, // the stack serves /web/config.json, /web/token and /web/sim/settle
+  session: 0, // bumped at every sign-in and sign-out: answers for an earlier session are dropped
   cursor: null,
   listTicket: 0,
+  detailTicket: 0,
   attempt: null, // {fingerprint, key} of a Pay whose outcome is unknown, to retry with the same key
+  paying: false,
+  voucherLockedUntil: null, // Date, while the API refuses vouchers for this customer
+  voucherTimer: null,
+  searchTimer: null,
+  detailId: null,
+  detailOpener: null, // what had the focus before the detail opened, to give it back
 };
 
 const $ = (id) => document.getElementById(id);
@@ -44,6 +68,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// replaceChildren with the parts that are there: it would write a null as the text "null".
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+}
+
 function show(node, visible) {
   node.hidden = !visible;
 }
@@ -56,27 +85,35 @@ function say(node, text) {
 // ---- the API ----------------------------------------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, headers) {
     super((body && body.message) || `The API answered ${status}.`);
     this.status = status;
     this.body = body || {};
+    this.headers = headers || new Headers();
   }
 }
 
 async function call(method, path, { body, headers = {}, token = state.token } = {}) {
+  // An answer that arrives after its user signed out must not fill the next user's page: it never resolves.
+  const session = state.session;
+  const ours = Boolean(token) && token === state.token;
   const init = { method, headers: { ...headers } };
   if (token) init.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
+  const stale = () => ours && session !== state.session;
   let response;
+  let text;
   try {
     response = await fetch(path, init);
+    text = await response.text();
   } catch {
+    if (stale()) return new Promise(() => {});
     throw new ApiError(0, { message: "The API could not be reached. Is `make dev` still running?" });
   }
-  const text = await response.text();
+  if (stale()) return new Promise(() => {});
   let data = null;
   try {
     data = text ? JSON.parse(text) : null;
@@ -84,10 +121,12 @@ async function call(method, path, { body, headers = {}, token = state.token } = 
     data = { message: text };
   }
   if (!response.ok) {
-    if (response.status === 401 && token && token === state.token) {
+    if (response.status === 401 && ours) {
+      // The sign-in form says why; the caller, now of an earlier session, gets no answer to show.
       signOut(`Signed out: ${(data && data.message) || "the token was refused"}.`);
+      return new Promise(() => {});
     }
-    throw new ApiError(response.status, data);
+    throw new ApiError(response.status, data, response.headers);
   }
   return { status: response.status, data };
 }
@@ -113,7 +152,7 @@ function groupsOf(claims) {
   return Array.isArray(groups) ? groups : String(groups).replace(/[[\]]/g, "").split(/[\s,]+/).filter(Boolean);
 }
 
-// ---- signing in ---------------------------------------------------------------------------------------
+// ---- signing in and out ---------------------------------------------------------------------------------
 
 async function loadConfig() {
   try {
@@ -128,43 +167,95 @@ async function loadConfig() {
   $("customer-list").replaceChildren(...(state.config.customers || []).map((name) => el("option", { value: name })));
 }
 
+// Each group sees only what it may do: admin and finance pay, settle (locally) and export; support reads;
+// an operator's routes are all under /admin/, none of which this page shows.
 function signIn(token) {
+  resetView();
   state.token = token;
   state.claims = claimsOf(token);
+  state.customer = state.claims["custom:customer_id"] || null;
   sessionStorage.setItem(TOKEN_KEY, token);
   const groups = groupsOf(state.claims);
-  $("who-text").textContent = `${state.claims["custom:customer_id"] || "(no customer)"} · ${groups.join(", ") || "no group"}`;
-  const canPay = groups.some((group) => PAYER_GROUPS.includes(group));
-  $("pay-button").disabled = !canPay;
-  $("download").disabled = !canPay;
-  say($("pay-error"), canPay ? "" : "Your group can only read payments; paying and exports need admin or finance.");
+  state.canPay = groups.some((group) => PAYER_GROUPS.includes(group));
+  const canRead = groups.some((group) => READER_GROUPS.includes(group));
+  $("who-text").textContent = `${state.customer || "(no customer)"} · ${groups.join(", ") || "no group"}`;
+  show($("pay-card"), state.canPay);
+  show($("download-tools"), state.canPay);
+  say($("read-only"), canRead && !state.canPay
+    ? "Read only: your group (support) can look payments up; paying, settling and exports need admin or finance."
+    : "");
   show($("who"), true);
   show($("sign-in"), false);
-  show($("app"), true);
+  show($("app"), canRead);
+  if (!canRead) {
+    const operator = groups.includes("operator");
+    $("no-access-title").textContent = operator ? "Operator" : "Nothing to show";
+    $("no-access-text").textContent = operator
+      ? "You are signed in as an operator. Operators complete or cancel customers' pending payments, record " +
+        "purchases and issue vouchers through the /admin/… routes (see the README); this page is the customers' " +
+        "Payments page, so it has no forms for you. Sign out to sign in as a customer."
+      : "Your token has none of the groups this page serves (admin, finance, support). Sign out and sign in again.";
+  }
+  show($("no-access"), !canRead);
+  showVoucherLock(storedVoucherLock(state.customer));
+  return canRead;
+}
+
+// Everything the previous user saw or typed goes: notices, filters, search, form fields, detail, results.
+function resetView() {
+  state.session += 1;
+  state.cursor = null;
+  state.attempt = null;
+  state.paying = false;
+  state.detailId = null;
+  clearTimeout(state.searchTimer);
+  closeDetail();
+  $("detail-body").replaceChildren();
+  $("filters").reset();
+  $("download-excel").checked = false;
+  $("pay-form").reset();
+  clearCardFields();
+  showFieldsFor($("pay-method").value);
+  $("pay-button").textContent = "Pay";
+  hideResult();
+  notice("");
+  say($("list-error"), "");
+  say($("read-only"), "");
+  showVoucherLock(null);
+  $("payment-rows").replaceChildren();
+  $("balances").replaceChildren();
+  $("summary-count").textContent = "";
+  $("summary-totals").replaceChildren();
+  show($("summary"), false);
+  show($("load-more"), false);
+  show($("empty"), false);
 }
 
 function signOut(message) {
+  resetView();
   state.token = null;
   state.claims = {};
-  state.attempt = null;
+  state.customer = null;
+  state.canPay = false;
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(AWAITING_KEY);
   show($("who"), false);
   show($("app"), false);
+  show($("no-access"), false);
   show($("sign-in"), true);
   say($("sign-in-error"), message);
-  $("payment-rows").replaceChildren();
-  $("balances").replaceChildren();
-  hideResult();
 }
 
 async function pickerSignIn(event) {
   event.preventDefault();
   say($("sign-in-error"), "");
   const customer = $("picker-customer").value.trim();
+  const group = $("picker-group").value;
   try {
-    const { data } = await call("POST", "/web/token", { body: { customer, groups: [$("picker-group").value] }, token: null });
-    signIn(data.token);
-    await refreshAll();
+    // Operators act for every customer: their tokens carry none.
+    const body = { customer: group === "operator" ? null : customer, groups: [group] };
+    const { data } = await call("POST", "/web/token", { body, token: null });
+    if (signIn(data.token)) await refreshAll();
   } catch (error) {
     const missing = error.status === 404 || error.status === 405;
     say($("sign-in-error"), missing ? "This stack does not hand out demo tokens; paste one from `make token`." : error.message);
@@ -176,16 +267,19 @@ async function pasteSignIn(event) {
   event.preventDefault();
   const token = $("paste-token").value.trim().replace(/^Bearer\s+/i, "");
   try {
-    await call("GET", "/balance", { token }); // the authorizer's verdict, before the page switches
+    // The authorizer's verdict before the page switches: 403 is a valid token whose group may not read
+    // the balance (an operator's), which signIn then explains.
+    await call("GET", "/balance", { token }).catch((error) => {
+      if (error.status !== 403) throw error;
+    });
     $("paste-token").value = "";
-    signIn(token);
-    await refreshAll();
+    if (signIn(token)) await refreshAll();
   } catch (error) {
     say($("sign-in-error"), error.message);
   }
 }
 
-// ---- balance and payments --------------------------------------------------------------------------------
+// ---- balance, summary and payments --------------------------------------------------------------------
 
 function isNegative(amount) {
   return String(amount).trim().startsWith("-");
@@ -209,26 +303,67 @@ async function loadBalance() {
 }
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const dateTimeSeconds = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 
-function when(iso) {
-  return el("time", { datetime: iso, title: iso }, dateTime.format(new Date(iso)));
+// In the viewer's time zone; the exact UTC instant is in the title and the datetime attribute.
+function when(iso, format = dateTime) {
+  return el("time", { datetime: iso, title: iso }, format.format(new Date(iso)));
 }
 
-function detailsOf(payment) {
-  const parts = [METHOD_LABELS[payment.method] || payment.method];
-  if (payment.card) parts.push(`${payment.card.brand || "card"} •••• ${payment.card.last4}`);
-  if (payment.reference) parts.push(payment.reference);
-  if (payment.failure_reason) parts.push(payment.failure_reason);
+function notYet(text = "Not completed") {
+  return el("span", { className: "muted", title: text }, "—");
+}
+
+function cardLabel(card) {
+  const brand = CARD_BRANDS[String(card.brand).toLowerCase()] || card.brand || "Card";
+  return `${brand} •••• ${card.last4}`;
+}
+
+// What the row adds under the description: the method, the card, the references, each only when the
+// description does not already say it, and never twice.
+function subLine(payment) {
+  const text = String(payment.description || "").toLowerCase();
+  const says = (words) => words.some((word) => word && text.includes(String(word).toLowerCase()));
+  const parts = [];
+  const add = (part, words) => {
+    if (part && !says(words) && !parts.includes(part)) parts.push(part);
+  };
+  add(METHOD_LABELS[payment.method] || payment.method, METHOD_WORDS[payment.method] || [payment.method]);
+  if (payment.card) add(cardLabel(payment.card), [payment.card.last4]);
+  add(payment.reference, [payment.reference]);
+  add(payment.gateway_reference, [payment.gateway_reference]);
   return parts.join(" · ");
 }
 
+function badge(status) {
+  return el("span", { className: `badge ${status}` }, STATUS_LABELS[status] || status);
+}
+
 function paymentRow(payment) {
-  const status = el("span", { className: `badge ${payment.status}` }, STATUS_LABELS[payment.status] || payment.status);
-  return el("tr", { "data-id": payment.id, "data-status": payment.status },
-    el("td", {}, when(payment.created_at)),
-    el("td", { className: `num total${isNegative(payment.amount) ? " negative" : ""}` }, money(payment.amount, payment.currency)),
-    el("td", {}, status, payment.status === "pending" ? settleButtons(payment, "compact") : null),
-    el("td", {}, el("div", {}, payment.description), el("div", { className: "muted small" }, detailsOf(payment))),
+  const extra = subLine(payment);
+  // The payer's sentence, not the gateway's code: the code is in the detail.
+  const failure = payment.status === "cancelled" && payment.failure_message;
+  const open = () => openDetail(payment.id);
+  return el("tr", {
+    "data-id": payment.id, "data-status": payment.status, tabindex: "0", className: "clickable",
+    "aria-haspopup": "dialog", "aria-label": `${payment.description}, ${payment.amount} ${payment.currency}, ${STATUS_LABELS[payment.status] || payment.status}: show details`,
+    onclick: (event) => {
+      if (!event.target.closest("button, a")) open();
+    },
+    onkeydown: (event) => {
+      if (event.target === event.currentTarget && (event.key === "Enter" || event.key === " ")) {
+        event.preventDefault(); // Space would scroll the page
+        open();
+      }
+    },
+  },
+  el("td", { className: "when" }, payment.completed_at ? when(payment.completed_at) : notYet()),
+  el("td", { className: `num total${isNegative(payment.amount) ? " negative" : ""}` }, money(payment.amount, payment.currency)),
+  el("td", { className: "status" }, badge(payment.status), payment.status === "pending" ? settleButtons(payment, "compact") : null),
+  el("td", { className: "desc" },
+    el("div", { className: "description" }, payment.description),
+    extra ? el("div", { className: "muted small sub" }, extra) : null,
+    failure ? el("div", { className: "small failure" }, failure) : null),
   );
 }
 
@@ -241,6 +376,7 @@ function filterQuery() {
     status,
     from: from && new Date(`${from}T00:00:00`).toISOString(),
     to: to && new Date(`${to}T23:59:59.999`).toISOString(),
+    q: $("filter-q").value.trim(),
   };
 }
 
@@ -248,8 +384,10 @@ async function loadPayments({ more = false } = {}) {
   say($("list-error"), "");
   const cursor = more ? state.cursor : null;
   const ticket = ++state.listTicket; // filters change quickly: only the latest request may fill the table
+  const filters = filterQuery();
+  const summary = more ? null : loadSummary(filters, ticket);
   try {
-    const { data } = await call("GET", `/payments${query({ limit: PAGE_SIZE, ...filterQuery(), cursor })}`);
+    const { data } = await call("GET", `/payments${query({ limit: PAGE_SIZE, ...filters, cursor })}`);
     if (ticket !== state.listTicket) return;
     const rows = data.items.map(paymentRow);
     if (more) $("payment-rows").append(...rows);
@@ -260,53 +398,176 @@ async function loadPayments({ more = false } = {}) {
   } catch (error) {
     if (ticket === state.listTicket) say($("list-error"), error.message);
   }
+  await summary;
+}
+
+// The count and completed total(s) of everything the current filters and search match.
+async function loadSummary(filters, ticket) {
+  try {
+    const { data } = await call("GET", `/payments/summary${query(filters)}`);
+    if (ticket !== state.listTicket) return;
+    const statuses = Object.keys(STATUS_LABELS)
+      .filter((status) => data.statuses[status])
+      .map((status) => `${data.statuses[status]} ${status}`);
+    $("summary-count").textContent = `${data.count} ${data.count === 1 ? "payment" : "payments"}` +
+      (statuses.length ? ` (${statuses.join(", ")})` : "");
+    const totals = data.completed.map((total) =>
+      el("span", { className: `total${isNegative(total.amount) ? " negative" : ""}`, "data-currency": total.currency },
+        money(total.amount, total.currency)));
+    $("summary-totals").replaceChildren(
+      "Completed total: ",
+      ...(totals.length ? totals.flatMap((node, index) => (index ? [", ", node] : [node])) : ["none"]),
+    );
+    show($("summary"), true);
+  } catch (error) {
+    if (ticket === state.listTicket) show($("summary"), false);
+  }
 }
 
 async function refreshAll() {
   await Promise.all([loadPayments(), loadBalance().catch((error) => say($("list-error"), error.message))]);
 }
 
-// ---- settling with the gateway simulator (local only) ---------------------------------------------------
+// ---- one payment's detail ------------------------------------------------------------------------------
 
-function gatewayRefs() {
+function byLabel(by) {
+  const [kind, ...rest] = String(by).split(":");
+  if (kind === "gateway") {
+    const [provider, ...event] = rest;
+    return `${GATEWAY_NAMES[provider] || provider}${event.length ? ` (${event.join(":")})` : ""}`;
+  }
+  if (kind === "operator") return `Operator ${rest.join(":")}`;
+  if (kind === "customer") return `Customer ${rest.join(":")}`;
+  if (by === "system:reconcile") return "Reconciliation";
+  return by;
+}
+
+function paymentLink(id) {
+  return el("button", { type: "button", className: "link mono", "data-payment": id, onclick: () => openDetail(id) }, id);
+}
+
+// Shown in a fixed-width font, to be read out or copied character by character.
+const IDENTIFIERS = ["id", "reference", "gateway_reference", "failure_reason"];
+
+function detailRows(payment) {
+  const gateway = GATEWAY_OF_METHOD[payment.method];
+  const originalId = payment.original_payment_id || payment.refund_of;
+  const rows = [
+    ["amount", "Amount", el("span", { className: isNegative(payment.amount) ? "negative" : "" }, money(payment.amount, payment.currency))],
+    ["status", "Status", badge(payment.status)],
+    ["method", "Method", METHOD_LABELS[payment.method] || payment.method],
+    ["description", "Description", payment.description],
+    ["id", "Payment ID", payment.id],
+    ["created_at", "Created", when(payment.created_at)],
+    ["completed_at", "Completed", payment.completed_at ? when(payment.completed_at) : notYet()],
+    ["reference", payment.method === "bank_transfer" ? "Bank reference" : "Reference", payment.reference],
+    ["gateway_reference", gateway ? `Gateway reference (${GATEWAY_NAMES[gateway]})` : "Gateway reference", payment.gateway_reference],
+    ["card", "Card", payment.card && cardLabel(payment.card)],
+    ["failure_message", "Why it failed", payment.failure_message],
+    ["failure_reason", "Failure code", payment.failure_reason],
+    ["refunded_amount", "Refunded", payment.refunded_amount && `${payment.refunded_amount} ${payment.currency}`],
+    ["refunds", "Refunds", payment.refunds && payment.refunds.length
+      ? el("ul", { className: "links" }, payment.refunds.map((id) => el("li", {}, paymentLink(id)))) : null],
+    ["original_payment_id", "Refund of", originalId && paymentLink(originalId)],
+  ];
+  return el("dl", { className: "details" }, rows
+    .filter(([, , value]) => value !== null && value !== undefined && value !== "")
+    .flatMap(([key, term, value]) => [
+      el("dt", {}, term),
+      el("dd", { "data-field": key, className: IDENTIFIERS.includes(key) ? "mono" : null }, value),
+    ]));
+}
+
+function historyList(history) {
+  if (!history || !history.length) return null;
+  return [
+    el("h3", {}, "History"),
+    el("ol", { className: "history" }, history.map((entry) =>
+      el("li", { "data-by": entry.by },
+        when(entry.at, dateTimeSeconds), " ", badge(entry.status), " ",
+        el("span", { className: "by", title: entry.by }, `by ${byLabel(entry.by)}`),
+        entry.note ? el("span", { className: "muted" }, ` · ${entry.note}`) : null))),
+  ];
+}
+
+async function openDetail(id) {
+  const dialog = $("detail");
+  if (!dialog.open) {
+    state.detailOpener = document.activeElement;
+    dialog.showModal();
+  }
+  state.detailId = id;
+  const ticket = ++state.detailTicket;
+  $("detail-title").textContent = "Payment";
+  $("detail-body").replaceChildren(el("p", { className: "muted" }, "Loading…"));
+  $("detail-title").focus();
   try {
-    return JSON.parse(sessionStorage.getItem(REFS_KEY)) || {};
-  } catch {
-    return {};
+    const { data } = await call("GET", `/payments/${encodeURIComponent(id)}`);
+    if (ticket !== state.detailTicket) return;
+    renderDetail(data);
+  } catch (error) {
+    if (ticket === state.detailTicket) $("detail-body").replaceChildren(el("p", { className: "error", role: "alert" }, error.message));
   }
 }
 
-function rememberGatewayRef(paymentId, provider, ref) {
-  if (!ref) return;
-  const refs = gatewayRefs();
-  refs[paymentId] = { provider, ref };
-  const recent = Object.entries(refs).slice(-50);
-  sessionStorage.setItem(REFS_KEY, JSON.stringify(Object.fromEntries(recent)));
+function renderDetail(payment) {
+  $("detail").dataset.id = payment.id;
+  $("detail-title").textContent = payment.description || "Payment";
+  fill($("detail-body"),
+    detailRows(payment),
+    payment.status === "pending" ? settleButtons(payment, "full") : null,
+    ...(historyList(payment.history) || []),
+  );
+  $("detail-title").focus(); // a followed link's button is gone: the new payment's title has the focus
 }
 
+function closeDetail() {
+  const dialog = $("detail");
+  state.detailTicket += 1;
+  state.detailId = null;
+  if (dialog.open) dialog.close();
+}
+
+function detailClosed() {
+  state.detailId = null;
+  delete $("detail").dataset.id;
+  let opener = state.detailOpener;
+  state.detailOpener = null;
+  // The table may have been drawn again meanwhile (a refresh, a settle): then its new row for that payment.
+  if (opener && !opener.isConnected && opener.dataset && opener.dataset.id) {
+    opener = document.querySelector(`#payment-rows tr[data-id="${CSS.escape(opener.dataset.id)}"]`);
+  }
+  if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
+}
+
+// ---- settling with the gateway simulator (local only) ---------------------------------------------------
+
 function settleButtons(payment, style) {
-  if (!state.localTools) return null;
-  const viaGateway = Boolean(gatewayRefs()[payment.id]);
-  const how = viaGateway ? "the gateway simulator sends its webhook" : "an operator settles it (admin route)";
+  if (!state.localTools || !state.canPay) return null;
+  const gateway = GATEWAY_OF_METHOD[payment.method];
+  const how = gateway && payment.gateway_reference ? `the gateway simulator sends ${GATEWAY_NAMES[gateway]}'s webhook` : "an operator settles it (admin route)";
   const [paid, failed] = style === "compact" ? ["Complete", "Cancel"]
     : payment.method === "bank_transfer" ? ["Transfer received", "Cancel"] : ["Paid", "Failed"];
   return el("div", { className: `settle ${style}` },
-    "Simulate:",
-    el("button", { type: "button", className: "small ok", title: `Local only: ${how}`, onclick: () => settle(payment, "complete") }, paid),
-    el("button", { type: "button", className: "small", title: `Local only: ${how}`, onclick: () => settle(payment, "cancel") }, failed),
+    el("span", {}, "Simulate:"),
+    el("span", { className: "buttons" },
+      el("button", { type: "button", className: "small ok", title: `Local only: ${how}`, onclick: () => settle(payment, "complete") }, paid),
+      el("button", { type: "button", className: "small", title: `Local only: ${how}`, onclick: () => settle(payment, "cancel") }, failed)),
   );
 }
 
 async function settle(payment, outcome) {
-  const known = gatewayRefs()[payment.id];
+  const provider = GATEWAY_OF_METHOD[payment.method];
+  // Paystack sends no webhook for a failure (its reconciliation finds it), so an operator cancels those.
+  const viaGateway = provider && payment.gateway_reference && !(provider === "paystack" && outcome === "cancel");
   notice(`Settling ${payment.amount} ${payment.currency}…`);
   try {
-    if (known) {
-      const gatewayOutcome = outcome === "complete" ? "success" : "failure";
-      await call("POST", "/web/sim/settle", { body: { ...known, outcome: gatewayOutcome }, token: null });
+    if (viaGateway) {
+      const body = { provider, ref: payment.gateway_reference, outcome: outcome === "complete" ? "success" : "failure" };
+      await call("POST", "/web/sim/settle", { body, token: null });
     } else {
       const operator = await call("POST", "/web/token", { body: { customer: null, groups: ["operator"] }, token: null });
-      const path = `/admin/customers/${encodeURIComponent(state.claims["custom:customer_id"])}/payments/${encodeURIComponent(payment.id)}/${outcome}`;
+      const path = `/admin/customers/${encodeURIComponent(state.customer)}/payments/${encodeURIComponent(payment.id)}/${outcome}`;
       await call("POST", path, { body: { note: "settled from the local web page" }, token: operator.data.token });
     }
   } catch (error) {
@@ -334,6 +595,7 @@ async function watch(paymentId, waitingText = "Waiting for the payment to settle
   }
   await refreshAll();
   if (payment.status !== "pending") for (const stale of document.querySelectorAll("#pay-result .settle")) stale.remove();
+  if (state.detailId === paymentId) renderDetail(payment);
   const label = STATUS_LABELS[payment.status];
   notice(payment.status === "pending" ? "The payment is still pending; refresh later." : `Payment ${payment.amount} ${payment.currency}: ${label}.`);
 }
@@ -342,14 +604,71 @@ function notice(text) {
   say($("notice"), text);
 }
 
+// ---- voucher lockout ------------------------------------------------------------------------------------
+
+function voucherLocks() {
+  try {
+    return JSON.parse(sessionStorage.getItem(VOUCHER_LOCK_KEY)) || {};
+  } catch {
+    return {};
+  }
+}
+
+function storedVoucherLock(customer) {
+  const locks = voucherLocks();
+  const until = customer && locks[customer] ? new Date(locks[customer]) : null;
+  if (until && !(until > new Date())) {
+    delete locks[customer];
+    sessionStorage.setItem(VOUCHER_LOCK_KEY, JSON.stringify(locks));
+    return null;
+  }
+  return until;
+}
+
+function rememberVoucherLock(error) {
+  let until = error.body.locked_until ? new Date(error.body.locked_until) : null;
+  const retryAfter = Number(error.headers.get("Retry-After"));
+  if (!(until > new Date()) && retryAfter > 0) until = new Date(Date.now() + retryAfter * 1000);
+  if (!(until > new Date()) || !state.customer) return false;
+  const locks = voucherLocks();
+  locks[state.customer] = until.toISOString();
+  sessionStorage.setItem(VOUCHER_LOCK_KEY, JSON.stringify(locks));
+  showVoucherLock(until);
+  return true;
+}
+
+// Shown, with the voucher Pay disabled, until the API's lockout ends (then it clears itself).
+function showVoucherLock(until) {
+  clearTimeout(state.voucherTimer);
+  state.voucherLockedUntil = until;
+  const lock = $("voucher-lock");
+  if (until) {
+    lock.replaceChildren("Vouchers are locked after too many wrong codes, until ", when(until.toISOString(), dateTimeSeconds), ".");
+    show(lock, true);
+    // Checked again at the end, or within the hour (a longer setTimeout delay would overflow and fire at once).
+    const wait = Math.min(Math.max(0, until - new Date()) + 50, 3_600_000);
+    state.voucherTimer = setTimeout(() => showVoucherLock(storedVoucherLock(state.customer)), wait);
+  } else {
+    lock.replaceChildren();
+    show(lock, false);
+  }
+  updatePayButton();
+}
+
+function updatePayButton() {
+  const locked = $("pay-method").value === "voucher" && Boolean(state.voucherLockedUntil);
+  $("pay-button").disabled = state.paying || locked;
+}
+
 // ---- Make Payment ------------------------------------------------------------------------------------------
 
 function showFieldsFor(method) {
-  for (const node of document.querySelectorAll("[data-for]")) {
+  for (const node of document.querySelectorAll("#pay-form [data-for]")) {
     const rule = node.dataset.for;
     show(node, rule.startsWith("!") ? method !== rule.slice(1) : method === rule);
   }
   clearFieldErrors();
+  updatePayButton();
 }
 
 function clearFieldErrors() {
@@ -361,18 +680,35 @@ function clearFieldErrors() {
   say($("pay-error"), "");
 }
 
+function inputFor(field) {
+  if (!field) return null;
+  const form = $("pay-form");
+  const input = form.querySelector(`[data-field="${CSS.escape(field)}"]`) ||
+    (field.startsWith("card") ? form.querySelector("[data-field='card.number']") : null);
+  return input && !input.closest("[hidden]") ? input : null;
+}
+
+// Every problem the API listed (`errors`) is shown at its field; those about no visible field go on top.
 function showPayError(error) {
-  const field = error.body.field;
-  const input = field && (document.querySelector(`#pay-form [data-field="${CSS.escape(field)}"]`) ||
-    (field.startsWith("card") && document.querySelector("#pay-form [data-field='card.number']")));
-  if (input && !input.closest("[hidden]")) {
-    input.setAttribute("aria-invalid", "true");
-    input.setAttribute("aria-describedby", "field-error");
-    input.closest("label").after(el("p", { id: "field-error", className: "field-error", role: "alert" }, error.message));
-    input.focus();
-  } else {
-    say($("pay-error"), error.message);
+  const problems = Array.isArray(error.body.errors) && error.body.errors.length
+    ? error.body.errors : [{ field: error.body.field || null, message: error.message }];
+  const byInput = new Map();
+  const general = [];
+  for (const problem of problems) {
+    const input = inputFor(problem.field);
+    if (!input) general.push(problem.message);
+    else byInput.set(input, [...(byInput.get(input) || []), problem.message]);
   }
+  for (const [input, messages] of byInput) {
+    const id = `error-${input.id}`;
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", id);
+    const holder = input.closest(".field") || input.closest("label");
+    holder.append(el("p", { id, className: "field-error", "data-field": input.dataset.field }, messages.join(" ")));
+  }
+  say($("pay-error"), general.join(" "));
+  const first = byInput.keys().next().value;
+  if (first) first.focus();
 }
 
 function clearCardFields() {
@@ -407,17 +743,20 @@ async function digest(text) {
 
 async function pay(event) {
   event.preventDefault();
+  if (state.paying) return;
   clearFieldErrors();
   hideResult();
   let body = paymentBody();
   clearCardFields();
+  const session = state.session;
   // A retry of the same submission whose outcome is unknown reuses its key, so it is never charged twice;
   // only a digest is kept, never the card fields.
   const fingerprint = await digest(JSON.stringify(body));
   const key = state.attempt && state.attempt.fingerprint === fingerprint ? state.attempt.key : crypto.randomUUID();
   state.attempt = { fingerprint, key };
   const button = $("pay-button");
-  button.disabled = true;
+  state.paying = true;
+  updatePayButton();
   button.textContent = "Paying…";
   try {
     const { data } = await call("POST", "/payments", { body, headers: { "Idempotency-Key": key } });
@@ -428,15 +767,22 @@ async function pay(event) {
     // A definite answer ends the attempt; a lost answer, 409 (still running) or 5xx may be retried as is.
     if (error.status >= 400 && error.status < 500 && error.status !== 409) state.attempt = null;
     if (error.status === 402 && error.body.payment) {
-      showResult("error", "Card declined", [el("p", {}, error.message)]);
+      // The payer's sentence; the gateway's code (failure_reason) is in the payment's detail.
+      const declined = error.body.payment;
+      showResult("error", "Card declined", [el("p", {}, declined.failure_message || error.message)], declined);
       await refreshAll();
+    } else if (error.status === 429 && body.method === "voucher" && rememberVoucherLock(error)) {
+      say($("pay-error"), "");
     } else {
       showPayError(error);
     }
   } finally {
     body = null;
-    button.disabled = false;
-    button.textContent = "Pay";
+    if (session === state.session) {
+      state.paying = false;
+      button.textContent = "Pay";
+      updatePayButton();
+    }
   }
 }
 
@@ -445,9 +791,13 @@ function hideResult() {
   show($("pay-result"), false);
 }
 
-function showResult(kind, title, content) {
+function showResult(kind, title, content, payment) {
   $("pay-result").className = `result ${kind}`;
-  $("pay-result").replaceChildren(el("h3", {}, title), ...content);
+  fill($("pay-result"),
+    el("h3", {}, title),
+    ...content,
+    payment ? el("p", {}, el("button", { type: "button", className: "link", onclick: () => openDetail(payment.id) }, "Payment details")) : null,
+  );
   show($("pay-result"), true);
 }
 
@@ -465,8 +815,6 @@ async function followNextAction(payment, action) {
   const type = action && action.type;
   if (type === "redirect") {
     const url = new URL(action.url);
-    const ref = url.searchParams.get("token") || url.searchParams.get("iid");
-    rememberGatewayRef(payment.id, payment.method, ref);
     showResult("info", `Continue at ${METHOD_LABELS[payment.method]}`, [el("p", {}, `Taking you to ${url.host}…`)]);
     leaveFor(action.url, payment);
     return;
@@ -480,25 +828,23 @@ async function followNextAction(payment, action) {
         ["Account", action.account_name], ["IBAN", action.iban], ["BIC", action.bic], ["Bank", action.bank_name],
       ]),
       settleButtons(payment, "full"),
-    ]);
+    ], payment);
   } else if (type === "stripe_sdk") {
-    const intent = action.client_secret.split("_secret_")[0];
-    rememberGatewayRef(payment.id, "stripe", intent);
+    const intent = payment.gateway_reference || action.client_secret.split("_secret_")[0];
     showResult("info", "3-D Secure required", [
       el("p", {}, `Your bank asks you to confirm this card payment of ${paid}. It stays Pending until you do.`),
       el("button", { type: "button", className: "primary", onclick: () => leaveFor(`${state.config.simulator}/stripe/3ds/${intent}`, payment) },
         "Confirm with your bank"),
-    ]);
+    ], payment);
   } else if (type === "razorpay_checkout") {
-    rememberGatewayRef(payment.id, "razorpay", action.order_id);
     showResult("info", "Razorpay checkout", [
       el("p", {}, `Order ${action.order_id} for ${action.amount} ${action.currency}. In the portal Razorpay's checkout window opens here; locally the simulator stands in for it.`),
       settleButtons(payment, "full"),
-    ]);
+    ], payment);
   } else if (payment.status === "completed") {
-    showResult("ok", "Payment completed", [el("p", {}, `${paid} by ${METHOD_LABELS[payment.method]}.`)]);
+    showResult("ok", "Payment completed", [el("p", {}, `${paid} by ${METHOD_LABELS[payment.method]}.`)], payment);
   } else {
-    showResult("info", `Payment ${STATUS_LABELS[payment.status]}`, [el("p", {}, `${paid} by ${METHOD_LABELS[payment.method]}.`)]);
+    showResult("info", `Payment ${STATUS_LABELS[payment.status]}`, [el("p", {}, `${paid} by ${METHOD_LABELS[payment.method]}.`)], payment);
   }
 }
 
@@ -509,8 +855,10 @@ async function download() {
   button.disabled = true;
   say($("list-error"), "");
   try {
-    const { status, from, to } = filterQuery();
-    let { data } = await call("POST", "/payments/exports", { body: { status: status || undefined, from: from || undefined, to: to || undefined } });
+    // What the table shows: the same filters and search, newest first.
+    const { status, from, to, q } = filterQuery();
+    const body = { status: status || undefined, from: from || undefined, to: to || undefined, q: q || undefined, bom: $("download-excel").checked };
+    let { data } = await call("POST", "/payments/exports", { body });
     // A large account is exported in the background (202): poll the export until its link is ready.
     for (let tries = 0; data.status === "running" && tries < 300; tries += 1) {
       notice("Preparing the export…");
@@ -539,6 +887,11 @@ async function backFromGateway() {
   await watch(id, `Back from ${METHOD_LABELS[method] || "the gateway"}: waiting for its confirmation…`);
 }
 
+function searchSoon() {
+  clearTimeout(state.searchTimer);
+  state.searchTimer = setTimeout(() => loadPayments(), SEARCH_DELAY_MS);
+}
+
 async function start() {
   $("picker-form").addEventListener("submit", pickerSignIn);
   $("paste-form").addEventListener("submit", pasteSignIn);
@@ -548,15 +901,28 @@ async function start() {
     showFieldsFor(event.target.value);
     hideResult();
   });
-  $("filters").addEventListener("change", () => loadPayments());
-  $("filters").addEventListener("submit", (event) => event.preventDefault());
+  $("filters").addEventListener("change", (event) => {
+    if (event.target.id !== "filter-q") loadPayments(); // the search box has its own, quicker trigger
+  });
+  $("filter-q").addEventListener("input", searchSoon);
+  $("filters").addEventListener("submit", (event) => {
+    event.preventDefault(); // Enter in the search box: search now
+    clearTimeout(state.searchTimer);
+    loadPayments();
+  });
   $("filter-clear").addEventListener("click", () => {
+    clearTimeout(state.searchTimer);
     $("filters").reset();
     loadPayments();
   });
   $("load-more").addEventListener("click", () => loadPayments({ more: true }));
   $("refresh").addEventListener("click", () => refreshAll());
   $("download").addEventListener("click", download);
+  $("detail-close").addEventListener("click", () => closeDetail());
+  $("detail").addEventListener("close", detailClosed); // Escape, the close button, or signing out
+  $("detail").addEventListener("click", (event) => {
+    if (event.target === event.currentTarget) closeDetail(); // a click on the backdrop
+  });
   showFieldsFor($("pay-method").value);
   await loadConfig();
   const saved = sessionStorage.getItem(TOKEN_KEY);
@@ -564,7 +930,7 @@ async function start() {
     signOut("");
     return;
   }
-  signIn(saved);
+  if (!signIn(saved)) return;
   await refreshAll();
   await backFromGateway();
 }

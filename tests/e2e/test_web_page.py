@@ -2,10 +2,13 @@
 
 Debian's chromium through Playwright's Python API (`executable_path`; Playwright downloads no browser). Every
 test signs in as a customer of its own, so tests do not see each other's payments on the shared stack.
+This file: signing in, Make Payment and its answers, settling, the CSV; test_web_views.py: the detail,
+search, totals, roles, signing out and phones. Tests of the page's issue items run at 1366 and 390 px (WIDTHS).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -32,6 +35,9 @@ CHROMIUM_ARGS = [
 # Generous: settling waits for webhooks, and a cold Lambda import is slow on a busy CI machine.
 UI_TIMEOUT_MS = 30_000
 CARD_OK, CARD_3DS, CARD_DECLINED = "4242424242424242", "4000002500003155", "4000000000000002"
+DESKTOP, PHONE = 1366, 390
+HEIGHTS = {1366: 900, 390: 844, 360: 780}
+WIDTHS = [pytest.param(DESKTOP, id="1366px"), pytest.param(PHONE, id="390px")]
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +50,30 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    # A fixed locale and time zone, so dates render the same on every machine.
-    context = browser.new_context(locale="en-GB", timezone_id="UTC", accept_downloads=True)
+@contextlib.contextmanager
+def open_page(browser: Browser, width: int = DESKTOP, timezone_id: str = "UTC") -> Iterator[Page]:
+    """A page in a context of its own. A fixed locale and time zone, so dates render the same on every machine."""
+    context = browser.new_context(
+        locale="en-GB",
+        timezone_id=timezone_id,
+        accept_downloads=True,
+        viewport={"width": width, "height": HEIGHTS[width]},
+    )
     context.set_default_timeout(UI_TIMEOUT_MS)
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
-    yield opened
-    context.close()
+    try:
+        yield opened
+    finally:
+        context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with open_page(browser) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -123,6 +142,38 @@ def pay(page: Page, method: str, **fields: str) -> None:
     page.get_by_role("button", name="Pay", exact=True).click()
 
 
+def use_width(page: Page, width: int) -> None:
+    page.set_viewport_size({"width": width, "height": HEIGHTS[width]})
+
+
+def assert_fits(page: Page) -> None:
+    """Nothing wider than the window: no horizontal scrolling, on phones least of all."""
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"the page scrolls sideways: {widths[0]} px wide in a {widths[1]} px window"
+
+
+def row_ids(page: Page) -> list[str]:
+    return list(page.locator("#payment-rows tr").evaluate_all("rows => rows.map(r => r.dataset.id)"))
+
+
+def wait_for_rows(page: Page, ids: list[str]) -> None:
+    """Until the table holds exactly these payments in this order (filters and search answer asynchronously)."""
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('#payment-rows tr')].map(r => r.dataset.id))"
+        " === JSON.stringify(ids)",
+        arg=ids,
+        timeout=UI_TIMEOUT_MS,
+    )
+
+
+def detail(page: Page) -> Any:
+    return page.get_by_role("dialog")
+
+
+def detail_field(page: Page, field: str) -> Any:
+    return detail(page).locator(f"dd[data-field='{field}']")
+
+
 def row(page: Page, payment_id: str) -> Any:
     return page.locator(f"#payment-rows tr[data-id='{payment_id}']")
 
@@ -187,7 +238,9 @@ def test_a_card_payment_completes_and_its_fields_go_only_to_the_card_route(
     assert (payment["status"], payment["amount"]) == ("completed", "12.50")
     assert payment["card"] == {"brand": "visa", "last4": "4242"}
     expect(row(page, payment["id"]).locator(".badge")).to_have_text("Completed")
-    expect(row(page, payment["id"])).to_contain_text("visa •••• 4242")
+    # The API's description names the card; the row does not say "Card" or the last 4 a second time.
+    expect(row(page, payment["id"]).locator(".description")).to_have_text("Visa card ending 4242")
+    expect(row(page, payment["id"]).locator(".sub")).to_have_text(payment["gateway_reference"])
     expect(balances(page)).to_have_text(["12.50 USD"])
     # Sent once, to the API's card route on the same origin; then cleared and kept nowhere in the browser.
     assert [(r.method, r.url) for r in sent_card] == [("POST", f"{stack.api_url}/payments")]
@@ -198,17 +251,35 @@ def test_a_card_payment_completes_and_its_fields_go_only_to_the_card_route(
     assert CARD_OK not in stored and "4242" not in stored
 
 
-def test_a_declined_card_shows_the_decline_and_a_cancelled_row(page: Page, stack: Any, customer: str) -> None:
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_declined_card_shows_the_payers_sentence_and_the_code_only_in_the_detail(
+    page: Page, stack: Any, customer: str, width: int
+) -> None:
+    use_width(page, width)
     sign_in_with_token(page, stack, customer)
     year = str(datetime.now(UTC).year + 1)
 
     pay(page, "credit_card", Card_number=CARD_DECLINED, Expiry_month="06", Expiry_year=year, CVC="999", Amount="3.00")
 
-    expect(page.locator("#pay-result")).to_contain_text("Card declined")
+    result = page.locator("#pay-result")
+    expect(result).to_contain_text("Card declined")
     [payment] = listed(stack, customer)
-    expect(page.locator("#pay-result")).to_contain_text(payment["failure_reason"])
-    expect(row(page, payment["id"]).locator(".badge")).to_have_text("Cancelled")
+    assert payment["failure_reason"] and payment["failure_message"]
+    expect(result).to_contain_text(payment["failure_message"])
+    expect(result).not_to_contain_text(payment["failure_reason"])
+    expect(result).not_to_contain_text("null")
+    declined = row(page, payment["id"])
+    expect(declined.locator(".badge")).to_have_text("Cancelled")
+    expect(declined.locator(".failure")).to_have_text(payment["failure_message"])
+    expect(declined).not_to_contain_text(payment["failure_reason"])
     expect(balances(page)).to_have_text(["No completed payments yet"])
+    assert_fits(page)
+
+    result.get_by_role("button", name="Payment details").click()
+    expect(detail_field(page, "failure_reason")).to_have_text(payment["failure_reason"])
+    expect(detail_field(page, "failure_message")).to_have_text(payment["failure_message"])
+    expect(detail_field(page, "card")).to_have_text("Visa •••• 0002")
+    assert_fits(page)
 
 
 def test_download_csv_follows_the_export_link(page: Page, stack: Any, customer: str) -> None:
@@ -308,9 +379,13 @@ def test_the_demo_picker_signs_in_and_shows_payments_newest_first(page: Page, st
     purchase = row(page, older["id"])
     expect(purchase.locator("td.total")).to_have_text("-29.99 USD")
     expect(purchase.locator("td.total")).to_have_class("num total negative")
-    created = datetime.fromisoformat(older["created_at"].replace("Z", "+00:00"))
-    expect(purchase.locator("time")).to_have_attribute("datetime", older["created_at"])
-    expect(purchase.locator("time")).to_have_text(re.compile(rf"^{created.day} \w+ {created.year}, {created:%H:%M}$"))
+    # Date / Time is when the payment completed (a purchase completes at once); a pending one has none yet.
+    completed = datetime.fromisoformat(older["completed_at"].replace("Z", "+00:00"))
+    expect(purchase.locator("td.when time")).to_have_attribute("datetime", older["completed_at"])
+    expect(purchase.locator("td.when time")).to_have_text(
+        re.compile(rf"^{completed.day} \w+ {completed.year}, {completed:%H:%M}$")
+    )
+    expect(row(page, newer["id"]).locator("td.when")).to_have_text("—")
     expect(row(page, newer["id"]).locator("td.total")).to_have_class("num total")
     expect(balances(page)).to_have_text(["-29.99 USD"])
     expect(page.locator(".balance .note")).to_have_text("Pending and cancelled payments are not counted.")
@@ -320,8 +395,10 @@ def test_a_support_user_can_read_but_not_pay(page: Page, stack: Any, customer: s
     charge(stack, customer, "5.00", "USD", "SMS bundle")
     sign_in_with_picker(page, stack, customer, group="support")
     expect(page.locator("#payment-rows tr")).to_have_count(1)
-    expect(page.get_by_role("button", name="Pay", exact=True)).to_be_disabled()
-    expect(page.get_by_role("button", name="Download CSV")).to_be_disabled()
+    # Nothing it may not do is offered (test_web_views.py checks every control at both widths).
+    expect(page.get_by_role("button", name="Pay", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="Download CSV")).to_be_hidden()
+    expect(page.locator("#read-only")).to_be_visible()
 
 
 @pytest.mark.parametrize(
@@ -349,6 +426,38 @@ def test_settling_a_pending_payment_updates_its_status_and_the_balance(
     assert [p["status"] for p in listed(stack, customer)] == [settled.lower()]
 
 
+@pytest.mark.parametrize(
+    ("body", "button", "settled"),
+    [
+        ({"method": "nowpayments", "currency": "EUR"}, "Paid", "Completed"),  # NOWPayments' IPN, by gateway_reference
+        (
+            {"method": "credit_card", "currency": "USD", "payment_method": "pm_card_authenticationRequired"},
+            "Paid",
+            "Completed",
+        ),
+        ({"method": "paystack", "currency": "NGN"}, "Failed", "Cancelled"),  # no failure webhook: an operator cancels
+    ],
+    ids=["nowpayments", "3-D Secure card", "paystack"],
+)
+def test_settling_from_the_detail_uses_the_gateway_reference_and_updates_it(
+    page: Page, stack: Any, customer: str, body: dict[str, str], button: str, settled: str
+) -> None:
+    made = api(stack, "POST", "/payments", stack.token(customer), {**body, "amount": "30.00"}, key=uuid.uuid4().hex)
+    payment = made["payment"]
+    sign_in_with_picker(page, stack, customer)
+    row(page, payment["id"]).locator(".description").click()
+    expect(detail_field(page, "gateway_reference")).to_have_text(payment["gateway_reference"])
+
+    detail(page).get_by_role("button", name=button).click()
+
+    expect(detail_field(page, "status")).to_have_text(settled)  # the open detail follows
+    expect(detail(page).locator(".settle")).to_have_count(0)
+    if settled == "Completed":
+        expect(detail_field(page, "completed_at").locator("time")).to_be_visible()
+    expect(row(page, payment["id"]).locator(".badge")).to_have_text(settled)
+    assert [p["status"] for p in listed(stack, customer)] == [settled.lower()]
+
+
 def test_filters_and_load_more(page: Page, stack: Any, customer: str) -> None:
     for number in range(22):
         charge(stack, customer, f"1.{number:02d}", "USD", f"Item {number}")
@@ -373,3 +482,219 @@ def test_filters_and_load_more(page: Page, stack: Any, customer: str) -> None:
     expect(page.get_by_text("No payments match.")).to_be_visible()
     page.get_by_role("button", name="Clear").click()
     expect(rows).to_have_count(20)
+
+
+# ---- answers of Make Payment and the CSV, at both widths ------------------------------------------------
+
+
+def utc(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def refused(stack: Any, customer: str, body: dict[str, Any]) -> dict[str, Any]:
+    """What the API answers this invalid payment (nothing is recorded)."""
+    answer = stack.call(
+        "POST",
+        "/payments",
+        token=stack.token(customer),
+        headers={"content-type": "application/json", "Idempotency-Key": uuid.uuid4().hex},
+        body=json.dumps(body),
+    )
+    assert answer.status == 422, (answer.status, answer.body)
+    return dict(answer.json())
+
+
+def field_error(page: Page, label: str) -> Any:
+    """The error the input labelled so points at (aria-describedby), which must sit in the input's own field."""
+    field = page.get_by_label(label, exact=True)
+    expect(field).to_have_attribute("aria-describedby", re.compile(r"\S"))  # once the API has answered
+    described_by = field.get_attribute("aria-describedby")
+    error = page.locator(f"#{described_by}")
+    assert error.evaluate("(node, label) => node.closest('.field').textContent.includes(label)", label)
+    return error
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_field_error_is_shown_at_its_field(page: Page, stack: Any, customer: str, width: int) -> None:
+    use_width(page, width)
+    both = refused(stack, customer, {"method": "bank_transfer", "amount": "abc", "currency": "XYZ"})
+    assert [e["field"] for e in both["errors"]] == ["amount", "currency"]
+    sign_in_with_token(page, stack, customer)
+
+    pay(page, "bank_transfer", Amount="abc", Currency="XYZ")
+
+    expect(page.locator("#pay-form .field-error")).to_have_count(2)
+    for label, problem in zip(["Amount", "Currency"], both["errors"], strict=True):
+        expect(page.get_by_label(label, exact=True)).to_have_attribute("aria-invalid", "true")
+        expect(field_error(page, label)).to_have_text(problem["message"])
+    expect(page.get_by_label("Amount", exact=True)).to_be_focused()
+    expect(page.locator("#pay-error")).to_be_hidden()  # nothing left over for the top of the form
+    assert_fits(page)
+
+    # One fixed, one left: only the one left is marked.
+    page.get_by_label("Amount", exact=True).fill("12.00")
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page.locator("#pay-form .field-error")).to_have_count(1)
+    expect(field_error(page, "Currency")).to_have_text(both["errors"][1]["message"])
+    expect(page.get_by_label("Amount", exact=True)).not_to_have_attribute("aria-invalid", "true")
+
+    # A card field's problem is shown at that card field, though the card fields are cleared after Pay.
+    month = refused(
+        stack,
+        customer,
+        {
+            "method": "credit_card",
+            "amount": "1.00",
+            "currency": "USD",
+            "card": {"number": CARD_OK, "exp_month": "ab", "exp_year": "2031", "cvc": "123"},
+        },
+    )
+    page.get_by_label("Currency").fill("USD")
+    pay(page, "credit_card", Card_number=CARD_OK, Expiry_month="ab", Expiry_year="2031", CVC="123", Amount="1.00")
+    expect(field_error(page, "Expiry month")).to_have_text(month["errors"][0]["message"])
+    expect(page.locator("#pay-form .field-error")).to_have_count(len(month["errors"]))
+    assert listed(stack, customer) == []
+    assert_fits(page)
+
+
+def csv_rows(path: str, *, bom: bool) -> list[dict[str, str]]:
+    raw = Path(path).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") == bom, raw[:8]
+    return list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+
+
+def download_csv(page: Page) -> tuple[Any, dict[str, Any]]:
+    """Press Download CSV; the file and the body the page sent."""
+    with (
+        page.expect_request(lambda r: r.url.endswith("/payments/exports") and r.method == "POST") as sent,
+        page.expect_download() as download_info,
+    ):
+        page.get_by_role("button", name="Download CSV").click()
+    return download_info.value, json.loads(sent.value.post_data or "{}")
+
+
+def assert_csv_times_match_the_api(rows: list[dict[str, str]], payments: dict[str, dict[str, Any]]) -> None:
+    for line in rows:
+        payment = payments[line["Payment ID"]]
+        created = datetime.strptime(line["Created At"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        assert created == utc(payment["created_at"]).replace(microsecond=0)
+        if payment["completed_at"] is None:
+            assert line["Date/Time"] == "", line  # not completed: no date, as on the page
+            continue
+        # When it completed, in UTC to the second, in a form spreadsheets read as a date.
+        completed = datetime.strptime(line["Date/Time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        assert completed == utc(payment["completed_at"]).replace(microsecond=0), line
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_csv_for_excel_holds_what_the_page_shows_in_its_order(
+    page: Page, stack: Any, customer: str, width: int
+) -> None:
+    use_width(page, width)
+    finance = stack.token(customer)
+    charge(stack, customer, "29.99", "USD", "Forfait « été »")  # not ASCII: what the BOM is for
+    card = api(
+        stack,
+        "POST",
+        "/payments",
+        finance,
+        {"method": "credit_card", "amount": "10.00", "currency": "USD", "payment_method": "pm_card_visa"},
+        key=uuid.uuid4().hex,
+    )["payment"]
+    settle_at_simulator(stack, "stripe", card["gateway_reference"], "refund", "2.50")
+    bank_transfer(stack, customer, "40.00")
+    payments = {p["id"]: p for p in listed(stack, customer)}
+    sign_in_with_token(page, stack, customer)
+    expect(page.locator("#payment-rows tr")).to_have_count(len(payments))
+
+    page.get_by_label("for Excel").check()
+    download, sent = download_csv(page)
+
+    assert sent == {"bom": True}
+    assert re.fullmatch(r"payments-\d{4}-\d{2}-\d{2}-UTC\.csv", download.suggested_filename)
+    rows = csv_rows(download.path(), bom=True)
+    assert [r["Payment ID"] for r in rows] == row_ids(page)
+    assert "Forfait « été »" in [r["Description"] for r in rows]
+    assert_csv_times_match_the_api(rows, payments)
+    expect(page.locator("#notice")).to_have_text(f"Exported {len(payments)} payments.")
+
+    # The current filters and search go with it: completed ones holding 4242 (the card and its refund).
+    page.get_by_label("for Excel").uncheck()
+    page.locator("#filter-status").select_option("completed")
+    page.get_by_label("Search").fill("4242")
+    shown = [p["id"] for p in listed(stack, customer) if p["status"] == "completed" and "4242" in p["description"]]
+    assert len(shown) == 2
+    wait_for_rows(page, shown)
+    download, sent = download_csv(page)
+
+    assert sent == {"status": "completed", "q": "4242", "bom": False}
+    rows = csv_rows(download.path(), bom=False)
+    assert [r["Payment ID"] for r in rows] == shown
+    assert_csv_times_match_the_api(rows, payments)
+    assert_fits(page)
+
+
+def settle_at_simulator(stack: Any, provider: str, ref: str, outcome: str, amount: str | None = None) -> None:
+    """What a gateway's webhook would do, sent by the simulator (as the page's local helper does)."""
+    body = {"provider": provider, "ref": ref, "outcome": outcome, **({"amount": amount} if amount else {})}
+    answer = stack.call("POST", "/web/sim/settle", headers={"content-type": "application/json"}, body=json.dumps(body))
+    assert answer.status == 200 and answer.json()["delivered"], (answer.status, answer.body)
+
+
+KOLKATA = timedelta(hours=5, minutes=30)  # Asia/Kolkata has no daylight saving time: always UTC+05:30
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_voucher_lockout_is_shown_until_it_ends_and_voucher_pay_is_disabled(
+    browser: Browser, stack: Any, customer: str, width: int
+) -> None:
+    for attempt in range(5):  # wrong codes through the API; the page makes the one that is refused with 429
+        refused(stack, customer, {"method": "voucher", "voucher_code": f"WRONG-{attempt}", "currency": "USD"})
+    with open_page(browser, width, timezone_id="Asia/Kolkata") as page:
+        sign_in_with_token(page, stack, customer)
+        pay_button = page.get_by_role("button", name="Pay", exact=True)
+        with page.expect_response(lambda r: r.url.endswith("/payments") and r.request.method == "POST") as answer:
+            pay(page, "voucher", Voucher_number="WRONG-5", Currency="USD")
+        assert answer.value.status == 429
+        until = utc(answer.value.json()["locked_until"])
+
+        lock = page.locator("#voucher-lock")
+        local = until + KOLKATA  # in the viewer's time zone, to the second
+        expect(lock).to_have_text(
+            re.compile(rf"^Vouchers are locked .*until {local.day} \w+ {local.year}, {local:%H:%M:%S}\.$")
+        )
+        assert utc(lock.locator("time").get_attribute("datetime") or "") == until
+        expect(pay_button).to_be_disabled()
+        expect(page.locator("#pay-form .field-error")).to_have_count(0)
+        expect(page.locator("#pay-error")).to_be_hidden()
+        assert_fits(page)
+
+        page.get_by_label("Pay via").select_option("bank_transfer")  # other methods still pay
+        expect(pay_button).to_be_enabled()
+        expect(lock).to_be_visible()
+        page.get_by_label("Pay via").select_option("voucher")
+        expect(pay_button).to_be_disabled()
+
+        page.reload()  # kept for the session (sessionStorage), until the lockout ends
+        expect(lock).to_contain_text(f"{local:%H:%M:%S}")
+        page.get_by_label("Pay via").select_option("voucher")
+        expect(pay_button).to_be_disabled()
+        page.get_by_role("button", name="Sign out").click()
+        expect(lock).to_be_hidden()
+        sign_in_with_token(page, stack, customer)
+        expect(lock).to_contain_text(f"{local:%H:%M:%S}")  # the same customer is still locked out
+
+        # Once the time has passed it is gone (the stored end moved to the past stands for the wait).
+        page.evaluate(
+            """customer => {
+                const locks = JSON.parse(sessionStorage.getItem("payments.voucherLockedUntil"));
+                locks[customer] = new Date(Date.now() - 1000).toISOString();
+                sessionStorage.setItem("payments.voucherLockedUntil", JSON.stringify(locks));
+            }""",
+            customer,
+        )
+        page.reload()
+        expect(page.locator("#balance-title")).to_be_visible()
+        page.get_by_label("Pay via").select_option("voucher")
+        expect(pay_button).to_be_enabled()
+        expect(lock).to_be_hidden()
