@@ -273,6 +273,25 @@ WEB_TOKEN_GROUPS = ("admin", "finance", "support", "operator")
 _CUSTOMER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
 
 
+def page_methods() -> list[dict[str, Any]]:
+    """The registry's methods as the page needs them: so the page names no method or gateway itself."""
+    from payments import registry
+
+    methods = []
+    for entry in registry.METHODS:
+        gateway = registry.GATEWAY_BY_METHOD.get(entry.method)
+        methods.append(
+            {
+                "method": entry.method.value,
+                "label": entry.label,
+                "payable": entry.payable,
+                "provider": gateway.provider if gateway else None,
+                "gateway_label": gateway.label if gateway else None,
+            }
+        )
+    return methods
+
+
 def web_routes(sim_url: str | None) -> dict[tuple[str, str], Callable[[Any], Any]]:
     """What local/web/ needs beyond the API, served by the local stack only (in AWS the page is hosted
     separately and signs in with Cognito): its config, demo sign-in, and settling at the simulator.
@@ -293,7 +312,9 @@ def web_routes(sim_url: str | None) -> dict[tuple[str, str], Callable[[Any], Any
         return body if isinstance(body, dict) else None
 
     def config(request: HttpRequest) -> HttpResponse:
-        return HttpResponse.of_json(200, {"simulator": sim_url, "customers": [DEMO_CUSTOMER, OTHER_CUSTOMER]})
+        return HttpResponse.of_json(
+            200, {"simulator": sim_url, "customers": [DEMO_CUSTOMER, OTHER_CUSTOMER], "methods": page_methods()}
+        )
 
     def token(request: HttpRequest) -> HttpResponse:
         body = json_body(request)

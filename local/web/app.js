@@ -8,21 +8,22 @@ const POLL_MS = 700;
 const POLL_TRIES = 20;
 const SEARCH_DELAY_MS = 300; // typing in the search box asks the API once the typing pauses
 const FALLBACK_CONFIG = { simulator: "http://127.0.0.1:12111", customers: ["demo", "other"] };
-const METHOD_LABELS = {
-  bank_transfer: "Bank transfer", paypal: "PayPal", credit_card: "Card", razorpay: "Razorpay",
-  paystack: "Paystack", nowpayments: "Crypto (NOWPayments)", voucher: "Voucher", purchase: "Purchase", refund: "Refund",
-};
+// The methods, their labels and the gateway behind each come from the registry of the service
+// (/web/config.json's `methods`), so the page names no gateway itself.
+const methodOf = (method) => (state.config.methods || []).find((entry) => entry.method === method) || {};
+const methodLabel = (method) => methodOf(method).label || method;
 // The words by which a description already names its method: the API's own descriptions do
 // ("PayPal order 5O19…", "Visa card ending 4242"), and the sub-line should not say it again.
-const METHOD_WORDS = {
-  bank_transfer: ["bank transfer"], paypal: ["paypal"], credit_card: ["card"], razorpay: ["razorpay"],
-  paystack: ["paystack"], nowpayments: ["nowpayments", "crypto"], voucher: ["voucher"], purchase: ["purchase"],
-  refund: ["refund"],
+const methodWords = (method) => {
+  const entry = methodOf(method);
+  const words = [entry.label, entry.gateway_label, entry.provider, method.replace("_", " ")];
+  if (method === "credit_card") words.push("card");
+  return [...new Set(words.filter(Boolean).flatMap((word) => word.toLowerCase().split(/[()]/)).map((w) => w.trim()).filter(Boolean))];
 };
+const gatewayOfMethod = (method) => methodOf(method).provider || null; // the simulator settles by (provider, gateway_reference)
+const gatewayName = (provider) =>
+  ((state.config.methods || []).find((entry) => entry.provider === provider) || {}).gateway_label || provider;
 const STATUS_LABELS = { pending: "Pending", completed: "Completed", cancelled: "Cancelled" };
-// The gateway behind each method: the simulator settles a payment by (provider, gateway_reference).
-const GATEWAY_OF_METHOD = { credit_card: "stripe", paypal: "paypal", razorpay: "razorpay", paystack: "paystack", nowpayments: "nowpayments" };
-const GATEWAY_NAMES = { stripe: "Stripe", paypal: "PayPal", razorpay: "Razorpay", paystack: "Paystack", nowpayments: "NOWPayments" };
 const CARD_BRANDS = { visa: "Visa", mastercard: "Mastercard", amex: "American Express", discover: "Discover", jcb: "JCB", diners: "Diners Club", unionpay: "UnionPay" };
 const PAYER_GROUPS = ["admin", "finance"];
 const READER_GROUPS = ["admin", "finance", "support"];
@@ -165,6 +166,10 @@ async function loadConfig() {
     // No local helpers: the page still works with a pasted token.
   }
   $("customer-list").replaceChildren(...(state.config.customers || []).map((name) => el("option", { value: name })));
+  const payable = (state.config.methods || []).filter((entry) => entry.payable);
+  if (payable.length) {
+    $("pay-method").replaceChildren(...payable.map((entry) => el("option", { value: entry.method }, entry.label)));
+  }
 }
 
 // Each group sees only what it may do: admin and finance pay, settle (locally) and export; support reads;
@@ -328,7 +333,7 @@ function subLine(payment) {
   const add = (part, words) => {
     if (part && !says(words) && !parts.includes(part)) parts.push(part);
   };
-  add(METHOD_LABELS[payment.method] || payment.method, METHOD_WORDS[payment.method] || [payment.method]);
+  add(methodLabel(payment.method), methodWords(payment.method));
   if (payment.card) add(cardLabel(payment.card), [payment.card.last4]);
   add(payment.reference, [payment.reference]);
   add(payment.gateway_reference, [payment.gateway_reference]);
@@ -434,7 +439,7 @@ function byLabel(by) {
   const [kind, ...rest] = String(by).split(":");
   if (kind === "gateway") {
     const [provider, ...event] = rest;
-    return `${GATEWAY_NAMES[provider] || provider}${event.length ? ` (${event.join(":")})` : ""}`;
+    return `${gatewayName(provider)}${event.length ? ` (${event.join(":")})` : ""}`;
   }
   if (kind === "operator") return `Operator ${rest.join(":")}`;
   if (kind === "customer") return `Customer ${rest.join(":")}`;
@@ -450,18 +455,18 @@ function paymentLink(id) {
 const IDENTIFIERS = ["id", "reference", "gateway_reference", "failure_reason"];
 
 function detailRows(payment) {
-  const gateway = GATEWAY_OF_METHOD[payment.method];
+  const gateway = gatewayOfMethod(payment.method);
   const originalId = payment.original_payment_id || payment.refund_of;
   const rows = [
     ["amount", "Amount", el("span", { className: isNegative(payment.amount) ? "negative" : "" }, money(payment.amount, payment.currency))],
     ["status", "Status", badge(payment.status)],
-    ["method", "Method", METHOD_LABELS[payment.method] || payment.method],
+    ["method", "Method", methodLabel(payment.method)],
     ["description", "Description", payment.description],
     ["id", "Payment ID", payment.id],
     ["created_at", "Created", when(payment.created_at)],
     ["completed_at", "Completed", payment.completed_at ? when(payment.completed_at) : notYet()],
     ["reference", payment.method === "bank_transfer" ? "Bank reference" : "Reference", payment.reference],
-    ["gateway_reference", gateway ? `Gateway reference (${GATEWAY_NAMES[gateway]})` : "Gateway reference", payment.gateway_reference],
+    ["gateway_reference", gateway ? `Gateway reference (${gatewayName(gateway)})` : "Gateway reference", payment.gateway_reference],
     ["card", "Card", payment.card && cardLabel(payment.card)],
     ["failure_message", "Why it failed", payment.failure_message],
     ["failure_reason", "Failure code", payment.failure_reason],
@@ -544,8 +549,8 @@ function detailClosed() {
 
 function settleButtons(payment, style) {
   if (!state.localTools || !state.canPay) return null;
-  const gateway = GATEWAY_OF_METHOD[payment.method];
-  const how = gateway && payment.gateway_reference ? `the gateway simulator sends ${GATEWAY_NAMES[gateway]}'s webhook` : "an operator settles it (admin route)";
+  const gateway = gatewayOfMethod(payment.method);
+  const how = gateway && payment.gateway_reference ? `the gateway simulator sends ${gatewayName(gateway)}'s webhook` : "an operator settles it (admin route)";
   const [paid, failed] = style === "compact" ? ["Complete", "Cancel"]
     : payment.method === "bank_transfer" ? ["Transfer received", "Cancel"] : ["Paid", "Failed"];
   return el("div", { className: `settle ${style}` },
@@ -557,7 +562,7 @@ function settleButtons(payment, style) {
 }
 
 async function settle(payment, outcome) {
-  const provider = GATEWAY_OF_METHOD[payment.method];
+  const provider = gatewayOfMethod(payment.method);
   // Paystack sends no webhook for a failure (its reconciliation finds it), so an operator cancels those.
   const viaGateway = provider && payment.gateway_reference && !(provider === "paystack" && outcome === "cancel");
   notice(`Settling ${payment.amount} ${payment.currency}…`);
@@ -815,7 +820,7 @@ async function followNextAction(payment, action) {
   const type = action && action.type;
   if (type === "redirect") {
     const url = new URL(action.url);
-    showResult("info", `Continue at ${METHOD_LABELS[payment.method]}`, [el("p", {}, `Taking you to ${url.host}…`)]);
+    showResult("info", `Continue at ${methodLabel(payment.method)}`, [el("p", {}, `Taking you to ${url.host}…`)]);
     leaveFor(action.url, payment);
     return;
   }
@@ -842,9 +847,9 @@ async function followNextAction(payment, action) {
       settleButtons(payment, "full"),
     ], payment);
   } else if (payment.status === "completed") {
-    showResult("ok", "Payment completed", [el("p", {}, `${paid} by ${METHOD_LABELS[payment.method]}.`)], payment);
+    showResult("ok", "Payment completed", [el("p", {}, `${paid} by ${methodLabel(payment.method)}.`)], payment);
   } else {
-    showResult("info", `Payment ${STATUS_LABELS[payment.status]}`, [el("p", {}, `${paid} by ${METHOD_LABELS[payment.method]}.`)], payment);
+    showResult("info", `Payment ${STATUS_LABELS[payment.status]}`, [el("p", {}, `${paid} by ${methodLabel(payment.method)}.`)], payment);
   }
 }
 
@@ -884,7 +889,7 @@ async function backFromGateway() {
   sessionStorage.removeItem(AWAITING_KEY);
   history.replaceState(null, "", window.location.pathname); // drop the gateway's ?token=… from the address
   const { id, method } = JSON.parse(awaiting);
-  await watch(id, `Back from ${METHOD_LABELS[method] || "the gateway"}: waiting for its confirmation…`);
+  await watch(id, `Back from ${method ? methodLabel(method) : "the gateway"}: waiting for its confirmation…`);
 }
 
 function searchSoon() {
@@ -923,8 +928,8 @@ async function start() {
   $("detail").addEventListener("click", (event) => {
     if (event.target === event.currentTarget) closeDetail(); // a click on the backdrop
   });
-  showFieldsFor($("pay-method").value);
   await loadConfig();
+  showFieldsFor($("pay-method").value);
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (!saved) {
     signOut("");

@@ -43,6 +43,7 @@ class GatewayEntry:
     """One payment gateway: everything the service needs to know to load and configure it."""
 
     provider: str  # the webhook route's {provider}, and the prefix of its variables
+    label: str  # the gateway's own name: Stripe, NOWPayments
     method: PaymentMethod  # the only method its events may settle
     adapter: str  # "module:Class" of its adapter, imported when first needed
     credentials: tuple[str, ...]  # its settings fields that are secrets (STRIPE_SECRET_KEY, stripe_secret_key)
@@ -68,7 +69,7 @@ class GatewayEntry:
 METHODS: tuple[Method, ...] = (
     Method(PaymentMethod.BANK_TRANSFER, "Bank transfer", payable=True),
     Method(PaymentMethod.PAYPAL, "PayPal", payable=True),
-    Method(PaymentMethod.CREDIT_CARD, "Card", payable=True),
+    Method(PaymentMethod.CREDIT_CARD, "Credit card", payable=True),
     Method(PaymentMethod.RAZORPAY, "Razorpay", payable=True),
     Method(PaymentMethod.PAYSTACK, "Paystack", payable=True),
     Method(PaymentMethod.NOWPAYMENTS, "Crypto (NOWPayments)", payable=True),
@@ -80,6 +81,7 @@ METHODS: tuple[Method, ...] = (
 GATEWAYS: tuple[GatewayEntry, ...] = (
     GatewayEntry(
         provider="stripe",
+        label="Stripe",
         method=PaymentMethod.CREDIT_CARD,
         adapter="payments.gateways.stripe:StripeGateway",
         credentials=("secret_key", "webhook_secret"),
@@ -87,6 +89,7 @@ GATEWAYS: tuple[GatewayEntry, ...] = (
     ),
     GatewayEntry(
         provider="paypal",
+        label="PayPal",
         method=PaymentMethod.PAYPAL,
         adapter="payments.gateways.paypal:PayPalGateway",
         credentials=("client_id", "client_secret", "webhook_id"),
@@ -94,6 +97,7 @@ GATEWAYS: tuple[GatewayEntry, ...] = (
     ),
     GatewayEntry(
         provider="razorpay",
+        label="Razorpay",
         method=PaymentMethod.RAZORPAY,
         adapter="payments.gateways.razorpay:RazorpayGateway",
         credentials=("key_id", "key_secret", "webhook_secret"),
@@ -101,6 +105,7 @@ GATEWAYS: tuple[GatewayEntry, ...] = (
     ),
     GatewayEntry(
         provider="paystack",
+        label="Paystack",
         method=PaymentMethod.PAYSTACK,
         adapter="payments.gateways.paystack:PaystackGateway",
         credentials=("secret_key",),
@@ -108,6 +113,7 @@ GATEWAYS: tuple[GatewayEntry, ...] = (
     ),
     GatewayEntry(
         provider="nowpayments",
+        label="NOWPayments",
         method=PaymentMethod.NOWPAYMENTS,
         adapter="payments.gateways.nowpayments:NowPaymentsGateway",
         credentials=("api_key", "ipn_secret"),

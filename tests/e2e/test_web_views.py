@@ -251,7 +251,7 @@ def test_a_row_opens_its_detail_with_every_field_the_history_and_links_to_refund
     assert page.evaluate("() => document.getElementById('detail').contains(document.activeElement)")
     expect(detail_field(page, "amount")).to_have_text("10.00 USD")
     expect(detail_field(page, "status")).to_have_text("Completed")
-    expect(detail_field(page, "method")).to_have_text("Card")
+    expect(detail_field(page, "method")).to_have_text("Credit card")
     expect(detail_field(page, "description")).to_have_text("Visa card ending 4242")
     expect(detail_field(page, "created_at").locator("time")).to_have_attribute("datetime", card["created_at"])
     expect(detail_field(page, "created_at")).to_have_text(re.compile(local(card["created_at"])))

@@ -74,7 +74,13 @@ def test_the_local_stack_has_a_credential_and_an_api_base_for_each_gateway() -> 
     assert set(LOCAL_GATEWAY_ENV) == {name for entry in registry.GATEWAYS for name in entry.variables}
 
 
-def test_the_page_labels_methods_as_the_registry_does() -> None:
-    script = (ROOT / "local" / "web" / "app.js").read_text()
-    found = dict(re.findall(r"\b(\w+): \"([^\"]+)\"", script.split("METHOD_LABELS = {", 1)[1].split("}", 1)[0]))
-    assert found == {m.method.value: m.label for m in registry.METHODS}
+def test_the_page_names_no_method_or_gateway_and_gets_them_from_the_registry() -> None:
+    from local.dev import page_methods
+
+    for name in ("app.js", "index.html"):
+        page = (ROOT / "local" / "web" / name).read_text()
+        labels = [entry.label for entry in registry.METHODS] + [entry.label for entry in registry.GATEWAYS]
+        assert not [label for label in labels if f'"{label}"' in page or f">{label}<" in page], name
+    methods = page_methods()
+    assert [m["method"] for m in methods] == list(PaymentMethod)
+    assert {m["provider"] for m in methods if m["provider"]} == set(registry.PROVIDERS)
