@@ -45,7 +45,7 @@ def list_payments(
     "/payments/summary",
     summary="How many payments match the filters, and their completed total per currency",
     tags=["payments"],
-    responses=api.responses({200: ("The count and totals", PaymentsSummary)}, 401, 403),
+    responses=api.responses({200: ("The count and totals", PaymentsSummary)}, 400, 401, 403),
 )
 def payments_summary(
     status: Annotated[PaymentStatus | None, Query()] = None,
