@@ -33,33 +33,40 @@ def luhn_ok(digits: str) -> bool:
 
 
 def validate_card(number: object, exp_month: object, exp_year: object, cvc: object, *, today: date) -> CardInput:
+    """The card fields checked together: every field that is wrong is named (422), not only the first."""
+    problems: list[tuple[str, str]] = []
     digits = str(number if number is not None else "").replace(" ", "").replace("-", "")
     if not _ascii_digits(digits) or not 12 <= len(digits) <= 19:
-        raise InvalidInput("card.number", "card.number must be 12 to 19 digits")
-    if not luhn_ok(digits):
-        raise InvalidInput("card.number", "card.number is not a valid card number (checksum failed)")
-    month = _integer(exp_month, "card.exp_month")
-    year = _integer(exp_year, "card.exp_year")
-    if not 1 <= month <= 12:
-        raise InvalidInput("card.exp_month", "card.exp_month must be 1 to 12")
-    if year < 100:
+        problems.append(("card.number", "card.number must be 12 to 19 digits"))
+    elif not luhn_ok(digits):
+        problems.append(("card.number", "card.number is not a valid card number (checksum failed)"))
+    month = _integer(exp_month, "card.exp_month", problems)
+    if month is not None and not 1 <= month <= 12:
+        problems.append(("card.exp_month", "card.exp_month must be 1 to 12"))
+        month = None
+    year = _integer(exp_year, "card.exp_year", problems)
+    if year is not None and year < 100:
         year += 2000
-    if (year, month) < (today.year, today.month):
-        raise InvalidInput("card.exp_year", "the card has expired (card.exp_month/card.exp_year are in the past)")
-    if year > today.year + 50:
-        raise InvalidInput("card.exp_year", "card.exp_year is too far in the future")
+    if year is not None and month is not None and (year, month) < (today.year, today.month):
+        problems.append(("card.exp_year", "the card has expired (card.exp_month/card.exp_year are in the past)"))
+    elif year is not None and year > today.year + 50:
+        problems.append(("card.exp_year", "card.exp_year is too far in the future"))
     code = str(cvc if cvc is not None else "")
     if not _ascii_digits(code) or not 3 <= len(code) <= 4:
-        raise InvalidInput("card.cvc", "card.cvc must be 3 or 4 digits")
+        problems.append(("card.cvc", "card.cvc must be 3 or 4 digits"))
+    if problems:
+        raise InvalidInput.of(problems)
+    assert month is not None  # no problem noted, so both were read
+    assert year is not None
     return CardInput(number=digits, exp_month=month, exp_year=year, cvc=code)
 
 
-def _integer(value: object, field: str) -> int:
-    """A whole number given as a JSON integer or as ASCII digits (blanks around them allowed)."""
-    if isinstance(value, bool):
-        raise InvalidInput(field, f"{field} must be a whole number")
-    if isinstance(value, int):
+def _integer(value: object, field: str, problems: list[tuple[str, str]]) -> int | None:
+    """A whole number given as a JSON integer or as ASCII digits (blanks around them allowed); None, with the
+    problem noted, for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and len(value) <= 8 and _ascii_digits(value.strip(_BLANKS)):
         return int(value.strip(_BLANKS))
-    raise InvalidInput(field, f"{field} must be a whole number")
+    problems.append((field, f"{field} must be a whole number"))
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -61,6 +62,12 @@ class InvalidInput(PaymentsError):
     def __init__(self, field: str, message: str, **extra: Any) -> None:
         super().__init__(message, field=field, **extra)
         self.field = field
+
+    @classmethod
+    def of(cls, problems: Sequence[tuple[str, str]]) -> InvalidInput:
+        """Several fields wrong at once: every (field, message) in `errors`, the first as `field`."""
+        errors = [{"field": field, "message": message} for field, message in problems]
+        return cls(problems[0][0], "; ".join(message for _, message in problems), errors=errors)
 
 
 class TooManyRequests(PaymentsError):

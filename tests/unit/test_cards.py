@@ -55,3 +55,14 @@ def test_only_plain_ascii_whole_numbers_are_read(field: str, value: str) -> None
     with pytest.raises(InvalidInput) as caught:
         validate_card(**card, today=TODAY)
     assert caught.value.field == f"card.{field}"
+
+
+def test_every_wrong_card_field_is_named_together() -> None:
+    """A payer fixing one field per round trip is what the page complained of: all of them come back at once."""
+    with pytest.raises(InvalidInput) as refused:
+        validate_card("4242424242424241", "13", "20x1", "12", today=date(2026, 12, 1))
+    errors = refused.value.extra["errors"]
+    assert [e["field"] for e in errors] == ["card.number", "card.exp_month", "card.exp_year", "card.cvc"]
+    assert refused.value.field == "card.number"
+    assert all(e["message"].startswith(("card.", "the card")) for e in errors)
+    assert "4242" not in str(errors)  # the messages never echo the number
