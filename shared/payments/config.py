@@ -12,7 +12,9 @@ import os
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 if TYPE_CHECKING:
     from payments.registry import GatewayEntry
@@ -20,27 +22,57 @@ if TYPE_CHECKING:
 SECRET_CACHE_SECONDS = 300
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    payments_table: str
-    exports_bucket: str
-    idempotency_table: str
-    max_amount: Decimal  # per payment, in major units of any currency (API.md §3 "configured maximum")
-    export_url_seconds: int
-    service_name: str
+# Variables of template.yaml's Globals that libraries read themselves, not this service.
+LIBRARY_VARIABLES = frozenset({"POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", "PYDANTIC_DISABLE_PLUGINS"})
+
+
+class Settings(BaseModel):
+    """Every function's environment (template.yaml's Globals), read and checked once, at cold start: a value of
+    the wrong type stops the function before its first request, naming the variable (a test checks that every
+    variable the template sets is one of these, so a misspelt name cannot fall back to a default unseen)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    payments_table: str = Field("payments", alias="PAYMENTS_TABLE_NAME", min_length=1)
+    idempotency_table: str = Field("payments-idempotency", alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
+    exports_bucket: str = Field("payments-exports", alias="EXPORTS_BUCKET_NAME", min_length=1)
+    gateway_secret_arn: str | None = Field(None, alias="GATEWAY_SECRET_ARN")
+    cursor_secret_arn: str | None = Field(None, alias="CURSOR_SECRET_ARN")
+    # Per payment, in major units of any currency: the "configured maximum" of docs/api.md.
+    max_amount: Decimal = Field(Decimal("1000000"), alias="MAX_PAYMENT_AMOUNT", gt=0)
+    export_url_seconds: int = Field(900, alias="EXPORT_URL_EXPIRY_SECONDS", ge=1, le=7 * 24 * 3600)
+    export_retention_days: int = Field(7, alias="EXPORT_RETENTION_DAYS", ge=1)
+    service_name: str = Field("payments", alias="POWERTOOLS_SERVICE_NAME")
+    public_base_url: str = Field("http://127.0.0.1:3000", alias="PUBLIC_BASE_URL")
+    portal_return_url: str = Field("http://127.0.0.1:3000/", alias="PORTAL_RETURN_URL")
+
+
+class ReconcileSettings(Settings):
+    """The scheduled reconciliation's own: when to ask a gateway about a pending payment, when to give up."""
+
+    ask_after_minutes: int = Field(30, alias="RECONCILE_ASK_AFTER_MINUTES", ge=1)
+    give_up_after_hours: int = Field(72, alias="RECONCILE_GIVE_UP_AFTER_HOURS", ge=1)
+
+
+class SettingsError(RuntimeError):
+    """The environment is not what the function needs: raised at cold start, naming each variable."""
+
+
+T = TypeVar("T", bound=Settings)
+
+
+def load(model: type[T]) -> T:
+    """`model` from the environment, or SettingsError naming every variable that is wrong."""
+    try:
+        return model.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        wrong = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"the function's environment is not usable: {wrong}") from None
 
 
 @cache
 def settings() -> Settings:
-    env = os.environ
-    return Settings(
-        payments_table=env.get("PAYMENTS_TABLE_NAME", "payments"),
-        exports_bucket=env.get("EXPORTS_BUCKET_NAME", "payments-exports"),
-        idempotency_table=env.get("IDEMPOTENCY_TABLE_NAME", "payments-idempotency"),
-        max_amount=Decimal(env.get("MAX_PAYMENT_AMOUNT", "1000000")),
-        export_url_seconds=int(env.get("EXPORT_URL_EXPIRY_SECONDS", "900")),
-        service_name=env.get("POWERTOOLS_SERVICE_NAME", "payments"),
-    )
+    return load(Settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +101,7 @@ def _secret_values() -> dict[str, Any]:
 def site_settings() -> SiteSettings:
     """The site's settings: the environment (one variable per field, upper case), else the defaults."""
     values = {f.name: os.environ[f.name.upper()] for f in fields(SiteSettings) if os.environ.get(f.name.upper())}
-    return SiteSettings(**values)
+    return SiteSettings(**values)  # read on every call: tests and the local stack change them at run time
 
 
 def gateway_values(entry: GatewayEntry) -> dict[str, str]:
