@@ -113,8 +113,8 @@ def test_a_refund_without_its_id_or_a_readable_amount_is_a_value_error(
     gateway: PayPalGateway, api: responses.RequestsMock, fields: dict[str, Any], complaint: str
 ) -> None:
     with pytest.raises(ValueError, match=complaint):
-        gateway.parse_event({}, paypal_event("PAYMENT.CAPTURE.REFUNDED", refund(links=[], **fields)))
-    assert len(api.calls) == 0  # nothing asked about a refund we cannot read
+        gateway.parse_event({}, paypal_event("PAYMENT.CAPTURE.REFUNDED", refund(**fields)))
+    assert len(api.calls) == 0  # PayPal is not asked about the capture of a refund we cannot read
 
 
 # -- orders and captures ----------------------------------------------------------------------------------

@@ -272,12 +272,13 @@ class PayPalGateway:
             # which PayPal resolves to our ids and the order id (the gateway_ref we stored).
             if resource.id is None:
                 raise ValueError("paypal refund without its id")
+            refunded = _amount(resource)  # read before PayPal is asked about the capture
             capture_id = resource.up_id
             order_id = None
             if capture_id:
                 found_customer, found_payment, order_id = self.capture_references(capture_id)
                 customer_id, payment_id = customer_id or found_customer, payment_id or found_payment
-            return make(payment_id, customer_id, order_id or capture_id, money=_amount(resource), refund_id=resource.id)
+            return make(payment_id, customer_id, order_id or capture_id, money=refunded, refund_id=resource.id)
         reason = resource.status_details.reason or resource.status or event.event_type
         return make(
             payment_id,
