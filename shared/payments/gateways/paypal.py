@@ -20,7 +20,6 @@ from typing import Any
 
 import requests
 
-from payments import jsonsafe
 from payments.gateways.base import (
     Capability,
     CreateRequest,
@@ -197,9 +196,8 @@ class PayPalGateway:
         if not self._settings.webhook_id:
             raise SignatureInvalid("paypal webhooks are not configured")
         try:
-            if not isinstance(jsonsafe.loads(raw_body), dict):
-                raise ValueError
-        except (UnicodeDecodeError, ValueError):
+            json_object(raw_body)
+        except ValueError:  # not JSON (nor UTF-8), or not an object
             raise SignatureInvalid("PayPal webhook body is not a JSON object") from None
         fields = {
             "auth_algo": headers["paypal-auth-algo"],
