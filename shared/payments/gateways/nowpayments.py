@@ -8,6 +8,8 @@ The IPN signature covers a re-serialisation of the body (keys sorted recursively
 UTF-8, as JavaScript's JSON.stringify writes it), not the raw bytes. To reproduce it exactly we
 parse numbers into `JsonNumber`, which keeps the token as sent (`0.09853637216235617`, `15`), and
 write them back verbatim: floats would change digits, and amounts must never be floats anyway.
+The fields are read from that same exact parse by `nowpayments_models`; the signature is never
+checked over a model.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ from payments.gateways.base import (
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, call_json
-from payments.gateways.webhook_body import SHA512, check_hex_hmac
+from payments.gateways.nowpayments_models import Invoice, Ipn, Payments
+from payments.gateways.nowpayments_models import JsonNumber as JsonNumber  # also nowpayments.JsonNumber, as before
+from payments.gateways.payload import read_answer, read_webhook
+from payments.gateways.webhook_body import SHA512, check_hex_hmac, json_object
 from payments.ids import is_payment_id
 from payments.money import Money
 
@@ -48,16 +53,6 @@ _STATUS_KINDS = {
     "refunded": EventKind.REFUND,
 }  # waiting, confirming, confirmed, sending, partially_paid: not paid yet -> IGNORED
 _OPEN_STATUSES = frozenset({"waiting", "confirming", "confirmed", "sending", "partially_paid"})
-
-
-@dataclass(frozen=True, slots=True)
-class JsonNumber:
-    """A JSON number exactly as the text spelt it."""
-
-    token: str
-
-    def to_decimal(self) -> Decimal:
-        return Decimal(self.token)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -136,12 +131,9 @@ class NowPaymentsGateway(HttpGateway):
             "is_fixed_rate": True,
         }
         # NOWPayments takes no idempotency key: sent once (the session does not repeat a bare POST).
-        invoice = self._call("POST", "/v1/invoice", data=dumps_canonical(body).encode())
-        invoice_id = _text(invoice.get("id"))
-        url = invoice.get("invoice_url")
-        if invoice_id is None or not isinstance(url, str) or not url:
-            raise GatewayRejected("nowpayments answered an invoice without id or invoice_url")
-        return CreateResult(gateway_ref=invoice_id, next_action={"type": "redirect", "url": url})
+        answer = self._call("POST", "/v1/invoice", data=dumps_canonical(body).encode())
+        invoice = read_answer(Invoice, answer, self.name, "the invoice it created")
+        return CreateResult(gateway_ref=invoice.id, next_action={"type": "redirect", "url": invoice.invoice_url})
 
     # ---- webhooks (IPN) -------------------------------------------------------------------------
 
@@ -166,30 +158,23 @@ class NowPaymentsGateway(HttpGateway):
         )
 
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
-        ipn = loads_exact(raw_body)
-        if not isinstance(ipn, dict):
-            raise ValueError("nowpayments IPN body is not a JSON object")
-        np_payment_id = _text(ipn.get("payment_id"))
-        status = _text(ipn.get("payment_status"))
-        if np_payment_id is None or status is None:
-            raise ValueError("nowpayments IPN without payment_id or payment_status")
-        order_id = _text(ipn.get("order_id"))
-        payment_id, customer_id = ids_from_order_id(order_id) if order_id else (None, None)
+        ipn = read_webhook(Ipn, json_object(raw_body, "nowpayments IPN body", loads=loads_exact), "nowpayments IPN")
+        payment_id, customer_id = ids_from_order_id(ipn.order_id) if ipn.order_id else (None, None)
+        status = ipn.payment_status
         kind = _STATUS_KINDS.get(status, EventKind.IGNORED)
         # No event id: a status change of one NOWPayments payment is the event; `actually_paid` tells
         # a re-deposit in the same status apart.
-        actually_paid = _text(ipn.get("actually_paid")) or "0"
         return GatewayEvent(
             provider=self.name,
-            event_id=f"{np_payment_id}:{status}:{actually_paid}",
+            event_id=f"{ipn.payment_id}:{status}:{ipn.actually_paid or '0'}",
             event_type=status,
             kind=kind,
             payment_id=payment_id,
             customer_id=customer_id,
-            gateway_ref=_text(ipn.get("invoice_id")),
-            money=_price(ipn) if kind is not EventKind.IGNORED else None,
+            gateway_ref=ipn.invoice_id,
+            money=ipn.price if kind is not EventKind.IGNORED else None,
             reason=f"nowpayments payment {status}" if kind is EventKind.FAILURE else None,
-            refund_id=np_payment_id if kind is EventKind.REFUND else None,  # NOWPayments has no refund id
+            refund_id=ipn.payment_id if kind is EventKind.REFUND else None,  # NOWPayments has no refund id
         )
 
     # ---- reconciliation -------------------------------------------------------------------------
@@ -204,20 +189,15 @@ class NowPaymentsGateway(HttpGateway):
             "/v1/payment/",
             params={"invoiceId": gateway_ref, "limit": 100, "page": 0, "sortBy": "created_at", "orderBy": "desc"},
         )
-        items = answer.get("data") if isinstance(answer, dict) else None
         ours = [
-            p
-            for p in (items if isinstance(items, list) else [])
-            if isinstance(p, dict)
-            and (
-                _text(p.get("invoice_id")) == gateway_ref
-                or ids_from_order_id(_text(p.get("order_id")) or "")[0] == payment_id
-            )
+            payment
+            for payment in read_answer(Payments, answer, self.name, "the invoice's payments").data
+            if payment.invoice_id == gateway_ref or ids_from_order_id(payment.order_id or "")[0] == payment_id
         ]
-        statuses = [_text(p.get("payment_status")) for p in ours]
-        for payment, status in zip(ours, statuses, strict=True):
-            if status == "finished":
-                return StatusAnswer(EventKind.SUCCESS, money=_price(payment))
+        statuses = [payment.payment_status for payment in ours]
+        for payment in ours:
+            if payment.payment_status == "finished":
+                return StatusAnswer(EventKind.SUCCESS, money=payment.price)
         if any(status in _OPEN_STATUSES for status in statuses):
             return StatusAnswer(EventKind.IGNORED)
         if statuses and all(status in ("failed", "expired") for status in statuses):
@@ -243,25 +223,3 @@ class NowPaymentsGateway(HttpGateway):
 
         self._call("GET", path, hooks={"response": keep_text}, **kwargs)  # maps errors; its floats unused
         return loads_exact(texts[-1])
-
-
-def _text(value: object) -> str | None:
-    """A string or number field as text (ids come as numbers, statuses as strings)."""
-    if isinstance(value, JsonNumber):
-        return value.token
-    if isinstance(value, int) and not isinstance(value, bool):  # from a plain json parse
-        return str(value)
-    return value if isinstance(value, str) and value else None
-
-
-def _price(payment: dict[str, Any]) -> Money | None:
-    """The fiat price (`price_amount` in `price_currency`) - the amount our payment was for."""
-    amount = payment.get("price_amount")
-    currency = payment.get("price_currency")
-    if not isinstance(currency, str):
-        return None
-    try:
-        value = amount.to_decimal() if isinstance(amount, JsonNumber) else Decimal(str(amount))
-        return Money.from_decimal(value, currency.upper())
-    except (ArithmeticError, ValueError, KeyError):  # not a number, or too many decimals
-        return None

@@ -20,7 +20,6 @@ from typing import Any
 
 import requests
 
-from payments import jsonsafe
 from payments.gateways.base import (
     Capability,
     CreateRequest,
@@ -34,10 +33,9 @@ from payments.gateways.base import (
     StatusAnswer,
 )
 from payments.gateways.http import HttpRejected, call_json, new_session
-from payments.gateways.webhook_body import json_object as _json_object
-from payments.gateways.webhook_body import optional_text as _opt_text
-from payments.gateways.webhook_body import required_object as _dict
-from payments.gateways.webhook_body import required_text as _text
+from payments.gateways.payload import read_answer, read_webhook
+from payments.gateways.paypal_models import AccessToken, ErrorAnswer, Event, Order, Payment, Verification
+from payments.gateways.webhook_body import json_object
 from payments.money import Money
 
 # developer.paypal.com/reference/currency-codes: the currencies the REST API takes.
@@ -152,13 +150,12 @@ class PayPalGateway:
             ],
             "payment_source": {"paypal": source},
         }
-        order = self._api("POST", "/v2/checkout/orders", json=body, request_id=request.idempotency_key)
-        order_id = order.get("id")
-        links = {link.get("rel"): link.get("href") for link in order.get("links") or [] if isinstance(link, dict)}
-        url = links.get("payer-action") or links.get("approve")
-        if not isinstance(order_id, str) or not isinstance(url, str):
+        answer = self._api("POST", "/v2/checkout/orders", json=body, request_id=request.idempotency_key)
+        order = read_answer(Order, answer, self.name, "the order it created")
+        url = order.link("payer-action", "approve")
+        if order.id is None or url is None:
             raise GatewayRejected("PayPal created an order without an id or approve link")
-        return CreateResult(gateway_ref=order_id, next_action={"type": "redirect", "url": url})
+        return CreateResult(gateway_ref=order.id, next_action={"type": "redirect", "url": url})
 
     # -- one order per payment: a later attempt repeats `create` with the same PayPal-Request-Id, which PayPal
     # answers with the first order (gateways.base.Gateway) --
@@ -178,7 +175,7 @@ class PayPalGateway:
         try:
             order = self._api("POST", f"/v2/checkout/orders/{order_id}/capture", json={}, request_id=request_id)
         except HttpRejected as exc:
-            issue = _issue(exc.body)
+            issue = ErrorAnswer.model_validate(exc.body or {}).issue
             if issue == "ORDER_ALREADY_CAPTURED":  # e.g. a redelivered APPROVED after the request id expired
                 return self._order_answer(self._order(order_id))
             if issue == "ORDER_NOT_APPROVED":
@@ -186,7 +183,7 @@ class PayPalGateway:
             if issue in {"INSTRUMENT_DECLINED", "TRANSACTION_REFUSED", "PAYER_CANNOT_PAY"}:
                 return StatusAnswer(EventKind.FAILURE, reason=issue)
             raise
-        return self._order_answer(order)
+        return self._order_answer(read_answer(Order, order, self.name, "the capture"))
 
     # -- webhooks --------------------------------------------------------------------------------
 
@@ -199,9 +196,8 @@ class PayPalGateway:
         if not self._settings.webhook_id:
             raise SignatureInvalid("paypal webhooks are not configured")
         try:
-            if not isinstance(jsonsafe.loads(raw_body), dict):
-                raise ValueError
-        except (UnicodeDecodeError, ValueError):
+            json_object(raw_body)
+        except ValueError:  # not JSON (nor UTF-8), or not an object
             raise SignatureInvalid("PayPal webhook body is not a JSON object") from None
         fields = {
             "auth_algo": headers["paypal-auth-algo"],
@@ -225,75 +221,77 @@ class PayPalGateway:
             if exc.status in (400, 422):  # PayPal refused the signature fields themselves
                 raise SignatureInvalid("PayPal refused to verify this webhook signature") from None
             raise
-        if answer.get("verification_status") != "SUCCESS":
+        if read_answer(Verification, answer, self.name, "the verification").verification_status != "SUCCESS":
             raise SignatureInvalid("PayPal says this webhook signature is not valid")
 
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
-        event = _json_object(raw_body)
-        event_type = _text(event, "event_type")
-        resource = _dict(event, "resource")
-        kind = EVENT_KINDS.get(event_type, EventKind.IGNORED)
-        fields: dict[str, Any] = {"provider": self.name, "event_id": _text(event, "id"), "event_type": event_type}
+        event = read_webhook(Event, json_object(raw_body, "paypal webhook body"), "paypal event")
+        kind = EVENT_KINDS.get(event.event_type, EventKind.IGNORED)
+        resource = event.resource
 
-        if resource.get("purchase_units") is not None:  # an order (CHECKOUT.* events)
-            unit = _first_unit(resource)
-            customer_id, payment_id = parse_custom_id(_opt_text(unit, "custom_id"))
-            order_id = _opt_text(resource, "order_id") or _opt_text(resource, "id")
-            money = _money(unit["amount"]) if isinstance(unit.get("amount"), dict) else None
+        def make(
+            payment_id: str | None,
+            customer_id: str | None,
+            gateway_ref: str | None,
+            money: Money | None = None,
+            reason: str | None = None,
+            refund_id: str | None = None,
+        ) -> GatewayEvent:
             return GatewayEvent(
+                provider=self.name,
+                event_id=event.id,
+                event_type=event.event_type,
                 kind=kind,
-                payment_id=payment_id or _opt_text(unit, "reference_id"),
+                payment_id=payment_id,
                 customer_id=customer_id,
-                gateway_ref=order_id,
+                gateway_ref=gateway_ref,
+                money=money,
+                reason=reason,
+                refund_id=refund_id,
+            )
+
+        if isinstance(resource, Order):  # CHECKOUT.* events
+            unit = resource.unit
+            customer_id, payment_id = parse_custom_id(unit.custom_id)
+            money = unit.amount.money if unit.amount is not None else None  # read (so checked) for every kind
+            return make(
+                payment_id or unit.reference_id,
+                customer_id,
+                resource.order_id or resource.id,
                 money=money if kind is EventKind.CAPTURE else None,
-                reason=event_type if kind is EventKind.FAILURE else None,
-                **fields,
+                reason=event.event_type if kind is EventKind.FAILURE else None,
             )
 
         # A capture (PAYMENT.CAPTURE.*) or a refund (PAYMENT.CAPTURE.REFUNDED) resource.
-        customer_id, payment_id = parse_custom_id(_opt_text(resource, "custom_id"))
-        payment_id = payment_id or _opt_text(resource, "invoice_id")
+        customer_id, payment_id = parse_custom_id(resource.custom_id)
+        payment_id = payment_id or resource.invoice_id
         if kind is EventKind.REFUND:
             # A refund carries our ids only if PayPal copied them; its "up" link names the capture,
             # which PayPal resolves to our ids and the order id (the gateway_ref we stored).
-            capture_id = _up_capture_id(resource)
+            if resource.id is None:
+                raise ValueError("paypal refund without its id")
+            refunded = _amount(resource)  # read before PayPal is asked about the capture
+            capture_id = resource.up_id
             order_id = None
             if capture_id:
                 found_customer, found_payment, order_id = self.capture_references(capture_id)
                 customer_id, payment_id = customer_id or found_customer, payment_id or found_payment
-            return GatewayEvent(
-                kind=kind,
-                payment_id=payment_id,
-                customer_id=customer_id,
-                gateway_ref=order_id or capture_id,
-                money=_money(_dict(resource, "amount")),
-                refund_id=_text(resource, "id"),
-                **fields,
-            )
-        related = resource.get("supplementary_data")
-        ids = related.get("related_ids") if isinstance(related, dict) else None
-        order_id = _opt_text(ids, "order_id") if isinstance(ids, dict) else None
-        details = resource.get("status_details")
-        reason = _opt_text(details, "reason") if isinstance(details, dict) else None
-        return GatewayEvent(
-            kind=kind,
-            payment_id=payment_id,
-            customer_id=customer_id,
-            gateway_ref=order_id,
-            money=_money(_dict(resource, "amount")) if kind is EventKind.SUCCESS else None,
-            reason=(reason or _opt_text(resource, "status") or event_type) if kind is EventKind.FAILURE else None,
-            **fields,
+            return make(payment_id, customer_id, order_id or capture_id, money=refunded, refund_id=resource.id)
+        reason = resource.status_details.reason or resource.status or event.event_type
+        return make(
+            payment_id,
+            customer_id,
+            resource.order_id,
+            money=_amount(resource) if kind is EventKind.SUCCESS else None,
+            reason=reason if kind is EventKind.FAILURE else None,
         )
 
     def capture_references(self, capture_id: str) -> tuple[str | None, str | None, str | None]:
         """(customer_id, payment_id, order_id) of a capture: for refund events that carry no ids of ours."""
         _check_order_id(capture_id)
-        capture = self._api("GET", f"/v2/payments/captures/{capture_id}")
-        customer_id, payment_id = parse_custom_id(_opt_text(capture, "custom_id"))
-        related = capture.get("supplementary_data")
-        ids = related.get("related_ids") if isinstance(related, dict) else None
-        order_id = _opt_text(ids, "order_id") if isinstance(ids, dict) else None
-        return customer_id, payment_id or _opt_text(capture, "invoice_id"), order_id
+        capture = read_answer(Payment, self._api("GET", f"/v2/payments/captures/{capture_id}"), self.name, "a capture")
+        customer_id, payment_id = parse_custom_id(capture.custom_id)
+        return customer_id, payment_id or capture.invoice_id, capture.order_id
 
     # -- reconciliation --------------------------------------------------------------------------
 
@@ -302,33 +300,26 @@ class PayPalGateway:
         captured (its webhook was lost: the caller should `capture` it); IGNORED while open."""
         _check_order_id(gateway_ref)
         order = self._order(gateway_ref)
-        unit = _first_unit(order)
-        owner = _opt_text(unit, "reference_id") or parse_custom_id(_opt_text(unit, "custom_id"))[1]
+        owner = order.unit.reference_id or parse_custom_id(order.unit.custom_id)[1]
         if owner and owner != payment_id:
             return StatusAnswer(EventKind.IGNORED, reason=f"order {gateway_ref} belongs to another payment")
         return self._order_answer(order)
 
-    def _order(self, order_id: str) -> dict[str, Any]:
-        return self._api("GET", f"/v2/checkout/orders/{order_id}")
+    def _order(self, order_id: str) -> Order:
+        return read_answer(Order, self._api("GET", f"/v2/checkout/orders/{order_id}"), self.name, "the order")
 
     @staticmethod
-    def _order_answer(order: dict[str, Any]) -> StatusAnswer:
-        status = order.get("status")
-        if status == "VOIDED":
+    def _order_answer(order: Order) -> StatusAnswer:
+        if order.status == "VOIDED":
             return StatusAnswer(EventKind.FAILURE, reason="order voided")
-        payments = _first_unit(order).get("payments")
-        captures = payments.get("captures") if isinstance(payments, dict) else None
-        if isinstance(captures, list) and captures and isinstance(captures[0], dict):
-            capture = captures[0]
-            capture_status = capture.get("status")
-            if capture_status in {"COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED"}:  # paid; refunds come as events
-                return StatusAnswer(EventKind.SUCCESS, money=_money(_dict(capture, "amount")))
-            if capture_status in {"DECLINED", "FAILED"}:
-                details = capture.get("status_details")
-                reason = _opt_text(details, "reason") if isinstance(details, dict) else None
-                return StatusAnswer(EventKind.FAILURE, reason=reason or str(capture_status))
-            return StatusAnswer(EventKind.IGNORED, reason=f"capture {capture_status}")
-        if status == "APPROVED":
+        capture = order.first_capture
+        if capture is not None:
+            if capture.status in {"COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED"}:  # paid; refunds come as events
+                return StatusAnswer(EventKind.SUCCESS, money=_amount(capture))
+            if capture.status in {"DECLINED", "FAILED"}:
+                return StatusAnswer(EventKind.FAILURE, reason=capture.status_details.reason or capture.status)
+            return StatusAnswer(EventKind.IGNORED, reason=f"capture {capture.status}")
+        if order.status == "APPROVED":
             return StatusAnswer(EventKind.CAPTURE)
         return StatusAnswer(EventKind.IGNORED)
 
@@ -380,13 +371,10 @@ class PayPalGateway:
             data={"grant_type": "client_credentials"},
             headers={"Accept": "application/json"},
         )
-        token, lifetime = answer.get("access_token"), answer.get("expires_in")
-        if not isinstance(token, str) or not token:
-            raise GatewayRejected("PayPal answered the token request without an access_token")
-        seconds = lifetime if isinstance(lifetime, int) else 0
-        self._token = token
-        self._token_expires_at = time.monotonic() + max(seconds - TOKEN_MARGIN_SECONDS, 0)
-        return token
+        token = read_answer(AccessToken, answer, self.name, "the token request")
+        self._token = token.access_token
+        self._token_expires_at = time.monotonic() + max(token.expires_in - TOKEN_MARGIN_SECONDS, 0)
+        return token.access_token
 
 
 def _check_order_id(value: str) -> None:
@@ -394,32 +382,8 @@ def _check_order_id(value: str) -> None:
         raise GatewayRejected("not a PayPal order or capture id")
 
 
-def _issue(body: dict[str, Any] | None) -> str | None:
-    """The first `details[].issue` of a PayPal error body (ORDER_ALREADY_CAPTURED, ...)."""
-    details = body.get("details") if body else None
-    if isinstance(details, list) and details and isinstance(details[0], dict):
-        issue = details[0].get("issue")
-        return issue if isinstance(issue, str) else None
-    return None
-
-
-def _up_capture_id(refund: dict[str, Any]) -> str | None:
-    for link in refund.get("links") or []:
-        if isinstance(link, dict) and link.get("rel") == "up" and isinstance(link.get("href"), str):
-            return str(link["href"]).rstrip("/").rsplit("/", 1)[-1] or None
-    return None
-
-
-# -- small JSON readers: ValueError for anything not shaped as PayPal sends it -----------------------
-
-
-def _money(amount: dict[str, Any]) -> Money:
-    """PayPal's {"currency_code": "USD", "value": "23.99"}; MoneyError (a ValueError) if malformed."""
-    return Money.parse(amount.get("value"), amount.get("currency_code"))
-
-
-def _first_unit(order: dict[str, Any]) -> dict[str, Any]:
-    units = order.get("purchase_units")
-    if isinstance(units, list) and units and isinstance(units[0], dict):
-        return units[0]
-    return {}
+def _amount(payment: Payment) -> Money:
+    """A capture's or refund's amount, which it must have. ValueError (MoneyError) if it has none or a bad one."""
+    if payment.amount is None:
+        raise ValueError("paypal capture or refund without an amount")
+    return payment.amount.money

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from payments import jsonsafe
 from payments.gateways.base import (
     CreateRequest,
     CreateResult,
@@ -26,7 +25,9 @@ from payments.gateways.base import (
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
-from payments.gateways.webhook_body import SHA512, check_hex_hmac
+from payments.gateways.payload import read_answer, read_webhook
+from payments.gateways.paystack_models import ErrorAnswer, Event, Initialized, Metadata, Verified
+from payments.gateways.webhook_body import SHA512, check_hex_hmac, json_object
 from payments.ids import PREFIX as PAYMENT_ID_PREFIX
 from payments.ids import is_payment_id
 from payments.money import Money
@@ -102,13 +103,10 @@ class PaystackGateway(HttpGateway):
         # Sent once: no idempotency header, so the session does not repeat it. Each attempt has its own
         # reference, so "Duplicate Transaction Reference" means someone else used ours: a 502, nothing opened.
         answer = self._call("POST", "/transaction/initialize", json=body)
-        data = _object(answer.get("data"))
-        url = data.get("authorization_url")
-        if not isinstance(url, str) or not url:
-            raise GatewayRejected("paystack answered without an authorization_url")
-        if _str(data.get("reference")) not in (None, reference):
+        data = read_answer(Initialized, answer, self.name, "the transaction it initialized").data
+        if data.reference not in (None, reference):
             raise GatewayRejected("paystack answered with another reference than the one we sent")
-        return CreateResult(gateway_ref=reference, next_action={"type": "redirect", "url": url})
+        return CreateResult(gateway_ref=reference, next_action={"type": "redirect", "url": data.authorization_url})
 
     # ---- webhooks -------------------------------------------------------------------------------
 
@@ -123,39 +121,31 @@ class PaystackGateway(HttpGateway):
         )
 
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
-        try:
-            event = jsonsafe.loads(raw_body)
-        except ValueError as exc:
-            raise ValueError("paystack webhook body is not JSON") from exc
-        if not isinstance(event, dict) or not isinstance(event.get("event"), str) or not event["event"]:
-            raise ValueError("paystack webhook has no event name")
-        event_type: str = event["event"]
-        data = _object(event.get("data"))
+        event = read_webhook(Event, json_object(raw_body, "paystack webhook body"), "paystack event")
+        data = event.data
         # No top-level event id: the event name plus the object's id is unique per event.
-        object_id = _text(data.get("id")) or _str(data.get("refund_reference")) or _str(data.get("reference"))
+        object_id = data.id or data.refund_reference or data.reference
         if object_id is None:
-            raise ValueError(f"paystack {event_type} carries no data.id")
-        event_id = f"{event_type}:{object_id}"
+            raise ValueError(f"paystack {event.event} carries no data.id")
 
-        kind = EVENT_KINDS.get(event_type, EventKind.IGNORED)
+        kind = EVENT_KINDS.get(event.event, EventKind.IGNORED)
         refund_id = None
         if kind is EventKind.REFUND:
             # The refund names the refunded transaction by its reference (ours), not its metadata.
-            transaction = _object(data.get("transaction"))
-            reference = _str(data.get("transaction_reference")) or _str(transaction.get("reference"))
-            refund_id = _text(data.get("id")) or _str(data.get("refund_reference"))
+            reference = data.transaction_reference or data.transaction.reference
+            refund_id = data.id or data.refund_reference
         else:
-            reference = _str(data.get("reference"))
-        payment_id, customer_id = _our_ids(data.get("metadata"), reference)
+            reference = data.reference
+        payment_id, customer_id = _our_ids(data.metadata, reference)
         return GatewayEvent(
             provider=self.name,
-            event_id=event_id,
-            event_type=event_type,
+            event_id=f"{event.event}:{object_id}",
+            event_type=event.event,
             kind=kind,
             payment_id=payment_id,
             customer_id=customer_id,
             gateway_ref=reference,
-            money=None if kind is EventKind.IGNORED else _money(data.get("amount"), data.get("currency")),
+            money=None if kind is EventKind.IGNORED else data.money,
             refund_id=refund_id,
         )
 
@@ -169,12 +159,11 @@ class PaystackGateway(HttpGateway):
             if exc.status in (400, 404) and "not found" in _message(exc.body).lower():
                 return StatusAnswer(EventKind.IGNORED, reason="paystack does not know this reference")
             raise
-        data = _object(answer.get("data"))
-        status = data.get("status")
-        if status == "success":
-            return StatusAnswer(EventKind.SUCCESS, money=_money(data.get("amount"), data.get("currency")))
-        if status in _FAILED_STATUSES:
-            return StatusAnswer(EventKind.FAILURE, reason=_str(data.get("gateway_response")) or str(status))
+        transaction = read_answer(Verified, answer, self.name, "the verification").data
+        if transaction.status == "success":
+            return StatusAnswer(EventKind.SUCCESS, money=transaction.money)
+        if transaction.status in _FAILED_STATUSES:
+            return StatusAnswer(EventKind.FAILURE, reason=transaction.gateway_response or transaction.status)
         return StatusAnswer(EventKind.IGNORED)  # ongoing, pending, queued, ...
 
     # ---- plumbing -------------------------------------------------------------------------------
@@ -194,49 +183,13 @@ class PaystackGateway(HttpGateway):
             raise
 
 
-def _object(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _text(value: object) -> str | None:
-    """An id Paystack may send as a number or a string."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    return _str(value)
-
-
 def _message(body: dict[str, Any] | None) -> str:
-    message = _object(body).get("message")
-    return message if isinstance(message, str) else ""
+    return ErrorAnswer.model_validate(body or {}).message
 
 
-def _our_ids(metadata: object, reference: str | None) -> tuple[str | None, str | None]:
-    """Our ids from `metadata` (which Paystack may send as "", 0, null or JSON text), else from the reference."""
-    if isinstance(metadata, str) and metadata.startswith("{"):
-        try:
-            metadata = jsonsafe.loads(metadata)
-        except ValueError:
-            metadata = None
-    meta = _object(metadata)
-    payment_id = _str(meta.get("payment_id"))
+def _our_ids(metadata: Metadata, reference: str | None) -> tuple[str | None, str | None]:
+    """Our ids from `metadata`, else the payment id from the reference (ours, unless a payer chose it)."""
+    payment_id = metadata.payment_id
     if payment_id is None or not is_payment_id(payment_id):
         payment_id = payment_id_from_reference(reference) if reference else None
-    return payment_id, _str(meta.get("customer_id"))
-
-
-def _money(amount: object, currency: object) -> Money | None:
-    """Paystack amounts are integer subunits; refund payloads may send them as digit strings."""
-    if isinstance(amount, str) and amount.isascii() and amount.isdigit():
-        amount = int(amount)
-    if type(amount) is not int or not isinstance(currency, str):
-        return None
-    try:
-        return Money(amount, currency.upper())
-    except ValueError:
-        return None
+    return payment_id, metadata.customer_id

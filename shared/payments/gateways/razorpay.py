@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from payments import jsonsafe
 from payments.gateways.base import (
     CreateRequest,
     CreateResult,
@@ -23,7 +22,9 @@ from payments.gateways.base import (
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
-from payments.gateways.webhook_body import SHA256, check_hex_hmac
+from payments.gateways.payload import read_answer, read_webhook
+from payments.gateways.razorpay_models import CreatedOrder, Entity, ErrorAnswer, Event, Order, Orders, Payments
+from payments.gateways.webhook_body import SHA256, check_hex_hmac, json_object
 from payments.ids import is_payment_id
 from payments.money import Money
 
@@ -81,29 +82,22 @@ class RazorpayGateway(HttpGateway):
         # Razorpay takes no idempotency key, so a repeated POST could open a second order: the session never
         # repeats it (http.new_session), a timeout surfaces as GatewayUnavailable, and the next attempt looks
         # the order up by its receipt before making another.
-        order = self._call("POST", "/v1/orders", auth=self._auth(), json=body)
-        order_id = order.get("id")
-        if not isinstance(order_id, str) or not order_id:
-            raise GatewayRejected("razorpay answered an order without an id")
-        return self._checkout(order_id, request.money)
+        answer = self._call("POST", "/v1/orders", auth=self._auth(), json=body)
+        return self._checkout(read_answer(CreatedOrder, answer, self.name, "the order it created").id, request.money)
 
     def recover(self, request: CreateRequest) -> CreateResult | None:
         """The order an earlier attempt opened for this payment: Razorpay lists orders by `receipt`."""
         answer = self._call(
             "GET", "/v1/orders", auth=self._auth(), params={"receipt": request.payment_id, "count": 100}
         )
-        items = answer.get("items")
-        ours = [
-            order
-            for order in (items if isinstance(items, list) else [])
-            if isinstance(order, dict) and order.get("receipt") == request.payment_id and _str(order.get("id"))
-        ]
+        orders = read_answer(Orders, answer, self.name, "the orders of a receipt").items
+        ours = [order for order in orders if order.receipt == request.payment_id and order.id]
         if not ours:
             return None
-        first = min(ours, key=_created_at)
-        if _money(first.get("amount"), first.get("currency")) != request.money:
+        first = min(ours, key=lambda order: order.created_at)
+        if first.money != request.money:
             raise GatewayRejected(f"razorpay holds an order for payment {request.payment_id} with another amount")
-        return self._checkout(str(first["id"]), request.money)
+        return self._checkout(str(first.id), request.money)
 
     def _checkout(self, order_id: str, money: Money) -> CreateResult:
         return CreateResult(
@@ -131,69 +125,62 @@ class RazorpayGateway(HttpGateway):
         )
 
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
-        event = _json_object(raw_body)
-        event_type = event.get("event")
-        if not isinstance(event_type, str) or not event_type:
-            raise ValueError("razorpay webhook has no event name")
-        payload = _object(event.get("payload"))
-        order = _entity(payload, "order")
-        payment = _entity(payload, "payment")
-        refund = _entity(payload, "refund")
+        event = read_webhook(Event, json_object(raw_body, "razorpay webhook body"), "razorpay event")
+        order, payment, refund = event.payload.order, event.payload.payment, event.payload.refund
         # The body carries no event id; Razorpay sends it in a header. Without one, the body's hash
         # still dedupes a redelivery (Razorpay resends the same body).
         event_id = headers.get("x-razorpay-event-id") or "sha256:" + hashlib.sha256(raw_body).hexdigest()
         # Order notes and receipt are ours (set with our key); payment notes come from Checkout.
         payment_id, customer_id = _our_ids(order, payment, refund)
-        gateway_ref = _str(order.get("id")) or _str(payment.get("order_id"))
+        gateway_ref = (order.id if order is not None else None) or (payment.order_id if payment is not None else None)
 
-        def make(kind: EventKind, **extra: Any) -> GatewayEvent:
+        def make(
+            kind: EventKind, money: Money | None = None, reason: str | None = None, refund_id: str | None = None
+        ) -> GatewayEvent:
             return GatewayEvent(
                 provider=self.name,
                 event_id=event_id,
-                event_type=event_type,
+                event_type=event.event,
                 kind=kind,
                 payment_id=payment_id,
                 customer_id=customer_id,
                 gateway_ref=gateway_ref,
-                **extra,
+                money=money,
+                reason=reason,
+                refund_id=refund_id,
             )
 
-        if event_type in _SUCCESS_EVENTS:
-            if payment:
-                money = _money(payment.get("amount"), payment.get("currency"))
-            else:
-                money = _money(order.get("amount_paid"), order.get("currency"))
-            return make(EventKind.SUCCESS, money=money)
-        if event_type == "payment.failed":
-            reason = _str(payment.get("error_description")) or _str(payment.get("error_code")) or "payment failed"
-            return make(EventKind.FAILURE, money=_money(payment.get("amount"), payment.get("currency")), reason=reason)
-        if event_type == "refund.processed":
-            if not refund:
+        if event.event in _SUCCESS_EVENTS:
+            if payment is not None:
+                return make(EventKind.SUCCESS, payment.money)
+            return make(EventKind.SUCCESS, order.paid if order is not None else None)
+        if event.event == "payment.failed":
+            reason = (payment.error_description or payment.error_code) if payment is not None else None
+            money = payment.money if payment is not None else None
+            return make(EventKind.FAILURE, money, reason=reason or "payment failed")
+        if event.event == "refund.processed":
+            if refund is None:
                 raise ValueError("razorpay refund.processed without a refund entity")
-            return make(
-                EventKind.REFUND,
-                money=_money(refund.get("amount"), refund.get("currency")),
-                refund_id=_str(refund.get("id")),
-            )
+            return make(EventKind.REFUND, refund.money, refund_id=refund.id)
         return make(EventKind.IGNORED)
 
     # ---- reconciliation -------------------------------------------------------------------------
 
     def fetch_status(self, gateway_ref: str, payment_id: str) -> StatusAnswer:
         auth = self._auth()
-        order = self._call("GET", f"/v1/orders/{gateway_ref}", auth=auth)
-        if order.get("status") == "paid":
-            return StatusAnswer(EventKind.SUCCESS, money=_money(order.get("amount_paid"), order.get("currency")))
-        if order.get("status") != "attempted":
+        order = read_answer(Order, self._call("GET", f"/v1/orders/{gateway_ref}", auth=auth), self.name, "the order")
+        if order.status == "paid":
+            return StatusAnswer(EventKind.SUCCESS, money=order.paid)
+        if order.status != "attempted":
             return StatusAnswer(EventKind.IGNORED)  # created: the payer has not tried yet
-        attempts = self._call("GET", f"/v1/orders/{gateway_ref}/payments", auth=auth).get("items")
-        payments = [p for p in attempts if isinstance(p, dict)] if isinstance(attempts, list) else []
+        answer = self._call("GET", f"/v1/orders/{gateway_ref}/payments", auth=auth)
+        payments = read_answer(Payments, answer, self.name, "the order's payments").items
         for payment in payments:
-            if payment.get("status") == "captured":
-                return StatusAnswer(EventKind.SUCCESS, money=_money(payment.get("amount"), payment.get("currency")))
-        if payments and all(p.get("status") == "failed" for p in payments):
-            last = max(payments, key=lambda p: p.get("created_at") or 0)
-            return StatusAnswer(EventKind.FAILURE, reason=_str(last.get("error_description")) or "payment failed")
+            if payment.status == "captured":
+                return StatusAnswer(EventKind.SUCCESS, money=payment.money)
+        if payments and all(p.status == "failed" for p in payments):
+            last = max(payments, key=lambda p: p.created_at)
+            return StatusAnswer(EventKind.FAILURE, reason=last.error_description or "payment failed")
         return StatusAnswer(EventKind.IGNORED)  # authorized, or still being attempted
 
     # ---- plumbing -------------------------------------------------------------------------------
@@ -210,8 +197,8 @@ class RazorpayGateway(HttpGateway):
         try:
             return call_json(self.session, method, url, gateway=self.name, **kwargs)
         except HttpRejected as exc:
-            detail = _object(_object(exc.body).get("error")).get("description")
-            if isinstance(detail, str) and detail:  # Razorpay's own words help whoever reads the 502
+            detail = ErrorAnswer.model_validate(exc.body or {}).error.description
+            if detail:  # Razorpay's own words help whoever reads the 502
                 raise GatewayRejected(f"{exc.message}: {detail[:200]}") from exc
             raise
 
@@ -222,51 +209,14 @@ def _required(value: str, variable: str) -> str:
     return value
 
 
-def _json_object(raw_body: bytes) -> dict[str, Any]:
-    try:
-        value = jsonsafe.loads(raw_body)
-    except ValueError as exc:
-        raise ValueError("razorpay webhook body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise ValueError("razorpay webhook body is not a JSON object")
-    return value
-
-
-def _object(value: object) -> dict[str, Any]:
-    """A JSON object, or {} for anything else: Razorpay writes empty `notes` as []."""
-    return value if isinstance(value, dict) else {}
-
-
-def _entity(payload: dict[str, Any], name: str) -> dict[str, Any]:
-    return _object(_object(payload.get(name)).get("entity"))
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _our_ids(*entities: dict[str, Any]) -> tuple[str | None, str | None]:
+def _our_ids(*entities: Entity | None) -> tuple[str | None, str | None]:
     """Our payment and customer ids from the first entity that carries them (order first)."""
     payment_id = customer_id = None
     for entity in entities:
-        notes = _object(entity.get("notes"))
-        candidate = _str(notes.get("payment_id")) or _str(entity.get("receipt"))
+        if entity is None:
+            continue
+        candidate = entity.notes.payment_id or entity.receipt
         if payment_id is None and candidate and is_payment_id(candidate):
             payment_id = candidate
-        customer_id = customer_id or _str(notes.get("customer_id"))
+        customer_id = customer_id or entity.notes.customer_id
     return payment_id, customer_id
-
-
-def _created_at(entity: dict[str, Any]) -> int:
-    value = entity.get("created_at")
-    return value if type(value) is int else 0
-
-
-def _money(amount: object, currency: object) -> Money | None:
-    """Razorpay amounts are integer subunits with an upper-case ISO code."""
-    if type(amount) is not int or not isinstance(currency, str):
-        return None
-    try:
-        return Money(amount, currency.upper())
-    except ValueError:
-        return None

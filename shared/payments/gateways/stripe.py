@@ -37,10 +37,16 @@ from payments.gateways.base import (
     SignatureInvalid,
     StatusAnswer,
 )
-from payments.gateways.webhook_body import json_object as _json_object
-from payments.gateways.webhook_body import optional_text as _opt_text
-from payments.gateways.webhook_body import required_object as _dict
-from payments.gateways.webhook_body import required_text as _text
+from payments.gateways.payload import read_webhook
+from payments.gateways.stripe_models import (
+    ChargeRefundedEvent,
+    Event,
+    Metadata,
+    OtherEvent,
+    PaymentError,
+    PaymentIntentEvent,
+)
+from payments.gateways.webhook_body import json_object
 from payments.models import PaymentStatus
 from payments.money import Money
 
@@ -104,8 +110,8 @@ def _to_stripe_amount(money: Money) -> int:
     return int(scaled)
 
 
-def _from_stripe_amount(amount: object, currency: object) -> Money:
-    if type(amount) is not int or not isinstance(currency, str):
+def _from_stripe_amount(amount: int | None, currency: str | None) -> Money:
+    if type(amount) is not int or currency is None:
         raise ValueError("Stripe amount must be an integer with a currency")
     code = currency.upper()
     if code not in MINOR_DIGITS:
@@ -273,52 +279,57 @@ class StripeGateway:
             raise SignatureInvalid("Stripe webhook body is not UTF-8 text") from None
 
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
-        event = _json_object(raw_body)
-        event_id, event_type = _text(event, "id"), _text(event, "type")
-        obj = _dict(_dict(event, "data"), "object")
-        metadata = obj.get("metadata")
-        metadata = metadata if isinstance(metadata, dict) else {}
-        base: dict[str, Any] = {
-            "provider": self.name,
-            "event_id": event_id,
-            "event_type": event_type,
-            "payment_id": _opt_text(metadata, "payment_id"),
-            "customer_id": _opt_text(metadata, "customer_id"),
-        }
-        kind = EVENT_KINDS.get(event_type, EventKind.IGNORED)
-        if kind is EventKind.SUCCESS:
-            money = _from_stripe_amount(obj.get("amount_received"), obj.get("currency"))
-            return GatewayEvent(kind=kind, gateway_ref=_text(obj, "id"), money=money, **base)
-        if kind is EventKind.FAILURE:
-            error = obj.get("last_payment_error")
-            reason = _error_reason(error) if isinstance(error, dict) else obj.get("cancellation_reason")
-            return GatewayEvent(kind=kind, gateway_ref=_text(obj, "id"), reason=str(reason or event_type), **base)
+        body = json_object(raw_body, "stripe webhook body")
+        kind = EVENT_KINDS.get(read_webhook(Event, body, "stripe event").type, EventKind.IGNORED)
+        if kind is EventKind.SUCCESS or kind is EventKind.FAILURE:
+            event = read_webhook(PaymentIntentEvent, body, "stripe payment_intent event")
+            intent = event.data.object
+            if kind is EventKind.SUCCESS:
+                money = _from_stripe_amount(intent.amount_received, intent.currency)
+                return self._event(event, kind, intent.id, intent.metadata, money=money)
+            error = intent.last_payment_error
+            reason = _error_reason(error) if error is not None else intent.cancellation_reason
+            return self._event(event, kind, intent.id, intent.metadata, reason=reason or event.type)
         if kind is EventKind.REFUND:
-            return self._refund_event(event, obj, base)
-        return GatewayEvent(kind=EventKind.IGNORED, gateway_ref=_opt_text(obj, "id"), **base)
+            return self._refund_event(read_webhook(ChargeRefundedEvent, body, "stripe charge.refunded event"))
+        other = read_webhook(OtherEvent, body, "stripe event")
+        return self._event(other, EventKind.IGNORED, other.data.object.id, other.data.object.metadata)
 
-    @staticmethod
-    def _refund_event(event: dict[str, Any], charge: dict[str, Any], base: dict[str, Any]) -> GatewayEvent:
+    def _refund_event(self, event: ChargeRefundedEvent) -> GatewayEvent:
         """charge.refunded: `amount_refunded` is the charge's running total, so the refund this event
         reports is the growth since `previous_attributes`. The charge's own metadata is empty unless
         copied, so `gateway_ref` carries the PaymentIntent id to find the payment by."""
-        previous = _dict(event, "data").get("previous_attributes")
-        before = previous.get("amount_refunded", 0) if isinstance(previous, dict) else 0
-        total = charge.get("amount_refunded")
-        if type(total) is not int or type(before) is not int:
-            raise ValueError("amount_refunded must be an integer")
-        refunded = _from_stripe_amount(total - before, charge.get("currency"))
+        charge = event.data.object
+        before = event.data.previous_attributes.amount_refunded
+        refunded = _from_stripe_amount(charge.amount_refunded - before, charge.currency)
         if not refunded.is_positive:
             raise ValueError("charge.refunded reports no new refunded amount")
-        refunds = charge.get("refunds")
-        newest = refunds.get("data") if isinstance(refunds, dict) else None
-        refund_id = newest[0].get("id") if isinstance(newest, list) and newest and isinstance(newest[0], dict) else None
+        gateway_ref = charge.payment_intent or charge.id
+        refund_id = charge.newest_refund_id or event.id
+        return self._event(event, EventKind.REFUND, gateway_ref, charge.metadata, money=refunded, refund_id=refund_id)
+
+    def _event(
+        self,
+        event: Event,
+        kind: EventKind,
+        gateway_ref: str | None,
+        metadata: Metadata,
+        *,
+        money: Money | None = None,
+        reason: str | None = None,
+        refund_id: str | None = None,
+    ) -> GatewayEvent:
         return GatewayEvent(
-            kind=EventKind.REFUND,
-            gateway_ref=_opt_text(charge, "payment_intent") or _text(charge, "id"),
-            money=refunded,
-            refund_id=str(refund_id or base["event_id"]),
-            **base,
+            provider=self.name,
+            event_id=event.id,
+            event_type=event.type,
+            kind=kind,
+            payment_id=metadata.payment_id,
+            customer_id=metadata.customer_id,
+            gateway_ref=gateway_ref,
+            money=money,
+            reason=reason,
+            refund_id=refund_id,
         )
 
     # -- reconciliation --------------------------------------------------------------------------
@@ -398,12 +409,14 @@ def _failure_of(intent: stripe.PaymentIntent) -> str | None:
     return None
 
 
-def _error_reason(error: Mapping[str, Any] | stripe.StripeObject) -> str:
-    """`code: decline_code or message` from a Stripe error object (webhook dict or SDK object)."""
-    fields = error.to_dict() if isinstance(error, stripe.StripeObject) else error
-    code = fields.get("code") or "card_declined"
-    detail = fields.get("decline_code") or fields.get("message") or "declined"
-    return f"{code}: {detail}"[:500]
+def _error_reason(error: PaymentError | stripe.StripeObject) -> str:
+    """`code: decline_code or message` from a Stripe error object (a webhook's, or the SDK's)."""
+    if isinstance(error, PaymentError):
+        code, decline_code, message = error.code, error.decline_code, error.message
+    else:
+        fields = error.to_dict()
+        code, decline_code, message = fields.get("code"), fields.get("decline_code"), fields.get("message")
+    return f"{code or 'card_declined'}: {decline_code or message or 'declined'}"[:500]
 
 
 def _card_of(method: stripe.PaymentMethod) -> tuple[str | None, str | None]:
@@ -436,6 +449,3 @@ def _gateway_error(exc: stripe.StripeError, doing: str) -> GatewayUnavailable | 
         return GatewayInputRejected(f"Stripe refused the {field}: {what}", field)
     where = f", parameter {param}" if param else ""
     return GatewayRejected(f"Stripe refused to {doing}: {status} {code}{where}")
-
-
-# -- small JSON readers: ValueError for anything not shaped as Stripe sends it -----------------------

@@ -1,13 +1,14 @@
-"""What every adapter does with a webhook: check a hex HMAC in constant time, read JSON fields strictly.
+"""What every adapter does with a webhook: check a hex HMAC in constant time, read the body as a JSON object.
 
-Readers raise ValueError for anything not shaped as the gateway sends it; the webhook route answers 400.
+Reading its fields is each gateway's models' job (`payments.gateways.payload`); ValueError for anything not shaped
+as the gateway sends it, which the webhook route answers with 400.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from payments import jsonsafe
@@ -41,30 +42,15 @@ SHA256 = hashlib.sha256
 SHA512 = hashlib.sha512
 
 
-def json_object(raw_body: bytes) -> dict[str, Any]:
+def json_object(
+    raw_body: bytes, what: str = "webhook body", *, loads: Callable[[bytes], Any] = jsonsafe.loads
+) -> dict[str, Any]:
+    """The JSON object a body holds (`loads` parses it: NOWPayments keeps its numbers exact), before its gateway's
+    models read it. ValueError naming `what` for anything else; the parser's own message says where it failed."""
     try:
-        value = jsonsafe.loads(raw_body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError("webhook body is not JSON") from exc
+        value = loads(raw_body)
+    except ValueError as exc:  # UnicodeDecodeError and JSONTooDeep too
+        raise ValueError(f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, dict):
-        raise ValueError("webhook body is not a JSON object")
+        raise ValueError(f"{what} is not a JSON object")
     return value
-
-
-def required_object(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = parent.get(key)
-    if not isinstance(value, dict):
-        raise ValueError(f"{key} must be an object")
-    return value
-
-
-def required_text(parent: Mapping[str, Any], key: str) -> str:
-    value = parent.get(key)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{key} must be a non-empty string")
-    return value
-
-
-def optional_text(parent: Mapping[str, Any], key: str) -> str | None:
-    value = parent.get(key)
-    return value if isinstance(value, str) and value else None

@@ -1,0 +1,157 @@
+"""PayPal's webhook events and API answers, as the PayPal adapter reads them (docs/gateways.md, PayPal).
+
+A webhook's `resource` is an order (CHECKOUT.* events: it has `purchase_units`) or a payment: a capture
+(PAYMENT.CAPTURE.*) or a refund (PAYMENT.CAPTURE.REFUNDED), which carry the fields we read under the same names.
+The same models read the Orders and Payments APIs' answers. Amounts stay PayPal's `{"currency_code", "value"}`
+until `PayPalAmount.money` reads them exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Discriminator, Field, Tag
+
+from payments.gateways.payload import MaybeText, Payload, Text, object_or_empty, object_or_none, objects_only
+from payments.money import Money
+
+
+class PayPalAmount(Payload):
+    """`{"currency_code": "USD", "value": "23.99"}`: a decimal string with the digits PayPal uses for the currency."""
+
+    currency_code: str
+    value: str
+
+    @property
+    def money(self) -> Money:
+        """Exactly the amount; MoneyError (a ValueError) for a currency we do not know or too many decimals."""
+        return Money.parse(self.value, self.currency_code)
+
+
+class Link(Payload):
+    href: MaybeText = None
+    rel: MaybeText = None
+
+
+Links = Annotated[list[Link], BeforeValidator(objects_only)]
+
+
+class StatusDetails(Payload):
+    reason: MaybeText = None  # DECLINED_BY_RISK_FRAUD_FILTERS, ...
+
+
+class RelatedIds(Payload):
+    order_id: MaybeText = None
+
+
+class SupplementaryData(Payload):
+    related_ids: Annotated[RelatedIds, BeforeValidator(object_or_empty)] = RelatedIds()
+
+
+class Payment(Payload):
+    """A capture, or a refund: PAYMENT.CAPTURE.* resources, an order's `payments.captures[]`, GET
+    /v2/payments/captures/{id}. Our ids are there only if PayPal copied them (a refund often has neither)."""
+
+    id: MaybeText = None
+    status: MaybeText = None
+    amount: Annotated[PayPalAmount | None, BeforeValidator(object_or_none)] = None
+    custom_id: MaybeText = None  # ours: "<customer_id>:<payment_id>" or the payment id
+    invoice_id: MaybeText = None  # ours: the payment id
+    status_details: Annotated[StatusDetails, BeforeValidator(object_or_empty)] = StatusDetails()
+    supplementary_data: Annotated[SupplementaryData, BeforeValidator(object_or_empty)] = SupplementaryData()
+    links: Links = Field(default_factory=list)
+
+    @property
+    def order_id(self) -> str | None:
+        """The order a capture belongs to (`supplementary_data.related_ids.order_id`)."""
+        return self.supplementary_data.related_ids.order_id
+
+    @property
+    def up_id(self) -> str | None:
+        """The id the `up` link names: for a refund, the capture it refunds."""
+        for link in self.links:
+            if link.rel == "up" and link.href is not None:
+                return link.href.rstrip("/").rsplit("/", 1)[-1] or None
+        return None
+
+
+class UnitPayments(Payload):
+    captures: Annotated[list[Payment], BeforeValidator(objects_only)] = Field(default_factory=list)
+
+
+class PurchaseUnit(Payload):
+    reference_id: MaybeText = None  # ours: the payment id
+    custom_id: MaybeText = None
+    amount: Annotated[PayPalAmount | None, BeforeValidator(object_or_none)] = None
+    payments: Annotated[UnitPayments, BeforeValidator(object_or_empty)] = UnitPayments()
+
+
+class Order(Payload):
+    """An order: CHECKOUT.* resources, and the Orders API's answers (create, get, capture)."""
+
+    id: MaybeText = None
+    order_id: MaybeText = None  # CHECKOUT.PAYMENT-APPROVAL.REVERSED names its order so
+    status: MaybeText = None
+    purchase_units: Annotated[list[PurchaseUnit], BeforeValidator(objects_only)] = Field(default_factory=list)
+    links: Links = Field(default_factory=list)
+
+    @property
+    def unit(self) -> PurchaseUnit:
+        """The one purchase unit we create (an empty one if PayPal sent none)."""
+        return self.purchase_units[0] if self.purchase_units else PurchaseUnit()
+
+    @property
+    def first_capture(self) -> Payment | None:
+        captures = self.unit.payments.captures
+        return captures[0] if captures else None
+
+    def link(self, *rels: str) -> str | None:
+        """The href of the first of `rels` the order has a link for."""
+        hrefs = {link.rel: link.href for link in self.links}
+        return next((href for rel in rels if (href := hrefs.get(rel)) is not None), None)
+
+
+def _resource_kind(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None  # not an object: no model fits
+    return "order" if value.get("purchase_units") is not None else "payment"
+
+
+Resource = Annotated[Annotated[Order, Tag("order")] | Annotated[Payment, Tag("payment")], Discriminator(_resource_kind)]
+
+
+class Event(Payload):
+    id: Text  # WH-...
+    event_type: Text
+    resource: Resource
+
+
+def _seconds(value: object) -> int:
+    return value if type(value) is int else 0  # no lifetime: the token is used once
+
+
+class AccessToken(Payload):
+    """POST /v1/oauth2/token's answer."""
+
+    access_token: Text
+    expires_in: Annotated[int, BeforeValidator(_seconds)] = 0
+
+
+class Verification(Payload):
+    """POST /v1/notifications/verify-webhook-signature's answer."""
+
+    verification_status: MaybeText = None  # SUCCESS or FAILURE
+
+
+class ErrorDetail(Payload):
+    issue: MaybeText = None  # ORDER_ALREADY_CAPTURED, INSTRUMENT_DECLINED, ...
+
+
+class ErrorAnswer(Payload):
+    """A 4xx answer's body."""
+
+    details: Annotated[list[ErrorDetail], BeforeValidator(objects_only)] = Field(default_factory=list)
+
+    @property
+    def issue(self) -> str | None:
+        return self.details[0].issue if self.details else None

@@ -1,0 +1,126 @@
+"""Paystack's webhook events and API answers, as the Paystack adapter reads them (docs/gateways-2.md, Paystack).
+
+An event is `{"event": "charge.success", "data": {...}}`: `data` is a transaction (charge.*) or a refund
+(refund.*). Paystack's quirks, read here once: ids come as numbers or strings; `metadata` may be an object, "",
+0, null or the object as JSON text; refund amounts may be digit strings. An amount that is not integer subunits
+reads as no amount (`money` is None), so the event is a mismatch rather than refused.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+
+from payments import jsonsafe
+from payments.gateways.payload import MaybeText, Payload, Text, object_or_empty
+from payments.money import Money
+
+
+def _id_text(value: object) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) and value else None
+
+
+PaystackId = Annotated[str | None, BeforeValidator(_id_text)]
+"""An id Paystack sends as a number or a string, as text."""
+
+
+def _subunits(value: object) -> int | None:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return value if type(value) is int else None
+
+
+Subunits = Annotated[int | None, BeforeValidator(_subunits)]
+"""Integer subunits (kobo, pesewas, cents), or a string of ASCII digits; anything else is no amount."""
+
+
+def _metadata_object(value: object) -> dict[str, Any]:
+    """`metadata` as an object: Paystack may send it as JSON text, or as "", 0 or null when there is none."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            value = jsonsafe.loads(value)
+        except ValueError:
+            return {}
+    return object_or_empty(value)
+
+
+class Metadata(Payload):
+    """Our ids, as create() sent them; hints only (a payer's inline checkout can set them)."""
+
+    payment_id: MaybeText = None
+    customer_id: MaybeText = None
+
+
+def money_of(amount: int | None, currency: str | None) -> Money | None:
+    if amount is None or currency is None:
+        return None
+    try:
+        return Money(amount, currency.upper())
+    except ValueError:
+        return None
+
+
+class Transaction(Payload):
+    """A transaction: charge.* events' `data`, and GET /transaction/verify's `data`."""
+
+    id: PaystackId = None
+    reference: MaybeText = None  # ours: pay-01J...
+    status: MaybeText = None  # success, failed, abandoned, reversed, ongoing, ...
+    amount: Subunits = None
+    currency: MaybeText = None
+    gateway_response: MaybeText = None
+    metadata: Annotated[Metadata, BeforeValidator(_metadata_object)] = Metadata()
+
+    @property
+    def money(self) -> Money | None:
+        return money_of(self.amount, self.currency)
+
+
+class TransactionReference(Payload):
+    reference: MaybeText = None
+
+
+class EventData(Transaction):
+    """An event's `data`: a transaction, or a refund, which names its transaction by `transaction_reference`
+    (or `transaction.reference`) and carries its own `refund_reference`."""
+
+    refund_reference: MaybeText = None
+    transaction_reference: MaybeText = None
+    transaction: Annotated[TransactionReference, BeforeValidator(object_or_empty)] = TransactionReference()
+
+
+class Event(Payload):
+    event: Text  # charge.success, refund.processed, ...
+    data: Annotated[EventData, BeforeValidator(object_or_empty)] = EventData()
+
+
+class Authorization(Payload):
+    authorization_url: Text
+    reference: MaybeText = None
+
+
+class Initialized(Payload):
+    """POST /transaction/initialize's answer."""
+
+    data: Annotated[Authorization, BeforeValidator(object_or_empty)] = Field(
+        default_factory=dict, validate_default=True
+    )
+
+
+class Verified(Payload):
+    """GET /transaction/verify/{reference}'s answer."""
+
+    data: Annotated[Transaction, BeforeValidator(object_or_empty)] = Transaction()
+
+
+def _text_or_empty(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class ErrorAnswer(Payload):
+    """A 4xx answer's body: `{"status": false, "message": "..."}`."""
+
+    message: Annotated[str, BeforeValidator(_text_or_empty)] = ""

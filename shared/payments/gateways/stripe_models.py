@@ -1,0 +1,110 @@
+"""Stripe's webhook events, as the Stripe adapter reads them (docs/gateways.md, Stripe).
+
+An event is read twice over: `Event` for its id and type, then the model its type names (`PaymentIntentEvent`
+for payment_intent.*, `ChargeRefundedEvent` for charge.refunded, `OtherEvent` for anything else), so each event
+must carry what its kind is read for and nothing more. Amounts stay in Stripe's unit here (integers); the
+adapter converts them. API answers are the SDK's own objects (`stripe.PaymentIntent`), not these.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, StrictInt
+
+from payments.gateways.payload import MaybeText, Payload, Text, object_or_empty, object_or_none, objects_only
+
+
+class Metadata(Payload):
+    """Our ids, as create() put them on the PaymentIntent; hints only (docs/webhooks.md)."""
+
+    payment_id: MaybeText = None
+    customer_id: MaybeText = None
+
+
+OurMetadata = Annotated[Metadata, BeforeValidator(object_or_empty)]
+"""An object's `metadata`: absent or not an object, it holds none of ours."""
+
+
+class StripeObject(Payload):
+    """Any event's `data.object`, as an ignored event reads it."""
+
+    id: MaybeText = None
+    metadata: OurMetadata = Metadata()
+
+
+class PaymentError(Payload):
+    """A PaymentIntent's `last_payment_error`."""
+
+    code: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+
+
+class PaymentIntent(StripeObject):
+    """A payment_intent.* event's object. Amount and currency are required only where a success reads them."""
+
+    id: Text
+    amount_received: StrictInt | None = None  # in Stripe's unit of `currency`
+    currency: str | None = None  # lower case, as Stripe writes it
+    last_payment_error: Annotated[PaymentError | None, BeforeValidator(object_or_none)] = None
+    cancellation_reason: str | None = None
+
+
+class Refund(Payload):
+    id: MaybeText = None
+
+
+class RefundList(Payload):
+    data: Annotated[list[Refund], BeforeValidator(objects_only)] = Field(default_factory=list)  # newest first
+
+
+class Charge(StripeObject):
+    """charge.refunded's object. `amount_refunded` is the charge's running total; its `metadata` is usually empty,
+    as Stripe does not copy the PaymentIntent's, so `payment_intent` names the payment's object."""
+
+    id: Text
+    amount_refunded: StrictInt
+    currency: str
+    payment_intent: MaybeText = None  # pi_..., unless expanded (never in a webhook)
+    refunds: Annotated[RefundList | None, BeforeValidator(object_or_none)] = None  # absent on newer API versions
+
+    @property
+    def newest_refund_id(self) -> str | None:
+        return self.refunds.data[0].id if self.refunds is not None and self.refunds.data else None
+
+
+class ChargeChanges(Payload):
+    """charge.refunded's `previous_attributes`: the running total before this refund (0 when Stripe omits it)."""
+
+    amount_refunded: StrictInt = 0
+
+
+class Event(Payload):
+    id: Text  # evt_...
+    type: Text
+
+
+class _AnyData(Payload):
+    object: StripeObject
+
+
+class OtherEvent(Event):
+    data: _AnyData
+
+
+class _PaymentIntentData(Payload):
+    object: PaymentIntent
+
+
+class PaymentIntentEvent(Event):
+    data: _PaymentIntentData
+
+
+class _ChargeRefundedData(Payload):
+    object: Charge
+    previous_attributes: Annotated[ChargeChanges, BeforeValidator(object_or_empty)] = ChargeChanges()
+
+
+class ChargeRefundedEvent(Event):
+    data: _ChargeRefundedData
