@@ -12,12 +12,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 
 from payments import api, operations, vouchers
 from payments.checkout import validate_key
+from payments.config import settings
 from payments.idempotency import PERSISTENCE_ERRORS, IdempotentRoute
 from payments.identity import OPERATORS
 from payments.models import PaymentOut, PaymentStatus, iso_z
 from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("admin", wrapped_aws_errors=PERSISTENCE_ERRORS)
+SETTINGS = settings()  # the environment, checked at cold start
 store = PaymentStore()
 idempotency = IdempotentRoute("admin_charge", validate_on="body", client=store.client)
 CustomerId = Annotated[str, Path(min_length=1, max_length=128)]

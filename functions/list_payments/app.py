@@ -12,12 +12,14 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from payments import api, listing
+from payments.config import settings
 from payments.identity import READERS
 from payments.models import BalancesOut, PaymentOut, PaymentPage, PaymentsSummary, PaymentStatus
 from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("list_payments")
 SEARCH_HELP = "Text found in the id, description, reference, gateway reference or card's last 4 digits (any case)"
+SETTINGS = settings()  # the environment, checked at cold start
 store = PaymentStore()
 
 

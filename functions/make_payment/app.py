@@ -13,12 +13,14 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
 from payments import api, checkout
+from payments.config import settings
 from payments.idempotency import PERSISTENCE_ERRORS, IdempotentRoute
 from payments.identity import PAYERS
 from payments.models import DeclinedOut, MakePaymentOut, utcnow
 from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("make_payment", wrapped_aws_errors=PERSISTENCE_ERRORS, calls_gateways=True)
+SETTINGS = settings()  # the environment, checked at cold start
 store = PaymentStore()
 idempotency = IdempotentRoute("make_payment", validate_on="fingerprint", client=store.client)
 

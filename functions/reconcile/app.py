@@ -5,7 +5,6 @@ and cancel those with no answer past the final timeout. Bank transfers wait for 
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -14,6 +13,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments import settlement
+from payments.config import ReconcileSettings, load
 from payments.gateways import gateway
 from payments.models import utcnow
 from payments.registry import PROVIDERS
@@ -22,8 +22,9 @@ from payments.store import PaymentStore
 logger = Logger()
 metrics = Metrics()
 store = PaymentStore()
-ASK_AFTER = timedelta(minutes=int(os.environ.get("RECONCILE_ASK_AFTER_MINUTES", "30")))
-GIVE_UP_AFTER = timedelta(hours=int(os.environ.get("RECONCILE_GIVE_UP_AFTER_HOURS", "72")))
+SETTINGS = load(ReconcileSettings)  # checked at cold start
+ASK_AFTER = timedelta(minutes=SETTINGS.ask_after_minutes)
+GIVE_UP_AFTER = timedelta(hours=SETTINGS.give_up_after_hours)
 
 
 @logger.inject_lambda_context

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from payments import api, settlement
+from payments.config import settings
 from payments.errors import BadRequest, NotFound
 from payments.gateways import gateway
 from payments.gateways.base import SignatureInvalid
@@ -21,6 +22,7 @@ from payments.settlement import Outcome, WebhookOut
 from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("webhooks", calls_gateways=True)
+SETTINGS = settings()  # the environment, checked at cold start
 store = PaymentStore()
 
 

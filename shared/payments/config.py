@@ -50,7 +50,7 @@ class Settings(BaseModel):
 class ReconcileSettings(Settings):
     """The scheduled reconciliation's own: when to ask a gateway about a pending payment, when to give up."""
 
-    ask_after_minutes: int = Field(30, alias="RECONCILE_ASK_AFTER_MINUTES", ge=1)
+    ask_after_minutes: int = Field(30, alias="RECONCILE_ASK_AFTER_MINUTES", ge=0)
     give_up_after_hours: int = Field(72, alias="RECONCILE_GIVE_UP_AFTER_HOURS", ge=1)
 
 
