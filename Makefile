@@ -23,7 +23,7 @@ install: $(STAMP) ## Create .venv and install the locked dependencies
 # Where `make dev` keeps DynamoDB items and S3 objects between runs (docs/local-stack.md); git-ignored.
 LOCAL_STATE_DIR ?= $(CURDIR)/.local/state
 
-dev: $(STAMP) ## Run the local stack: embedded AWS, gateway simulator, HTTP API; keeps its data (API.md §1)
+dev: $(STAMP) ## Run the local stack: embedded AWS, gateway simulator, HTTP API; keeps its data (docs/api.md#running-it-locally)
 	LOCAL_STATE_DIR="$(LOCAL_STATE_DIR)" $(PY) -m local.dev
 
 dev-reset: $(STAMP) ## make dev, starting empty: forgets the kept items and objects (LOCAL_STATE=fresh)

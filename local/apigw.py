@@ -45,7 +45,8 @@ from jwt.warnings import InsecureKeyLengthWarning
 from local.template import LOCAL_ACCOUNT_ID, FunctionSpec, Route, find_route
 
 LOCAL_API_ID = "local"
-# The documented local default secret (API.md §1) is shorter than PyJWT recommends; it guards nothing real.
+# The documented local default secret (docs/api.md#running-it-locally) is shorter than PyJWT recommends;
+# it guards nothing real.
 warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 _TEXT_TYPES = ("application/json", "application/xml", "application/javascript")
 

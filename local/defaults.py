@@ -1,4 +1,4 @@
-"""Local-only defaults for `make dev` and the tests (API.md §1). Never used in AWS.
+"""Local-only defaults for `make dev` and the tests (docs/api.md#running-it-locally). Never used in AWS.
 
 The gateway credentials are the simulator's fake ones (local/gateway_sim/<gateway>.py declares them);
 environment variables of the same names win.

@@ -1,4 +1,4 @@
-"""`make dev`: the whole service on this machine, no Docker, no AWS account (API.md §1).
+"""`make dev`: the whole service on this machine, no Docker, no AWS account (docs/api.md#running-it-locally).
 
 The flow, in order:
 1. Read AWS_PORT, GATEWAY_SIM_PORT, API_PORT; a taken port is a one-line error before anything starts.
@@ -250,7 +250,7 @@ def apply_environment(template_env: dict[str, str], resource_refs: Iterable[str]
             os.environ.setdefault(name, value)
     for name in LOCAL_GATEWAY_ENV:
         os.environ[name] = gateway_credential(name)
-    if sim_url:  # GATEWAY_SIM=on points every gateway at the simulator (API.md §1)
+    if sim_url:  # GATEWAY_SIM=on points every gateway at the simulator (docs/api.md#running-it-locally)
         for provider, name in API_BASE_VARS.items():
             os.environ[name] = f"{sim_url}/{provider}"
     return overridden

@@ -1,6 +1,6 @@
 """template.yaml as the local stack reads it: resources, functions, routes, and intrinsic functions.
 
-template.yaml is the one source of truth for routes (STYLE.md); nothing here lists a route by hand.
+template.yaml is the one source of truth for routes; nothing here lists a route by hand.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Local tokens (API.md §2): `python -m local.token --customer acme --groups finance` prints one HS256 JWT.
+"""Local tokens (docs/api.md#identity-and-access): one HS256 JWT per call.
+
+`python -m local.token --customer acme --groups finance` prints one.
 
 The claims are the ones a Cognito ID token carries and the handlers read: `sub`, `email`,
 `custom:customer_id`, `cognito:groups` (a list). Signed with LOCAL_JWT_SECRET, which the local API checks.
@@ -19,7 +21,8 @@ from local.defaults import jwt_secret
 
 DEFAULT_TTL_SECONDS = 3600
 
-# The documented local default secret (API.md §1) is shorter than PyJWT recommends; it signs nothing real.
+# The documented local default secret (docs/api.md#running-it-locally) is shorter than PyJWT recommends;
+# it signs nothing real.
 warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
 
@@ -57,7 +60,9 @@ def split_groups(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m local.token", description="Print a local JWT (API.md §2).")
+    parser = argparse.ArgumentParser(
+        prog="python -m local.token", description="Print a local JWT (docs/api.md#identity-and-access)."
+    )
     parser.add_argument("--customer", required=True, help='custom:customer_id; "" for none')
     parser.add_argument("--groups", default="finance", help="comma separated: admin, finance, support, operator")
     parser.add_argument("--sub", help="subject (default derived from customer and groups)")

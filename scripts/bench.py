@@ -3,7 +3,7 @@
     .venv/bin/python -m scripts.bench            # everything, about 10-15 minutes (mostly moto paging 100k rows)
     .venv/bin/python -m scripts.bench --quick    # no 100k export, fewer runs: a few minutes
 
-What is measured (see ../shared/design/MEASURING.md for why this way):
+What is measured (each section of docs/benchmarks.md says against which floor):
 - cold start: whole `python -S` processes laid out as `sam build` deploys a function (its folder, then
   the layer as shared/Makefile builds it: shared/requirements.txt and `payments`, with .pyc), Lambda's
   environment with tracing on: `import app` + the DynamoDB client its first request uses, against the floor
@@ -373,7 +373,9 @@ def render(results: dict[str, Any], quick: bool) -> str:
         "# Benchmarks",
         "",
         "Written by `make bench` (scripts/bench.py); do not edit by hand. Re-run: `make bench` "
-        "(`make bench BENCH_ARGS=--quick` skips the 100k export). Method: ../shared/design/MEASURING.md.",
+        "(`make bench BENCH_ARGS=--quick` skips the 100k export). Method: each section below says what it measures "
+        "and against which floor; [scripts/bench.py](../scripts/bench.py) and "
+        "[scripts/bench_export.py](../scripts/bench_export.py) are the code.",
         "",
         f"Measured {m['date']} on {m['cpu']}, {m['os']}, {m['python']}; load average at start {m['load']}; "
         f"commit {m['commit']}." + (" Quick run: fewer repetitions, no 100k export." if quick else ""),

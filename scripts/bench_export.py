@@ -11,7 +11,7 @@ each size in a fresh process:
 - ru_maxrss of that process, and the DynamoDB/S3 requests the export made.
 Wall time is mostly moto's (its Query re-sorts and re-walks the partition on every page, so 100k rows
 take tens of minutes); the CPU time of the exporting process is this code's own cost. Compare ratios
-and memory, not absolute times (MEASURING.md).
+and memory, not absolute times (docs/benchmarks.md).
 `--profile-rows` measures peak memory and CPU with SyntheticPages standing in for DynamoDB (pages made on
 demand; S3 still through moto), at sizes moto could not page through in reasonable time: where the peak
 levels off. scripts/bench.py calls `run` and `memory_profile`. Not a test: never run from pytest.

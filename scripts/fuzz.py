@@ -75,7 +75,7 @@ CHECKS = [
 ]
 PUBLIC_PATHS = ("/openapi.json", "/webhooks/{provider}")  # security: [] in the document
 PROVIDERS = registry.PROVIDERS
-# Each gateway's signature header(s) (GATEWAYS.md): garbage in them must be refused like no header at all.
+# Each gateway's signature header(s) (docs/gateways.md): garbage in them must be refused like no header at all.
 SIGNATURE_HEADERS = (
     "stripe-signature",
     "paypal-transmission-sig",
@@ -236,7 +236,7 @@ def _problems_of(group: FailureGroup) -> list[str]:
 
 
 def _error_body_problem(status: int, response: Any) -> str | None:
-    """API.md: errors are JSON `{"message": "..."}` with a human sentence."""
+    """docs/errors.md: errors are JSON `{"message": "..."}` with a human sentence."""
     if status < 400:
         return None
     try:

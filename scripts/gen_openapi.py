@@ -43,7 +43,7 @@ GATEWAY_ERROR = {
 TITLE = "Payments service"
 DESCRIPTION = (
     "Payments page of the telecom customer portal: list payments, balance, make payments with seven methods, "
-    "CSV export for finance, gateway webhooks and operator routes. Contract: API.md."
+    "CSV export for finance, gateway webhooks and operator routes. Reference: docs/api.md."
 )
 
 
@@ -74,7 +74,7 @@ def build() -> dict[str, Any]:
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "JWT",
-            "description": "Cognito token with custom:customer_id and cognito:groups (API.md §2)",
+            "description": "Cognito token with custom:customer_id and cognito:groups (docs/api.md#identity-and-access)",
         }
     }
     document["security"] = [{"bearerJwt": []}]

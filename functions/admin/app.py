@@ -1,4 +1,4 @@
-"""Operator routes (API.md §4): settle pending payments, record purchases, issue vouchers.
+"""Operator routes (docs/api.md#operator-routes): settle pending payments, record purchases, issue vouchers.
 
 Only the `operator` group may call them; an operator may name any customer.
 """

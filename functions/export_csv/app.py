@@ -1,4 +1,4 @@
-"""Export routes: POST /payments/exports, GET /payments/exports/{export_id} (API.md §4-§5, docs/exports.md).
+"""Export routes: POST /payments/exports, GET /payments/exports/{export_id} (docs/api.md#csv-exports, docs/exports.md).
 
 The same function also runs the background half of a large export: it invokes itself asynchronously
 with `{"export_job": {...}}`, an event API Gateway can never send.

@@ -1,4 +1,4 @@
-"""Read routes: GET /payments, /payments/summary, /payments/{id}, /balance, /openapi.json (API.md §4).
+"""Read routes: GET /payments, /payments/summary, /payments/{id}, /balance, /openapi.json (docs/api.md#routes).
 
 Read-only by design and by IAM: no gateway SDK is imported here, so cold starts stay near the floor.
 """

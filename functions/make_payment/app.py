@@ -1,4 +1,4 @@
-"""POST /payments: start a payment with any of the seven methods (API.md §4).
+"""POST /payments: start a payment with any of the seven methods (docs/api.md#making-a-payment).
 
 Idempotency: Powertools' idempotency utility, keyed by (customer, Idempotency-Key) and validated on
 a digest of the body, wraps the whole use case: the same key and body replays the first answer,

@@ -2,7 +2,7 @@
 
 `make dev` and the tests set each adapter's API base to `http://127.0.0.1:<port>/<provider>`. The adapters
 cannot tell they are not talking to the real gateway: answers have each gateway's real shapes, status codes
-and auth checks (GATEWAYS.md), and every credential is `local.defaults.gateway_credential(NAME)` (each
+and auth checks (docs/gateways.md), and every credential is `local.defaults.gateway_credential(NAME)` (each
 gateway's module declares its local ones), so the simulator checks and signs with exactly what the API uses.
 
 One module per gateway, as `payments.gateways` has one adapter each (base.py: the interface they implement):

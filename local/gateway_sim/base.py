@@ -93,7 +93,7 @@ class SimGateway:
 
     name: ClassVar[str]  # the path prefix and the provider of /webhooks/{provider}
     label: ClassVar[str]  # as the payer pages name it
-    api_base_var: ClassVar[str]  # the adapter's API base variable (API.md §1)
+    api_base_var: ClassVar[str]  # the adapter's API base variable (docs/api.md#configuration)
     credentials: ClassVar[Mapping[str, str]]  # the local fake credentials, by environment variable
     event_type_field: ClassVar[str]  # where the gateway's webhook names its event type
     kinds: ClassVar[tuple[str, ...]]  # the kinds of object held, as GET /_sim/objects lists them

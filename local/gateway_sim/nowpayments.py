@@ -1,5 +1,5 @@
 """NOWPayments as the simulator acts it out: invoices priced in fiat (x-api-key), the payments made against
-them in crypto, the invoice page, and IPNs signed over the key-sorted body (docs/gateways-2.md, GATEWAYS.md §5).
+them in crypto, the invoice page, and IPNs signed over the key-sorted body (docs/gateways.md#nowpayments).
 
 Endpoints below /nowpayments: POST /v1/invoice, GET /v1/payment/{payment_id}, GET /v1/payment/ (?invoiceId=);
 payer page GET /payment/?iid=. Amounts go out as JSON numbers, as NOWPayments' JavaScript writes them.
@@ -140,7 +140,7 @@ def _canonical(value: Any) -> str:
 
 def signature(body: bytes, *, secret: str | None = None) -> dict[str, str]:
     """x-nowpayments-sig for `body`: HMAC-SHA512 hex, under the IPN secret, of the body re-serialised with keys
-    sorted at every depth, no spaces and raw UTF-8 (GATEWAYS.md §5.1), its numbers written as sent."""
+    sorted at every depth, no spaces and raw UTF-8 (docs/gateways.md#nowpayments), its numbers written as sent."""
     canonical = _canonical(json.loads(body, parse_float=_Number, parse_int=_Number))
     key = (secret or credential(CREDENTIALS, "NOWPAYMENTS_IPN_SECRET")).encode()
     return {SIGNATURE_HEADER: hmac.new(key, canonical.encode(), hashlib.sha512).hexdigest()}

@@ -1,5 +1,5 @@
 """PayPal as the simulator acts it out: OAuth tokens, Orders v2 with `PayPal-Request-Id` replays, captures, the
-approval page, and webhooks that only its own verify-webhook-signature answers SUCCESS for (GATEWAYS.md §2).
+approval page, and webhooks that only its own verify-webhook-signature answers SUCCESS for (docs/gateways.md#paypal).
 
 Endpoints below /paypal: POST /v1/oauth2/token, POST /v2/checkout/orders, GET /v2/checkout/orders/{id},
 POST /v2/checkout/orders/{id}/capture, GET /v2/payments/captures/{id},
@@ -490,7 +490,7 @@ class PayPal(SimGateway):
         return Answer(200, {"verification_status": "SUCCESS" if verified else "FAILURE"})
 
     def _signature(self, transmission: dict[str, str], body: bytes) -> str:
-        """Stands in for PayPal's RSA signature over the same message (GATEWAYS.md §2.3)."""
+        """Stands in for PayPal's RSA signature over the same message (docs/gateways.md#paypal)."""
         crc = binascii.crc32(body) & 0xFFFFFFFF
         fields = (transmission["transmission_id"], transmission["transmission_time"], transmission["webhook_id"])
         message = f"{fields[0]}|{fields[1]}|{fields[2]}|{crc}".encode()

@@ -1,5 +1,5 @@
 """Paystack as the simulator acts it out: transactions initialised with the secret key, verified by reference,
-the checkout page, and webhooks signed with the same secret key (GATEWAYS.md §4).
+the checkout page, and webhooks signed with the same secret key (docs/gateways.md#paystack).
 
 Endpoints below /paystack: POST /transaction/initialize, GET /transaction/verify/{reference}; payer page
 GET /checkout/{access_code}. Paystack has no failure webhook: a failure only marks the transaction failed,

@@ -1,5 +1,5 @@
 """Razorpay as the simulator acts it out: Orders (Basic auth with the key id and secret), the payments made
-against them, and signed webhooks carrying our references (GATEWAYS.md §3).
+against them, and signed webhooks carrying our references (docs/gateways.md#razorpay).
 
 Endpoints below /razorpay: POST /v1/orders, GET /v1/orders (?receipt=), GET /v1/orders/{id},
 GET /v1/orders/{id}/payments. There is no payer page: Razorpay Checkout runs in the portal.

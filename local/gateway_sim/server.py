@@ -109,7 +109,7 @@ class GatewaySimulator:
         return f"{self.base_url}/{provider}"
 
     def api_base_env(self) -> dict[str, str]:
-        """STRIPE_API_BASE=... and friends, pointing every adapter here (API.md §1)."""
+        """STRIPE_API_BASE=... and friends, pointing every adapter here (docs/api.md#configuration)."""
         return {gateway.api_base_var: self.provider_base(name) for name, gateway in self._gateways.items()}
 
     # -- state and control (control.py) ----------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Stripe as the simulator acts it out: PaymentMethods and PaymentIntents (form bodies, `Idempotency-Key`), the
-3-D Secure page, and the signed webhooks about them (GATEWAYS.md §1).
+3-D Secure page, and the signed webhooks about them (docs/gateways.md#stripe).
 
 Endpoints below /stripe: POST /v1/payment_methods, GET /v1/payment_methods/{id}, POST /v1/payment_intents,
 GET /v1/payment_intents/{id}; payer page GET /3ds/{pi}. Cards act as Stripe's documented test cards

@@ -42,7 +42,7 @@ from payments.money import MoneyError
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
-# JSON numbers in request bodies become Decimal, never float (API.md §3 allows numeric amounts).
+# JSON numbers in request bodies become Decimal, never float (docs/api.md#amounts allows numeric amounts).
 _json_body = partial(jsonsafe.loads, parse_float=Decimal)
 
 # ---- reading a request body (docs/errors.md) ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Raw card field checks done before anything is stored or sent (API.md §4, credit_card).
+"""Raw card field checks done before anything is stored or sent (docs/api.md#bodies-by-method).
 
 Messages name the field and never echo its value: card data must not reach logs or error bodies.
 Digits are ASCII digits: `str.isdigit()` and `int()` also take "١٢" or "１２", and `isdigit()` takes "²",

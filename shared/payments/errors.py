@@ -26,12 +26,6 @@ class Unauthenticated(PaymentsError):
     http_status = 401
 
 
-class PaymentRequired(PaymentsError):
-    """A card was declined (API.md §4)."""
-
-    http_status = 402
-
-
 class Forbidden(PaymentsError):
     http_status = 403
 

@@ -1,4 +1,4 @@
-"""Idempotency at the HTTP edge, written once for every route that takes an `Idempotency-Key` (API.md §4).
+"""Idempotency at the HTTP edge, written once for every route that takes an `Idempotency-Key` (docs/api.md#idempotency).
 
 Powertools' idempotency record, keyed `<route>#<md5 of customer id and key>` in the idempotency table, wraps the
 use case: the same key and body replays the stored answer, the same key with another body is 422, a request

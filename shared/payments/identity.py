@@ -1,4 +1,4 @@
-"""Who is calling (API.md §2): the JWT claims API Gateway's authorizer put in the event.
+"""Who is calling (docs/api.md#identity-and-access): the JWT claims API Gateway's authorizer put in the event.
 
 API Gateway has already verified the token; we read `requestContext.authorizer.jwt.claims`.
 Groups arrive as a JSON list or in API Gateway's string form "[admin finance]".

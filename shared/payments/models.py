@@ -1,4 +1,4 @@
-"""The payment domain: statuses, methods, the stored payment, and its API form (API.md §3)."""
+"""The payment domain: statuses, methods, the stored payment, and its API form (docs/api.md#the-payment-object)."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ class Payment(BaseModel):
         )
 
 
-# ---- API shapes (API.md §3-§4) -------------------------------------------------------------------
+# ---- API shapes (docs/api.md#the-payment-object) -------------------------------------------------------------------
 
 
 class CardSummary(BaseModel):
@@ -184,7 +184,9 @@ class PaymentOut(BaseModel):
         default=None, exclude_if=_absent, description="Paid payments: the sum of their refunds (positive)"
     )
     refunds: list[str] | None = Field(default=None, exclude_if=_absent, description="Paid payments: refund ids")
-    history: list[HistoryOut] | None = Field(default=None, exclude_if=_absent, description="GET /payments/{id} only")
+    history: list[HistoryOut] | None = Field(
+        default=None, exclude_if=_absent, description="GET /payments/{id} and the operator's complete/cancel answers"
+    )
 
 
 class PaymentPage(BaseModel):

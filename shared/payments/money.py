@@ -50,10 +50,6 @@ def currency_digits(currency: str) -> int:
     return MINOR_DIGITS[currency]
 
 
-def is_currency(code: object) -> bool:
-    return isinstance(code, str) and code in MINOR_DIGITS
-
-
 def _described(name: str) -> str:
     """ "Gold" -> "gold"; names of several words are kept as ISO publishes them."""
     return name.lower() if name.isalpha() else name

@@ -126,7 +126,9 @@ def listed(customer: str, **query: str) -> list[dict[str, Any]]:
 
 
 def as_row(item: dict[str, Any]) -> list[str]:
-    """The CSV row API.md §5 asks for, built from the API's own answer: its times as a spreadsheet reads them."""
+    """The CSV row docs/api.md#the-csv-file describes, built from the API's own answer.
+
+    Its times are as a spreadsheet reads them."""
 
     def text(value: str) -> str:
         return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -1,7 +1,7 @@
 """Security checks (issue 6 §3), through the real handlers:
 
-- every route of template.yaml x every kind of caller (API.md §2), with exact status codes, and a refused
-  call changes nothing;
+- every route of template.yaml x every kind of caller (docs/api.md#identity-and-access), with exact status
+  codes, and a refused call changes nothing;
 - cross-tenant: another customer's payment, cursor, Idempotency-Key, operator path -> 404/400/own answer,
   never the other customer's data;
 - replayed webhooks, also under a new unsigned event id, change nothing;

@@ -1,4 +1,4 @@
-"""CSV formatting and the streaming S3 writer of the exports (API.md §5), without AWS."""
+"""CSV formatting and the streaming S3 writer of the exports (docs/api.md#the-csv-file), without AWS."""
 
 from __future__ import annotations
 

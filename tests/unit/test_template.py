@@ -1,4 +1,5 @@
-"""Infrastructure checks on template.yaml: routes (API.md §4), auth, least privilege, data protection, cfn-lint.
+"""Infrastructure checks on template.yaml: routes (docs/api.md#routes), auth, least privilege, data protection,
+cfn-lint.
 
 cfn-lint validates SAM resources against a schema only: it neither checks the IAM actions inside a function's
 `Policies` nor the keys of an HttpApi event, so those are asserted here.
@@ -23,7 +24,7 @@ from payments.registry import GATEWAYS
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 
-# API.md §4, route by route, with the function that must own it.
+# docs/api.md#routes, route by route, with the function that must own it.
 SPEC_ROUTES = {
     ("GET", "/payments"): "ListPaymentsFunction",
     ("GET", "/payments/{id}"): "ListPaymentsFunction",
@@ -47,7 +48,7 @@ FUNCTION_FOLDERS = {
     "ReconcileFunction": "reconcile",
 }
 WRITE_ACTION = re.compile(r"^(Put|Update|Delete|TransactWrite|BatchWrite|Create|PartiQL(Insert|Update|Delete)|Restore)")
-# API.md §1: the gateway credentials that live in the Secrets Manager secret in AWS.
+# docs/api.md#configuration: the gateway credentials that live in the Secrets Manager secret in AWS.
 GATEWAY_CREDENTIALS = {entry.secret_key(name) for entry in GATEWAYS for name in entry.credentials}
 
 
@@ -172,7 +173,7 @@ def test_environment_names_every_resource_the_handlers_use(template: dict[str, A
     assert variables["MAX_PAYMENT_AMOUNT"] == {"Ref": "MaxPaymentAmount"}
     assert variables["EXPORT_URL_EXPIRY_SECONDS"] == {"Ref": "ExportUrlExpirySeconds"}
     assert variables["PUBLIC_BASE_URL"] == {"Ref": "PublicBaseUrl"}
-    assert template["Parameters"]["ExportUrlExpirySeconds"]["Default"] == 900  # API.md §5: 15 minutes
+    assert template["Parameters"]["ExportUrlExpirySeconds"]["Default"] == 900  # docs/api.md#csv-exports: 15 minutes
 
 
 def test_every_spec_route_is_declared_by_exactly_one_function(template: dict[str, Any]) -> None:

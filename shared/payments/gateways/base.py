@@ -2,7 +2,8 @@
 
 An adapter module (`payments/gateways/<name>.py`) holds everything about one gateway: creating a
 payment there, verifying and reading its webhooks, and asking it about a payment's status. Adding a
-gateway is adding a file and one line in `payments/gateways/__init__.py`.
+gateway is adding a file and its entry in `payments.registry.GATEWAYS`
+(docs/gateways.md#the-registry-and-each-gateways-settings).
 
 Adapters never touch DynamoDB and never decide statuses: they translate between the gateway's shapes
 and these neutral types. `payments.status` decides, `payments.store` writes.
@@ -144,12 +145,12 @@ class CreateResult:
 
     gateway_ref: str  # the gateway's id for it: pi_..., PayPal order id, order_..., reference, invoice id
     status: PaymentStatus = PaymentStatus.PENDING
-    next_action: dict[str, Any] | None = None  # API.md §4 next_action for the client
+    next_action: dict[str, Any] | None = None  # docs/api.md#next-actions for the client
     failure_reason: str | None = None  # for a decline
     card_brand: str | None = None
     card_last4: str | None = None
     # False when next_action holds a secret (Stripe's client_secret): it is then read from the gateway again
-    # (`current_next_action`) instead of being stored.
+    # (`resume`) instead of being stored.
     storable_next_action: bool = True
 
 
@@ -181,7 +182,7 @@ class GatewayEvent:
 class StatusAnswer:
     """What the gateway's API says about a payment now (for reconciliation)."""
 
-    kind: EventKind  # SUCCESS, FAILURE or IGNORED (still open / unknown)
+    kind: EventKind  # SUCCESS, FAILURE, CAPTURE (PayPal: approved, not captured yet) or IGNORED (still open / unknown)
     money: Money | None = None
     reason: str | None = None
 

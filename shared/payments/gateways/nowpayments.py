@@ -1,4 +1,4 @@
-"""NOWPayments adapter: crypto invoices priced in fiat, IPNs signed with HMAC-SHA512 (docs/gateways-2.md).
+"""NOWPayments adapter: crypto invoices priced in fiat, IPNs signed with HMAC-SHA512 (docs/gateways.md#nowpayments).
 
 We create an invoice and redirect the payer to its page. NOWPayments echoes only `order_id` back
 in its IPNs, so `order_id` carries both of our keys as `<customer_id>:<payment_id>`; `gateway_ref`

@@ -1,4 +1,4 @@
-"""NOWPayments' IPNs and API answers, as the NOWPayments adapter reads them (docs/gateways-2.md, NOWPayments).
+"""NOWPayments' IPNs and API answers, as the NOWPayments adapter reads them (docs/gateways.md#nowpayments).
 
 IPNs and the payments list are parsed with `nowpayments.loads_exact`, which keeps every JSON number as the
 `JsonNumber` token it was sent as (the IPN signature is over those tokens, and amounts are never floats). The

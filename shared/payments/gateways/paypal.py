@@ -1,4 +1,4 @@
-"""PayPal adapter: Orders v2 with intent CAPTURE, webhooks verified by PayPal's postback API (GATEWAYS.md §2).
+"""PayPal adapter: Orders v2 with intent CAPTURE, webhooks verified by PayPal's postback API (docs/gateways.md#paypal).
 
 Flow: `create` makes an order and hands the payer its approve link; PayPal sends
 CHECKOUT.ORDER.APPROVED (kind CAPTURE) and we call `capture`; PAYMENT.CAPTURE.COMPLETED then settles

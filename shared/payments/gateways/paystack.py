@@ -1,4 +1,4 @@
-"""Paystack adapter: Transaction initialize + redirect, webhooks signed with HMAC-SHA512 (docs/gateways-2.md).
+"""Paystack adapter: Transaction initialize + redirect, webhooks signed with HMAC-SHA512 (docs/gateways.md#paystack).
 
 Paystack references allow only letters, digits and `-` `.` `=`, so our payment id `pay_01J...`
 travels as the reference `pay-01J...` (the one `_` becomes `-`, and back), with a `.<attempt>` suffix

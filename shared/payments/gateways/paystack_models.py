@@ -1,4 +1,4 @@
-"""Paystack's webhook events and API answers, as the Paystack adapter reads them (docs/gateways-2.md, Paystack).
+"""Paystack's webhook events and API answers, as the Paystack adapter reads them (docs/gateways.md#paystack).
 
 An event is `{"event": "charge.success", "data": {...}}`: `data` is a transaction (charge.*) or a refund
 (refund.*). Paystack's quirks, read here once: ids come as numbers or strings; `metadata` may be an object, "",

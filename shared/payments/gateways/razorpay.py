@@ -1,4 +1,4 @@
-"""Razorpay adapter: Orders API + Checkout, webhooks signed with HMAC-SHA256 (docs/gateways-2.md).
+"""Razorpay adapter: Orders API + Checkout, webhooks signed with HMAC-SHA256 (docs/gateways.md#razorpay).
 
 We create an order; the client opens Razorpay Checkout with its id. Our payment id travels as the
 order `receipt` and, with the customer id, in the order `notes`; `gateway_ref` is the order id.

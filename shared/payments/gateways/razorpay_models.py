@@ -1,4 +1,4 @@
-"""Razorpay's webhook events and API answers, as the Razorpay adapter reads them (docs/gateways-2.md, Razorpay).
+"""Razorpay's webhook events and API answers, as the Razorpay adapter reads them (docs/gateways.md#razorpay).
 
 An event names itself (`event`) and carries entities under `payload.<name>.entity`: `order`, `payment`, `refund`,
 each there or not. Razorpay writes empty `notes` as `[]`. Amounts are integer subunits with an ISO code; an

@@ -1,4 +1,6 @@
-"""Stripe adapter: card payments as PaymentIntents confirmed at once (GATEWAYS.md §1, API.md §4).
+"""Stripe adapter: card payments as PaymentIntents confirmed at once (docs/gateways.md#stripe).
+
+What the client gets back to finish a payment is docs/api.md#next-actions.
 
 Stripe's amount unit is not always ISO 4217's: zero-decimal currencies take whole units, ISK keeps
 two decimals though only whole krónur can be charged, and three-decimal currencies take minor units
