@@ -1,12 +1,4 @@
-"""DynamoDB access for payments and balances: the only module that knows the table layout.
-
-Single table (docs/data-model.md):
-
-    item            PK                  SK               other keys
-    payment         CUST#<customer>     PAY#<payment id> GSI1PK=CUST#<customer>#<status>, GSI1SK=PAY#<id>
-                                                         GSI2PK=PENDING#<method>, GSI2SK=PAY#<id> (only while pending)
-    balance         CUST#<customer>     BALANCE          bal_<CUR> = completed sum in minor units
-    event dedupe    EVENT#<source>#<id> EVENT            expires_at (TTL)
+"""`PaymentStore`: the payments table in DynamoDB (docs/data-model.md); keys in `items`, items in `codec`.
 
 Payment ids are ULIDs, so `PAY#<id>` sorts by creation time and `from`/`to` become key conditions.
 Every money-moving write is one TransactWriteItems with conditions, so retries and races are safe.
@@ -15,7 +7,6 @@ Every money-moving write is one TransactWriteItems with conditions, so retries a
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,11 +21,20 @@ from payments.ids import id_bound
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
 from payments.status import Cause, counts_in_balance, decide
+from payments.store.codec import Item, _action_text, _history_item, _n, _s, from_item, search_text, to_item
+from payments.store.items import (
+    BALANCE_SK,
+    GATEWAY_REF_SK,
+    customer_pk,
+    gateway_ref_pk,
+    payment_sk,
+    pending_pk,
+    status_pk,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-Item = dict[str, Any]
 
 EVENT_TTL_SECONDS = 90 * 24 * 3600  # longer than any gateway retries (PayPal: 3 days)
 _MAX_TRANSITION_ATTEMPTS = 4
@@ -49,141 +49,6 @@ def dynamodb_client() -> DynamoDBClient:
     import boto3
 
     return boto3.client("dynamodb")
-
-
-# ---- keys -----------------------------------------------------------------------------------------
-
-
-def customer_pk(customer_id: str) -> str:
-    return f"CUST#{customer_id}"
-
-
-def payment_sk(payment_id: str) -> str:
-    return f"PAY#{payment_id}"
-
-
-BALANCE_SK = "BALANCE"
-
-
-def _status_pk(customer_id: str, status: PaymentStatus) -> str:
-    return f"CUST#{customer_id}#{status.value}"
-
-
-def _pending_pk(method: PaymentMethod) -> str:
-    return f"PENDING#{method.value}"
-
-
-# ---- item <-> Payment -----------------------------------------------------------------------------
-
-
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: int) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _history_item(entry: HistoryEntry) -> dict[str, Any]:
-    m: dict[str, Any] = {"at": _s(iso_z(entry.at)), "status": _s(entry.status.value), "by": _s(entry.by)}
-    if entry.note:
-        m["note"] = _s(entry.note)
-    return {"M": m}
-
-
-def to_item(payment: Payment) -> Item:
-    item: Item = {
-        "PK": _s(customer_pk(payment.customer_id)),
-        "SK": _s(payment_sk(payment.id)),
-        "GSI1PK": _s(_status_pk(payment.customer_id, payment.status)),
-        "GSI1SK": _s(payment_sk(payment.id)),
-        "type": _s("payment"),
-        "id": _s(payment.id),
-        "customer_id": _s(payment.customer_id),
-        "created_at": _s(iso_z(payment.created_at)),
-        "amount_minor": _n(payment.amount_minor),
-        "currency": _s(payment.currency),
-        "status": _s(payment.status.value),
-        "method": _s(payment.method.value),
-        "description": _s(payment.description),
-        "history": {"L": [_history_item(h) for h in payment.history]},
-    }
-    if payment.status is PaymentStatus.PENDING:
-        item["GSI2PK"] = _s(_pending_pk(payment.method))
-        item["GSI2SK"] = _s(payment_sk(payment.id))
-    optional = {
-        "completed_at": iso_z(payment.completed_at) if payment.completed_at else None,
-        "reference": payment.reference,
-        "gateway_ref": payment.gateway_ref,
-        "failure_reason": payment.failure_reason,
-        "failure_field": payment.failure_field,
-        "card_brand": payment.card_brand,
-        "card_last4": payment.card_last4,
-        "refund_of": payment.refund_of,
-        "next_action": _action_text(payment.next_action),
-    }
-    item.update({k: _s(v) for k, v in optional.items() if v})
-    if payment.gateway_refs:
-        item["gateway_refs"] = {"SS": sorted(payment.gateway_refs)}
-    if payment.gateway_attempts:
-        item["gw_attempts"] = _n(payment.gateway_attempts)
-    if payment.gateway_claim_until is not None:
-        item["gw_claim_until"] = _n(payment.gateway_claim_until)
-    item["search_text"] = _s(search_text(payment))
-    return item
-
-
-def search_text(payment: Payment) -> str:
-    """What GET /payments?q= looks in, lower case: the id, description, references and card's last 4 digits."""
-    parts = (payment.id, payment.description, payment.reference, payment.gateway_ref, payment.card_last4)
-    return " ".join(part for part in parts if part).lower()
-
-
-def _action_text(action: Mapping[str, Any] | None) -> str | None:
-    return json.dumps(action, separators=(",", ":"), sort_keys=True) if action else None
-
-
-def _str(item: Item, name: str) -> str | None:
-    value = item.get(name)
-    return value["S"] if value else None
-
-
-def from_item(item: Item) -> Payment:
-    history = tuple(
-        HistoryEntry(
-            at=datetime.fromisoformat(h["M"]["at"]["S"]),
-            status=PaymentStatus(h["M"]["status"]["S"]),
-            by=h["M"]["by"]["S"],
-            note=h["M"]["note"]["S"] if "note" in h["M"] else None,
-        )
-        for h in item.get("history", {}).get("L", [])
-    )
-    completed_at = _str(item, "completed_at")
-    return Payment(
-        id=item["id"]["S"],
-        customer_id=item["customer_id"]["S"],
-        created_at=datetime.fromisoformat(item["created_at"]["S"]),
-        completed_at=datetime.fromisoformat(completed_at) if completed_at else None,
-        amount_minor=int(item["amount_minor"]["N"]),
-        currency=item["currency"]["S"],
-        status=PaymentStatus(item["status"]["S"]),
-        method=PaymentMethod(item["method"]["S"]),
-        description=item.get("description", {}).get("S", ""),
-        reference=_str(item, "reference"),
-        gateway_ref=_str(item, "gateway_ref"),
-        failure_reason=_str(item, "failure_reason"),
-        card_brand=_str(item, "card_brand"),
-        card_last4=_str(item, "card_last4"),
-        refund_of=_str(item, "refund_of"),
-        gateway_refs=frozenset(item.get("gateway_refs", {}).get("SS", ())),
-        next_action=json.loads(item["next_action"]["S"]) if "next_action" in item else None,
-        failure_field=_str(item, "failure_field"),
-        gateway_attempts=int(item["gw_attempts"]["N"]) if "gw_attempts" in item else 0,
-        gateway_claim_until=int(item["gw_claim_until"]["N"]) if "gw_claim_until" in item else None,
-        refunded_minor=int(item["refunded_minor"]["N"]) if "refunded_minor" in item else 0,
-        refund_ids=frozenset(item.get("refund_ids", {}).get("SS", ())),
-        history=history,
-    )
 
 
 # ---- writes as transaction parts ------------------------------------------------------------------
@@ -283,7 +148,7 @@ class PaymentStore:
         else:
             request["IndexName"] = "GSI1"
             request["ExpressionAttributeNames"] = {"#pk": "GSI1PK", "#sk": "GSI1SK"}
-            pk_value = _status_pk(customer_id, status)
+            pk_value = status_pk(customer_id, status)
         request["ExpressionAttributeValues"] = {":pk": _s(pk_value), ":lower": _s(lower), ":upper": _s(upper)}
         return request
 
@@ -330,7 +195,7 @@ class PaymentStore:
     def _start_key(self, customer_id: str, status: PaymentStatus | None, after: str) -> Item:
         start = {"PK": _s(customer_pk(customer_id)), "SK": _s(payment_sk(after))}
         if status is not None:
-            start |= {"GSI1PK": _s(_status_pk(customer_id, status)), "GSI1SK": _s(payment_sk(after))}
+            start |= {"GSI1PK": _s(status_pk(customer_id, status)), "GSI1SK": _s(payment_sk(after))}
         return start
 
     def summary(
@@ -431,7 +296,7 @@ class PaymentStore:
             IndexName="GSI2",
             KeyConditionExpression="GSI2PK = :pk AND GSI2SK < :before",
             ExpressionAttributeValues={
-                ":pk": _s(_pending_pk(method)),
+                ":pk": _s(pending_pk(method)),
                 ":before": _s(payment_sk(id_bound(before, upper=False))),
             },
             Limit=limit,
@@ -756,7 +621,7 @@ class PaymentStore:
         values: dict[str, Any] = {
             ":to": _s(target.value),
             ":from": _s(payment.status.value),
-            ":gsi1": _s(_status_pk(payment.customer_id, target)),
+            ":gsi1": _s(status_pk(payment.customer_id, target)),
             ":h": {"L": [_history_item(entry)]},
         }
         sets = ["#status = :to", "GSI1PK = :gsi1", "history = list_append(history, :h)"]
@@ -800,7 +665,7 @@ def _after(
 
 
 def _gateway_ref_key(provider: str, gateway_ref: str) -> Item:
-    return {"PK": _s(f"GWREF#{provider}#{gateway_ref}"), "SK": _s("GWREF")}
+    return {"PK": _s(gateway_ref_pk(provider, gateway_ref)), "SK": _s(GATEWAY_REF_SK)}
 
 
 def _cancellation_codes(response: Mapping[str, Any]) -> list[str]:
