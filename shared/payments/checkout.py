@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from payments import cards
+from payments import cards, vouchers
 from payments.config import gateway_settings, settings
 from payments.cursor import derived_key
 from payments.declines import payer_message
@@ -45,7 +45,7 @@ from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.money import Money
 from payments.status import Cause
-from payments.store import PaymentStore, customer_pk
+from payments.store import PaymentStore
 
 PAYABLE_METHODS = (
     "bank_transfer",
@@ -240,9 +240,15 @@ class Checkout:
 
     def run(self, command: Command) -> Outcome:
         if command.method == "voucher":
-            from payments.vouchers import redeem
-
-            payment = redeem(self.store, command)
+            assert command.voucher_code is not None
+            payment = vouchers.redeem(
+                self.store,
+                command.customer_id,
+                command.voucher_code,
+                command.currency,
+                actor=command.actor,
+                description=command.description if command.described else None,
+            )
             return Outcome(201, {"payment": payment.to_api().model_dump(), "next_action": None})
         if command.method == "bank_transfer":
             return self._bank_transfer(command)
@@ -360,7 +366,8 @@ class Checkout:
     def _record_pending(
         self, command: Command, reference: str | None = None, claim: tuple[str, Gateway, float] | None = None
     ) -> tuple[Payment, bool]:
-        """Put the pending payment and the IDEM pointer in one transaction, or find the earlier one; True if put.
+        """Put the pending payment and its idempotency pointer in one transaction, or find the one an earlier
+        request with the same key put; True if put.
 
         `claim` (provider, adapter, seconds): the new payment holds the claim on creating its gateway object
         from the start, with the first attempt's reference and its pointer where we choose it (Paystack).
@@ -385,49 +392,8 @@ class Checkout:
             gateway_refs=frozenset({first_ref}) if first_ref else frozenset(),
             history=(HistoryEntry(at=now, status=PaymentStatus.PENDING, by=command.actor, note="created"),),
         )
-        pointer = {
-            "Put": {
-                "TableName": self.store.table,
-                "Item": {
-                    "PK": {"S": customer_pk(command.customer_id)},
-                    "SK": {"S": f"IDEM#{_gateway_key(command)}"},
-                    "type": {"S": "idempotency-pointer"},
-                    "payment_id": {"S": payment.id},
-                },
-                "ConditionExpression": "attribute_not_exists(PK)",
-            }
-        }
-        extra: list[dict[str, Any]] = [pointer]
-        if claim and first_ref:
-            extra.append(self.store.gateway_ref_pointer(payment, claim[0], first_ref))
-        if reference:
-            extra.append(
-                {
-                    "Put": {
-                        "TableName": self.store.table,
-                        "Item": {"PK": {"S": f"REF#{reference}"}, "SK": {"S": "REF"}, "payment_id": {"S": payment.id}},
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                }
-            )
-        try:
-            self.store.add(payment, extra=extra)
-        except self.store.client.exceptions.TransactionCanceledException:
-            earlier = self._earlier_payment(command)
-            if earlier is None:
-                raise  # a reference collision (1 in 2^60): the client's retry draws a new one
-            return earlier, False
-        return payment, True
-
-    def _earlier_payment(self, command: Command) -> Payment | None:
-        item = self.store.client.get_item(
-            TableName=self.store.table,
-            Key={"PK": {"S": customer_pk(command.customer_id)}, "SK": {"S": f"IDEM#{_gateway_key(command)}"}},
-            ConsistentRead=True,
-        ).get("Item")
-        if not item:
-            return None
-        return self.store.require(command.customer_id, item["payment_id"]["S"], consistent=True)
+        gateway_ref = (claim[0], first_ref) if claim and first_ref else None
+        return self.store.put_pending(payment, _gateway_key(command), reference=reference, gateway_ref=gateway_ref)
 
     def _record(self, payment: Payment, provider: str, result: CreateResult, description: str | None) -> Payment | None:
         """Store the gateway's answer (and `description`, ours, now that the object is known), then what it means

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -32,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from payments.config import settings
 from payments.errors import NotFound, PaymentsError
 from payments.models import Payment, PaymentStatus, iso_z, utcnow
-from payments.store import PaymentStore, customer_pk
+from payments.store import PaymentStore
+from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus, UnreadableRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -241,12 +241,6 @@ class S3ObjectWriter:
 # ---- API shapes -----------------------------------------------------------------------------------
 
 
-class ExportStatus(StrEnum):
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
 class ExportRequest(BaseModel):
     """`POST /payments/exports` body: the same filters as `GET /payments`. All optional."""
 
@@ -280,121 +274,14 @@ class ExportFailed(PaymentsError):
     http_status = 503
 
 
-# ---- export records -------------------------------------------------------------------------------
+# ---- export records (stored by the store) ------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class ExportFilters:
-    status: PaymentStatus | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-    search: str | None = None
-    bom: bool = False  # how the file is written, kept with the filters for the background half
-
-
-@dataclass(frozen=True, slots=True)
-class ExportRecord:
-    """The export item: PK=CUST#<customer>, SK=EXPORT#<id>, outside every payment key range."""
-
-    export_id: str
-    customer_id: str
-    status: ExportStatus
-    filters: ExportFilters
-    s3_key: str
-    created_at: datetime
-    purge_at: int  # epoch seconds: the table's TTL attribute, aligned with the bucket's lifecycle rule
-    row_count: int | None = None
-    failure: str | None = None
-
-
-def export_sk(export_id: str) -> str:
-    return f"EXPORT#{export_id}"
+UNREADABLE = "this export's record could not be read; start a new export"
 
 
 def export_key(customer_id: str, export_id: str) -> str:
     """The customer's own prefix (quoted, so no customer id can reach another's) under `exports/`."""
     return f"exports/{quote(customer_id, safe='')}/{export_id}.csv"
-
-
-def _record_item(record: ExportRecord, requested_by: str) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "PK": {"S": customer_pk(record.customer_id)},
-        "SK": {"S": export_sk(record.export_id)},
-        "type": {"S": "export"},
-        "export_id": {"S": record.export_id},
-        "customer_id": {"S": record.customer_id},
-        "status": {"S": record.status.value},
-        "s3_key": {"S": record.s3_key},
-        "created_at": {"S": iso_z(record.created_at)},
-        "requested_by": {"S": requested_by},
-        "expires_at": {"N": str(record.purge_at)},
-    }
-    f = record.filters
-    filters = {
-        "filter_status": f.status.value if f.status else None,
-        "filter_from": iso_z(f.created_from) if f.created_from else None,
-        "filter_to": iso_z(f.created_to) if f.created_to else None,
-        "filter_q": f.search,
-    }
-    item.update({k: {"S": v} for k, v in filters.items() if v})
-    if f.bom:
-        item["bom"] = {"BOOL": True}
-    return item
-
-
-class UnreadableRecord(Exception):
-    """A stored export item this code cannot read (a field missing or malformed): answered as failed."""
-
-
-UNREADABLE = "this export's record could not be read; start a new export"
-
-
-def _record_from(item: dict[str, Any]) -> ExportRecord:
-    """The record of a stored item; UnreadableRecord (logged) rather than a KeyError/ValueError."""
-    try:
-        return _parse_record(item)
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        logger.error(
-            "unreadable export record",
-            extra={"sk": str(item.get("SK", {}).get("S", ""))[:80], "error": f"{type(exc).__name__}: {exc}"[:300]},
-        )
-        raise UnreadableRecord(str(exc)) from exc
-
-
-def _parse_record(item: dict[str, Any]) -> ExportRecord:
-    def text(name: str) -> str | None:
-        return item[name]["S"] if name in item else None
-
-    def moment(name: str) -> datetime | None:
-        value = text(name)
-        if not value:
-            return None
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:  # iso_z always writes Z; compared with aware times below
-            raise ValueError(f"{name} has no time zone")
-        return parsed
-
-    status = text("filter_status")
-    created_at = moment("created_at")
-    if created_at is None:
-        raise KeyError("created_at")
-    return ExportRecord(
-        export_id=item["export_id"]["S"],
-        customer_id=item["customer_id"]["S"],
-        status=ExportStatus(item["status"]["S"]),
-        filters=ExportFilters(
-            PaymentStatus(status) if status else None,
-            moment("filter_from"),
-            moment("filter_to"),
-            text("filter_q"),
-            bool(item.get("bom", {}).get("BOOL", False)),
-        ),
-        s3_key=item["s3_key"]["S"],
-        created_at=created_at,
-        purge_at=int(item["expires_at"]["N"]),
-        row_count=int(item["row_count"]["N"]) if "row_count" in item else None,
-        failure=text("failure"),
-    )
 
 
 # ---- the use cases --------------------------------------------------------------------------------
@@ -528,7 +415,7 @@ class Exporter:
             purge_at=int(now.timestamp()) + config.retention_days * 86400,
         )
         estimate = self.count_up_to(customer_id, filters, config.async_row_threshold + 1)
-        self.store.client.put_item(TableName=self.store.table, Item=_record_item(record, requested_by))
+        self.store.put_export(record, requested_by)
         logger.info("export started", extra={"export_id": export_id, "estimated_rows": estimate})
         if estimate > config.async_row_threshold:
             self._launch({"customer_id": customer_id, "export_id": export_id}, config)
@@ -618,32 +505,11 @@ class Exporter:
     def _finish(
         self, customer_id: str, export_id: str, status: ExportStatus, *, rows: int | None = None, failure: str = ""
     ) -> None:
-        sets = ["#status = :status", "finished_at = :now"]
-        values: dict[str, Any] = {":status": {"S": status.value}, ":now": {"S": iso_z(utcnow())}}
-        if rows is not None:
-            sets.append("row_count = :rows")
-            values[":rows"] = {"N": str(rows)}
-        if failure:
-            sets.append("failure = :failure")
-            values[":failure"] = {"S": failure}
-        self.store.client.update_item(
-            TableName=self.store.table,
-            Key={"PK": {"S": customer_pk(customer_id)}, "SK": {"S": export_sk(export_id)}},
-            UpdateExpression="SET " + ", ".join(sets),
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=values,
-        )
+        self.store.finish_export(customer_id, export_id, status, rows=rows, failure=failure)
 
     def _get(self, customer_id: str, export_id: str) -> ExportRecord | None:
         """The customer's export record, None if there is none; UnreadableRecord if it cannot be read."""
-        if len(export_id) > 64:
-            return None
-        item = self.store.client.get_item(
-            TableName=self.store.table,
-            Key={"PK": {"S": customer_pk(customer_id)}, "SK": {"S": export_sk(export_id)}},
-            ConsistentRead=True,
-        ).get("Item")
-        return _record_from(item) if item else None
+        return self.store.get_export(customer_id, export_id)
 
     # -- estimate --
 

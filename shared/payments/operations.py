@@ -82,9 +82,7 @@ def charge(store: PaymentStore, customer_id: str, body: ChargeBody, key: str, ac
     if store.add(payment, dedupe=marker):
         return payment
     # Recorded before (a retry that outlived the idempotency record): answer with the first one.
-    earlier = store.client.get_item(
-        TableName=store.table,
-        Key={"PK": {"S": f"EVENT#charge#{marker.key}"}, "SK": {"S": "EVENT"}},
-        ConsistentRead=True,
-    )["Item"]
-    return store.require(customer_id, earlier["payment_id"]["S"], consistent=True)
+    earlier = store.event_payment_id(marker)
+    if earlier is None:  # the marker is written in the same transaction as its payment
+        raise LookupError(f"the charge marker {marker.key} names no payment")
+    return store.require(customer_id, earlier, consistent=True)

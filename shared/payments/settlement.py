@@ -22,7 +22,7 @@ from payments.gateways.base import EventKind, Gateway, GatewayError, GatewayEven
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.status import Cause, TransitionRefused
-from payments.store import Dedupe, PaymentStore
+from payments.store import Dedupe, PaymentStore, RefundWritten
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +64,7 @@ def _dedupe(event: GatewayEvent) -> Dedupe:
 
 def record_only(store: PaymentStore, event: GatewayEvent, payment_id: str | None = None) -> bool:
     """Record an event we act on no further; False if it was recorded before."""
-    put = _dedupe(event).put(store.table, payment_id)["Put"]
-    put["Item"]["event_type"] = {"S": event.event_type[:100]}
-    put["Item"]["outcome"] = {"S": "recorded"}
-    try:
-        store.client.put_item(**put)
-    except store.client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    return store.record_event(_dedupe(event), payment_id, event_type=event.event_type)
 
 
 def _recorded(store: PaymentStore, event: GatewayEvent, payment_id: str | None, outcome: Outcome) -> Result:
@@ -195,10 +188,10 @@ def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Resu
     key = Dedupe(
         event.provider, "refund:" + hashlib.sha256((event.refund_id or event.event_id).encode()).hexdigest()[:40]
     )
-    try:
-        if not store.add(refund, dedupe=key, extra=[store.refund_claim(original, money, refund.id)]):
-            return Result(Outcome.DUPLICATE, original.id)
-    except store.client.exceptions.TransactionCanceledException:
+    written = store.record_refund(refund, original, key)
+    if written is RefundWritten.DUPLICATE:
+        return Result(Outcome.DUPLICATE, original.id)
+    if written is RefundWritten.REFUSED:
         # The original is no longer completed (it cannot be, today), or its refunds would pass what it was for.
         current = store.require(original.customer_id, original.id, consistent=True)
         if current.status is not PaymentStatus.COMPLETED:

@@ -1,33 +1,33 @@
 """The payments table: the only code that knows DynamoDB (docs/data-model.md, docs/architecture.md).
 
-Every key, every item type, every request. `PaymentStore` is the table; the use cases call its methods.
+Every key and item type (`items`), every attribute value (`codec`), every request (`PaymentStore`, in parts:
+`payment_items`, `gateway_items`, `voucher_items`, `event_items`, `export_items` over `table`). The use cases
+call the store's methods and never see an item.
 """
 
 from __future__ import annotations
 
 from payments.store.codec import Item, from_item, search_text, to_item
-from payments.store.dynamodb import (
-    BUSY_MESSAGE,
-    EVENT_TTL_SECONDS,
-    SEARCH_PAGE,
-    SEARCH_QUERIES,
-    Dedupe,
-    PaymentStore,
-    TransitionOutcome,
-    dynamodb_client,
-)
-from payments.store.items import BALANCE_SK, customer_pk, payment_sk
+from payments.store.dynamodb import PaymentStore
+from payments.store.items import BALANCE_SK, ITEM_TYPES, ItemType, customer_pk, payment_sk
+from payments.store.payment_items import EVENT_TTL_SECONDS, SEARCH_PAGE, SEARCH_QUERIES
+from payments.store.records import Dedupe, RefundWritten, TransitionOutcome, Voucher
+from payments.store.table import BUSY_MESSAGE, dynamodb_client
 
 __all__ = [
     "BALANCE_SK",
     "BUSY_MESSAGE",
     "EVENT_TTL_SECONDS",
+    "ITEM_TYPES",
     "SEARCH_PAGE",
     "SEARCH_QUERIES",
     "Dedupe",
     "Item",
+    "ItemType",
     "PaymentStore",
+    "RefundWritten",
     "TransitionOutcome",
+    "Voucher",
     "customer_pk",
     "dynamodb_client",
     "from_item",

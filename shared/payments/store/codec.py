@@ -1,28 +1,120 @@
-"""Items of the payments table <-> Python values.
+"""Items of the payments table <-> Python values: the only code that writes DynamoDB's attribute values.
 
-The payment codec is written out by hand: it runs for every payment read or written (a page of 200, an
-export of 100k), and is about twice as fast as boto3's TypeSerializer/TypeDeserializer followed by the model.
+Small items and request values go through boto3's TypeSerializer/TypeDeserializer (`value`, `values`,
+`item_of`, `plain`), imported at first use: `boto3.dynamodb.types` imports all of boto3, which the read
+functions otherwise load only when they create their client. The payment codec (`to_item`, `from_item`) is
+written out by hand: it runs for every payment read or written (a page of 200, an export of 100k), and boto3's
+serialiser followed by the model takes about twice as long.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z
-from payments.store.items import customer_pk, payment_sk, pending_pk, status_pk
+from payments.money import Money
+from payments.store.items import EVENT_SK, customer_pk, event_pk, payment_sk, pending_pk, status_pk
+from payments.store.records import Dedupe, Voucher
+
+if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 Item = dict[str, Any]
 
 
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
+# ---- any value ------------------------------------------------------------------------------------
 
 
-def _n(value: int) -> dict[str, str]:
-    return {"N": str(value)}
+@cache
+def _serializer() -> TypeSerializer:
+    from boto3.dynamodb.types import TypeSerializer
+
+    return TypeSerializer()
+
+
+@cache
+def _deserializer() -> TypeDeserializer:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
+
+
+def value(python: object) -> Any:
+    """One attribute value: str -> S, int -> N, bool -> BOOL, a set of str -> SS, list -> L, dict -> M."""
+    return _serializer().serialize(python)
+
+
+def values(named: Mapping[str, object]) -> dict[str, Any]:
+    """ExpressionAttributeValues (or any mapping of names to attribute values)."""
+    serialize = _serializer().serialize
+    return {name: serialize(v) for name, v in named.items()}
+
+
+def item_of(attributes: Mapping[str, object]) -> Item:
+    """An item of these attributes, leaving out those that are None: DynamoDB stores no empty attribute."""
+    serialize = _serializer().serialize
+    return {name: serialize(v) for name, v in attributes.items() if v is not None}
+
+
+def plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item's attributes as Python values (numbers as Decimal, sets as set)."""
+    deserialize = _deserializer().deserialize
+    return {name: deserialize(v) for name, v in item.items()}
+
+
+def whole(number: Any) -> int:
+    """A stored number that must be a whole one."""
+    if not isinstance(number, Decimal) or number != number.to_integral_value():
+        raise ValueError(f"{number!r} is not a whole number")
+    return int(number)
+
+
+# ---- small items ----------------------------------------------------------------------------------
+
+
+def voucher_of(item: Mapping[str, Any]) -> Voucher:
+    attributes = plain(item)
+    expires = attributes.get("expires_epoch")
+    return Voucher(
+        state=attributes["state"],
+        money=Money(whole(attributes["amount_minor"]), attributes["currency"]),
+        expires_epoch=None if expires is None else whole(expires),
+    )
+
+
+def event_item(marker: Dedupe, payment_id: str | None, recorded_at: str, expires_at: int, **more: str) -> Item:
+    return item_of(
+        {
+            "PK": event_pk(marker.source, marker.key),
+            "SK": EVENT_SK,
+            "type": "event",
+            "recorded_at": recorded_at,
+            "expires_at": expires_at,
+            "payment_id": payment_id or None,
+            **more,
+        }
+    )
+
+
+# ---- payments -------------------------------------------------------------------------------------
+
+
+def _s(text: str) -> dict[str, str]:
+    return {"S": text}
+
+
+def _n(number: int) -> dict[str, str]:
+    return {"N": str(number)}
+
+
+def history_value(entries: Iterable[HistoryEntry]) -> dict[str, Any]:
+    """The `history` attribute's value (a list), or the list of entries to append to it."""
+    return {"L": [_history_item(h) for h in entries]}
 
 
 def _history_item(entry: HistoryEntry) -> dict[str, Any]:
@@ -47,7 +139,7 @@ def to_item(payment: Payment) -> Item:
         "status": _s(payment.status.value),
         "method": _s(payment.method.value),
         "description": _s(payment.description),
-        "history": {"L": [_history_item(h) for h in payment.history]},
+        "history": history_value(payment.history),
     }
     if payment.status is PaymentStatus.PENDING:
         item["GSI2PK"] = _s(pending_pk(payment.method))
@@ -61,7 +153,7 @@ def to_item(payment: Payment) -> Item:
         "card_brand": payment.card_brand,
         "card_last4": payment.card_last4,
         "refund_of": payment.refund_of,
-        "next_action": _action_text(payment.next_action),
+        "next_action": action_text(payment.next_action),
     }
     item.update({k: _s(v) for k, v in optional.items() if v})
     if payment.gateway_refs:
@@ -80,7 +172,7 @@ def search_text(payment: Payment) -> str:
     return " ".join(part for part in parts if part).lower()
 
 
-def _action_text(action: Mapping[str, Any] | None) -> str | None:
+def action_text(action: Mapping[str, Any] | None) -> str | None:
     return json.dumps(action, separators=(",", ":"), sort_keys=True) if action else None
 
 
