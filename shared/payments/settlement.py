@@ -21,7 +21,7 @@ from payments.gateways import PROVIDER_OF_METHOD
 from payments.gateways.base import EventKind, Gateway, GatewayError, GatewayEvent, reading_answers
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
-from payments.status import Cause, TransitionRefused
+from payments.status import Cause, TransitionRefused, decide, refundable
 from payments.store import Dedupe, PaymentStore, RefundWritten
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Resu
     if money is None or money.currency != original.currency or not 0 < money.minor <= abs(original.amount_minor):
         logger.error("refund event amount is not refundable", extra={"payment_id": original.id})
         return _recorded(store, event, original.id, Outcome.MISMATCH)
-    if original.status is not PaymentStatus.COMPLETED:
+    if not refundable(original.status):
         return _refund_of_uncounted(store, event, original)
     now = utcnow()
     refund = Payment(
@@ -194,7 +194,7 @@ def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Resu
     if written is RefundWritten.REFUSED:
         # The original is no longer completed (it cannot be, today), or its refunds would pass what it was for.
         current = store.require(original.customer_id, original.id, consistent=True)
-        if current.status is not PaymentStatus.COMPLETED:
+        if not refundable(current.status):
             return _refund_of_uncounted(store, event, current)
         logger.error("refunds would exceed the payment", extra={"payment_id": original.id})
         return _recorded(store, event, original.id, Outcome.MISMATCH)
@@ -219,7 +219,7 @@ def _capture(store: PaymentStore, adapter: Gateway, event: GatewayEvent, payment
     capture = getattr(adapter, "capture", None)
     if capture is None or not event.gateway_ref:
         return _recorded(store, event, payment.id, Outcome.IGNORED)
-    if payment.status is PaymentStatus.COMPLETED:
+    if not decide(payment.status, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS).apply:  # completed already
         return _recorded(store, event, payment.id, Outcome.UNCHANGED)
     with reading_answers(event.provider, "capture the payment"):
         answer = capture(event.gateway_ref, f"capture-{payment.id}")  # idempotent at PayPal by request id

@@ -18,11 +18,6 @@ class GatewayObjects(PaymentItems):
 
     # -- the gateway object of a payment: claimed, then recorded once --
 
-    @staticmethod
-    def claim_until(hold_seconds: float) -> int:
-        """The epoch-ms end of a claim held for `hold_seconds` from now."""
-        return int((time.time() + hold_seconds) * 1000)
-
     def claim_gateway_object(
         self, payment: Payment, *, provider: str, hold_seconds: float, ref: Callable[[int], str | None]
     ) -> Payment | None:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from payments.errors import NotFound, RetryLater
 from payments.ids import PREFIX as PAYMENT_ID_PREFIX
 from payments.ids import id_bound
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
+from payments.models import Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
-from payments.status import Cause, counts_in_balance, decide
-from payments.store.codec import Item, _s, event_item, from_item, history_value, item_of, to_item, value, values
+from payments.status import Change, counts_in_balance
+from payments.store.base import Written
+from payments.store.codec import Item, event_item, from_item, history_value, item_of, to_item, value, values
 from payments.store.items import (
     BALANCE_SK,
     GATEWAY_REF_SK,
@@ -26,11 +26,10 @@ from payments.store.items import (
     reference_pk,
     status_pk,
 )
-from payments.store.records import Dedupe, RefundWritten, TransitionOutcome
-from payments.store.table import BUSY_MESSAGE, Table, backoff, cancellation_codes, key
+from payments.store.records import Dedupe, RefundWritten
+from payments.store.table import Table, cancellation_codes, key
 
 EVENT_TTL_SECONDS = 90 * 24 * 3600  # longer than any gateway retries (PayPal: 3 days)
-_MAX_TRANSITION_ATTEMPTS = 4
 SEARCH_QUERIES = 10  # a searched page reads at most this many Query pages before it answers short, with a cursor
 SEARCH_PAGE = 200  # items read per Query of a searched page
 
@@ -51,12 +50,6 @@ class PaymentItems(Table):
         )
         item = answer.get("Item")
         return from_item(item) if item else None
-
-    def require(self, customer_id: str, payment_id: str, *, consistent: bool = False) -> Payment:
-        payment = self.get(customer_id, payment_id, consistent=consistent)
-        if payment is None:
-            raise NotFound(f"payment {payment_id[:64]} not found")
-        return payment
 
     def _listing_query(
         self,
@@ -183,32 +176,6 @@ class PaymentItems(Table):
             request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
         return counted
 
-    def stream(
-        self,
-        customer_id: str,
-        *,
-        page_size: int = 500,
-        status: PaymentStatus | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        search: str | None = None,
-    ) -> Iterator[Payment]:
-        """Every matching payment, newest first, one Query page at a time (constant memory)."""
-        after: str | None = None
-        while True:
-            payments, after = self.page(
-                customer_id,
-                limit=page_size,
-                after=after,
-                status=status,
-                created_from=created_from,
-                created_to=created_to,
-                search=search,
-            )
-            yield from payments
-            if after is None:
-                return
-
     def balances(self, customer_id: str) -> list[Money]:
         """The customer's balance item: one GetItem, never a sum at read time."""
         answer = self.client.get_item(
@@ -323,6 +290,7 @@ class PaymentItems(Table):
         """Record `refund` (a completed negative payment of `original`'s customer) and count it against `original`,
         once: only a completed payment can be refunded, and never by more than it was for."""
         limit = abs(original.amount_minor) + refund.amount_minor
+        # `status.refundable`: completed only, checked again here, atomically.
         claim = {
             "Update": {
                 "TableName": self.table,
@@ -350,103 +318,69 @@ class PaymentItems(Table):
             return RefundWritten.REFUSED
         return RefundWritten.RECORDED
 
-    def transition(
-        self,
-        customer_id: str,
-        payment_id: str,
-        target: PaymentStatus,
-        cause: Cause,
-        by: str,
-        *,
-        note: str | None = None,
-        dedupe: Dedupe | None = None,
-        current: Payment | None = None,
-        failure_field: str | None = None,
-    ) -> TransitionOutcome:
-        """Move a payment to `target` if the status rules allow it, exactly once.
+    def _write_change(self, change: Change, dedupe: Dedupe | None) -> Written:
+        """One TransactWriteItems: the payment Update from `change.before` to `change.after` (conditioned on the
+        status it was computed from), the balance ADD of its delta, the dedupe Put. A dedupe marker alone is one
+        PutItem."""
+        parts: list[Item] = []
+        if change.changed:
+            parts.append(self._change_update(change))
+            if change.balance_delta is not None:
+                parts.append(self._balance_update(change.before.customer_id, change.balance_delta))
+        if dedupe:
+            parts.append(self._put_new(self._event_item(dedupe, change.before.id)))
+        try:
+            if len(parts) == 1 and "Put" in parts[0]:
+                self.client.put_item(**parts[0]["Put"])
+            else:
+                self._transact(parts)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return Written.DUPLICATE
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = cancellation_codes(exc)
+            if dedupe and reasons and reasons[-1] == "ConditionalCheckFailed":
+                return Written.DUPLICATE
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return Written.LOST
+            raise
+        return Written.WRITTEN
 
-        The payment update (conditioned on the status we read), the balance update and the dedupe
-        marker are one transaction. A lost race re-reads and decides again; one lost race after another
-        ends in RetryLater (503), never in a wrong answer. Raises NotFound or TransitionRefused.
-        `current` saves the first read when the caller has just read the payment.
+    def _change_update(self, change: Change) -> Item:
+        """The Update that makes the stored `change.before` into `change.after`, conditioned on its status.
+
+        It sets what differs between their items, appends the new history entries, and removes what `after`
+        no longer has. The attributes other writers change without changing the status (the pending index, the
+        claim) are removed whenever `after` has none: the `before` read may predate them.
         """
-        for attempt in range(_MAX_TRANSITION_ATTEMPTS):
-            # `current`: the caller's fresh read, used once; a lost race reads again.
-            payment, current = current or self.require(customer_id, payment_id, consistent=True), None
-            decision = decide(payment.status, target, cause)
-            now = utcnow()
-            parts: list[Item] = []
-            if decision.apply:
-                parts.append(self._status_update(payment, target, by, note, now, failure_field))
-                if counts_in_balance(target) != counts_in_balance(payment.status):
-                    sign = 1 if counts_in_balance(target) else -1
-                    parts.append(
-                        self._balance_update(customer_id, Money(sign * payment.amount_minor, payment.currency))
-                    )
-            if dedupe:
-                parts.append(self._put_new(self._event_item(dedupe, payment_id)))
-            if not parts:
-                return TransitionOutcome(payment, changed=False)
-            try:
-                if len(parts) == 1 and "Put" in parts[0]:
-                    self.client.put_item(**parts[0]["Put"])
-                else:
-                    self._transact(parts)
-            except self.client.exceptions.ConditionalCheckFailedException:
-                return TransitionOutcome(payment, changed=False, duplicate=True)
-            except self.client.exceptions.TransactionCanceledException as exc:
-                reasons = cancellation_codes(exc)
-                if dedupe and reasons and reasons[-1] == "ConditionalCheckFailed":
-                    return TransitionOutcome(payment, changed=False, duplicate=True)
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    # Someone changed the status meanwhile: decide again on fresh data, after a short pause
-                    # from the second loss on, so racing writers spread out.
-                    if attempt:
-                        backoff(attempt)
-                    continue
-                raise
-            if not decision.apply:
-                return TransitionOutcome(payment, changed=False)
-            # The condition held, so the item is what we read plus this change: no need to read it again.
-            return TransitionOutcome(_after(payment, target, by, note, now, failure_field), changed=True)
-        raise RetryLater(BUSY_MESSAGE, http_status=503)
-
-    def _status_update(
-        self,
-        payment: Payment,
-        target: PaymentStatus,
-        by: str,
-        note: str | None,
-        now: datetime,
-        failure_field: str | None,
-    ) -> Item:
-        entry = HistoryEntry(at=now, status=target, by=by, note=note)
+        before, after = to_item(change.before), to_item(change.after)
+        sets: list[str] = []
         names = {"#status": "status"}
-        values: dict[str, Any] = {
-            ":to": _s(target.value),
-            ":from": _s(payment.status.value),
-            ":gsi1": _s(status_pk(payment.customer_id, target)),
-            ":h": history_value([entry]),
-        }
-        sets = ["#status = :to", "GSI1PK = :gsi1", "history = list_append(history, :h)"]
-        if target is PaymentStatus.COMPLETED:
-            sets.append("completed_at = :now")
-            values[":now"] = _s(iso_z(now))
-        if target is PaymentStatus.CANCELLED and note:
-            sets.append("failure_reason = :reason")
-            values[":reason"] = _s(note)
-        if target is PaymentStatus.CANCELLED and failure_field:
-            sets.append("failure_field = :field")
-            values[":field"] = _s(failure_field)
+        named: dict[str, Any] = {":seen": before["status"]}
+        old_history = len(change.before.history)
+        for attribute, attribute_value in after.items():
+            if attribute in ("PK", "SK") or before.get(attribute) == attribute_value:
+                continue
+            names[f"#{attribute}"] = attribute
+            if attribute == "history" and change.after.history[:old_history] == change.before.history:
+                sets.append("#history = list_append(#history, :history)")
+                named[":history"] = history_value(change.after.history[old_history:])
+            else:
+                sets.append(f"#{attribute} = :{attribute}")
+                named[f":{attribute}"] = attribute_value
+        removed = [a for a in (*before, *_CHANGED_BY_OTHERS) if a not in after and a not in ("PK", "SK")]
+        removed = list(dict.fromkeys(removed))
+        names |= {f"#{attribute}": attribute for attribute in removed}
+        expression = ("SET " + ", ".join(sets) if sets else "") + (
+            " REMOVE " + ", ".join(f"#{attribute}" for attribute in removed) if removed else ""
+        )
         return {
             "Update": {
                 "TableName": self.table,
-                "Key": self._payment_key(payment),
-                # A settled payment's gateway object is no longer being created: drop any claim with the index.
-                "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE GSI2PK, GSI2SK, gw_claim_until",
-                "ConditionExpression": "#status = :from",
+                "Key": self._payment_key(change.before),
+                "UpdateExpression": expression.strip(),
+                "ConditionExpression": "#status = :seen",
                 "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
+                "ExpressionAttributeValues": named,
             }
         }
 
@@ -491,18 +425,6 @@ class PaymentItems(Table):
         }
 
 
-def _after(
-    payment: Payment, target: PaymentStatus, by: str, note: str | None, now: datetime, failure_field: str | None
-) -> Payment:
-    """`payment` as `_status_update` leaves it."""
-    update: dict[str, Any] = {
-        "status": target,
-        "history": (*payment.history, HistoryEntry(at=now, status=target, by=by, note=note)),
-    }
-    if target is PaymentStatus.COMPLETED:
-        update["completed_at"] = now
-    if target is PaymentStatus.CANCELLED and note:
-        update["failure_reason"] = note
-    if target is PaymentStatus.CANCELLED and failure_field:
-        update["failure_field"] = failure_field
-    return payment.model_copy(update=update)
+# Written by the claim on creating a payment's gateway object, under no condition on the status; and the pending
+# index, which goes with the status.
+_CHANGED_BY_OTHERS = ("GSI2PK", "GSI2SK", "gw_claim_until")

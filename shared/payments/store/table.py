@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from payments.config import settings
 from payments.errors import RetryLater
+from payments.store.base import BUSY_MESSAGE, Store, backoff
 from payments.store.codec import Item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 _MAX_CONFLICT_RETRIES = 4  # TransactionConflict: another transaction held an item; back off and send again
-CONFLICT_BACKOFF_SECONDS = 0.05
-BUSY_MESSAGE = "the service is busy; retry in a moment, with the same Idempotency-Key if any"
 
 
 def dynamodb_client() -> DynamoDBClient:
@@ -36,12 +33,7 @@ def cancellation_codes(exc: Any) -> list[str]:
     return [str(r.get("Code", "None")) for r in response.get("CancellationReasons", [])]
 
 
-def backoff(attempt: int) -> None:
-    """A jittered pause before attempt `attempt` + 1, so racing writers spread out."""
-    time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311 - jitter only
-
-
-class Table:
+class Table(Store):
     """The payments table and its DynamoDB client (created at first use)."""
 
     def __init__(self, table_name: str | None = None, client: DynamoDBClient | None = None) -> None:
