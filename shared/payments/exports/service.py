@@ -1,36 +1,31 @@
-"""CSV exports of a customer's payments (API.md §4-§5, docs/exports.md).
+"""The export use cases behind the routes (API.md §4-§5, docs/exports.md): start an export, write it now or in
+the background, describe it. The export record is the store's (`PaymentStore.put_export` and so on).
 
-Three parts, each usable on its own:
-- CSV formatting: `csv_row`, `write_csv` (RFC 4180, formula cells neutralised as OWASP recommends);
-- `S3ObjectWriter`: bytes streamed into one S3 object, multipart once they outgrow a part, aborted on failure;
-- `Exporter`: the use cases behind the routes, with an export record per export in the payments table.
-
-Memory stays flat: payments are read one Query page at a time and each CSV row goes straight into a
-buffer of at most one upload part; neither the file nor the list of rows is ever held whole.
+Memory stays flat: payments are read one Query page at a time and each CSV row goes straight into a buffer of
+at most one upload part; neither the file nor the list of rows is ever held whole.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
-import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from payments.config import settings
 from payments.errors import NotFound, PaymentsError
-from payments.models import Payment, PaymentStatus, iso_z, utcnow
+from payments.exports.csv_format import write_csv
+from payments.exports.s3_writer import MIN_PART_SIZE, S3ObjectWriter
+from payments.models import PaymentStatus, iso_z, utcnow
 from payments.store import PaymentStore
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus, UnreadableRecord
 
@@ -38,205 +33,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 logger = logging.getLogger(__name__)
-
-# ---- CSV ------------------------------------------------------------------------------------------
-
-HEADER = (
-    "Date/Time",
-    "Total",
-    "Currency",
-    "Status",
-    "Description",
-    "Payment ID",
-    "Method",
-    "Reference",
-    "Created At",
-)
-CONTENT_TYPE = "text/csv; charset=utf-8"
-# Excel reads a CSV as the system's code page unless the file starts with this byte order mark.
-BOM = "\ufeff"
-
-# First characters that make Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP's list,
-# plus LF and NUL from ASVS 1.2.10, plus the full-width forms some East Asian Excel builds also accept).
-_FORMULA_STARTS = frozenset("=+-@\t\r\n\0＝＋－＠")
-_SIGNED_AMOUNT = re.compile(r"-?\d+(\.\d+)?")
-
-
-def neutralise(cell: str) -> str:
-    """A text cell a spreadsheet shows as text: a leading `'` in front of anything formula-like.
-
-    Also covers a trigger hidden behind leading blanks or quotes (` =1+1`, `"=1+1`), which some
-    spreadsheets strip before deciding.
-    """
-    if not cell:
-        return cell
-    hidden = cell[0] in ' "' and cell.lstrip(' "')[:1] in _FORMULA_STARTS
-    return "'" + cell if cell[0] in _FORMULA_STARTS or hidden else cell
-
-
-def total_cell(amount: str) -> str:
-    """The signed API amount ("-3.00") stays a number; anything else would be a bug, so it is neutralised."""
-    return amount if _SIGNED_AMOUNT.fullmatch(amount) else neutralise(amount)
-
-
-def spreadsheet_time(moment: datetime | None) -> str:
-    """`2026-12-01 18:11:18` in UTC: what Excel, LibreOffice and Google Sheets read as a date and time (they
-    read the API's `2026-12-01T18:11:18.243Z` as text). Whole seconds; the API keeps the milliseconds."""
-    if moment is None:
-        return ""
-    utc = moment.astimezone(UTC)
-    return f"{utc.year:04d}-{utc:%m-%d %H:%M:%S}"
-
-
-def csv_row(payment: Payment) -> tuple[str, ...]:
-    """One payment in HEADER's order: amounts exactly as the API formats them, times as spreadsheet times."""
-    out = payment.to_api()
-    return (
-        spreadsheet_time(payment.completed_at),
-        total_cell(out.amount),
-        neutralise(out.currency),
-        neutralise(payment.status.label),
-        neutralise(out.description),
-        neutralise(out.id),
-        neutralise(out.method.value),
-        neutralise(out.reference or ""),
-        spreadsheet_time(payment.created_at),
-    )
-
-
-class ByteSink(Protocol):
-    def write(self, data: bytes, /) -> None: ...
-
-
-class _Utf8Lines:
-    """The text file `csv.writer` wants, handing each encoded row on as soon as it is written."""
-
-    def __init__(self, sink: ByteSink) -> None:
-        self._sink = sink
-
-    def write(self, text: str) -> int:
-        self._sink.write(text.encode("utf-8"))
-        return len(text)
-
-
-def write_csv(payments: Iterable[Payment], sink: ByteSink, *, bom: bool = False) -> int:
-    """The header and one RFC 4180 row per payment into `sink`, row by row. Returns the number of rows.
-    `bom`: start with a UTF-8 byte order mark, so Excel reads non-ASCII text right."""
-    lines = _Utf8Lines(sink)
-    if bom:
-        lines.write(BOM)
-    writer = csv.writer(lines, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(HEADER)
-    rows = 0
-    for payment in payments:
-        writer.writerow(csv_row(payment))
-        rows += 1
-    return rows
-
-
-# ---- streaming upload -----------------------------------------------------------------------------
-
-MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest non-final part
-
-
-class S3ObjectWriter:
-    """Bytes into one private, encrypted S3 object without holding more than one part in memory.
-
-    Small outputs become one PutObject. Once the buffer reaches `part_size` a multipart upload starts
-    and each full buffer becomes a part. Used as a context manager: a clean exit completes the object,
-    an exception (or a failed completion) aborts the multipart upload, so no partial object is ever
-    visible. (The bucket's AbortIncompleteUploads rule is the backstop if even the abort fails.)
-    """
-
-    def __init__(
-        self,
-        s3: S3Client,
-        bucket: str,
-        key: str,
-        *,
-        content_type: str = CONTENT_TYPE,
-        content_disposition: str | None = None,
-        part_size: int = MIN_PART_SIZE,
-    ) -> None:
-        self.s3, self.bucket, self.key, self.part_size = s3, bucket, key, part_size
-        self._object_args: dict[str, Any] = {"ContentType": content_type, "ServerSideEncryption": "AES256"}
-        if content_disposition:
-            self._object_args["ContentDisposition"] = content_disposition
-        self._buffer = bytearray()
-        self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
-        self.bytes_written = 0
-
-    @property
-    def parts(self) -> int:
-        return len(self._parts)
-
-    def write(self, data: bytes, /) -> None:
-        self._buffer += data
-        self.bytes_written += len(data)
-        if len(self._buffer) >= self.part_size:
-            self._upload_part()
-
-    def _upload_part(self) -> None:
-        if self._upload_id is None:
-            answer = self.s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ChecksumAlgorithm="CRC32", **self._object_args
-            )
-            self._upload_id = answer["UploadId"]
-        # Hand the bytearray itself to botocore and start a new one: no copy of the part is made.
-        body, self._buffer = self._buffer, bytearray()
-        number = len(self._parts) + 1
-        uploaded = self.s3.upload_part(
-            Bucket=self.bucket,
-            Key=self.key,
-            UploadId=self._upload_id,
-            PartNumber=number,
-            Body=body,  # type: ignore[arg-type]  # botocore accepts bytearray
-            ChecksumAlgorithm="CRC32",
-        )
-        self._parts.append({"PartNumber": number, "ETag": uploaded["ETag"], "ChecksumCRC32": uploaded["ChecksumCRC32"]})
-
-    def close(self) -> None:
-        """Make the object visible: one PutObject, or the last part and CompleteMultipartUpload."""
-        if self._upload_id is None:
-            body, self._buffer = self._buffer, bytearray()
-            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body, **self._object_args)  # type: ignore[arg-type]
-            return
-        if self._buffer:
-            self._upload_part()
-        self.s3.complete_multipart_upload(
-            Bucket=self.bucket,
-            Key=self.key,
-            UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
-        )
-        self._upload_id = None
-
-    def abort(self) -> None:
-        self._buffer = bytearray()
-        if self._upload_id is None:
-            return
-        upload_id, self._upload_id = self._upload_id, None
-        try:
-            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
-        except Exception:  # the original failure matters more; the lifecycle rule cleans up later
-            logger.warning("could not abort multipart upload", extra={"key": self.key}, exc_info=True)
-
-    def __enter__(self) -> S3ObjectWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None:
-            self.abort()
-            return
-        try:
-            self.close()
-        except BaseException:
-            self.abort()
-            raise
-
 
 # ---- API shapes -----------------------------------------------------------------------------------
 
