@@ -18,7 +18,22 @@ from typing import TYPE_CHECKING, Any
 
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z
 from payments.money import Money
-from payments.store.items import EVENT_SK, customer_pk, event_pk, payment_sk, pending_pk, status_pk
+from payments.store.items import (
+    EVENT_SK,
+    GATEWAY_REF_SK,
+    REFERENCE_SK,
+    VOUCHER_ATTEMPTS_SK,
+    VOUCHER_SK,
+    customer_pk,
+    event_pk,
+    gateway_ref_pk,
+    idempotency_sk,
+    payment_sk,
+    pending_pk,
+    reference_pk,
+    status_pk,
+    voucher_pk,
+)
 from payments.store.records import Dedupe, Voucher
 
 if TYPE_CHECKING:
@@ -74,7 +89,62 @@ def whole(number: Any) -> int:
     return int(number)
 
 
-# ---- small items ----------------------------------------------------------------------------------
+# ---- small items (one builder per item type: items.ITEM_TYPES) ------------------------------------
+
+
+def idempotency_pointer(customer_id: str, request_key: str, payment_id: str) -> Item:
+    return item_of(
+        {
+            "PK": customer_pk(customer_id),
+            "SK": idempotency_sk(request_key),
+            "type": "idempotency-pointer",
+            "payment_id": payment_id,
+        }
+    )
+
+
+def gateway_pointer(provider: str, gateway_ref: str, customer_id: str, payment_id: str) -> Item:
+    return item_of(
+        {
+            "PK": gateway_ref_pk(provider, gateway_ref),
+            "SK": GATEWAY_REF_SK,
+            "type": "gateway-ref",
+            "customer_id": customer_id,
+            "payment_id": payment_id,
+        }
+    )
+
+
+def bank_reference(reference: str, payment_id: str) -> Item:
+    return item_of({"PK": reference_pk(reference), "SK": REFERENCE_SK, "payment_id": payment_id})
+
+
+def voucher_item(code_hash: str, money: Money, expires_epoch: int | None, issued_at: str, issued_by: str) -> Item:
+    return item_of(
+        {
+            "PK": voucher_pk(code_hash),
+            "SK": VOUCHER_SK,
+            "type": "voucher",
+            "state": "unused",
+            "amount_minor": money.minor,
+            "currency": money.currency,
+            "issued_at": issued_at,
+            "issued_by": issued_by,
+            "expires_epoch": expires_epoch,
+        }
+    )
+
+
+def voucher_attempts(customer_id: str, count: int, window_end: int, expires_at: int) -> Item:
+    return item_of(
+        {
+            "PK": customer_pk(customer_id),
+            "SK": VOUCHER_ATTEMPTS_SK,
+            "count": count,
+            "window_end": window_end,
+            "expires_at": expires_at,
+        }
+    )
 
 
 def voucher_of(item: Mapping[str, Any]) -> Voucher:

@@ -13,17 +13,26 @@ from payments.models import Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
 from payments.status import Change, counts_in_balance
 from payments.store.base import Written
-from payments.store.codec import Item, event_item, from_item, history_value, item_of, to_item, value, values
+from payments.store.codec import (
+    Item,
+    bank_reference,
+    event_item,
+    from_item,
+    gateway_pointer,
+    history_value,
+    idempotency_pointer,
+    to_item,
+    value,
+    values,
+)
 from payments.store.items import (
     BALANCE_SK,
     GATEWAY_REF_SK,
-    REFERENCE_SK,
     customer_pk,
     gateway_ref_pk,
     idempotency_sk,
     payment_sk,
     pending_pk,
-    reference_pk,
     status_pk,
 )
 from payments.store.records import Dedupe, RefundWritten
@@ -259,24 +268,11 @@ class PaymentItems(Table):
         `reference`: its bank reference, unique (`REF#`). `gateway_ref` (provider, reference): the pointer of the
         gateway object its first attempt will create, where we choose the reference (Paystack).
         """
-        parts = [
-            self._put_new(
-                item_of(
-                    {
-                        "PK": customer_pk(payment.customer_id),
-                        "SK": idempotency_sk(request_key),
-                        "type": "idempotency-pointer",
-                        "payment_id": payment.id,
-                    }
-                )
-            )
-        ]
+        parts = [self._put_new(idempotency_pointer(payment.customer_id, request_key, payment.id))]
         if gateway_ref:
             parts.append(self._gateway_ref_pointer(payment, *gateway_ref))
         if reference:
-            parts.append(
-                self._put_new(item_of({"PK": reference_pk(reference), "SK": REFERENCE_SK, "payment_id": payment.id}))
-            )
+            parts.append(self._put_new(bank_reference(reference, payment.id)))
         try:
             self._add(payment, extra=parts)
         except self.client.exceptions.TransactionCanceledException:
@@ -409,15 +405,7 @@ class PaymentItems(Table):
         return {
             "Put": {
                 "TableName": self.table,
-                "Item": item_of(
-                    {
-                        "PK": gateway_ref_pk(provider, gateway_ref),
-                        "SK": GATEWAY_REF_SK,
-                        "type": "gateway-ref",
-                        "customer_id": payment.customer_id,
-                        "payment_id": payment.id,
-                    }
-                ),
+                "Item": gateway_pointer(provider, gateway_ref, payment.customer_id, payment.id),
                 # A gateway reference names one payment for ever.
                 "ConditionExpression": "attribute_not_exists(PK) OR (customer_id = :cust AND payment_id = :pid)",
                 "ExpressionAttributeValues": values({":cust": payment.customer_id, ":pid": payment.id}),

@@ -7,7 +7,7 @@ from datetime import datetime
 from payments.errors import RetryLater
 from payments.models import Payment, iso_z, utcnow
 from payments.money import Money
-from payments.store.codec import Item, item_of, plain, values, voucher_of
+from payments.store.codec import Item, plain, values, voucher_attempts, voucher_item, voucher_of
 from payments.store.items import VOUCHER_ATTEMPTS_SK, VOUCHER_SK, customer_pk, voucher_pk
 from payments.store.payment_items import PaymentItems
 from payments.store.records import Voucher
@@ -22,19 +22,8 @@ class VoucherItems(PaymentItems):
 
     def issue_voucher(self, code_hash: str, money: Money, expires_at: datetime | None, by: str) -> bool:
         """Put a new unused voucher; False if one with this code hash exists (the caller draws another code)."""
-        item = item_of(
-            {
-                "PK": voucher_pk(code_hash),
-                "SK": VOUCHER_SK,
-                "type": "voucher",
-                "state": "unused",
-                "amount_minor": money.minor,
-                "currency": money.currency,
-                "issued_at": iso_z(utcnow()),
-                "issued_by": by,
-                "expires_epoch": int(expires_at.timestamp()) if expires_at else None,
-            }
-        )
+        expires_epoch = int(expires_at.timestamp()) if expires_at else None
+        item = voucher_item(code_hash, money, expires_epoch, iso_z(utcnow()), by)
         try:
             self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(PK)")
         except self.client.exceptions.ConditionalCheckFailedException:
@@ -86,7 +75,7 @@ class VoucherItems(PaymentItems):
             try:  # the window is over: replace exactly that one with a new window holding this attempt
                 self.client.put_item(
                     TableName=self.table,
-                    Item={**attempts, **item_of({"count": 1, "window_end": end, "expires_at": end + 3600})},
+                    Item=voucher_attempts(customer_id, 1, end, end + 3600),
                     ConditionExpression="window_end = :seen",
                     ExpressionAttributeValues={":seen": item["window_end"]},
                 )
