@@ -6,7 +6,7 @@ Order of work, so no failure leaves an ambiguous state (docs/make-payment.md):
    with the same Idempotency-Key finds the same payment instead of making a second one;
 3. call the gateway with an idempotency key derived from ours (Stripe, PayPal honour it; Paystack
    refuses a second use of our reference), so a retry after a timeout never charges twice;
-4. record what the gateway said through the status rules (`PaymentStore.transition`).
+4. record what the gateway said through the status rules (`Store.transition`).
 Powertools' idempotency utility wraps all of it: the same key and body replays the stored answer.
 """
 
@@ -45,7 +45,7 @@ from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.money import Money
 from payments.status import Cause
-from payments.store import PaymentStore
+from payments.store import Store
 
 PAYABLE_METHODS = (
     "bank_transfer",
@@ -231,7 +231,7 @@ class Checkout:
     object is held that long, so a retry can take over only from a request that can no longer be running.
     """
 
-    def __init__(self, store: PaymentStore, gateway_for: Any = None, remaining_seconds: float = 30.0) -> None:
+    def __init__(self, store: Store, gateway_for: Any = None, remaining_seconds: float = 30.0) -> None:
         self.store = store
         if gateway_for is None:
             from payments.gateways import gateway as gateway_for

@@ -13,7 +13,7 @@ from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.money import Money, parse_positive
 from payments.status import Cause, TransitionRefused
-from payments.store import Dedupe, PaymentStore
+from payments.store import Dedupe, Store
 
 
 class SettleBody(BaseModel):
@@ -45,7 +45,7 @@ class VouchersOut(BaseModel):
 
 
 def settle(
-    store: PaymentStore, customer_id: str, payment_id: str, target: PaymentStatus, actor: str, note: str | None
+    store: Store, customer_id: str, payment_id: str, target: PaymentStatus, actor: str, note: str | None
 ) -> Payment:
     """Complete or cancel a pending payment by hand. NotFound (404) or Conflict (409)."""
     try:
@@ -62,7 +62,7 @@ def positive_money(amount: object, currency: object) -> Money:
     return parse_positive(amount, currency, limit=settings().max_amount)
 
 
-def charge(store: PaymentStore, customer_id: str, body: ChargeBody, key: str, actor: str) -> Payment:
+def charge(store: Store, customer_id: str, body: ChargeBody, key: str, actor: str) -> Payment:
     """Record a purchase as a completed negative payment, once per (customer, Idempotency-Key)."""
     money = positive_money(body.amount, body.currency)
     now = utcnow()

@@ -22,7 +22,7 @@ from payments.gateways.base import EventKind, Gateway, GatewayError, GatewayEven
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.status import Cause, TransitionRefused, decide, refundable
-from payments.store import Dedupe, PaymentStore, RefundWritten
+from payments.store import Dedupe, RefundWritten, Store
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +62,12 @@ def _dedupe(event: GatewayEvent) -> Dedupe:
     return Dedupe(event.provider, hashlib.sha256(event.event_id.encode()).hexdigest()[:40])
 
 
-def record_only(store: PaymentStore, event: GatewayEvent, payment_id: str | None = None) -> bool:
+def record_only(store: Store, event: GatewayEvent, payment_id: str | None = None) -> bool:
     """Record an event we act on no further; False if it was recorded before."""
     return store.record_event(_dedupe(event), payment_id, event_type=event.event_type)
 
 
-def _recorded(store: PaymentStore, event: GatewayEvent, payment_id: str | None, outcome: Outcome) -> Result:
+def _recorded(store: Store, event: GatewayEvent, payment_id: str | None, outcome: Outcome) -> Result:
     """`outcome` once; a redelivery of the same event is a duplicate."""
     return Result(outcome if record_only(store, event, payment_id) else Outcome.DUPLICATE, payment_id)
 
@@ -83,7 +83,7 @@ def binds(payment: Payment, event: GatewayEvent) -> bool:
     )
 
 
-def bound_payment(store: PaymentStore, event: GatewayEvent) -> tuple[Payment | None, Payment | None]:
+def bound_payment(store: Store, event: GatewayEvent) -> tuple[Payment | None, Payment | None]:
     """(the payment the event is about, None), or (None, the payment it names but may not touch, if any).
 
     Our ids in the event (one GetItem) are tried first as a hint; then the pointer from the gateway's own
@@ -102,7 +102,7 @@ def bound_payment(store: PaymentStore, event: GatewayEvent) -> tuple[Payment | N
     return None, named
 
 
-def apply_event(store: PaymentStore, adapter: Gateway, event: GatewayEvent) -> Result:
+def apply_event(store: Store, adapter: Gateway, event: GatewayEvent) -> Result:
     """Act on a verified event exactly once. Never raises for business outcomes: gateways want a 2xx."""
     if event.kind is EventKind.IGNORED:
         return _recorded(store, event, None, Outcome.IGNORED)
@@ -138,9 +138,7 @@ def apply_event(store: PaymentStore, adapter: Gateway, event: GatewayEvent) -> R
     return _transition(store, event, payment, PaymentStatus.CANCELLED, Cause.GATEWAY_FAILURE)
 
 
-def _transition(
-    store: PaymentStore, event: GatewayEvent, payment: Payment, target: PaymentStatus, cause: Cause
-) -> Result:
+def _transition(store: Store, event: GatewayEvent, payment: Payment, target: PaymentStatus, cause: Cause) -> Result:
     try:
         outcome = store.transition(
             payment.customer_id,
@@ -160,7 +158,7 @@ def _transition(
     return Result(Outcome(target.value) if outcome.changed else Outcome.UNCHANGED, payment.id)
 
 
-def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Result:
+def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
     """A refund the gateway reports: a new negative payment, counted against a completed original only."""
     money = event.money
     if money is None or money.currency != original.currency or not 0 < money.minor <= abs(original.amount_minor):
@@ -201,7 +199,7 @@ def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Resu
     return Result(Outcome.REFUNDED, refund.id)
 
 
-def _refund_of_uncounted(store: PaymentStore, event: GatewayEvent, original: Payment) -> Result:
+def _refund_of_uncounted(store: Store, event: GatewayEvent, original: Payment) -> Result:
     """A refund of a payment whose money never counted never debits the balance. A pending one may yet be
     completed (events come in any order): the event is not recorded and the webhook answers non-2xx, so the
     gateway delivers it again later. A cancelled one is recorded and changes nothing."""
@@ -214,7 +212,7 @@ def _refund_of_uncounted(store: PaymentStore, event: GatewayEvent, original: Pay
     return _recorded(store, event, original.id, Outcome.REFUSED)
 
 
-def _capture(store: PaymentStore, adapter: Gateway, event: GatewayEvent, payment: Payment) -> Result:
+def _capture(store: Store, adapter: Gateway, event: GatewayEvent, payment: Payment) -> Result:
     """PayPal: the buyer approved, so capture; the capture's answer settles the payment."""
     capture = getattr(adapter, "capture", None)
     if capture is None or not event.gateway_ref:
@@ -261,7 +259,7 @@ _REPORTED = {Outcome.COMPLETED: "completed", Outcome.CANCELLED: "cancelled", Out
 
 
 def reconcile(
-    store: PaymentStore,
+    store: Store,
     adapters: Mapping[str, Gateway],
     *,
     now: datetime,
@@ -285,7 +283,7 @@ def reconcile(
     return report
 
 
-def _reconcile_one(store: PaymentStore, provider: str, adapter: Gateway, payment: Payment, give_up: datetime) -> str:
+def _reconcile_one(store: Store, provider: str, adapter: Gateway, payment: Payment, give_up: datetime) -> str:
     """Which report line one pending payment goes to."""
     answer = None
     if payment.gateway_ref:

@@ -19,7 +19,7 @@ from payments.errors import InvalidInput, TooManyRequests
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
-from payments.store import PaymentStore
+from payments.store import Store
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 letters: 5 bits each, no 0/O/1/I
 CODE_LENGTH = 20  # 100 bits
@@ -48,7 +48,7 @@ class IssuedVoucher:
     expires_at: datetime | None
 
 
-def issue(store: PaymentStore, money: Money, count: int, expires_at: datetime | None, by: str) -> list[IssuedVoucher]:
+def issue(store: Store, money: Money, count: int, expires_at: datetime | None, by: str) -> list[IssuedVoucher]:
     """Create `count` vouchers. Each put is conditional, so a (vanishingly unlikely) hash clash is redrawn."""
     issued: list[IssuedVoucher] = []
     while len(issued) < count:
@@ -58,12 +58,12 @@ def issue(store: PaymentStore, money: Money, count: int, expires_at: datetime | 
     return issued
 
 
-def _count_attempt(store: PaymentStore, customer_id: str, now: int) -> None:
+def _count_attempt(store: Store, customer_id: str, now: int) -> None:
     """Count this redemption attempt before its code is checked, or refuse it (429).
 
     Counting first, with a conditional increment, is what makes the limit hold under concurrency: of 30
     parallel guesses at most MAX_FAILURES get past here within a window. A redemption that succeeds gives its
-    attempt back in its own transaction (`PaymentStore.redeem_voucher`), so only failures use the allowance up.
+    attempt back in its own transaction (`Store.redeem_voucher`), so only failures use the allowance up.
     """
     locked_until = store.count_voucher_attempt(
         customer_id, now=now, limit=MAX_FAILURES, window_seconds=FAILURE_WINDOW_SECONDS
@@ -84,7 +84,7 @@ def _locked_out(window_end: int, now: int) -> TooManyRequests:
 
 
 def redeem(
-    store: PaymentStore, customer_id: str, code: str, currency: str, *, actor: str, description: str | None = None
+    store: Store, customer_id: str, code: str, currency: str, *, actor: str, description: str | None = None
 ) -> Payment:
     """Redeem voucher `code` for the customer in `currency`, in one transaction. Raises InvalidInput (422) or 429.
     `description`: the customer's own; by default the payment names the code's last 4 characters."""

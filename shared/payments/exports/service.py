@@ -1,5 +1,5 @@
 """The export use cases behind the routes (API.md §4-§5, docs/exports.md): start an export, write it now or in
-the background, describe it. The export record is the store's (`PaymentStore.put_export` and so on).
+the background, describe it. The export record is the store's (`Store.put_export` and so on).
 
 Memory stays flat: payments are read one Query page at a time and each CSV row goes straight into a buffer of
 at most one upload part; neither the file nor the list of rows is ever held whole.
@@ -26,7 +26,7 @@ from payments.errors import NotFound, PaymentsError
 from payments.exports.csv_format import write_csv
 from payments.exports.s3_writer import MIN_PART_SIZE, S3ObjectWriter
 from payments.models import PaymentStatus, iso_z, utcnow
-from payments.store import PaymentStore
+from payments.store import Store
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus, UnreadableRecord
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class WrittenExport:
 
 
 def stream_export(
-    store: PaymentStore,
+    store: Store,
     s3: S3Client,
     bucket: str,
     key: str,
@@ -171,7 +171,7 @@ class Exporter:
 
     def __init__(
         self,
-        store: PaymentStore,
+        store: Store,
         *,
         s3: S3Client | None = None,
         bucket: str | None = None,
