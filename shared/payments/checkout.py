@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,7 +45,9 @@ from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.money import Money
 from payments.status import Cause
-from payments.store import Store
+
+if TYPE_CHECKING:
+    from payments.store import Store
 
 PAYABLE_METHODS = (
     "bank_transfer",

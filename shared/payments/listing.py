@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from payments import cursor as cursors
 from payments.errors import BadRequest, InvalidInput
 from payments.models import BalanceOut, BalancesOut, PaymentPage, PaymentsSummary, PaymentStatus, iso_z
-from payments.store import Store
+
+if TYPE_CHECKING:
+    from payments.store import Store
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 

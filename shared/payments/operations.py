@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -13,7 +14,10 @@ from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.money import Money, parse_positive
 from payments.status import Cause, TransitionRefused
-from payments.store import Dedupe, Store
+from payments.store import Dedupe
+
+if TYPE_CHECKING:
+    from payments.store import Store
 
 
 class SettleBody(BaseModel):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -22,7 +22,10 @@ from payments.gateways.base import EventKind, Gateway, GatewayError, GatewayEven
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.status import Cause, TransitionRefused, decide, refundable
-from payments.store import Dedupe, RefundWritten, Store
+from payments.store import Dedupe, RefundWritten
+
+if TYPE_CHECKING:
+    from payments.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -14,12 +14,15 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from payments.errors import InvalidInput, TooManyRequests
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
-from payments.store import Store
+
+if TYPE_CHECKING:
+    from payments.store import Store
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 letters: 5 bits each, no 0/O/1/I
 CODE_LENGTH = 20  # 100 bits

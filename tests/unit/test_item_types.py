@@ -12,11 +12,14 @@ import pytest
 
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
-from payments.store import ITEM_TYPES, Dedupe, ItemType, codec, items, to_item
+from payments.store import Dedupe, keys, to_item, writes
+from payments.store import voucher_items as vouchers
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus, export_item
+from payments.store.items import ITEM_TYPES, ItemType
 
 DATA_MODEL = Path(__file__).resolve().parents[2] / "docs" / "data-model.md"
 MOMENT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+ISSUED = "2026-03-01T12:00:00.000Z"
 
 
 def documented_items() -> dict[str, tuple[str, str, set[str], dict[str, str]]]:
@@ -96,14 +99,14 @@ def _payment(**extra: Any) -> Payment:
 
 BUILT = {
     "payment": to_item(_payment()),
-    "idempotency pointer": codec.idempotency_pointer("cust-1", "ab12", "pay_1"),
-    "gateway pointer": codec.gateway_pointer("paystack", "pay-1.1", "cust-1", "pay_1"),
-    "bank reference": codec.bank_reference("PAY-7KQ4-M9XT-2HW3", "pay_1"),
-    "event dedupe": codec.event_item(
-        Dedupe("stripe", "e1"), "pay_1", "2026-03-01T12:00:00.000Z", 1, event_type="t", outcome="recorded"
+    "idempotency pointer": writes.idempotency_pointer("cust-1", "ab12", "pay_1"),
+    "gateway pointer": writes.gateway_pointer("paystack", "pay-1.1", "cust-1", "pay_1"),
+    "bank reference": writes.bank_reference("PAY-7KQ4-M9XT-2HW3", "pay_1"),
+    "event dedupe": writes.event_item(
+        Dedupe("stripe", "e1"), "pay_1", ISSUED, 1, event_type="t", outcome="recorded"
     ),
-    "voucher": codec.voucher_item("f00d", Money(500, "EUR"), 1_900_000_000, "2026-03-01T12:00:00.000Z", "operator:o"),
-    "voucher attempts": codec.voucher_attempts("cust-1", 1, 1_900_000_000, 1_900_003_600),
+    "voucher": vouchers.voucher_item("f00d", Money(500, "EUR"), 1_900_000_000, ISSUED, "operator:o"),
+    "voucher attempts": vouchers.voucher_attempts("cust-1", 1, 1_900_000_000, 1_900_003_600),
     "export": export_item(
         ExportRecord(
             "e1", "cust-1", ExportStatus.RUNNING, ExportFilters(PaymentStatus.COMPLETED, MOMENT, MOMENT, "q", True),
@@ -138,22 +141,22 @@ def test_a_pending_payment_is_in_both_indexes_and_a_settled_one_only_in_the_stat
 def test_every_key_builder_makes_its_documented_shape() -> None:
     by_name = {t.name: t for t in ITEM_TYPES}
     built = {
-        ("payment", "PK"): items.customer_pk("c"),
-        ("payment", "SK"): items.payment_sk("pay_1"),
-        ("payment", "GSI1PK"): items.status_pk("c", PaymentStatus.CANCELLED),
-        ("payment", "GSI2PK"): items.pending_pk(PaymentMethod.PAYPAL),
-        ("balance", "SK"): items.BALANCE_SK,
-        ("idempotency pointer", "SK"): items.idempotency_sk("ab"),
-        ("gateway pointer", "PK"): items.gateway_ref_pk("stripe", "pi_1"),
-        ("gateway pointer", "SK"): items.GATEWAY_REF_SK,
-        ("bank reference", "PK"): items.reference_pk("PAY-1"),
-        ("bank reference", "SK"): items.REFERENCE_SK,
-        ("event dedupe", "PK"): items.event_pk("charge", "ab"),
-        ("event dedupe", "SK"): items.EVENT_SK,
-        ("voucher", "PK"): items.voucher_pk("f00d"),
-        ("voucher", "SK"): items.VOUCHER_SK,
-        ("voucher attempts", "SK"): items.VOUCHER_ATTEMPTS_SK,
-        ("export", "SK"): items.export_sk("e1"),
+        ("payment", "PK"): keys.customer_pk("c"),
+        ("payment", "SK"): keys.payment_sk("pay_1"),
+        ("payment", "GSI1PK"): keys.status_pk("c", PaymentStatus.CANCELLED),
+        ("payment", "GSI2PK"): keys.pending_pk(PaymentMethod.PAYPAL),
+        ("balance", "SK"): keys.BALANCE_SK,
+        ("idempotency pointer", "SK"): keys.idempotency_sk("ab"),
+        ("gateway pointer", "PK"): keys.gateway_ref_pk("stripe", "pi_1"),
+        ("gateway pointer", "SK"): keys.GATEWAY_REF_SK,
+        ("bank reference", "PK"): keys.reference_pk("PAY-1"),
+        ("bank reference", "SK"): keys.REFERENCE_SK,
+        ("event dedupe", "PK"): keys.event_pk("charge", "ab"),
+        ("event dedupe", "SK"): keys.EVENT_SK,
+        ("voucher", "PK"): keys.voucher_pk("f00d"),
+        ("voucher", "SK"): keys.VOUCHER_SK,
+        ("voucher attempts", "SK"): keys.VOUCHER_ATTEMPTS_SK,
+        ("export", "SK"): keys.export_sk("e1"),
     }
     for (name, attribute), built_key in built.items():
         item_type = by_name[name]

@@ -26,11 +26,12 @@ from payments.errors import NotFound, PaymentsError
 from payments.exports.csv_format import write_csv
 from payments.exports.s3_writer import MIN_PART_SIZE, S3ObjectWriter
 from payments.models import PaymentStatus, iso_z, utcnow
-from payments.store import Store
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus, UnreadableRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
+
+    from payments.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -1,19 +1,27 @@
 """The payments table: the only code that knows DynamoDB (docs/data-model.md, docs/architecture.md).
 
-Every key and item type (`items`), every attribute value (`codec`), every request (`PaymentStore`, in parts:
-`payment_items`, `gateway_items`, `voucher_items`, `event_items`, `export_items` over `table`). The use cases
-call the store's methods and never see an item.
+`interface.Store` is what the use cases may ask; `PaymentStore` (DynamoDB) and `memory.MemoryStore` keep it.
+Item types in `items`, keys in `keys`, attribute values in `codec`; requests in `reads`, and for writes in
+`writes` (payments, balances, refunds, status changes, event markers), `gateway_items`, `voucher_items` and
+`export_items`, all over `table`.
 """
 
 from __future__ import annotations
 
-from payments.store.base import BUSY_MESSAGE, Store, Written
+from typing import TYPE_CHECKING, Any
+
+from payments.store.base import BUSY_MESSAGE, Written
 from payments.store.codec import Item, from_item, search_text, to_item
 from payments.store.dynamodb import PaymentStore
-from payments.store.items import BALANCE_SK, ITEM_TYPES, ItemType, customer_pk, payment_sk
-from payments.store.payment_items import EVENT_TTL_SECONDS, SEARCH_PAGE, SEARCH_QUERIES
+from payments.store.keys import BALANCE_SK, customer_pk, payment_sk
+from payments.store.reads import SEARCH_PAGE, SEARCH_QUERIES
 from payments.store.records import Dedupe, RefundWritten, TransitionOutcome, Voucher
 from payments.store.table import dynamodb_client
+
+if TYPE_CHECKING:
+    from payments.store.interface import Store
+    from payments.store.items import ITEM_TYPES, ItemType
+    from payments.store.writes import EVENT_TTL_SECONDS
 
 __all__ = [
     "BALANCE_SK",
@@ -38,3 +46,19 @@ __all__ = [
     "search_text",
     "to_item",
 ]
+
+_LAZY = {
+    "Store": "payments.store.interface",
+    "ITEM_TYPES": "payments.store.items",
+    "ItemType": "payments.store.items",
+    "EVENT_TTL_SECONDS": "payments.store.writes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """What the read functions never need, imported when first asked for: they do not load it at start."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,24 +17,12 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z
-from payments.money import Money
-from payments.store.items import (
-    EVENT_SK,
-    GATEWAY_REF_SK,
-    REFERENCE_SK,
-    VOUCHER_ATTEMPTS_SK,
-    VOUCHER_SK,
+from payments.store.keys import (
     customer_pk,
-    event_pk,
-    gateway_ref_pk,
-    idempotency_sk,
     payment_sk,
     pending_pk,
-    reference_pk,
     status_pk,
-    voucher_pk,
 )
-from payments.store.records import Dedupe, Voucher
 
 if TYPE_CHECKING:
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -71,7 +59,7 @@ def values(named: Mapping[str, object]) -> dict[str, Any]:
 
 
 def item_of(attributes: Mapping[str, object]) -> Item:
-    """An item of these attributes, leaving out those that are None: DynamoDB stores no empty attribute."""
+    """An item of these attributes, leaving out those that are None (absent, rather than stored as NULL)."""
     serialize = _serializer().serialize
     return {name: serialize(v) for name, v in attributes.items() if v is not None}
 
@@ -87,88 +75,6 @@ def whole(number: Any) -> int:
     if not isinstance(number, Decimal) or number != number.to_integral_value():
         raise ValueError(f"{number!r} is not a whole number")
     return int(number)
-
-
-# ---- small items (one builder per item type: items.ITEM_TYPES) ------------------------------------
-
-
-def idempotency_pointer(customer_id: str, request_key: str, payment_id: str) -> Item:
-    return item_of(
-        {
-            "PK": customer_pk(customer_id),
-            "SK": idempotency_sk(request_key),
-            "type": "idempotency-pointer",
-            "payment_id": payment_id,
-        }
-    )
-
-
-def gateway_pointer(provider: str, gateway_ref: str, customer_id: str, payment_id: str) -> Item:
-    return item_of(
-        {
-            "PK": gateway_ref_pk(provider, gateway_ref),
-            "SK": GATEWAY_REF_SK,
-            "type": "gateway-ref",
-            "customer_id": customer_id,
-            "payment_id": payment_id,
-        }
-    )
-
-
-def bank_reference(reference: str, payment_id: str) -> Item:
-    return item_of({"PK": reference_pk(reference), "SK": REFERENCE_SK, "payment_id": payment_id})
-
-
-def voucher_item(code_hash: str, money: Money, expires_epoch: int | None, issued_at: str, issued_by: str) -> Item:
-    return item_of(
-        {
-            "PK": voucher_pk(code_hash),
-            "SK": VOUCHER_SK,
-            "type": "voucher",
-            "state": "unused",
-            "amount_minor": money.minor,
-            "currency": money.currency,
-            "issued_at": issued_at,
-            "issued_by": issued_by,
-            "expires_epoch": expires_epoch,
-        }
-    )
-
-
-def voucher_attempts(customer_id: str, count: int, window_end: int, expires_at: int) -> Item:
-    return item_of(
-        {
-            "PK": customer_pk(customer_id),
-            "SK": VOUCHER_ATTEMPTS_SK,
-            "count": count,
-            "window_end": window_end,
-            "expires_at": expires_at,
-        }
-    )
-
-
-def voucher_of(item: Mapping[str, Any]) -> Voucher:
-    attributes = plain(item)
-    expires = attributes.get("expires_epoch")
-    return Voucher(
-        state=attributes["state"],
-        money=Money(whole(attributes["amount_minor"]), attributes["currency"]),
-        expires_epoch=None if expires is None else whole(expires),
-    )
-
-
-def event_item(marker: Dedupe, payment_id: str | None, recorded_at: str, expires_at: int, **more: str) -> Item:
-    return item_of(
-        {
-            "PK": event_pk(marker.source, marker.key),
-            "SK": EVENT_SK,
-            "type": "event",
-            "recorded_at": recorded_at,
-            "expires_at": expires_at,
-            "payment_id": payment_id or None,
-            **more,
-        }
-    )
 
 
 # ---- payments -------------------------------------------------------------------------------------

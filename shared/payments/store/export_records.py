@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from payments.models import PaymentStatus, iso_z
 from payments.store.codec import Item, item_of, plain, whole
-from payments.store.items import customer_pk, export_sk
+from payments.store.keys import customer_pk, export_sk
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from payments.ids import id_bound
 from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
 from payments.status import Change, counts_in_balance, refundable
-from payments.store.base import Store, Written
+from payments.store.base import StoreBase, Written
 from payments.store.codec import search_text
 from payments.store.export_records import ExportRecord, ExportStatus
 from payments.store.records import Dedupe, RefundWritten, Voucher
@@ -70,7 +70,7 @@ def _between(payment: Payment, created_from: datetime | None, created_to: dateti
     return lower <= payment.id <= upper
 
 
-class MemoryStore(Store):
+class MemoryStore(StoreBase):
     def __init__(self) -> None:
         self.tables = Tables()
         self._lock = threading.RLock()

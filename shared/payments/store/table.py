@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from payments.config import settings
 from payments.errors import RetryLater
-from payments.store.base import BUSY_MESSAGE, Store, backoff
+from payments.store.base import BUSY_MESSAGE, StoreBase, backoff
 from payments.store.codec import Item
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def cancellation_codes(exc: Any) -> list[str]:
     return [str(r.get("Code", "None")) for r in response.get("CancellationReasons", [])]
 
 
-class Table(Store):
+class Table(StoreBase):
     """The payments table and its DynamoDB client (created at first use)."""
 
     def __init__(self, table_name: str | None = None, client: DynamoDBClient | None = None) -> None:
