@@ -59,7 +59,7 @@ def claim_gateway_object(
     }
     try:
         if chosen:
-            store._transact([{"Update": claim}, gateway_ref_pointer(store, payment, provider, chosen)])
+            store.transact([{"Update": claim}, gateway_ref_pointer(store, payment, provider, chosen)])
         else:
             store.client.update_item(**claim)
     except store.client.exceptions.ConditionalCheckFailedException:
@@ -117,7 +117,7 @@ def record_gateway_object(
         }
     }
     try:
-        store._transact([update, gateway_ref_pointer(store, payment, provider, gateway_ref)])
+        store.transact([update, gateway_ref_pointer(store, payment, provider, gateway_ref)])
     except store.client.exceptions.TransactionCanceledException as exc:
         if "ConditionalCheckFailed" not in cancellation_codes(exc):
             raise

@@ -11,12 +11,7 @@ from payments.ids import id_bound
 from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
 from payments.status import counts_in_balance
-from payments.store.codec import (
-    Item,
-    from_item,
-    value,
-    values,
-)
+from payments.store.codec import Item, from_item, value, values
 from payments.store.keys import (
     BALANCE_SK,
     EVENT_SK,

@@ -46,7 +46,7 @@ class Table(StoreBase):
             self._client = dynamodb_client()
         return self._client
 
-    def _transact(self, parts: Sequence[Item]) -> None:
+    def transact(self, parts: Sequence[Item]) -> None:
         """TransactWriteItems, sent again with jittered backoff while DynamoDB reports a TransactionConflict
         (another transaction held one of the items: nothing was written). Every part is conditional, so a repeat
         cannot apply twice. Still conflicting after the retries: RetryLater (503 with Retry-After)."""
@@ -61,6 +61,6 @@ class Table(StoreBase):
                     raise RetryLater(BUSY_MESSAGE, http_status=503) from exc
             backoff(attempt)
 
-    def _put_new(self, item: Item) -> Item:
+    def put_new(self, item: Item) -> Item:
         """A transaction part: put `item`, which must not exist yet."""
         return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}}

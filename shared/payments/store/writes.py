@@ -95,12 +95,12 @@ def add(store: Table, payment: Payment, *, dedupe: Dedupe | None = None) -> bool
 def new_payment(store: Table, payment: Payment, *, dedupe: Dedupe | None = None, extra: Sequence[Item] = ()) -> None:
     """The transaction of a new payment: its Put, `extra` (parts that must succeed with it), the balance if
     it is completed, and `dedupe` last (so a cancellation's last reason tells a duplicate)."""
-    parts: list[Item] = [store._put_new(to_item(payment)), *extra]
+    parts: list[Item] = [store.put_new(to_item(payment)), *extra]
     if payment.status is PaymentStatus.COMPLETED:
         parts.append(balance_update(store, payment.customer_id, payment.money))
     if dedupe:
-        parts.append(store._put_new(marker_item(dedupe, payment.id)))
-    store._transact(parts)
+        parts.append(store.put_new(marker_item(dedupe, payment.id)))
+    store.transact(parts)
 
 
 def put_pending(
@@ -117,11 +117,11 @@ def put_pending(
     `reference`: its bank reference, unique (`REF#`). `gateway_ref` (provider, reference): the pointer of the
     gateway object its first attempt will create, where we choose the reference (Paystack).
     """
-    parts = [store._put_new(idempotency_pointer(payment.customer_id, request_key, payment.id))]
+    parts = [store.put_new(idempotency_pointer(payment.customer_id, request_key, payment.id))]
     if gateway_ref:
         parts.append(gateway_ref_pointer(store, payment, *gateway_ref))
     if reference:
-        parts.append(store._put_new(bank_reference(reference, payment.id)))
+        parts.append(store.put_new(bank_reference(reference, payment.id)))
     try:
         new_payment(store, payment, extra=parts)
     except store.client.exceptions.TransactionCanceledException:
@@ -175,12 +175,12 @@ def write_change(store: Table, change: Change, dedupe: Dedupe | None) -> Written
         if change.balance_delta is not None:
             parts.append(balance_update(store, change.before.customer_id, change.balance_delta))
     if dedupe:
-        parts.append(store._put_new(marker_item(dedupe, change.before.id)))
+        parts.append(store.put_new(marker_item(dedupe, change.before.id)))
     try:
         if len(parts) == 1 and "Put" in parts[0]:
             store.client.put_item(**parts[0]["Put"])
         else:
-            store._transact(parts)
+            store.transact(parts)
     except store.client.exceptions.ConditionalCheckFailedException:
         return Written.DUPLICATE
     except store.client.exceptions.TransactionCanceledException as exc:
