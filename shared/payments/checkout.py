@@ -1,4 +1,4 @@
-"""Make Payment (API.md §4 POST /payments): validate, record, call the gateway, record the outcome.
+"""Make Payment (docs/api.md#making-a-payment): validate, record, call the gateway, record the outcome.
 
 Order of work, so no failure leaves an ambiguous state (docs/make-payment.md):
 1. validate everything (amount, currency, card fields, gateway currency rules): a 4xx stores nothing;
@@ -6,7 +6,7 @@ Order of work, so no failure leaves an ambiguous state (docs/make-payment.md):
    with the same Idempotency-Key finds the same payment instead of making a second one;
 3. call the gateway with an idempotency key derived from ours (Stripe, PayPal honour it; Paystack
    refuses a second use of our reference), so a retry after a timeout never charges twice;
-4. record what the gateway said through the status rules (`PaymentStore.transition`).
+4. record what the gateway said through the status rules (`Store.transition`).
 Powertools' idempotency utility wraps all of it: the same key and body replays the stored answer.
 """
 
@@ -21,11 +21,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from payments import cards, registry
+from payments import cards, registry, vouchers
 from payments.config import settings, site_settings
 from payments.cursor import derived_key
 from payments.declines import payer_message
@@ -44,11 +44,13 @@ from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.money import Money
 from payments.status import Cause
-from payments.store import PaymentStore, customer_pk
+
+if TYPE_CHECKING:
+    from payments.store import Store
 
 logger = logging.getLogger(__name__)
 
-# Human-typable: no 0/O, no 1/I (API.md §4 bank transfer reference).
+# Human-typable: no 0/O, no 1/I (docs/api.md#bodies-by-method, bank transfer reference).
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -67,7 +69,7 @@ class CardFields(BaseModel):
 
 
 class PaymentBody(BaseModel):
-    """POST /payments body (API.md §4). Per-method rules are checked in `validate`."""
+    """POST /payments body (docs/api.md#bodies-by-method). Per-method rules are checked in `validate`."""
 
     model_config = ConfigDict(hide_input_in_errors=True)
 
@@ -210,7 +212,7 @@ class Checkout:
     object is held that long, so a retry can take over only from a request that can no longer be running.
     """
 
-    def __init__(self, store: PaymentStore, gateway_for: Any = None, remaining_seconds: float = 30.0) -> None:
+    def __init__(self, store: Store, gateway_for: Any = None, remaining_seconds: float = 30.0) -> None:
         self.store = store
         if gateway_for is None:
             from payments.gateways import gateway as gateway_for
@@ -219,9 +221,15 @@ class Checkout:
 
     def run(self, command: Command) -> Outcome:
         if command.method == "voucher":
-            from payments.vouchers import redeem
-
-            payment = redeem(self.store, command)
+            assert command.voucher_code is not None
+            payment = vouchers.redeem(
+                self.store,
+                command.customer_id,
+                command.voucher_code,
+                command.currency,
+                actor=command.actor,
+                description=command.description if command.described else None,
+            )
             return Outcome(201, {"payment": payment.to_api().model_dump(), "next_action": None})
         if command.method == "bank_transfer":
             return self._bank_transfer(command)
@@ -339,7 +347,8 @@ class Checkout:
     def _record_pending(
         self, command: Command, reference: str | None = None, claim: tuple[str, Gateway, float] | None = None
     ) -> tuple[Payment, bool]:
-        """Put the pending payment and the IDEM pointer in one transaction, or find the earlier one; True if put.
+        """Put the pending payment and its idempotency pointer in one transaction, or find the one an earlier
+        request with the same key put; True if put.
 
         `claim` (provider, adapter, seconds): the new payment holds the claim on creating its gateway object
         from the start, with the first attempt's reference and its pointer where we choose it (Paystack).
@@ -364,49 +373,8 @@ class Checkout:
             gateway_refs=frozenset({first_ref}) if first_ref else frozenset(),
             history=(HistoryEntry(at=now, status=PaymentStatus.PENDING, by=command.actor, note="created"),),
         )
-        pointer = {
-            "Put": {
-                "TableName": self.store.table,
-                "Item": {
-                    "PK": {"S": customer_pk(command.customer_id)},
-                    "SK": {"S": f"IDEM#{_gateway_key(command)}"},
-                    "type": {"S": "idempotency-pointer"},
-                    "payment_id": {"S": payment.id},
-                },
-                "ConditionExpression": "attribute_not_exists(PK)",
-            }
-        }
-        extra: list[dict[str, Any]] = [pointer]
-        if claim and first_ref:
-            extra.append(self.store.gateway_ref_pointer(payment, claim[0], first_ref))
-        if reference:
-            extra.append(
-                {
-                    "Put": {
-                        "TableName": self.store.table,
-                        "Item": {"PK": {"S": f"REF#{reference}"}, "SK": {"S": "REF"}, "payment_id": {"S": payment.id}},
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                }
-            )
-        try:
-            self.store.add(payment, extra=extra)
-        except self.store.client.exceptions.TransactionCanceledException:
-            earlier = self._earlier_payment(command)
-            if earlier is None:
-                raise  # a reference collision (1 in 2^60): the client's retry draws a new one
-            return earlier, False
-        return payment, True
-
-    def _earlier_payment(self, command: Command) -> Payment | None:
-        item = self.store.client.get_item(
-            TableName=self.store.table,
-            Key={"PK": {"S": customer_pk(command.customer_id)}, "SK": {"S": f"IDEM#{_gateway_key(command)}"}},
-            ConsistentRead=True,
-        ).get("Item")
-        if not item:
-            return None
-        return self.store.require(command.customer_id, item["payment_id"]["S"], consistent=True)
+        gateway_ref = (claim[0], first_ref) if claim and first_ref else None
+        return self.store.put_pending(payment, _gateway_key(command), reference=reference, gateway_ref=gateway_ref)
 
     def _record(self, payment: Payment, provider: str, result: CreateResult, description: str | None) -> Payment | None:
         """Store the gateway's answer (and `description`, ours, now that the object is known), then what it means

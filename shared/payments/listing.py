@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from payments import cursor as cursors
 from payments.errors import BadRequest, InvalidInput
 from payments.models import BalanceOut, BalancesOut, PaymentPage, PaymentsSummary, PaymentStatus, iso_z
-from payments.store import PaymentStore
+
+if TYPE_CHECKING:
+    from payments.store import Store
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
@@ -77,7 +80,7 @@ class PageQuery:
         return "|".join(parts)
 
 
-def list_page(store: PaymentStore, customer_id: str, query: PageQuery) -> PaymentPage:
+def list_page(store: Store, customer_id: str, query: PageQuery) -> PaymentPage:
     after = cursors.decode(customer_id, query.cursor, query.filters) if query.cursor else None
     payments, last_id = store.page(
         customer_id,
@@ -92,7 +95,7 @@ def list_page(store: PaymentStore, customer_id: str, query: PageQuery) -> Paymen
     return PaymentPage(items=[p.to_api() for p in payments], next_cursor=next_cursor)
 
 
-def summary(store: PaymentStore, customer_id: str, query: PageQuery) -> PaymentsSummary:
+def summary(store: Store, customer_id: str, query: PageQuery) -> PaymentsSummary:
     """The count of what a listing with these filters holds, by status, and its completed total per currency."""
     counts, totals = store.summary(
         customer_id,
@@ -108,7 +111,7 @@ def summary(store: PaymentStore, customer_id: str, query: PageQuery) -> Payments
     )
 
 
-def balances(store: PaymentStore, customer_id: str) -> BalancesOut:
+def balances(store: Store, customer_id: str) -> BalancesOut:
     return BalancesOut(
         balances=[BalanceOut(currency=m.currency, amount=m.format()) for m in store.balances(customer_id)]
     )

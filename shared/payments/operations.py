@@ -1,9 +1,10 @@
-"""Operator use cases (API.md §4 /admin routes): settle pending payments by hand, record purchases."""
+"""Operator use cases (docs/api.md#operator-routes): settle pending payments by hand, record purchases."""
 
 from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -13,7 +14,10 @@ from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
 from payments.money import Money, parse_positive
 from payments.status import Cause, TransitionRefused
-from payments.store import Dedupe, PaymentStore
+from payments.store import Dedupe
+
+if TYPE_CHECKING:
+    from payments.store import Store
 
 
 class SettleBody(BaseModel):
@@ -45,7 +49,7 @@ class VouchersOut(BaseModel):
 
 
 def settle(
-    store: PaymentStore, customer_id: str, payment_id: str, target: PaymentStatus, actor: str, note: str | None
+    store: Store, customer_id: str, payment_id: str, target: PaymentStatus, actor: str, note: str | None
 ) -> Payment:
     """Complete or cancel a pending payment by hand. NotFound (404) or Conflict (409)."""
     try:
@@ -62,7 +66,7 @@ def positive_money(amount: object, currency: object) -> Money:
     return parse_positive(amount, currency, limit=settings().max_amount)
 
 
-def charge(store: PaymentStore, customer_id: str, body: ChargeBody, key: str, actor: str) -> Payment:
+def charge(store: Store, customer_id: str, body: ChargeBody, key: str, actor: str) -> Payment:
     """Record a purchase as a completed negative payment, once per (customer, Idempotency-Key)."""
     money = positive_money(body.amount, body.currency)
     now = utcnow()
@@ -82,9 +86,7 @@ def charge(store: PaymentStore, customer_id: str, body: ChargeBody, key: str, ac
     if store.add(payment, dedupe=marker):
         return payment
     # Recorded before (a retry that outlived the idempotency record): answer with the first one.
-    earlier = store.client.get_item(
-        TableName=store.table,
-        Key={"PK": {"S": f"EVENT#charge#{marker.key}"}, "SK": {"S": "EVENT"}},
-        ConsistentRead=True,
-    )["Item"]
-    return store.require(customer_id, earlier["payment_id"]["S"], consistent=True)
+    earlier = store.event_payment_id(marker)
+    if earlier is None:  # the marker is written in the same transaction as its payment
+        raise LookupError(f"the charge marker {marker.key} names no payment")
+    return store.require(customer_id, earlier, consistent=True)

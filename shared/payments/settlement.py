@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -21,8 +21,11 @@ from payments.errors import PaymentsError
 from payments.gateways.base import Capability, EventKind, Gateway, GatewayError, GatewayEvent, reading_answers
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
-from payments.status import Cause, TransitionRefused
-from payments.store import Dedupe, PaymentStore
+from payments.status import Cause, TransitionRefused, decide, refundable
+from payments.store import Dedupe, RefundWritten
+
+if TYPE_CHECKING:
+    from payments.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -62,19 +65,12 @@ def _dedupe(event: GatewayEvent) -> Dedupe:
     return Dedupe(event.provider, hashlib.sha256(event.event_id.encode()).hexdigest()[:40])
 
 
-def record_only(store: PaymentStore, event: GatewayEvent, payment_id: str | None = None) -> bool:
+def record_only(store: Store, event: GatewayEvent, payment_id: str | None = None) -> bool:
     """Record an event we act on no further; False if it was recorded before."""
-    put = _dedupe(event).put(store.table, payment_id)["Put"]
-    put["Item"]["event_type"] = {"S": event.event_type[:100]}
-    put["Item"]["outcome"] = {"S": "recorded"}
-    try:
-        store.client.put_item(**put)
-    except store.client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    return store.record_event(_dedupe(event), payment_id, event_type=event.event_type)
 
 
-def _recorded(store: PaymentStore, event: GatewayEvent, payment_id: str | None, outcome: Outcome) -> Result:
+def _recorded(store: Store, event: GatewayEvent, payment_id: str | None, outcome: Outcome) -> Result:
     """`outcome` once; a redelivery of the same event is a duplicate."""
     return Result(outcome if record_only(store, event, payment_id) else Outcome.DUPLICATE, payment_id)
 
@@ -90,7 +86,7 @@ def binds(payment: Payment, event: GatewayEvent) -> bool:
     )
 
 
-def bound_payment(store: PaymentStore, event: GatewayEvent) -> tuple[Payment | None, Payment | None]:
+def bound_payment(store: Store, event: GatewayEvent) -> tuple[Payment | None, Payment | None]:
     """(the payment the event is about, None), or (None, the payment it names but may not touch, if any).
 
     Our ids in the event (one GetItem) are tried first as a hint; then the pointer from the gateway's own
@@ -109,7 +105,7 @@ def bound_payment(store: PaymentStore, event: GatewayEvent) -> tuple[Payment | N
     return None, named
 
 
-def apply_event(store: PaymentStore, adapter: Gateway, event: GatewayEvent) -> Result:
+def apply_event(store: Store, adapter: Gateway, event: GatewayEvent) -> Result:
     """Act on a verified event exactly once. Never raises for business outcomes: gateways want a 2xx."""
     if event.kind is EventKind.IGNORED:
         return _recorded(store, event, None, Outcome.IGNORED)
@@ -145,9 +141,7 @@ def apply_event(store: PaymentStore, adapter: Gateway, event: GatewayEvent) -> R
     return _transition(store, event, payment, PaymentStatus.CANCELLED, Cause.GATEWAY_FAILURE)
 
 
-def _transition(
-    store: PaymentStore, event: GatewayEvent, payment: Payment, target: PaymentStatus, cause: Cause
-) -> Result:
+def _transition(store: Store, event: GatewayEvent, payment: Payment, target: PaymentStatus, cause: Cause) -> Result:
     try:
         outcome = store.transition(
             payment.customer_id,
@@ -167,13 +161,13 @@ def _transition(
     return Result(Outcome(target.value) if outcome.changed else Outcome.UNCHANGED, payment.id)
 
 
-def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Result:
+def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
     """A refund the gateway reports: a new negative payment, counted against a completed original only."""
     money = event.money
     if money is None or money.currency != original.currency or not 0 < money.minor <= abs(original.amount_minor):
         logger.error("refund event amount is not refundable", extra={"payment_id": original.id})
         return _recorded(store, event, original.id, Outcome.MISMATCH)
-    if original.status is not PaymentStatus.COMPLETED:
+    if not refundable(original.status):
         return _refund_of_uncounted(store, event, original)
     now = utcnow()
     refund = Payment(
@@ -195,20 +189,20 @@ def _refund(store: PaymentStore, event: GatewayEvent, original: Payment) -> Resu
     key = Dedupe(
         event.provider, "refund:" + hashlib.sha256((event.refund_id or event.event_id).encode()).hexdigest()[:40]
     )
-    try:
-        if not store.add(refund, dedupe=key, extra=[store.refund_claim(original, money, refund.id)]):
-            return Result(Outcome.DUPLICATE, original.id)
-    except store.client.exceptions.TransactionCanceledException:
+    written = store.record_refund(refund, original, key)
+    if written is RefundWritten.DUPLICATE:
+        return Result(Outcome.DUPLICATE, original.id)
+    if written is RefundWritten.REFUSED:
         # The original is no longer completed (it cannot be, today), or its refunds would pass what it was for.
         current = store.require(original.customer_id, original.id, consistent=True)
-        if current.status is not PaymentStatus.COMPLETED:
+        if not refundable(current.status):
             return _refund_of_uncounted(store, event, current)
         logger.error("refunds would exceed the payment", extra={"payment_id": original.id})
         return _recorded(store, event, original.id, Outcome.MISMATCH)
     return Result(Outcome.REFUNDED, refund.id)
 
 
-def _refund_of_uncounted(store: PaymentStore, event: GatewayEvent, original: Payment) -> Result:
+def _refund_of_uncounted(store: Store, event: GatewayEvent, original: Payment) -> Result:
     """A refund of a payment whose money never counted never debits the balance. A pending one may yet be
     completed (events come in any order): the event is not recorded and the webhook answers non-2xx, so the
     gateway delivers it again later. A cancelled one is recorded and changes nothing."""
@@ -221,11 +215,11 @@ def _refund_of_uncounted(store: PaymentStore, event: GatewayEvent, original: Pay
     return _recorded(store, event, original.id, Outcome.REFUSED)
 
 
-def _capture(store: PaymentStore, adapter: Gateway, event: GatewayEvent, payment: Payment) -> Result:
+def _capture(store: Store, adapter: Gateway, event: GatewayEvent, payment: Payment) -> Result:
     """PayPal: the buyer approved, so capture; the capture's answer settles the payment."""
     if Capability.CAPTURE not in adapter.capabilities or not event.gateway_ref:
         return _recorded(store, event, payment.id, Outcome.IGNORED)
-    if payment.status is PaymentStatus.COMPLETED:
+    if not decide(payment.status, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS).apply:  # completed already
         return _recorded(store, event, payment.id, Outcome.UNCHANGED)
     with reading_answers(event.provider, "capture the payment"):
         answer = adapter.capture(event.gateway_ref, f"capture-{payment.id}")  # idempotent at PayPal by request id
@@ -267,7 +261,7 @@ _REPORTED = {Outcome.COMPLETED: "completed", Outcome.CANCELLED: "cancelled", Out
 
 
 def reconcile(
-    store: PaymentStore,
+    store: Store,
     adapters: Mapping[str, Gateway],
     *,
     now: datetime,
@@ -291,7 +285,7 @@ def reconcile(
     return report
 
 
-def _reconcile_one(store: PaymentStore, provider: str, adapter: Gateway, payment: Payment, give_up: datetime) -> str:
+def _reconcile_one(store: Store, provider: str, adapter: Gateway, payment: Payment, give_up: datetime) -> str:
     """Which report line one pending payment goes to."""
     answer = None
     if payment.gateway_ref:

@@ -4,16 +4,19 @@
     cancelled -> completed   only on a verified gateway success: the money really arrived
     completed -> (final)     refunds are new negative payments, never a status change
 
-Every status change in the service asks `decide` first, and the store writes the change with a
-condition on the status `decide` saw, so concurrent writers cannot both win.
+`decide` says whether a change is allowed; `apply` says what it does: the payment after it and what it moves
+in the balance. Pure functions, no I/O. The store writes a `Change` with a condition on the status it was
+computed from, so concurrent writers cannot both win.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Any, NamedTuple
 
-from payments.models import PaymentStatus
+from payments.models import HistoryEntry, Payment, PaymentStatus
+from payments.money import Money
 
 
 class Cause(StrEnum):
@@ -35,8 +38,7 @@ class TransitionRefused(Exception):
         self.cause = cause
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):  # NamedTuples here: a dataclass costs the read functions ~3 ms of cold start
     """`apply` is False when the payment is already in the target status (a harmless repeat)."""
 
     current: PaymentStatus
@@ -59,5 +61,65 @@ def decide(current: PaymentStatus, target: PaymentStatus, cause: Cause) -> Decis
 
 
 def counts_in_balance(status: PaymentStatus) -> bool:
-    """Only completed payments count towards the balance (API.md §3)."""
+    """Only completed payments count towards the balance (docs/api.md#the-payment-object)."""
     return status is PaymentStatus.COMPLETED
+
+
+def refundable(status: PaymentStatus) -> bool:
+    """A refund counts only against a payment whose money counted (docs/status-rules.md)."""
+    return counts_in_balance(status)
+
+
+class Change(NamedTuple):
+    """What one transition does: the payment before and after it, and what it moves in the balance."""
+
+    before: Payment
+    after: Payment
+    balance_delta: Money | None = None  # None: the balance does not move
+
+    @property
+    def changed(self) -> bool:
+        """False for a request of the status the payment already has: nothing to write."""
+        return self.after is not self.before
+
+
+def apply(
+    payment: Payment,
+    target: PaymentStatus,
+    cause: Cause,
+    *,
+    by: str,
+    now: datetime,
+    note: str | None = None,
+    failure_field: str | None = None,
+) -> Change:
+    """Move `payment` to `target` for `cause`, as `by` (who or what: `gateway:<provider>:<event id>`,
+    `operator:<sub>`, `system:reconcile`) at `now`. Raises TransitionRefused; a payment already in `target`
+    comes back unchanged.
+
+    The change appends a history entry; completing sets `completed_at`; cancelling keeps `note` as the
+    failure reason and `failure_field` (a field the gateway refused); a settled payment's gateway object is
+    no longer being created, so any claim on creating it ends. The balance moves by the amount when the payment
+    starts or stops counting in it.
+    """
+    if not decide(payment.status, target, cause).apply:
+        return Change(payment, payment)
+    update: dict[str, Any] = {
+        "status": target,
+        "history": (*payment.history, HistoryEntry(at=now, status=target, by=by, note=note)),
+        "gateway_claim_until": None,
+    }
+    if target is PaymentStatus.COMPLETED:
+        update["completed_at"] = now
+    if target is PaymentStatus.CANCELLED and note:
+        update["failure_reason"] = note
+    if target is PaymentStatus.CANCELLED and failure_field:
+        update["failure_field"] = failure_field
+    return Change(payment, payment.model_copy(update=update), balance_delta(payment.status, target, payment.money))
+
+
+def balance_delta(current: PaymentStatus, target: PaymentStatus, money: Money) -> Money | None:
+    """What moving a payment of `money` from `current` to `target` adds to the balance: None if nothing."""
+    if counts_in_balance(target) == counts_in_balance(current):
+        return None
+    return money if counts_in_balance(target) else -money

@@ -1,0 +1,104 @@
+"""The CSV of an export (docs/exports.md): RFC 4180, formula cells neutralised as OWASP recommends, times as
+spreadsheets read them, written row by row into any byte sink."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from payments.models import Payment
+
+HEADER = (
+    "Date/Time",
+    "Total",
+    "Currency",
+    "Status",
+    "Description",
+    "Payment ID",
+    "Method",
+    "Reference",
+    "Created At",
+)
+CONTENT_TYPE = "text/csv; charset=utf-8"
+# Excel reads a CSV as the system's code page unless the file starts with this byte order mark.
+BOM = "\ufeff"
+
+# First characters that make Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP's list,
+# plus LF and NUL from ASVS 1.2.10, plus the full-width forms some East Asian Excel builds also accept).
+_FORMULA_STARTS = frozenset("=+-@\t\r\n\0＝＋－＠")
+_SIGNED_AMOUNT = re.compile(r"-?\d+(\.\d+)?")
+
+
+def neutralise(cell: str) -> str:
+    """A text cell a spreadsheet shows as text: a leading `'` in front of anything formula-like.
+
+    Also covers a trigger hidden behind leading blanks or quotes (` =1+1`, `"=1+1`), which some
+    spreadsheets strip before deciding.
+    """
+    if not cell:
+        return cell
+    hidden = cell[0] in ' "' and cell.lstrip(' "')[:1] in _FORMULA_STARTS
+    return "'" + cell if cell[0] in _FORMULA_STARTS or hidden else cell
+
+
+def total_cell(amount: str) -> str:
+    """The signed API amount ("-3.00") stays a number; anything else would be a bug, so it is neutralised."""
+    return amount if _SIGNED_AMOUNT.fullmatch(amount) else neutralise(amount)
+
+
+def spreadsheet_time(moment: datetime | None) -> str:
+    """`2026-12-01 18:11:18` in UTC: what Excel, LibreOffice and Google Sheets read as a date and time (they
+    read the API's `2026-12-01T18:11:18.243Z` as text). Whole seconds; the API keeps the milliseconds."""
+    if moment is None:
+        return ""
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-{utc:%m-%d %H:%M:%S}"
+
+
+def csv_row(payment: Payment) -> tuple[str, ...]:
+    """One payment in HEADER's order: amounts exactly as the API formats them, times as spreadsheet times."""
+    out = payment.to_api()
+    return (
+        spreadsheet_time(payment.completed_at),
+        total_cell(out.amount),
+        neutralise(out.currency),
+        neutralise(payment.status.label),
+        neutralise(out.description),
+        neutralise(out.id),
+        neutralise(out.method.value),
+        neutralise(out.reference or ""),
+        spreadsheet_time(payment.created_at),
+    )
+
+
+class ByteSink(Protocol):
+    def write(self, data: bytes, /) -> None: ...
+
+
+class _Utf8Lines:
+    """The text file `csv.writer` wants, handing each encoded row on as soon as it is written."""
+
+    def __init__(self, sink: ByteSink) -> None:
+        self._sink = sink
+
+    def write(self, text: str) -> int:
+        self._sink.write(text.encode("utf-8"))
+        return len(text)
+
+
+def write_csv(payments: Iterable[Payment], sink: ByteSink, *, bom: bool = False) -> int:
+    """The header and one RFC 4180 row per payment into `sink`, row by row. Returns the number of rows.
+    `bom`: start with a UTF-8 byte order mark, so Excel reads non-ASCII text right."""
+    lines = _Utf8Lines(sink)
+    if bom:
+        lines.write(BOM)
+    writer = csv.writer(lines, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(HEADER)
+    rows = 0
+    for payment in payments:
+        writer.writerow(csv_row(payment))
+        rows += 1
+    return rows

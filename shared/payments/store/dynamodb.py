@@ -1,0 +1,141 @@
+"""`PaymentStore`: the payments table in DynamoDB (docs/data-model.md); the contract is `interface.Store`.
+
+Reads are `reads.Reads`. Every write is a function of `writes` (payments, balances, refunds, status changes,
+event markers), `gateway_items`, `voucher_items` or `export_items`, imported at the first write: the read
+functions, which never write, do not load them at start (docs/cold-start.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from payments.store.reads import Reads
+
+if TYPE_CHECKING:
+    from payments.models import Payment
+    from payments.money import Money
+    from payments.status import Change
+    from payments.store.base import Written
+    from payments.store.export_records import ExportRecord, ExportStatus
+    from payments.store.records import Dedupe, RefundWritten, Voucher
+
+
+class PaymentStore(Reads):
+    """The payments table in DynamoDB: every key, every item, every request."""
+
+    # ---- payments, balances, event markers (writes) ------------------------------------------------
+
+    def add(self, payment: Payment, *, dedupe: Dedupe | None = None) -> bool:
+        from payments.store import writes
+
+        return writes.add(self, payment, dedupe=dedupe)
+
+    def put_pending(
+        self,
+        payment: Payment,
+        request_key: str,
+        *,
+        reference: str | None = None,
+        gateway_ref: tuple[str, str] | None = None,
+    ) -> tuple[Payment, bool]:
+        from payments.store import writes
+
+        return writes.put_pending(self, payment, request_key, reference=reference, gateway_ref=gateway_ref)
+
+    def record_refund(self, refund: Payment, original: Payment, dedupe: Dedupe) -> RefundWritten:
+        from payments.store import writes
+
+        return writes.record_refund(self, refund, original, dedupe)
+
+    def _write_change(self, change: Change, dedupe: Dedupe | None) -> Written:
+        from payments.store import writes
+
+        return writes.write_change(self, change, dedupe)
+
+    def record_event(self, marker: Dedupe, payment_id: str | None = None, *, event_type: str = "") -> bool:
+        from payments.store import writes
+
+        return writes.record_event(self, marker, payment_id, event_type=event_type)
+
+    # ---- the gateway object of a payment (gateway_items) -------------------------------------------
+
+    def claim_gateway_object(
+        self, payment: Payment, *, provider: str, hold_seconds: float, ref: Callable[[int], str | None]
+    ) -> Payment | None:
+        from payments.store import gateway_items
+
+        return gateway_items.claim_gateway_object(self, payment, provider=provider, hold_seconds=hold_seconds, ref=ref)
+
+    def record_gateway_object(
+        self,
+        payment: Payment,
+        *,
+        provider: str,
+        gateway_ref: str,
+        next_action: Mapping[str, Any] | None,
+        card_brand: str | None,
+        card_last4: str | None,
+        description: str | None = None,
+    ) -> Payment | None:
+        from payments.store import gateway_items
+
+        return gateway_items.record_gateway_object(
+            self,
+            payment,
+            provider=provider,
+            gateway_ref=gateway_ref,
+            next_action=next_action,
+            card_brand=card_brand,
+            card_last4=card_last4,
+            description=description,
+        )
+
+    def release_gateway_claim(self, payment: Payment, problem: str) -> None:
+        from payments.store import gateway_items
+
+        gateway_items.release_gateway_claim(self, payment, problem)
+
+    # ---- vouchers (voucher_items) ------------------------------------------------------------------
+
+    def issue_voucher(self, code_hash: str, money: Money, expires_at: datetime | None, by: str) -> bool:
+        from payments.store import voucher_items
+
+        return voucher_items.issue_voucher(self, code_hash, money, expires_at, by)
+
+    def voucher(self, code_hash: str) -> Voucher | None:
+        from payments.store import voucher_items
+
+        return voucher_items.voucher(self, code_hash)
+
+    def count_voucher_attempt(self, customer_id: str, *, now: int, limit: int, window_seconds: int) -> int | None:
+        from payments.store import voucher_items
+
+        return voucher_items.count_voucher_attempt(
+            self, customer_id, now=now, limit=limit, window_seconds=window_seconds
+        )
+
+    def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int) -> bool:
+        from payments.store import voucher_items
+
+        return voucher_items.redeem_voucher(self, code_hash, payment, now=now)
+
+    # ---- export records (export_items) -------------------------------------------------------------
+
+    def put_export(self, record: ExportRecord, requested_by: str) -> None:
+        from payments.store import export_items
+
+        export_items.put_export(self, record, requested_by)
+
+    def finish_export(
+        self, customer_id: str, export_id: str, status: ExportStatus, *, rows: int | None = None, failure: str = ""
+    ) -> None:
+        from payments.store import export_items
+
+        export_items.finish_export(self, customer_id, export_id, status, rows=rows, failure=failure)
+
+    def get_export(self, customer_id: str, export_id: str) -> ExportRecord | None:
+        from payments.store import export_items
+
+        return export_items.get_export(self, customer_id, export_id)

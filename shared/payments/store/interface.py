@@ -1,0 +1,238 @@
+"""`Store`: what the use cases may ask of the payments table, whatever keeps it.
+
+Two implementations: `PaymentStore` (DynamoDB, `dynamodb.py`) and `MemoryStore` (dicts, for unit tests,
+`memory.py`); mypy checks both against this protocol (bottom). Only type checks import this module: the
+use cases name `Store` in annotations alone, so the functions never load it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from payments.models import Payment, PaymentMethod, PaymentStatus
+from payments.money import Money
+from payments.status import Cause
+from payments.store.export_records import ExportRecord, ExportStatus
+from payments.store.records import Dedupe, RefundWritten, TransitionOutcome, Voucher
+
+
+class Store(Protocol):
+    """The payments table: payments and balances, event markers, the gateway objects of payments, idempotency
+    pointers, bank references, vouchers and attempt counters, export records."""
+
+    # ---- payments and balances: reads --------------------------------------------------------------
+
+    def get(self, customer_id: str, payment_id: str, *, consistent: bool = False) -> Payment | None:
+        """The customer's payment: another customer's id is simply not found."""
+        ...
+
+    def require(self, customer_id: str, payment_id: str, *, consistent: bool = False) -> Payment:
+        """The customer's payment, or NotFound (404)."""
+        ...
+
+    def page(
+        self,
+        customer_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        status: PaymentStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        search: str | None = None,
+    ) -> tuple[list[Payment], str | None]:
+        """Newest first: the payments and the id to go on after, if more may follow. `search`: lower-case text
+        found in the id, description, references or card's last 4 digits."""
+        ...
+
+    def summary(
+        self,
+        customer_id: str,
+        *,
+        status: PaymentStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        search: str | None = None,
+    ) -> tuple[dict[PaymentStatus, int], list[Money]]:
+        """How many payments a listing holds per status, and the sum of its completed ones per currency."""
+        ...
+
+    def count(
+        self,
+        customer_id: str,
+        *,
+        cap: int,
+        status: PaymentStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> int:
+        """How many payments a listing would return, counting no further than `cap`."""
+        ...
+
+    def stream(
+        self,
+        customer_id: str,
+        *,
+        page_size: int = 500,
+        status: PaymentStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        search: str | None = None,
+    ) -> Iterator[Payment]:
+        """Every matching payment, newest first, one page at a time (constant memory)."""
+        ...
+
+    def balances(self, customer_id: str) -> list[Money]:
+        """The customer's balance in each currency (the sum of its completed amounts), by currency."""
+        ...
+
+    def pending_before(self, method: PaymentMethod, before: datetime, *, limit: int) -> list[Payment]:
+        """Pending payments of `method` created before `before`, oldest first."""
+        ...
+
+    def find_by_gateway_ref(self, provider: str, gateway_ref: str) -> Payment | None:
+        """The payment we stored gateway object `gateway_ref` of `provider` for."""
+        ...
+
+    def find_by_request(self, customer_id: str, request_key: str) -> Payment | None:
+        """The payment the Make Payment request `request_key` put (`put_pending`)."""
+        ...
+
+    # ---- payments and balances: writes -------------------------------------------------------------
+
+    def add(self, payment: Payment, *, dedupe: Dedupe | None = None) -> bool:
+        """Record a new payment; a completed one moves the balance with it. False (nothing written) if `dedupe`
+        was recorded before."""
+        ...
+
+    def put_pending(
+        self,
+        payment: Payment,
+        request_key: str,
+        *,
+        reference: str | None = None,
+        gateway_ref: tuple[str, str] | None = None,
+    ) -> tuple[Payment, bool]:
+        """Put a new pending payment with the idempotency pointer of the request that makes it, at once; or find
+        the payment an earlier request with the same `request_key` put. True if put.
+
+        `reference`: its bank reference, unique. `gateway_ref` (provider, reference): the pointer of the gateway
+        object its first attempt will create, where we choose the reference (Paystack)."""
+        ...
+
+    def record_refund(self, refund: Payment, original: Payment, dedupe: Dedupe) -> RefundWritten:
+        """Record `refund` (a completed negative payment) and count it against `original`, once: only a
+        refundable payment (`status.refundable`), never by more than it was for."""
+        ...
+
+    def transition(
+        self,
+        customer_id: str,
+        payment_id: str,
+        target: PaymentStatus,
+        cause: Cause,
+        by: str,
+        *,
+        note: str | None = None,
+        dedupe: Dedupe | None = None,
+        current: Payment | None = None,
+        failure_field: str | None = None,
+    ) -> TransitionOutcome:
+        """Move a payment to `target` if the status rules allow it (`status.apply`), exactly once, with its
+        balance delta and `dedupe`. Raises NotFound, TransitionRefused, or RetryLater after lost races.
+        `current` saves the first read when the caller has just read the payment."""
+        ...
+
+    # ---- event markers -----------------------------------------------------------------------------
+
+    def record_event(self, marker: Dedupe, payment_id: str | None = None, *, event_type: str = "") -> bool:
+        """Record an event acted on no further; False if it was recorded before."""
+        ...
+
+    def event_payment_id(self, marker: Dedupe) -> str | None:
+        """The payment an event marker names; None if it is not recorded or names none."""
+        ...
+
+    # ---- the gateway object of a payment: claimed, then recorded once ------------------------------
+
+    def claim_until(self, hold_seconds: float) -> int:
+        """The epoch-ms end of a claim held for `hold_seconds` from now."""
+        ...
+
+    def claim_gateway_object(
+        self, payment: Payment, *, provider: str, hold_seconds: float, ref: Callable[[int], str | None]
+    ) -> Payment | None:
+        """Claim the creation of `payment`'s gateway object for `hold_seconds`: only if it is pending, has no
+        gateway object, nobody holds a live claim and its attempt counter is what we read. `ref(attempt)`: the
+        reference this attempt will create, where we choose it; stored with its pointer before the call. The
+        payment as claimed, or None."""
+        ...
+
+    def record_gateway_object(
+        self,
+        payment: Payment,
+        *,
+        provider: str,
+        gateway_ref: str,
+        next_action: Mapping[str, Any] | None,
+        card_brand: str | None,
+        card_last4: str | None,
+        description: str | None = None,
+    ) -> Payment | None:
+        """Store the gateway object `payment`'s claim created, and its pointer: only if the payment has none yet
+        and our claim is still the latest. The payment as stored, or None."""
+        ...
+
+    def release_gateway_claim(self, payment: Payment, problem: str) -> None:
+        """End our own claim at once (a later attempt's is left alone), keeping what went wrong for operators."""
+        ...
+
+    # ---- vouchers ----------------------------------------------------------------------------------
+
+    def issue_voucher(self, code_hash: str, money: Money, expires_at: datetime | None, by: str) -> bool:
+        """Put a new unused voucher; False if one with this code hash exists."""
+        ...
+
+    def voucher(self, code_hash: str) -> Voucher | None:
+        """The voucher of this code hash (a consistent read)."""
+        ...
+
+    def count_voucher_attempt(self, customer_id: str, *, now: int, limit: int, window_seconds: int) -> int | None:
+        """Count a redemption attempt in the customer's current window (opening one if there is none or it is
+        over); None once counted, or, when `limit` attempts are counted already, the epoch second it ends."""
+        ...
+
+    def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int) -> bool:
+        """Redeem the voucher for `payment` (new, completed, of its value) at once: the voucher unused ->
+        redeemed (if still of the payment's currency and not expired at `now`), the payment, the balance, the
+        customer's attempt given back. False if the voucher could not be redeemed."""
+        ...
+
+    # ---- export records ----------------------------------------------------------------------------
+
+    def put_export(self, record: ExportRecord, requested_by: str) -> None:
+        """Record an export that starts."""
+        ...
+
+    def finish_export(
+        self, customer_id: str, export_id: str, status: ExportStatus, *, rows: int | None = None, failure: str = ""
+    ) -> None:
+        """Set an export's final status, and its row count or what failed."""
+        ...
+
+    def get_export(self, customer_id: str, export_id: str) -> ExportRecord | None:
+        """The customer's export record; UnreadableRecord if the stored one cannot be read."""
+        ...
+
+
+if TYPE_CHECKING:  # both stores keep the whole contract
+    from payments.store.dynamodb import PaymentStore
+    from payments.store.memory import MemoryStore
+
+    def _dynamodb(store: PaymentStore) -> Store:
+        return store
+
+    def _memory(store: MemoryStore) -> Store:
+        return store

@@ -1,0 +1,114 @@
+"""The items of the payments table: one table of their types, their keys and attributes.
+
+docs/data-model.md's items table is checked against it, and so is every item the store builds and every key
+builder of `keys` (tests/unit/test_item_types.py). Plain data: the store does not need it at run time, so the
+read functions do not import it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class ItemType(NamedTuple):
+    """One kind of item. Keys are patterns: `<...>` stands for a value."""
+
+    name: str  # as docs/data-model.md names it
+    pk: str
+    sk: str
+    attributes: tuple[str, ...]  # every other attribute it may hold
+    index_keys: tuple[tuple[str, str], ...] = ()  # (attribute, pattern) of the secondary indexes it is in
+
+
+ITEM_TYPES: tuple[ItemType, ...] = (
+    ItemType(
+        "payment",
+        "CUST#<customer>",
+        "PAY#<payment id>",
+        (
+            "type",
+            "id",
+            "customer_id",
+            "amount_minor",
+            "currency",
+            "status",
+            "method",
+            "description",
+            "created_at",
+            "completed_at",
+            "history",
+            "reference",
+            "card_brand",
+            "card_last4",
+            "gateway_ref",
+            "gateway_refs",
+            "next_action",
+            "gw_attempts",
+            "gw_claim_until",
+            "failure_reason",
+            "failure_field",
+            "last_error",
+            "refund_of",
+            "refunded_minor",
+            "refund_ids",
+            "search_text",
+        ),
+        (
+            ("GSI1PK", "CUST#<customer>#<status>"),
+            ("GSI1SK", "PAY#<payment id>"),
+            ("GSI2PK", "PENDING#<method>"),
+            ("GSI2SK", "PAY#<payment id>"),
+        ),
+    ),
+    ItemType("balance", "CUST#<customer>", "BALANCE", ("bal_<CUR>", "updated_at")),
+    ItemType("idempotency pointer", "CUST#<customer>", "IDEM#<hash of customer+key>", ("type", "payment_id")),
+    ItemType("gateway pointer", "GWREF#<provider>#<gateway ref>", "GWREF", ("type", "customer_id", "payment_id")),
+    ItemType("bank reference", "REF#<reference>", "REF", ("payment_id",)),
+    ItemType(
+        "event dedupe",
+        "EVENT#<source>#<hash of id>",
+        "EVENT",
+        ("type", "payment_id", "recorded_at", "expires_at", "event_type", "outcome"),
+    ),
+    ItemType(
+        "voucher",
+        "VOUCHER#<sha256 of code>",
+        "VOUCHER",
+        (
+            "type",
+            "state",
+            "amount_minor",
+            "currency",
+            "expires_epoch",
+            "issued_at",
+            "issued_by",
+            "redeemed_by",
+            "redeemed_at",
+            "payment_id",
+        ),
+    ),
+    ItemType("voucher attempts", "CUST#<customer>", "VOUCHER_FAILURES", ("count", "window_end", "expires_at")),
+    ItemType(
+        "export",
+        "CUST#<customer>",
+        "EXPORT#<export id>",
+        (
+            "type",
+            "export_id",
+            "customer_id",
+            "status",
+            "filter_status",
+            "filter_from",
+            "filter_to",
+            "filter_q",
+            "bom",
+            "requested_by",
+            "created_at",
+            "finished_at",
+            "row_count",
+            "failure",
+            "s3_key",
+            "expires_at",
+        ),
+    ),
+)

@@ -1,0 +1,64 @@
+"""The builder of every key of the payments table (their patterns: `items.ITEM_TYPES`). Pure, stdlib only."""
+
+from __future__ import annotations
+
+from payments.models import PaymentMethod, PaymentStatus
+
+
+def customer_pk(customer_id: str) -> str:
+    return f"CUST#{customer_id}"
+
+
+def payment_sk(payment_id: str) -> str:
+    return f"PAY#{payment_id}"
+
+
+def status_pk(customer_id: str, status: PaymentStatus) -> str:
+    """GSI1's partition: a customer's payments of one status."""
+    return f"CUST#{customer_id}#{status.value}"
+
+
+def pending_pk(method: PaymentMethod) -> str:
+    """GSI2's partition (sparse): the pending payments of one method."""
+    return f"PENDING#{method.value}"
+
+
+BALANCE_SK = "BALANCE"
+
+
+def idempotency_sk(request_key: str) -> str:
+    """The pointer from a Make Payment request (`request_key`: a hash of customer and Idempotency-Key)."""
+    return f"IDEM#{request_key}"
+
+
+def gateway_ref_pk(provider: str, gateway_ref: str) -> str:
+    return f"GWREF#{provider}#{gateway_ref}"
+
+
+GATEWAY_REF_SK = "GWREF"
+
+
+def reference_pk(reference: str) -> str:
+    return f"REF#{reference}"
+
+
+REFERENCE_SK = "REF"
+
+
+def event_pk(source: str, key: str) -> str:
+    return f"EVENT#{source}#{key}"
+
+
+EVENT_SK = "EVENT"
+
+
+def voucher_pk(code_hash: str) -> str:
+    return f"VOUCHER#{code_hash}"
+
+
+VOUCHER_SK = "VOUCHER"
+VOUCHER_ATTEMPTS_SK = "VOUCHER_FAILURES"
+
+
+def export_sk(export_id: str) -> str:
+    return f"EXPORT#{export_id}"

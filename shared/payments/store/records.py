@@ -1,0 +1,43 @@
+"""What the store takes and gives back besides payments: plain values, no DynamoDB in them.
+
+NamedTuples rather than dataclasses: these are created when the read functions start, and a dataclass costs
+about 3 ms of cold start to create. The export records, which only the export path needs, are dataclasses in
+`export_records`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+from payments.models import Payment
+from payments.money import Money
+
+
+class Dedupe(NamedTuple):
+    """A once-only marker (the `EVENT#` item) written in the same transaction as the change it guards."""
+
+    source: str  # e.g. "stripe" or "charge"
+    key: str  # e.g. the gateway's event id or an idempotency key, hashed
+
+
+class TransitionOutcome(NamedTuple):
+    payment: Payment
+    changed: bool  # False: it was already in the target status, or the event was a duplicate
+    duplicate: bool = False
+
+
+class RefundWritten(StrEnum):
+    """What `record_refund` did."""
+
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"  # its dedupe marker exists: counted before
+    REFUSED = "refused"  # the original is not refundable now, or its refunds would pass what it was for
+
+
+class Voucher(NamedTuple):
+    """A voucher as stored, found by the hash of its code (the code itself is never stored)."""
+
+    state: str  # "unused" or "redeemed"
+    money: Money
+    expires_epoch: int | None = None  # it cannot be redeemed from this second on

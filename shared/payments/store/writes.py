@@ -1,0 +1,281 @@
+"""Writing the table: new payments (pending ones with their pointers, completed ones with their balance),
+refunds, status changes, event markers; and the transaction parts the other writers share. Imported at the
+first write, so the read functions never load it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from payments.models import Payment, PaymentStatus, iso_z, utcnow
+from payments.money import Money
+from payments.status import Change
+from payments.store.base import Written
+from payments.store.codec import Item, history_value, item_of, to_item, values
+from payments.store.keys import (
+    BALANCE_SK,
+    EVENT_SK,
+    GATEWAY_REF_SK,
+    REFERENCE_SK,
+    customer_pk,
+    event_pk,
+    gateway_ref_pk,
+    idempotency_sk,
+    payment_sk,
+    reference_pk,
+)
+from payments.store.reads import Reads
+from payments.store.records import Dedupe, RefundWritten
+from payments.store.table import Table, cancellation_codes, key
+
+EVENT_TTL_SECONDS = 90 * 24 * 3600  # longer than any gateway retries (PayPal: 3 days)
+
+
+# ---- the small items (one builder per item type: items.ITEM_TYPES) --------------------------------
+
+
+def idempotency_pointer(customer_id: str, request_key: str, payment_id: str) -> Item:
+    return item_of(
+        {
+            "PK": customer_pk(customer_id),
+            "SK": idempotency_sk(request_key),
+            "type": "idempotency-pointer",
+            "payment_id": payment_id,
+        }
+    )
+
+
+def gateway_pointer(provider: str, gateway_ref: str, customer_id: str, payment_id: str) -> Item:
+    return item_of(
+        {
+            "PK": gateway_ref_pk(provider, gateway_ref),
+            "SK": GATEWAY_REF_SK,
+            "type": "gateway-ref",
+            "customer_id": customer_id,
+            "payment_id": payment_id,
+        }
+    )
+
+
+def bank_reference(reference: str, payment_id: str) -> Item:
+    return item_of({"PK": reference_pk(reference), "SK": REFERENCE_SK, "payment_id": payment_id})
+
+
+def event_item(marker: Dedupe, payment_id: str | None, recorded_at: str, expires_at: int, **more: str) -> Item:
+    return item_of(
+        {
+            "PK": event_pk(marker.source, marker.key),
+            "SK": EVENT_SK,
+            "type": "event",
+            "recorded_at": recorded_at,
+            "expires_at": expires_at,
+            "payment_id": payment_id or None,
+            **more,
+        }
+    )
+
+
+def add(store: Table, payment: Payment, *, dedupe: Dedupe | None = None) -> bool:
+    """Record a new payment; a completed one moves the balance in the same transaction.
+
+    Returns False (and writes nothing) if `dedupe` was already recorded.
+    """
+    try:
+        new_payment(store, payment, dedupe=dedupe)
+    except store.client.exceptions.TransactionCanceledException as exc:
+        reasons = cancellation_codes(exc)
+        if dedupe and reasons and reasons[-1] == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
+
+
+def new_payment(store: Table, payment: Payment, *, dedupe: Dedupe | None = None, extra: Sequence[Item] = ()) -> None:
+    """The transaction of a new payment: its Put, `extra` (parts that must succeed with it), the balance if
+    it is completed, and `dedupe` last (so a cancellation's last reason tells a duplicate)."""
+    parts: list[Item] = [store.put_new(to_item(payment)), *extra]
+    if payment.status is PaymentStatus.COMPLETED:
+        parts.append(balance_update(store, payment.customer_id, payment.money))
+    if dedupe:
+        parts.append(store.put_new(marker_item(dedupe, payment.id)))
+    store.transact(parts)
+
+
+def put_pending(
+    store: Reads,
+    payment: Payment,
+    request_key: str,
+    *,
+    reference: str | None = None,
+    gateway_ref: tuple[str, str] | None = None,
+) -> tuple[Payment, bool]:
+    """Put a new pending payment with the idempotency pointer of the request that makes it, in one transaction;
+    or find the payment an earlier request with the same `request_key` put. True if put.
+
+    `reference`: its bank reference, unique (`REF#`). `gateway_ref` (provider, reference): the pointer of the
+    gateway object its first attempt will create, where we choose the reference (Paystack).
+    """
+    parts = [store.put_new(idempotency_pointer(payment.customer_id, request_key, payment.id))]
+    if gateway_ref:
+        parts.append(gateway_ref_pointer(store, payment, *gateway_ref))
+    if reference:
+        parts.append(store.put_new(bank_reference(reference, payment.id)))
+    try:
+        new_payment(store, payment, extra=parts)
+    except store.client.exceptions.TransactionCanceledException:
+        earlier = store.find_by_request(payment.customer_id, request_key)
+        if earlier is None:
+            raise  # a reference collision (1 in 2^60): the client's retry draws a new one
+        return earlier, False
+    return payment, True
+
+
+def record_refund(store: Table, refund: Payment, original: Payment, dedupe: Dedupe) -> RefundWritten:
+    """Record `refund` (a completed negative payment of `original`'s customer) and count it against `original`,
+    once: only a completed payment can be refunded, and never by more than it was for."""
+    limit = abs(original.amount_minor) + refund.amount_minor
+    # `status.refundable`: completed only, checked again here, atomically.
+    claim = {
+        "Update": {
+            "TableName": store.table,
+            "Key": payment_key(original),
+            "UpdateExpression": "ADD refunded_minor :x, refund_ids :id",
+            "ConditionExpression": "#status = :completed AND "
+            "(attribute_not_exists(refunded_minor) OR refunded_minor <= :limit)",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values(
+                {
+                    ":x": -refund.amount_minor,
+                    ":id": {refund.id},
+                    ":limit": limit,
+                    ":completed": PaymentStatus.COMPLETED.value,
+                }
+            ),
+        }
+    }
+    try:
+        new_payment(store, refund, dedupe=dedupe, extra=[claim])
+    except store.client.exceptions.TransactionCanceledException as exc:
+        reasons = cancellation_codes(exc)
+        if reasons and reasons[-1] == "ConditionalCheckFailed":
+            return RefundWritten.DUPLICATE
+        return RefundWritten.REFUSED
+    return RefundWritten.RECORDED
+
+
+def write_change(store: Table, change: Change, dedupe: Dedupe | None) -> Written:
+    """One TransactWriteItems: the payment Update from `change.before` to `change.after` (conditioned on the
+    status it was computed from), the balance ADD of its delta, the dedupe Put. A dedupe marker alone is one
+    PutItem."""
+    parts: list[Item] = []
+    if change.changed:
+        parts.append(change_update(store, change))
+        if change.balance_delta is not None:
+            parts.append(balance_update(store, change.before.customer_id, change.balance_delta))
+    if dedupe:
+        parts.append(store.put_new(marker_item(dedupe, change.before.id)))
+    try:
+        if len(parts) == 1 and "Put" in parts[0]:
+            store.client.put_item(**parts[0]["Put"])
+        else:
+            store.transact(parts)
+    except store.client.exceptions.ConditionalCheckFailedException:
+        return Written.DUPLICATE
+    except store.client.exceptions.TransactionCanceledException as exc:
+        reasons = cancellation_codes(exc)
+        if dedupe and reasons and reasons[-1] == "ConditionalCheckFailed":
+            return Written.DUPLICATE
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            return Written.LOST
+        raise
+    return Written.WRITTEN
+
+
+def change_update(store: Table, change: Change) -> Item:
+    """The Update that makes the stored `change.before` into `change.after`, conditioned on its status.
+
+    It sets what differs between their items, appends the new history entries, and removes what `after`
+    no longer has. The attributes other writers change without changing the status (the pending index, the
+    claim) are removed whenever `after` has none: the `before` read may predate them.
+    """
+    before, after = to_item(change.before), to_item(change.after)
+    sets: list[str] = []
+    names = {"#status": "status"}
+    named: dict[str, Any] = {":seen": before["status"]}
+    old_history = len(change.before.history)
+    for attribute, attribute_value in after.items():
+        if attribute in ("PK", "SK") or before.get(attribute) == attribute_value:
+            continue
+        names[f"#{attribute}"] = attribute
+        if attribute == "history" and change.after.history[:old_history] == change.before.history:
+            sets.append("#history = list_append(#history, :history)")
+            named[":history"] = history_value(change.after.history[old_history:])
+        else:
+            sets.append(f"#{attribute} = :{attribute}")
+            named[f":{attribute}"] = attribute_value
+    removed = [a for a in (*before, *_CHANGED_BY_OTHERS) if a not in after and a not in ("PK", "SK")]
+    removed = list(dict.fromkeys(removed))
+    names |= {f"#{attribute}": attribute for attribute in removed}
+    expression = ("SET " + ", ".join(sets) if sets else "") + (
+        " REMOVE " + ", ".join(f"#{attribute}" for attribute in removed) if removed else ""
+    )
+    return {
+        "Update": {
+            "TableName": store.table,
+            "Key": payment_key(change.before),
+            "UpdateExpression": expression.strip(),
+            "ConditionExpression": "#status = :seen",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": named,
+        }
+    }
+
+
+def record_event(store: Table, marker: Dedupe, payment_id: str | None = None, *, event_type: str = "") -> bool:
+    """Record an event acted on no further (its type, outcome `recorded`); False if it was recorded before."""
+    item = marker_item(marker, payment_id, event_type=event_type[:100], outcome="recorded")
+    try:
+        store.client.put_item(TableName=store.table, Item=item, ConditionExpression="attribute_not_exists(PK)")
+    except store.client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def payment_key(payment: Payment) -> Item:
+    return key(customer_pk(payment.customer_id), payment_sk(payment.id))
+
+
+def balance_update(store: Table, customer_id: str, money: Money) -> Item:
+    return {
+        "Update": {
+            "TableName": store.table,
+            "Key": key(customer_pk(customer_id), BALANCE_SK),
+            "UpdateExpression": "ADD #cur :delta SET updated_at = :now",
+            "ExpressionAttributeNames": {"#cur": f"bal_{money.currency}"},
+            "ExpressionAttributeValues": values({":delta": money.minor, ":now": iso_z(utcnow())}),
+        }
+    }
+
+
+def marker_item(marker: Dedupe, payment_id: str | None, **more: str) -> Item:
+    return event_item(marker, payment_id, iso_z(utcnow()), int(time.time()) + EVENT_TTL_SECONDS, **more)
+
+
+def gateway_ref_pointer(store: Table, payment: Payment, provider: str, gateway_ref: str) -> Item:
+    """A transaction part: the pointer from a gateway reference of ours to its payment."""
+    return {
+        "Put": {
+            "TableName": store.table,
+            "Item": gateway_pointer(provider, gateway_ref, payment.customer_id, payment.id),
+            # A gateway reference names one payment for ever.
+            "ConditionExpression": "attribute_not_exists(PK) OR (customer_id = :cust AND payment_id = :pid)",
+            "ExpressionAttributeValues": values({":cust": payment.customer_id, ":pid": payment.id}),
+        }
+    }
+
+
+# Written by the claim on creating a payment's gateway object, under no condition on the status; and the pending
+# index, which goes with the status.
+_CHANGED_BY_OTHERS = ("GSI2PK", "GSI2SK", "gw_claim_until")

@@ -1,0 +1,247 @@
+"""One contract, two stores: each check runs against `PaymentStore` (DynamoDB, moto) and `MemoryStore`, so the
+in-memory fake the unit tests use answers as the table does, conditions included."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from payments.ids import new_payment_id
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
+from payments.money import Money
+from payments.status import Cause, TransitionRefused
+from payments.store import Dedupe, PaymentStore, RefundWritten, Store
+from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus
+from payments.store.memory import MemoryStore
+
+BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "dynamodb":
+        request.getfixturevalue("aws")
+        yield PaymentStore()
+    else:
+        yield MemoryStore()
+
+
+def payment(
+    customer: str, status: PaymentStatus = PaymentStatus.PENDING, *, at: datetime = BASE, **extra: Any
+) -> Payment:
+    values: dict[str, Any] = {
+        "id": new_payment_id(at),
+        "customer_id": customer,
+        "created_at": at,
+        "completed_at": at if status is PaymentStatus.COMPLETED else None,
+        "amount_minor": 1000,
+        "currency": "USD",
+        "status": status,
+        "method": PaymentMethod.CREDIT_CARD,
+        "description": "Card payment",
+        "history": (HistoryEntry(at=at, status=status, by="customer:c", note="created"),),
+    }
+    return Payment.model_validate(values | extra)
+
+
+def marker() -> Dedupe:
+    return Dedupe("contract", uuid.uuid4().hex)
+
+
+def test_add_moves_the_balance_of_completed_payments_once_per_marker(store: Store, customer: str) -> None:
+    once = marker()
+    assert store.add(payment(customer, PaymentStatus.COMPLETED), dedupe=once)
+    assert not store.add(payment(customer, PaymentStatus.COMPLETED), dedupe=once)
+    assert store.add(payment(customer, PaymentStatus.PENDING))
+    assert store.add(payment(customer, PaymentStatus.COMPLETED, amount_minor=-300))
+
+    assert store.balances(customer) == [Money(700, "USD")]
+    assert store.event_payment_id(once) is not None
+    assert store.event_payment_id(marker()) is None
+
+
+def test_put_pending_puts_once_per_request_key_and_finds_the_first(store: Store, customer: str) -> None:
+    first = payment(customer, reference="PAY-" + secrets.token_hex(6))
+    put, created = store.put_pending(first, "req-1", reference=first.reference)
+    again, created_again = store.put_pending(payment(customer), "req-1")
+
+    assert (put, created) == (first, True)
+    assert (again.id, created_again) == (first.id, False)
+    assert store.find_by_request(customer, "req-1") == first
+    assert store.find_by_request(customer, "req-2") is None
+    with pytest.raises(Exception):  # noqa: B017 - a bank reference is unique: DynamoDB's error, or ConditionFailed
+        store.put_pending(payment(customer), "req-3", reference=first.reference)
+
+
+def test_transitions_write_the_change_and_its_delta_exactly_once(store: Store, customer: str) -> None:
+    pending = payment(customer, gateway_attempts=1, gateway_claim_until=store.claim_until(30))
+    store.put_pending(pending, "req")
+    event = marker()
+
+    done = store.transition(
+        customer, pending.id, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS, "gateway:x:1", dedupe=event
+    )
+    dup = store.transition(
+        customer, pending.id, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS, "gateway:x:1", dedupe=event
+    )
+    same = store.transition(customer, pending.id, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS, "gateway:x:2")
+
+    assert (done.changed, dup.duplicate, same.changed, same.duplicate) == (True, True, False, False)
+    stored = store.require(customer, pending.id, consistent=True)
+    assert stored.to_api(with_history=True) == done.payment.to_api(with_history=True)  # what it answers is stored
+    assert (stored.status, stored.gateway_claim_until, len(stored.history)) == (PaymentStatus.COMPLETED, None, 2)
+    assert store.balances(customer) == [Money(1000, "USD")]
+    still_pending = store.pending_before(PaymentMethod.CREDIT_CARD, BASE + timedelta(seconds=1), limit=1000)
+    assert pending.id not in {p.id for p in still_pending}
+    with pytest.raises(TransitionRefused):
+        store.transition(customer, pending.id, PaymentStatus.CANCELLED, Cause.GATEWAY_FAILURE, "gateway:x:3")
+
+
+def test_a_stale_read_loses_the_race_and_is_applied_again(store: Store, customer: str) -> None:
+    pending = payment(customer)
+    store.add(pending)
+    store.transition(customer, pending.id, PaymentStatus.CANCELLED, Cause.OPERATOR, "operator:o", note="by phone")
+
+    late = store.transition(
+        customer, pending.id, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS, "gateway:x", current=pending
+    )
+
+    assert late.changed
+    stored = store.require(customer, pending.id, consistent=True)
+    assert [h.status for h in stored.history] == [
+        PaymentStatus.PENDING,
+        PaymentStatus.CANCELLED,
+        PaymentStatus.COMPLETED,
+    ]
+    assert (stored.failure_reason, store.balances(customer)) == ("by phone", [Money(1000, "USD")])
+
+
+def test_refunds_count_against_completed_payments_only_and_never_past_their_amount(store: Store, customer: str) -> None:
+    paid, cancelled = payment(customer, PaymentStatus.COMPLETED), payment(customer, PaymentStatus.CANCELLED)
+    store.add(paid)
+    store.add(cancelled)
+
+    def refund(original: Payment, minor: int, once: Dedupe) -> RefundWritten:
+        made = payment(
+            customer, PaymentStatus.COMPLETED, amount_minor=-minor, method=PaymentMethod.REFUND, refund_of=original.id
+        )
+        return store.record_refund(made, original, once)
+
+    first = marker()
+    assert refund(paid, 600, first) is RefundWritten.RECORDED
+    assert refund(paid, 600, first) is RefundWritten.DUPLICATE
+    assert refund(paid, 500, marker()) is RefundWritten.REFUSED
+    assert refund(paid, 400, marker()) is RefundWritten.RECORDED
+    assert refund(cancelled, 100, marker()) is RefundWritten.REFUSED
+    original = store.require(customer, paid.id, consistent=True)
+    assert (original.refunded_minor, len(original.refund_ids)) == (1000, 2)
+    assert store.balances(customer) == [Money(0, "USD")]
+
+
+def test_the_claim_and_the_gateway_object(store: Store, customer: str) -> None:
+    live = payment(customer, gateway_attempts=1, gateway_claim_until=store.claim_until(30))
+    expired = payment(customer, gateway_attempts=1, gateway_claim_until=store.claim_until(-1))
+    store.put_pending(live, "req-live")
+    store.put_pending(expired, "req-expired")
+    ref = "ref-" + uuid.uuid4().hex
+
+    assert store.claim_gateway_object(live, provider="paystack", hold_seconds=30, ref=lambda n: None) is None
+    taken = store.claim_gateway_object(expired, provider="paystack", hold_seconds=30, ref=lambda n: f"{ref}.{n}")
+    assert taken is not None and (taken.gateway_attempts, taken.gateway_refs) == (2, {f"{ref}.2"})
+    assert store.find_by_gateway_ref("paystack", f"{ref}.2") == store.require(customer, expired.id, consistent=True)
+
+    def record(p: Payment, gateway_ref: str) -> Payment | None:
+        return store.record_gateway_object(
+            p, provider="paystack", gateway_ref=gateway_ref, next_action={"type": "redirect"}, card_brand=None,
+            card_last4="4242", description="Paystack payment",
+        )  # fmt: skip
+
+    assert record(expired, f"{ref}.x") is None  # attempt 1 no longer holds the claim
+    recorded = record(taken, f"{ref}.2")
+    assert recorded == store.require(customer, expired.id, consistent=True)
+    assert (recorded.gateway_ref, recorded.card_last4, recorded.gateway_claim_until) == (f"{ref}.2", "4242", None)
+    assert record(live, f"{ref}.2") is None  # a pointer never moves to another payment
+    store.release_gateway_claim(live, "timeout")
+    assert store.require(customer, live.id, consistent=True).gateway_claim_until is None
+
+
+def test_vouchers_and_the_attempt_window(store: Store, customer: str) -> None:
+    code = uuid.uuid4().hex
+    assert store.issue_voucher(code, Money(500, "EUR"), None, "operator:o")
+    assert not store.issue_voucher(code, Money(900, "EUR"), None, "operator:o")
+    assert store.voucher(code) == ("unused", Money(500, "EUR"), None)
+    assert store.voucher(uuid.uuid4().hex) is None
+
+    now = int(datetime.now(UTC).timestamp())
+    counted = [store.count_voucher_attempt(customer, now=now, limit=2, window_seconds=60) for _ in range(3)]
+    assert counted == [None, None, now + 60]
+    later = store.count_voucher_attempt(customer, now=now + 61, limit=2, window_seconds=60)
+    assert later is None  # a new window
+
+    redeemed = payment(
+        customer, PaymentStatus.COMPLETED, amount_minor=500, currency="EUR", method=PaymentMethod.VOUCHER
+    )
+    assert not store.redeem_voucher(code, redeemed.model_copy(update={"currency": "USD"}), now=now)
+    assert store.redeem_voucher(code, redeemed, now=now)
+    assert not store.redeem_voucher(code, payment(customer, PaymentStatus.COMPLETED, currency="EUR"), now=now)
+    assert store.voucher(code) == ("redeemed", Money(500, "EUR"), None)
+    assert store.balances(customer) == [Money(500, "EUR")]
+    # The success gave its attempt back: two more fit in the window (the one at now + 61 and one more).
+    again = [store.count_voucher_attempt(customer, now=now + 62, limit=2, window_seconds=60) for _ in range(3)]
+    assert again == [None, None, now + 121]
+
+
+def test_event_markers_and_export_records(store: Store, customer: str) -> None:
+    once = marker()
+    assert store.record_event(once, "pay_x", event_type="a.b")
+    assert not store.record_event(once, "pay_y", event_type="a.b")
+    assert store.event_payment_id(once) == "pay_x"
+
+    filters = ExportFilters(PaymentStatus.COMPLETED, BASE, None, "q", True)
+    export_id = "exp-" + uuid.uuid4().hex[:8]
+    record = ExportRecord(
+        export_id, customer, ExportStatus.RUNNING, filters, f"exports/{customer}/x.csv", BASE, 1_900_000_000
+    )
+    store.put_export(record, "customer:c")
+    assert store.get_export(customer, record.export_id) == record
+    store.finish_export(customer, record.export_id, ExportStatus.DONE, rows=12)
+    finished = store.get_export(customer, record.export_id)
+    assert finished is not None and (finished.status, finished.row_count, finished.filters) == (
+        ExportStatus.DONE,
+        12,
+        record.filters,
+    )
+    assert store.get_export(customer + "-other", record.export_id) is None
+    assert store.get_export(customer, "x" * 65) is None
+
+
+def test_listing_pages_summaries_and_counts(store: Store, customer: str) -> None:
+    statuses = [PaymentStatus.COMPLETED, PaymentStatus.PENDING, PaymentStatus.CANCELLED] * 3
+    made = [
+        payment(customer, s, at=BASE + timedelta(minutes=i), description=f"item {i}") for i, s in enumerate(statuses)
+    ]
+    for p in made:
+        store.add(p)
+    newest_first = [p.id for p in reversed(made)]
+
+    first, after = store.page(customer, limit=4)
+    second, end = store.page(customer, limit=10, after=after)
+    assert [p.id for p in first + second] == newest_first and end is None
+    completed, _ = store.page(customer, limit=10, status=PaymentStatus.COMPLETED)
+    assert [p.id for p in completed] == [p.id for p in reversed(made) if p.status is PaymentStatus.COMPLETED]
+    window, _ = store.page(
+        customer, limit=10, created_from=BASE + timedelta(minutes=2), created_to=BASE + timedelta(minutes=4)
+    )
+    assert [p.description for p in window] == ["item 4", "item 3", "item 2"]
+    found, _ = store.page(customer, limit=10, search="item 7")
+    assert [p.description for p in found] == ["item 7"]
+    counts, totals = store.summary(customer)
+    assert (counts[PaymentStatus.COMPLETED], counts[PaymentStatus.PENDING], totals) == (3, 3, [Money(3000, "USD")])
+    assert store.count(customer, cap=5) == 5
+    assert store.count(customer, cap=100, status=PaymentStatus.CANCELLED) == 3
+    assert [p.id for p in store.stream(customer, page_size=2)] == newest_first

@@ -1,0 +1,119 @@
+"""`status.apply`: the payment after a transition and its balance delta, computed without any I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payments.models import HistoryEntry, Payment, PaymentMethod
+from payments.models import PaymentStatus as S
+from payments.money import Money
+from payments.status import Cause, TransitionRefused, apply, balance_delta, refundable
+
+CREATED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+NOW = CREATED + timedelta(minutes=5)
+
+
+def payment(status: S = S.PENDING, **extra: object) -> Payment:
+    values: dict[str, object] = {
+        "id": "pay_01JDQ4W6S8X7C3M2K9V5T0R1AB",
+        "customer_id": "cust-1",
+        "created_at": CREATED,
+        "amount_minor": 1250,
+        "currency": "USD",
+        "status": status,
+        "method": PaymentMethod.CREDIT_CARD,
+        "gateway_attempts": 1,
+        "gateway_claim_until": 1_900_000_000_000,
+        "history": (HistoryEntry(at=CREATED, status=S.PENDING, by="customer:c", note="created"),),
+    }
+    return Payment.model_validate(values | extra)
+
+
+def test_completing_sets_the_time_appends_history_ends_the_claim_and_credits_the_balance() -> None:
+    before = payment()
+    change = apply(before, S.COMPLETED, Cause.GATEWAY_SUCCESS, by="gateway:stripe:evt_1", now=NOW)
+
+    assert change.changed and change.before is before
+    after = change.after
+    assert (after.status, after.completed_at, after.gateway_claim_until) == (S.COMPLETED, NOW, None)
+    assert after.history == (*before.history, HistoryEntry(at=NOW, status=S.COMPLETED, by="gateway:stripe:evt_1"))
+    assert change.balance_delta == Money(1250, "USD")
+    assert before.status is S.PENDING  # the input is left as it was
+
+
+def test_cancelling_keeps_the_reason_and_the_refused_field_and_moves_no_money() -> None:
+    change = apply(
+        payment(), S.CANCELLED, Cause.GATEWAY_FAILURE, by="gateway:stripe:create", now=NOW, note="x", failure_field="f"
+    )
+
+    after = change.after
+    assert (after.status, after.failure_reason, after.failure_field) == (S.CANCELLED, "x", "f")
+    assert after.completed_at is None
+    assert after.history[-1] == HistoryEntry(at=NOW, status=S.CANCELLED, by="gateway:stripe:create", note="x")
+    assert change.balance_delta is None
+
+
+def test_a_note_on_completing_is_history_only() -> None:
+    after = apply(payment(), S.COMPLETED, Cause.OPERATOR, by="operator:op", now=NOW, note="paid by phone").after
+    assert after.failure_reason is None
+    assert after.history[-1].note == "paid by phone"
+
+
+def test_a_cancelled_payment_completed_by_the_gateway_counts_and_keeps_its_old_reason() -> None:
+    cancelled = payment(S.CANCELLED, failure_reason="expired", gateway_claim_until=None)
+    change = apply(cancelled, S.COMPLETED, Cause.GATEWAY_SUCCESS, by="gateway:paypal:e", now=NOW)
+
+    assert (change.after.status, change.after.failure_reason) == (S.COMPLETED, "expired")
+    assert change.balance_delta == Money(1250, "USD")
+
+
+def test_the_status_it_already_has_changes_nothing() -> None:
+    completed = payment(S.COMPLETED, completed_at=CREATED)
+    change = apply(completed, S.COMPLETED, Cause.GATEWAY_SUCCESS, by="gateway:stripe:again", now=NOW)
+
+    assert not change.changed
+    assert change.after is completed
+    assert change.balance_delta is None
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "cause"),
+    [
+        (S.COMPLETED, S.CANCELLED, Cause.GATEWAY_FAILURE),
+        (S.COMPLETED, S.PENDING, Cause.OPERATOR),
+        (S.CANCELLED, S.COMPLETED, Cause.OPERATOR),
+        (S.PENDING, S.COMPLETED, Cause.TIMEOUT),
+    ],
+)
+def test_what_the_rules_refuse_raises(current: S, target: S, cause: Cause) -> None:
+    with pytest.raises(TransitionRefused):
+        apply(payment(current), target, cause, by="x", now=NOW)
+
+
+def test_the_balance_delta_of_every_status_pair() -> None:
+    money = Money(-300, "EUR")  # a purchase: completing it debits
+    assert balance_delta(S.PENDING, S.COMPLETED, money) == money
+    assert balance_delta(S.CANCELLED, S.COMPLETED, money) == money
+    assert balance_delta(S.COMPLETED, S.CANCELLED, money) == Money(300, "EUR")
+    assert balance_delta(S.PENDING, S.CANCELLED, money) is None
+    assert balance_delta(S.COMPLETED, S.COMPLETED, money) is None
+    assert [s for s in S if refundable(s)] == [S.COMPLETED]
+
+
+@given(st.lists(st.tuples(st.sampled_from(list(S)), st.sampled_from(list(Cause))), max_size=20))
+def test_whatever_arrives_the_deltas_add_up_to_what_the_final_status_counts(events: list[tuple[S, Cause]]) -> None:
+    current = payment()
+    total = 0
+    for target, cause in events:
+        try:
+            change = apply(current, target, cause, by="gateway:test", now=NOW)
+        except TransitionRefused:
+            continue
+        total += change.balance_delta.minor if change.balance_delta else 0
+        assert len(change.after.history) == len(current.history) + (1 if change.changed else 0)
+        current = change.after
+    assert total == (current.amount_minor if current.status is S.COMPLETED else 0)
