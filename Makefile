@@ -46,7 +46,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP) ## mypy strict on the layer
+typecheck: $(STAMP) ## mypy strict on the layer, the functions and the local stack
 	$(BIN)/mypy
 
 cfn-lint: $(STAMP) ## Lint template.yaml

@@ -318,7 +318,7 @@ def isolate_powertools_requests() -> None:
     for name in names:  # instance reads and writes: resolver.current_event
         type.__setattr__(BaseRouter, name, _PerThread(values, name))
     # Class reads and writes, BaseRouter.current_event, go through the metaclass's descriptors.
-    BaseRouter.__class__ = type(
+    BaseRouter.__class__ = type(  # type: ignore[method-assign]
         "PerThreadRouterMeta", (type(BaseRouter),), {name: _PerThread(values, name) for name in names}
     )
 

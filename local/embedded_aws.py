@@ -142,7 +142,7 @@ def isolate_dynamodb() -> None:
         return
     from moto.dynamodb.models import DynamoDBBackend
 
-    DynamoDBBackend.transact_write_items = transact_write_items
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     lock = threading.RLock()
     for name in _OPERATIONS:
         original = getattr(DynamoDBBackend, name)

@@ -21,7 +21,7 @@ from payments.store import PaymentStore
 app, logger, tracer, metrics = api.build("admin", wrapped_aws_errors=PERSISTENCE_ERRORS)
 SETTINGS = settings()  # the environment, checked at cold start
 store = PaymentStore()
-idempotency = IdempotentRoute("admin_charge", validate_on="body", client=store.client)
+idempotency = IdempotentRoute("admin_charge", validate_on="body", persistence=store.idempotency_records())
 CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
 PaymentId = Annotated[str, Path(max_length=64)]
 
@@ -104,17 +104,17 @@ def issue_vouchers(body: Annotated[operations.VoucherBody, Body()]) -> Response[
     expires_at = vouchers.parse_expiry(body.expires_at)
     issued = vouchers.issue(store, money, body.count, expires_at, actor)
     metrics.add_metric(name="VouchersIssued", unit="Count", value=len(issued))
-    answer = {
-        "vouchers": [
-            {
-                "code": v.code,
-                "amount": v.money.format(),
-                "currency": v.money.currency,
-                "expires_at": iso_z(v.expires_at) if v.expires_at else None,
-            }
+    answer = operations.VouchersOut(
+        vouchers=[
+            operations.VoucherOut(
+                code=v.code,
+                amount=v.money.format(),
+                currency=v.money.currency,
+                expires_at=iso_z(v.expires_at) if v.expires_at else None,
+            )
             for v in issued
         ]
-    }
+    )
     return Response(201, content_types.APPLICATION_JSON, api.serialize(answer))
 
 

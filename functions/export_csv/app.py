@@ -13,11 +13,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments import api, exports, listing
+from payments.config import ExportSettings, load
 from payments.exports import ExportFilters, ExportOut, ExportRequest, ExportStatus
 from payments.identity import PAYERS
 from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("export_csv")
+SETTINGS = load(ExportSettings)  # the environment, checked at cold start (each export reads it again)
 exporter = exports.Exporter(PaymentStore())
 
 

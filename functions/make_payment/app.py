@@ -22,7 +22,16 @@ from payments.store import PaymentStore
 app, logger, tracer, metrics = api.build("make_payment", wrapped_aws_errors=PERSISTENCE_ERRORS, calls_gateways=True)
 SETTINGS = settings()  # the environment, checked at cold start
 store = PaymentStore()
-idempotency = IdempotentRoute("make_payment", validate_on="fingerprint", client=store.client)
+idempotency = IdempotentRoute("make_payment", validate_on="fingerprint", persistence=store.idempotency_records())
+
+
+def answer(outcome: checkout.Outcome) -> dict[str, Any]:
+    """The HTTP answer to what Make Payment did: 201, or 402 with the error shape for a declined card."""
+    payment = outcome.payment.to_api()
+    if outcome.declined:
+        declined = DeclinedOut(message=outcome.declined, payment=payment, next_action=None)
+        return {"status": 402, "body": declined.model_dump()}
+    return {"status": 201, "body": MakePaymentOut(payment=payment, next_action=outcome.next_action).model_dump()}
 
 
 @idempotency.wrap
@@ -30,7 +39,7 @@ def _make_payment(request: dict[str, Any], command: checkout.Command) -> dict[st
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000
     outcome = checkout.Checkout(store, remaining_seconds=remaining).run(command)
     metrics.add_metric(name=f"PaymentStarted_{command.method}", unit="Count", value=1)
-    return {"status": outcome.http_status, "body": outcome.body}
+    return answer(outcome)  # stored as the record's answer: a retry with the key replays it, a decline too
 
 
 @app.post(

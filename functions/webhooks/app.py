@@ -69,7 +69,7 @@ def receive(provider: Annotated[str, Path(max_length=32)]) -> Response[Any]:
         return api.error_response(
             409, f"payment {result.payment_id} is not settled yet, so its refund cannot count; deliver it again later"
         )
-    answer = {"received": True, "outcome": result.outcome}
+    answer = WebhookOut(received=True, outcome=result.outcome)
     return Response(200, content_types.APPLICATION_JSON, api.serialize(answer))
 
 

@@ -121,6 +121,8 @@ class _RequestValidation(OpenAPIRequestValidationMiddleware):
 
 
 def _default(value: Any) -> Any:
+    if isinstance(value, BaseModel):  # an answer's documented model
+        return value.model_dump(mode="json")
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -164,8 +164,9 @@ def validate(body: PaymentBody, caller: Caller, customer_id: str, key: str, *, t
             raise InvalidInput("payment_method", "payment_method must be a Stripe PaymentMethod id (pm_...)")
     elif body.card is not None or body.payment_method:
         raise InvalidInput("card", f"card fields are only accepted with method credit_card, not {method}")
-    if method == "paystack" and not caller.email:
-        raise InvalidInput("email", "paystack needs the email claim in the token")
+    entry = registry.GATEWAY_BY_METHOD.get(PaymentMethod(method))
+    if entry and entry.needs_payer_email and not caller.email:
+        raise InvalidInput("email", f"{entry.provider} needs the email claim in the token")
     return Command(
         customer_id=customer_id,
         idempotency_key=key,
@@ -185,8 +186,11 @@ def validate(body: PaymentBody, caller: Caller, customer_id: str, key: str, *, t
 
 @dataclass(frozen=True)
 class Outcome:
-    http_status: int
-    body: dict[str, Any]
+    """What Make Payment did, for the HTTP edge to answer (201, or 402 when `declined`)."""
+
+    payment: Payment  # as it now stands
+    next_action: dict[str, Any] | None = None  # what the payer does next, while the payment is pending
+    declined: str | None = None  # the gateway declined: the payer's sentence (its code is in failure_reason)
 
 
 def bank_reference() -> str:
@@ -230,7 +234,7 @@ class Checkout:
                 actor=command.actor,
                 description=command.description if command.described else None,
             )
-            return Outcome(201, {"payment": payment.to_api().model_dump(), "next_action": None})
+            return Outcome(payment)
         if command.method == "bank_transfer":
             return self._bank_transfer(command)
         return self._gateway_payment(command)
@@ -254,7 +258,7 @@ class Checkout:
             "bic": config.bank_bic,
             "bank_name": config.bank_name,
         }
-        return Outcome(201, {"payment": payment.to_api().model_dump(), "next_action": next_action})
+        return Outcome(payment, next_action)
 
     # -- gateways: one gateway object per payment, whatever retries happen --
 
@@ -424,16 +428,12 @@ class Checkout:
     @staticmethod
     def _answer(payment: Payment, *, next_action: dict[str, Any] | None = None) -> Outcome:
         """The answer for `payment` as it now stands: the first request's answer, and every retry's."""
-        body: dict[str, Any] = {"payment": payment.to_api().model_dump(), "next_action": None}
         if payment.status is PaymentStatus.CANCELLED:
             if payment.failure_field:  # the gateway refused a value the caller sent
                 raise InvalidInput(payment.failure_field, payment.failure_reason or "refused", payment_id=payment.id)
             # The payer's sentence; the gateway's code stays in payment.failure_reason.
-            sentence = payer_message(payment.failure_reason) or "the payment was declined"
-            return Outcome(402, {"message": sentence, **body})
-        if payment.status is PaymentStatus.PENDING:
-            body["next_action"] = next_action
-        return Outcome(201, body)
+            return Outcome(payment, declined=payer_message(payment.failure_reason) or "the payment was declined")
+        return Outcome(payment, next_action if payment.status is PaymentStatus.PENDING else None)
 
 
 def described(command: Command, result: CreateResult, adapter: Gateway) -> str:

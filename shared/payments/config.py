@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 if TYPE_CHECKING:
     from payments.registry import GatewayEntry
@@ -38,6 +38,7 @@ class Settings(BaseModel):
     exports_bucket: str = Field("payments-exports", alias="EXPORTS_BUCKET_NAME", min_length=1)
     gateway_secret_arn: str | None = Field(None, alias="GATEWAY_SECRET_ARN")
     cursor_secret_arn: str | None = Field(None, alias="CURSOR_SECRET_ARN")
+    cursor_secret: SecretStr | None = Field(None, alias="CURSOR_SECRET")  # the local stack's and the tests' key
     # Per payment, in major units of any currency: the "configured maximum" of docs/api.md.
     max_amount: Decimal = Field(Decimal("1000000"), alias="MAX_PAYMENT_AMOUNT", gt=0)
     export_url_seconds: int = Field(900, alias="EXPORT_URL_EXPIRY_SECONDS", ge=1, le=7 * 24 * 3600)
@@ -52,6 +53,29 @@ class ReconcileSettings(Settings):
 
     ask_after_minutes: int = Field(30, alias="RECONCILE_ASK_AFTER_MINUTES", ge=0)
     give_up_after_hours: int = Field(72, alias="RECONCILE_GIVE_UP_AFTER_HOURS", ge=1)
+
+
+def _unset_if_empty(value: Any) -> Any:
+    return None if value == "" else value
+
+
+class ExportSettings(Settings):
+    """The CSV export's own (docs/exports.md): read at each export's start, so a test or the local stack can
+    change them at run time; the function checks them at cold start too."""
+
+    async_row_threshold: int = Field(20000, alias="EXPORT_ASYNC_ROW_THRESHOLD", ge=0)
+    page_size: int = Field(500, alias="EXPORT_PAGE_SIZE", ge=1, le=1000)  # payments per Query while streaming
+    requested_async_mode: Annotated[Literal["lambda", "thread"] | None, BeforeValidator(_unset_if_empty)] = Field(
+        None, alias="EXPORT_ASYNC_MODE"
+    )
+    function_name: Annotated[str | None, BeforeValidator(_unset_if_empty)] = Field(
+        None, alias="AWS_LAMBDA_FUNCTION_NAME"
+    )
+
+    @property
+    def async_mode(self) -> Literal["lambda", "thread"]:
+        """How the background half runs: invoke this very function (in Lambda), or a thread (the local stack)."""
+        return self.requested_async_mode or ("lambda" if self.function_name else "thread")
 
 
 class SettingsError(RuntimeError):
@@ -88,7 +112,7 @@ class SiteSettings:
 
 
 def _secret_values() -> dict[str, Any]:
-    arn = os.environ.get("GATEWAY_SECRET_ARN")
+    arn = settings().gateway_secret_arn
     if not arn:
         return {}
     # Imported here: only the functions that talk to gateways pay for it.

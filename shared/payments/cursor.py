@@ -12,10 +12,9 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-from functools import cache
 
 from payments import jsonsafe
+from payments.config import settings
 from payments.errors import BadRequest
 from payments.ids import is_payment_id
 
@@ -32,18 +31,12 @@ class CursorError(BadRequest):
         super().__init__(message, field="cursor")
 
 
-@cache
-def _env_key() -> bytes | None:
-    value = os.environ.get("CURSOR_SECRET")
-    return value.encode() if value else None
-
-
 def signing_key() -> bytes:
     """The HMAC key: `CURSOR_SECRET` locally, else the Secrets Manager secret `CURSOR_SECRET_ARN`."""
-    env_key = _env_key()
-    if env_key:
-        return env_key
-    arn = os.environ.get("CURSOR_SECRET_ARN")
+    config = settings()
+    if config.cursor_secret:
+        return config.cursor_secret.get_secret_value().encode()
+    arn = config.cursor_secret_arn
     if not arn:
         raise RuntimeError("neither CURSOR_SECRET nor CURSOR_SECRET_ARN is set")
     from aws_lambda_powertools.utilities import parameters  # only when a cursor is used

@@ -15,18 +15,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer, IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
 
-from payments.config import settings
 from payments.errors import InvalidInput, RetryLater
 
 # What the idempotency layer raises when DynamoDB is throttled or down: the edge answers those 503 (api.build).
@@ -46,7 +41,7 @@ class IdempotentRoute:
     """The idempotency record of one route. `validate_on` names the field of the request data whose digest tells
     the same request from another one under the same key (a keyed fingerprint, never card data)."""
 
-    def __init__(self, name: str, validate_on: str, client: Any) -> None:
+    def __init__(self, name: str, validate_on: str, persistence: BasePersistenceLayer) -> None:
         self.name = name
         self.config = IdempotencyConfig(
             event_key_jmespath="[customer_id, key]",
@@ -54,8 +49,7 @@ class IdempotentRoute:
             raise_on_no_idempotency_key=True,
             expires_after_seconds=RECORD_SECONDS,
         )
-        # The store's DynamoDB client for both tables: Powertools would otherwise build a second session at start.
-        self.persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=client)
+        self.persistence = persistence  # the store's: PaymentStore.idempotency_records()
 
     def wrap(self, handler: Handler) -> Handler:
         """`handler(request=..., **kwargs)`, run at most once per (customer, key): `request` is the record's data."""

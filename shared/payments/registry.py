@@ -48,6 +48,7 @@ class GatewayEntry:
     adapter: str  # "module:Class" of its adapter, imported when first needed
     credentials: tuple[str, ...]  # its settings fields that are secrets (STRIPE_SECRET_KEY, stripe_secret_key)
     default_api_base: str
+    needs_payer_email: bool = False  # the gateway will not take a payment without the payer's email (Paystack)
 
     @property
     def api_base_variable(self) -> str:
@@ -110,6 +111,7 @@ GATEWAYS: tuple[GatewayEntry, ...] = (
         adapter="payments.gateways.paystack:PaystackGateway",
         credentials=("secret_key",),
         default_api_base="https://api.paystack.co",
+        needs_payer_email=True,
     ),
     GatewayEntry(
         provider="nowpayments",

@@ -242,8 +242,8 @@ def made_with(store: PaymentStore, customer: str, body: dict) -> Payment:
         today=utcnow().date(),
     )
     outcome = checkout.Checkout(store).run(command)
-    assert outcome.http_status == 201, outcome.body
-    return store.require(customer, outcome.body["payment"]["id"], consistent=True)
+    assert outcome.declined is None, outcome
+    return store.require(customer, outcome.payment.id, consistent=True)
 
 
 def test_reconciliation_asks_all_five_gateways_and_settles_what_they_decided(

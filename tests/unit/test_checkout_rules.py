@@ -4,7 +4,7 @@ voucher redemption with its attempt allowance. No AWS, no gateway."""
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,12 +14,14 @@ import pytest
 from payments import checkout, registry, vouchers
 from payments.checkout import Checkout, Command
 from payments.errors import InvalidInput, RetryLater, TooManyRequests, UpstreamError
+from payments.gateways import adapter_class
 from payments.gateways.base import (
     CreateRequest,
     CreateResult,
     GatewayInputRejected,
     GatewayUnavailable,
 )
+from payments.identity import Caller, Group
 from payments.ids import new_payment_id
 from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
@@ -31,10 +33,7 @@ CUSTOMER = "cust-1"
 
 def _object_name(provider: str) -> str:
     """The real adapter's: how a payment's description names the gateway object."""
-    if provider not in registry.GATEWAY_BY_PROVIDER:
-        return ""
-    module_name, _, class_name = registry.GATEWAY_BY_PROVIDER[provider].adapter.partition(":")
-    return str(getattr(importlib.import_module(module_name), class_name).object_name)
+    return str(adapter_class(provider).object_name) if provider in registry.GATEWAY_BY_PROVIDER else ""
 
 
 class Gateway:
@@ -103,11 +102,12 @@ def test_a_bank_transfer_is_put_once_per_key_with_a_unique_reference(store: Memo
     again = run(store, Gateway("none"), command("bank_transfer"))
     other = run(store, Gateway("none"), command("bank_transfer", key="key-2"))
 
-    assert first.http_status == again.http_status == 201
-    assert first.body["payment"]["id"] == again.body["payment"]["id"] != other.body["payment"]["id"]
-    reference = first.body["next_action"]["reference"]
-    assert first.body["payment"]["description"] == f"Bank transfer {reference}"
-    assert set(store.tables.bank_references) == {reference, other.body["next_action"]["reference"]}
+    assert first.declined is again.declined is None
+    assert first.payment.id == again.payment.id != other.payment.id
+    assert first.next_action and other.next_action
+    reference = first.next_action["reference"]
+    assert (first.payment.reference, first.payment.description) == (reference, f"Bank transfer {reference}")
+    assert set(store.tables.bank_references) == {reference, other.next_action["reference"]}
 
 
 def test_a_card_settled_at_once_completes_and_a_retry_gets_the_first_answer(store: MemoryStore) -> None:
@@ -116,12 +116,12 @@ def test_a_card_settled_at_once_completes_and_a_retry_gets_the_first_answer(stor
     first = run(store, gateway, command("credit_card"))
     again = run(store, gateway, command("credit_card"))
 
-    assert (first.http_status, first.body["payment"]["status"]) == (201, "completed")
-    assert first.body["payment"]["description"] == "Visa card ending 4242"
-    assert again.body["payment"]["id"] == first.body["payment"]["id"]
+    assert (first.declined, first.payment.status, first.next_action) == (None, PaymentStatus.COMPLETED, None)
+    assert first.payment.description == "Visa card ending 4242"
+    assert again.payment.id == first.payment.id
     assert len(gateway.requests) == 1  # the retry never reached the gateway
     assert store.balances(CUSTOMER) == [Money(4200, "USD")]
-    stored = store.require(CUSTOMER, first.body["payment"]["id"])
+    stored = store.require(CUSTOMER, first.payment.id)
     assert (stored.gateway_ref, stored.gateway_claim_until) == ("pi_1", None)
     assert store.find_by_gateway_ref("stripe", "pi_1") == stored
 
@@ -132,8 +132,16 @@ def test_a_decline_is_402_and_so_is_every_retry(store: MemoryStore) -> None:
     first = run(store, gateway, command("credit_card"))
     again = run(store, gateway, command("credit_card"))
 
-    assert first.http_status == again.http_status == 402
-    assert first.body["payment"]["status"] == "cancelled"
+    assert (
+        first.declined
+        == again.declined
+        == (
+            "Your bank or the payment provider declined the payment. Try another card or payment method, or contact "
+            "your bank."
+        )
+    )
+    assert first.payment.status is again.payment.status is PaymentStatus.CANCELLED
+    assert first.payment.failure_reason == "card_declined"
     assert store.balances(CUSTOMER) == []
 
 
@@ -168,9 +176,10 @@ def test_a_gateway_error_releases_the_claim_so_the_retry_creates_at_once(store: 
     assert store.tables.last_errors[(CUSTOMER, payment.id)] == "razorpay timed out"
 
     answer = run(store, gateway, command("razorpay"))
-    assert (answer.http_status, answer.body["next_action"]["order_id"]) == (201, "order_1")
+    assert answer.declined is None and answer.next_action
+    assert answer.next_action["order_id"] == "order_1"
     assert [r.attempt for r in gateway.requests] == [1, 2]
-    assert answer.body["payment"]["description"] == "Razorpay order order_1"
+    assert answer.payment.description == "Razorpay order order_1"
 
 
 # ---- one gateway object per payment: the claim ------------------------------------------------------------
@@ -308,3 +317,30 @@ def test_five_wrong_codes_lock_the_customer_out_until_the_window_ends(store: Mem
         vouchers.redeem(store, CUSTOMER, good.code, "EUR", actor="customer:c")  # even a good code waits
     assert 0 < int(locked.value.headers["Retry-After"]) <= vouchers.FAILURE_WINDOW_SECONDS
     assert vouchers.redeem(store, "cust-2", good.code, "EUR", actor="customer:d").amount_minor == 100
+
+
+@pytest.mark.parametrize("entry", registry.GATEWAYS, ids=[e.provider for e in registry.GATEWAYS])
+def test_a_gateway_that_needs_the_payers_email_is_refused_without_one(entry: registry.GatewayEntry) -> None:
+    currency = "NGN" if entry.provider == "paystack" else "USD"
+    values: dict[str, Any] = {"method": entry.method.value, "amount": "10.00", "currency": currency}
+    if entry.method is PaymentMethod.CREDIT_CARD:
+        values["payment_method"] = "pm_card_visa"
+    body = checkout.PaymentBody.model_validate(values)
+    without_email = Caller(sub="u1", email=None, customer_id=CUSTOMER, groups=frozenset({Group.ADMIN}))
+    today = datetime(2026, 12, 1, tzinfo=UTC).date()
+
+    if entry.needs_payer_email:
+        with pytest.raises(InvalidInput) as refused:
+            checkout.validate(body, without_email, CUSTOMER, "key-1", today=today)
+        assert (refused.value.field, refused.value.message) == (
+            "email",
+            f"{entry.provider} needs the email claim in the token",
+        )
+    else:
+        assert checkout.validate(body, without_email, CUSTOMER, "key-1", today=today).email is None
+    with_email = dataclasses.replace(without_email, email="payer@example.com")
+    assert checkout.validate(body, with_email, CUSTOMER, "key-1", today=today).email == "payer@example.com"
+
+
+def test_paystack_is_the_gateway_that_needs_the_payers_email() -> None:
+    assert [e.provider for e in registry.GATEWAYS if e.needs_payer_email] == ["paystack"]

@@ -22,6 +22,9 @@ NEVER_ON_READ_PATHS = (
     "payments.checkout",
     "payments.settlement",
     "aws_lambda_powertools.utilities.idempotency",
+    "payments.store.writes",  # the store's write side (docs/cold-start.md): payments, claims, events
+    "payments.store.gateway_items",
+    "payments.store.voucher_items",
     "ulid",  # python-ulid: payments.ids is our own codec
 )
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from local.template import functions, load_template
-from payments.config import LIBRARY_VARIABLES, ReconcileSettings, Settings, SettingsError, load
+from payments.config import LIBRARY_VARIABLES, ExportSettings, ReconcileSettings, Settings, SettingsError, load
 
 ROOT = Path(__file__).resolve().parents[2]
-READ_BY = {"ReconcileFunction": ReconcileSettings}
+READ_BY: dict[str, type[Settings]] = {"ReconcileFunction": ReconcileSettings, "ExportCsvFunction": ExportSettings}
 
 
 def names(model: type[Settings]) -> set[str]:
@@ -36,11 +36,38 @@ def test_a_malformed_value_is_named_and_refused() -> None:
     assert "MAX_PAYMENT_AMOUNT" in message and "EXPORT_URL_EXPIRY_SECONDS" in message
 
 
-def _load_with(environment: dict[str, str]) -> Settings:
+def test_the_export_settings_are_checked_too() -> None:
+    environment = {"EXPORT_PAGE_SIZE": "5000", "EXPORT_ASYNC_MODE": "lamda", "EXPORT_ASYNC_ROW_THRESHOLD": "-1"}
+    with pytest.raises(SettingsError) as refused:
+        _load_with(environment, ExportSettings)
+    message = str(refused.value)
+    assert all(name in message for name in environment), message
+
+
+@pytest.mark.parametrize(
+    ("environment", "mode"),
+    [
+        ({"EXPORT_ASYNC_MODE": "", "AWS_LAMBDA_FUNCTION_NAME": "payments-export"}, "lambda"),
+        ({"EXPORT_ASYNC_MODE": "", "AWS_LAMBDA_FUNCTION_NAME": ""}, "thread"),
+        ({"EXPORT_ASYNC_MODE": "thread", "AWS_LAMBDA_FUNCTION_NAME": "payments-export"}, "thread"),
+    ],
+)
+def test_an_export_runs_in_the_background_as_lambda_in_aws_and_as_a_thread_locally(
+    environment: dict[str, str], mode: str
+) -> None:
+    loaded = _load_with(environment, ExportSettings)
+    assert isinstance(loaded, ExportSettings)
+    assert (loaded.async_mode, loaded.page_size, loaded.async_row_threshold) == (mode, 500, 20000)
+
+
+def _load_with(environment: dict[str, str], model: type[Settings] = Settings) -> Settings:
     saved = dict(os.environ)
     os.environ.update(environment)
+    for name in ("EXPORT_PAGE_SIZE", "EXPORT_ASYNC_ROW_THRESHOLD"):
+        if name not in environment:
+            os.environ.pop(name, None)
     try:
-        return load(Settings)
+        return load(model)
     finally:
         os.environ.clear()
         os.environ.update(saved)

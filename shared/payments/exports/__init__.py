@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from payments.config import ExportSettings
 from payments.exports.csv_format import (
     BOM,
     CONTENT_TYPE,
@@ -26,7 +27,6 @@ from payments.exports.service import (
     ExportFailed,
     ExportOut,
     ExportRequest,
-    ExportSettings,
     Launcher,
     WrittenExport,
     export_key,

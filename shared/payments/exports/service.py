@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -21,7 +20,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from payments.config import settings
+from payments.config import ExportSettings, load, settings
 from payments.errors import NotFound, PaymentsError
 from payments.exports.csv_format import write_csv
 from payments.exports.s3_writer import MIN_PART_SIZE, S3ObjectWriter
@@ -84,25 +83,6 @@ def export_key(customer_id: str, export_id: str) -> str:
 # ---- the use cases --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ExportSettings:
-    async_row_threshold: int  # more matching payments than this: 202 and finish in the background
-    retention_days: int  # the bucket's ExpireOldExports rule; the record lives as long
-    page_size: int  # payments per Query while streaming
-    async_mode: str  # "lambda" (invoke this function with InvocationType=Event) or "thread" (local stack)
-
-    @classmethod
-    def from_env(cls) -> ExportSettings:
-        env = os.environ
-        in_lambda = bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
-        return cls(
-            async_row_threshold=int(env.get("EXPORT_ASYNC_ROW_THRESHOLD", "20000")),
-            retention_days=int(env.get("EXPORT_RETENTION_DAYS", "7")),
-            page_size=int(env.get("EXPORT_PAGE_SIZE", "500")),
-            async_mode=env.get("EXPORT_ASYNC_MODE") or ("lambda" if in_lambda else "thread"),
-        )
-
-
 # Longer than any Lambda run (15 minutes): a record still "running" after this lost its worker.
 STALE_AFTER = timedelta(minutes=16)
 
@@ -117,12 +97,12 @@ def s3_client() -> S3Client:
     return boto3.client("s3", config=Config(signature_version="s3v4"))
 
 
-def invoke_self_async(job: dict[str, str]) -> None:
+def invoke_self_async(job: dict[str, str], function_name: str) -> None:
     """Run `job` in a fresh invocation of this very function (InvocationType=Event returns at once)."""
     import boto3
 
     boto3.client("lambda").invoke(
-        FunctionName=os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+        FunctionName=function_name,
         InvocationType="Event",
         Payload=json.dumps({"export_job": job}).encode(),
     )
@@ -199,7 +179,7 @@ class Exporter:
 
     def start(self, customer_id: str, filters: ExportFilters, *, requested_by: str) -> ExportOut:
         """Write the CSV now (status done), or, above the row threshold, in the background (status running)."""
-        config = ExportSettings.from_env()
+        config = load(ExportSettings)
         export_id = secrets.token_urlsafe(16)
         now = utcnow()
         record = ExportRecord(
@@ -209,7 +189,7 @@ class Exporter:
             filters=filters,
             s3_key=export_key(customer_id, export_id),
             created_at=now,
-            purge_at=int(now.timestamp()) + config.retention_days * 86400,
+            purge_at=int(now.timestamp()) + config.export_retention_days * 86400,
         )
         estimate = self.count_up_to(customer_id, filters, config.async_row_threshold + 1)
         self.store.put_export(record, requested_by)
@@ -269,8 +249,10 @@ class Exporter:
                 self.launcher(job)
             elif config.async_mode == "thread":  # the local stack has no Lambda service
                 threading.Thread(target=self.run, args=(job["customer_id"], job["export_id"]), daemon=True).start()
+            elif config.function_name:
+                invoke_self_async(job, config.function_name)
             else:
-                invoke_self_async(job)
+                raise RuntimeError("EXPORT_ASYNC_MODE is lambda but AWS_LAMBDA_FUNCTION_NAME is not set")
         except Exception as exc:
             self._finish(job["customer_id"], job["export_id"], ExportStatus.FAILED, failure="could not start")
             raise ExportFailed("the export could not be started; please try again") from exc
@@ -289,7 +271,7 @@ class Exporter:
                 record.filters,
                 filename=filename_of(record),
                 part_size=self.part_size,
-                page_size=ExportSettings.from_env().page_size,
+                page_size=load(ExportSettings).page_size,
             )
         except Exception as exc:
             logger.exception("export failed", extra={"export_id": record.export_id})

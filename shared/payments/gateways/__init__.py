@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from payments.config import gateway_values
 from payments.registry import GATEWAY_BY_PROVIDER
@@ -17,13 +17,18 @@ if TYPE_CHECKING:
     from payments.gateways.base import Gateway
 
 
+def adapter_class(provider: str) -> Any:
+    """The adapter class the registry names for `provider` (its module imported now). KeyError if none."""
+    module_name, _, class_name = GATEWAY_BY_PROVIDER[provider].adapter.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 @cache
 def _adapter(provider: str, values: tuple[tuple[str, str], ...]) -> Gateway:
     # One adapter per settings value: keeps its HTTP session (and PayPal's OAuth token) warm, and a rotated
     # secret yields a new adapter.
-    module_name, _, class_name = GATEWAY_BY_PROVIDER[provider].adapter.partition(":")
-    adapter_class = getattr(importlib.import_module(module_name), class_name)
-    adapter: Gateway = adapter_class(adapter_class.settings_class(**dict(values)))
+    cls = adapter_class(provider)
+    adapter: Gateway = cls(cls.settings_class(**dict(values)))
     return adapter
 
 

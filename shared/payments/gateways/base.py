@@ -200,6 +200,7 @@ class Gateway(Protocol):
     name: str
     capabilities: frozenset[Capability]
     object_name: str  # how a payment's description names what create makes: "PayPal order {ref}" ("": nothing)
+    signature_headers: tuple[str, ...]  # the webhook headers its signature check reads (lower case)
 
     def check_currency(self, money: Money) -> None:
         """Raise CurrencyNotSupported if this gateway cannot take `money` (no network)."""

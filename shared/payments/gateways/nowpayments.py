@@ -108,6 +108,7 @@ class NowPaymentsGateway(HttpGateway):
 
     name = "nowpayments"
     object_name = "Crypto payment, NOWPayments invoice {ref}"
+    signature_headers = ("x-nowpayments-sig",)
     currencies = SUPPORTED_CURRENCIES
     settings_class = NowPaymentsSettings
     _settings: NowPaymentsSettings

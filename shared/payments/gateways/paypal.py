@@ -106,6 +106,13 @@ class PayPalGateway:
 
     name = "paypal"
     object_name = "PayPal order {ref}"
+    signature_headers = (
+        "paypal-transmission-sig",
+        "paypal-transmission-id",
+        "paypal-transmission-time",
+        "paypal-cert-url",
+        "paypal-auth-algo",
+    )
     settings_class = PayPalSettings
     capabilities = frozenset({Capability.CAPTURE, Capability.RECONCILE})
 

@@ -75,6 +75,7 @@ class PaystackGateway(HttpGateway):
 
     name = "paystack"
     object_name = "Paystack payment {ref}"
+    signature_headers = ("x-paystack-signature",)
     currencies = SUPPORTED_CURRENCIES
     settings_class = PaystackSettings
     _settings: PaystackSettings

@@ -55,6 +55,7 @@ class RazorpayGateway(HttpGateway):
 
     name = "razorpay"
     object_name = "Razorpay order {ref}"
+    signature_headers = ("x-razorpay-signature", "x-razorpay-event-id")
     currencies = SUPPORTED_CURRENCIES
     settings_class = RazorpaySettings
     _settings: RazorpaySettings

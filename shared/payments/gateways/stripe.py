@@ -154,6 +154,7 @@ class StripeGateway:
 
     name = "stripe"
     object_name = ""  # a card payment is described by its card
+    signature_headers = ("stripe-signature",)
     settings_class = StripeSettings
     capabilities = frozenset({Capability.RECONCILE})
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from payments.store.reads import Reads
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     from payments.models import Payment
     from payments.money import Money
     from payments.status import Change
@@ -24,6 +26,17 @@ if TYPE_CHECKING:
 
 class PaymentStore(Reads):
     """The payments table in DynamoDB: every key, every item, every request."""
+
+    # ---- the idempotency table: Powertools' records, written by its idempotency utility ------------
+
+    def idempotency_records(self) -> DynamoDBPersistenceLayer:
+        """Powertools' persistence over the idempotency table, through this store's DynamoDB client (Powertools
+        would otherwise build a second session at start). Only the functions that write call it."""
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        from payments.config import settings
+
+        return DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=self.client)
 
     # ---- payments, balances, event markers (writes) ------------------------------------------------
 
