@@ -439,9 +439,9 @@ def _run(
     for logical_id, ref in created.refs.items():
         print(f"  {logical_id:<18} {ref}")
     if sim is not None:
-        print(f"gateway simulator  {sim_url}  (payer pages; POST /_sim/settle sends webhooks: local/gateway_sim.py)")
+        print(f"gateway simulator  {sim_url}  (payer pages; POST /_sim/settle sends webhooks: local/gateway_sim/)")
     elif sim_on:
-        print("gateway simulator  not started: local/gateway_sim.py is missing")
+        print("gateway simulator  not started: local/gateway_sim/ is missing")
     else:
         print("gateway simulator  off (GATEWAY_SIM=off); gateway API bases come from your environment")
     print(f"web page           {api_url}/  (local only: demo sign-in, settle at the simulator; docs/web-page.md)")

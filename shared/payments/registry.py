@@ -12,9 +12,8 @@ module, and its tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 
 class PaymentMethod(StrEnum):
@@ -29,8 +28,7 @@ class PaymentMethod(StrEnum):
     REFUND = "refund"
 
 
-@dataclass(frozen=True, slots=True)
-class Method:
+class Method(NamedTuple):  # NamedTuples: a dataclass costs every function ~1 ms of cold start
     """A way money enters or leaves the balance."""
 
     method: PaymentMethod
@@ -38,8 +36,7 @@ class Method:
     payable: bool  # a customer can choose it on POST /payments
 
 
-@dataclass(frozen=True, slots=True)
-class GatewayEntry:
+class GatewayEntry(NamedTuple):
     """One payment gateway: everything the service needs to know to load and configure it."""
 
     provider: str  # the webhook route's {provider}, and the prefix of its variables
