@@ -1,7 +1,7 @@
 """The simulator's own control API (no gateway has it): settle an object and deliver its webhook, list or
 forget everything held.
 
-    POST /_sim/settle {"provider", "ref", "outcome": "success"|"failure"|"refund", "amount"?}
+    POST /_sim/settle {"provider", "ref", "outcome": "success"|"failure"|"refund"|"refund_failed", "amount"?}
         `ref` is the gateway's id (pi_..., PayPal order id, order_..., Paystack reference, NOWPayments invoice
         id); `amount` (major units, string) overrides the amount paid or refunded. Builds the gateway's real
         webhook for that object with our references echoed, signs it as the gateway does, POSTs it to
@@ -90,6 +90,8 @@ class Control:
             raise SettleError(404, f"unknown provider {provider!r}; one of {', '.join(self._gateways)}")
         if outcome not in OUTCOMES:
             raise SettleError(400, f"outcome must be one of {', '.join(OUTCOMES)}")
+        if outcome not in gateway.outcomes:
+            raise SettleError(409, f"{provider} has no {outcome} outcome; it has {', '.join(gateway.outcomes)}")
         if amount is not None and not isinstance(amount, str):
             raise SettleError(400, 'amount must be a decimal string in major units, such as "12.50"')
         with self._lock:  # build under the lock; deliver outside it, as the API may call back (PayPal capture)

@@ -133,11 +133,18 @@ def charge_success_event(of_transaction: dict[str, Any]) -> dict[str, Any]:
 
 def refund_processed_event(of_transaction: dict[str, Any], amount: int, refund_id: int | None = None) -> dict[str, Any]:
     """refund.processed for `amount` of `of_transaction`: it names the transaction by its reference only."""
+    return refund_event(of_transaction, amount, refund_id, status="processed")
+
+
+def refund_event(
+    of_transaction: dict[str, Any], amount: int, refund_id: int | None = None, *, status: str
+) -> dict[str, Any]:
+    """refund.<status> (processed, failed) for `amount` of `of_transaction`, by the transaction's reference."""
     customer = of_transaction["customer"]
     return {
-        "event": "refund.processed",
+        "event": f"refund.{status}",
         "data": {
-            "status": "processed",
+            "status": status,
             "transaction_reference": of_transaction["reference"],
             "refund_reference": None,
             "amount": amount,
@@ -235,6 +242,7 @@ def transaction_event(
 
 
 class Paystack(SimGateway):
+    outcomes = ("success", "failure", "refund", "refund_failed")
     name = "paystack"
     label = "Paystack"
     api_base_var = API_BASE_VAR
@@ -351,6 +359,17 @@ class Paystack(SimGateway):
                 raise SettleError(409, f"Paystack transaction {ref} already succeeded; settle a refund instead")
             held.update(status="failed", gateway_response="Declined", message="Declined")
             return None  # Paystack sends no webhook for a failed charge: `verify` reports it
+        elif outcome == "refund_failed":
+            extra = self.extra[ref]
+            made = [r for r in extra.get("refunds", []) if r["status"] == "processed"]
+            if not made:
+                raise SettleError(409, f"Paystack transaction {ref} has no refund that could fail")
+            failed = made[-1]
+            failed["status"] = "failed"
+            extra["refunded"] -= failed["amount"]  # the money was not returned
+            if held["status"] == "reversed":
+                held["status"] = "success"
+            paystack_event = refund_event(held, failed["amount"], failed["id"], status="failed")
         else:
             if held["status"] != "success":
                 raise SettleError(409, f"Paystack transaction {ref} has not succeeded, so there is nothing to refund")
@@ -363,6 +382,9 @@ class Paystack(SimGateway):
             if extra["refunded"] == held["amount"]:
                 held["status"] = "reversed"
             paystack_event = refund_processed_event(held, refund)
+            extra.setdefault("refunds", []).append(
+                {"id": paystack_event["data"]["id"], "amount": refund, "status": "processed"}
+            )
         body, headers = signed(paystack_event)
         return Webhook(self.name, paystack_event, body, headers)
 

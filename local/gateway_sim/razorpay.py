@@ -168,10 +168,12 @@ def order_event(
     reported_minor: int | None = None,
     event_id: str | None = None,
     secret: str | None = None,
+    captured: bool = True,
 ) -> tuple[bytes, dict[str, str]]:
     """The signed webhook about order `order_id` for `amount_minor` when `reported_minor` is paid (order.paid,
     which Razorpay sends with the payment and the order), a payment of it fails (payment.failed) or
-    `reported_minor` of its payment is refunded (refund.processed); `reported_minor` defaults to the amount."""
+    `reported_minor` of its payment is refunded (refund.processed); `reported_minor` defaults to the amount.
+    `captured=False`: the refund is Razorpay's own, of a payment it authorized and never captured."""
     created = order(amount_minor, currency, receipt=receipt, notes=notes, order_id=order_id)
     reported = amount_minor if reported_minor is None else reported_minor
     if kind == "success":
@@ -180,7 +182,11 @@ def order_event(
     elif kind == "failure":
         razorpay_event = event("payment.failed", payment=payment(created, reported, captured=False))
     else:
-        paid = capture(created, amount_minor)
+        if captured:
+            paid = capture(created, amount_minor)
+        else:
+            paid = payment(created, amount_minor, captured=False)
+            paid["status"] = "authorized"  # held, never captured: Razorpay returns it by itself after days
         razorpay_event = event("refund.processed", refund=refund(paid, reported), payment=paid)
     return signed(razorpay_event, secret=secret, event_id=event_id)
 
@@ -190,6 +196,7 @@ def order_event(
 
 
 class Razorpay(SimGateway):
+    outcomes = ("success", "failure", "refund", "refund_failed")
     name = "razorpay"
     label = "Razorpay"
     api_base_var = API_BASE_VAR
@@ -318,6 +325,20 @@ class Razorpay(SimGateway):
             if held["status"] == "created":
                 held["status"] = "attempted"
             razorpay_event = event("payment.failed", payment=failed)
+        elif outcome == "refund_failed":
+            paid_ids = {p["id"] for p in self._payments_of(ref)}
+            made = [
+                r
+                for r in self.objects["refunds"].values()
+                if r["payment_id"] in paid_ids and r["status"] == "processed"
+            ]
+            if not made:
+                raise SettleError(409, f"Razorpay order {ref} has no refund that could fail")
+            failed = max(made, key=lambda r: (r["created_at"], r["id"]))
+            failed["status"] = "failed"
+            of_payment = self.objects["payments"][failed["payment_id"]]
+            of_payment["amount_refunded"] -= failed["amount"]  # the money was not returned
+            razorpay_event = event("refund.failed", refund=failed, payment=of_payment)
         else:
             refundable = [p for p in self._payments_of(ref) if p["captured"] and p["amount_refunded"] < p["amount"]]
             if not refundable:

@@ -305,6 +305,7 @@ def payment_intent_event(
 
 
 class Stripe(SimGateway):
+    outcomes = ("success", "failure", "refund", "refund_failed")
     name = "stripe"
     label = "Stripe"
     api_base_var = API_BASE_VAR
@@ -690,6 +691,14 @@ class Stripe(SimGateway):
             method = self.find("payment_methods", method_id) if method_id else None
             decline(intent, "generic_decline", method)
             stripe_event = event("payment_intent.payment_failed", intent)
+        elif outcome == "refund_failed":
+            made = [r for r in extra.get("refunds", []) if r["status"] == "succeeded"]
+            if not made:
+                raise SettleError(409, f"{ref} has no refund that could fail")
+            failed = made[-1]
+            failed.update(status="failed", failure_reason="expired_or_canceled_card")
+            extra["refunded"] -= failed["amount"]  # the money was not returned
+            stripe_event = event("refund.failed", failed)
         else:
             if intent["status"] != "succeeded":
                 raise SettleError(409, f"{ref} has not succeeded, so there is nothing to refund")
@@ -698,7 +707,9 @@ class Stripe(SimGateway):
             if not 0 < refund <= remaining:
                 raise SettleError(409, f"{ref} has {major(remaining, currency)} {currency} left to refund")
             extra["refunded"] += refund
-            stripe_event = event("charge.refunded", refunded_charge(intent, refund, extra["refunded"]))
+            charge = refunded_charge(intent, refund, extra["refunded"])
+            extra.setdefault("refunds", []).append(copy.deepcopy(charge["refunds"]["data"][0]))
+            stripe_event = event("charge.refunded", charge)
         body, headers = signed(stripe_event)
         return Webhook(self.name, stripe_event, body, headers)
 

@@ -13,6 +13,14 @@ from payments.money import Money
 from payments.registry import PaymentMethod as PaymentMethod
 
 
+class RefundStatus(StrEnum):
+    """A refund entry's state at its gateway (docs/status-rules.md): it debits from `pending` on."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the money was not returned: the entry is cancelled and counts no more
+
+
 class PaymentStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
@@ -83,6 +91,7 @@ class Payment(BaseModel):
     card_brand: str | None = None
     card_last4: str | None = None
     refund_of: str | None = None
+    refund_status: RefundStatus | None = None  # on a refund entry: as its gateway reports it
     refunded_minor: int = 0  # on a paid payment: the refunds counted against it
     refund_ids: frozenset[str] = frozenset()  # on a paid payment: its refunds
     history: tuple[HistoryEntry, ...] = ()
@@ -106,6 +115,8 @@ class Payment(BaseModel):
             extra["card"] = CardSummary(brand=self.card_brand or "unknown", last4=self.card_last4)
         if self.refund_of:
             extra["refund_of"] = extra["original_payment_id"] = self.refund_of
+        if self.refund_status:
+            extra["refund_status"] = self.refund_status
         if self.gateway_ref:
             extra["gateway_reference"] = self.gateway_ref
         if self.refunded_minor:
@@ -180,6 +191,12 @@ class PaymentOut(BaseModel):
         default=None, exclude_if=_absent, description="Refunds: the payment it takes money from"
     )
     refund_of: str | None = Field(default=None, exclude_if=_absent, description="The same as original_payment_id")
+    refund_status: RefundStatus | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="Refunds: pending, succeeded or failed at the gateway (a failed refund is cancelled: it no "
+        "longer counts)",
+    )
     refunded_amount: str | None = Field(
         default=None, exclude_if=_absent, description="Paid payments: the sum of their refunds (positive)"
     )

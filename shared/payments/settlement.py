@@ -20,7 +20,7 @@ from payments import registry
 from payments.errors import PaymentsError
 from payments.gateways.base import Capability, EventKind, Gateway, GatewayError, GatewayEvent, reading_answers
 from payments.ids import new_payment_id
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, utcnow
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus, utcnow
 from payments.status import Cause, TransitionRefused, decide, refundable
 from payments.store import Dedupe, RefundWritten
 
@@ -36,6 +36,7 @@ class Outcome(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
+    REFUND_FAILED = "refund_failed"  # a refund we counted failed at the gateway: its entry cancelled, money back
     DUPLICATE = "duplicate"  # seen before: nothing done again
     UNCHANGED = "unchanged"  # the payment already was what the event says
     IGNORED = "ignored"  # an event type we do not act on
@@ -130,6 +131,8 @@ def apply_event(store: Store, adapter: Gateway, event: GatewayEvent) -> Result:
         return _capture(store, adapter, event, payment)
     if event.kind is EventKind.REFUND:
         return _refund(store, event, payment)
+    if event.kind is EventKind.REFUND_FAILED:
+        return _refund_failed(store, event, payment)
     if event.kind is EventKind.SUCCESS:
         if event.money != payment.money:
             logger.error(
@@ -167,6 +170,9 @@ def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
     if money is None or money.currency != original.currency or not 0 < money.minor <= abs(original.amount_minor):
         logger.error("refund event amount is not refundable", extra={"payment_id": original.id})
         return _recorded(store, event, original.id, Outcome.MISMATCH)
+    if event.uncaptured:  # the gateway returns money it never took (an uncaptured payment): nothing counted
+        logger.warning("refund of a payment the gateway never captured ignored", extra={"payment_id": original.id})
+        return _recorded(store, event, original.id, Outcome.REFUSED)
     if not refundable(original.status):
         return _refund_of_uncounted(store, event, original)
     now = utcnow()
@@ -183,13 +189,10 @@ def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
         reference=event.refund_id,
         gateway_ref=event.gateway_ref,
         refund_of=original.id,
+        refund_status=RefundStatus.SUCCEEDED,
         history=(HistoryEntry(at=now, status=PaymentStatus.COMPLETED, by=_by(event), note="refund"),),
     )
-    # Dedupe on the refund itself, so the same refund reported by two event types counts once.
-    key = Dedupe(
-        event.provider, "refund:" + hashlib.sha256((event.refund_id or event.event_id).encode()).hexdigest()[:40]
-    )
-    written = store.record_refund(refund, original, key)
+    written = store.record_refund(refund, original, _refund_key(event))
     if written is RefundWritten.DUPLICATE:
         return Result(Outcome.DUPLICATE, original.id)
     if written is RefundWritten.REFUSED:
@@ -200,6 +203,50 @@ def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
         logger.error("refunds would exceed the payment", extra={"payment_id": original.id})
         return _recorded(store, event, original.id, Outcome.MISMATCH)
     return Result(Outcome.REFUNDED, refund.id)
+
+
+def _refund_key(event: GatewayEvent) -> Dedupe:
+    """The marker of the refund itself (not of one event about it): the same refund reported by two event types,
+    or reported failed before it was reported made, counts once; it names the refund entry."""
+    return Dedupe(
+        event.provider, "refund:" + hashlib.sha256((event.refund_id or event.event_id).encode()).hexdigest()[:40]
+    )
+
+
+def _refund_failed(store: Store, event: GatewayEvent, original: Payment) -> Result:
+    """A refund the gateway reports failed: the money was not returned. Its entry is cancelled through the status
+    rules, so it counts again exactly once and its original may be refunded by it again. Reported before the
+    refund itself: the refund's marker is recorded naming no entry, so the refund, reported later, never debits."""
+    if not event.refund_id:
+        logger.error("refund failure without a refund id", extra={"payment_id": original.id})
+        return _recorded(store, event, original.id, Outcome.MISMATCH)
+    key = _refund_key(event)
+    refund_id = store.event_payment_id(key)
+    if refund_id is None:
+        if store.record_event(key, None, event_type=event.event_type):
+            logger.warning("refund failed before it was reported made", extra={"payment_id": original.id})
+            return _recorded(store, event, original.id, Outcome.REFUND_FAILED)
+        refund_id = store.event_payment_id(key)  # the refund was recorded meanwhile, or its failure was
+        if refund_id is None:
+            return Result(Outcome.DUPLICATE, original.id)
+    refund = store.get(original.customer_id, refund_id, consistent=True)
+    if refund is None or refund.refund_of != original.id:
+        logger.error("refund failure names another payment's refund", extra={"payment_id": original.id})
+        return _recorded(store, event, original.id, Outcome.MISMATCH)
+    note = f"refund failed: {event.reason}" if event.reason else "refund failed"
+    outcome = store.transition(
+        refund.customer_id,
+        refund.id,
+        PaymentStatus.CANCELLED,
+        Cause.REFUND_FAILED,
+        _by(event),
+        note=note[:200],
+        dedupe=_dedupe(event),
+        current=refund,
+    )
+    if outcome.duplicate:
+        return Result(Outcome.DUPLICATE, refund.id)
+    return Result(Outcome.REFUND_FAILED if outcome.changed else Outcome.UNCHANGED, refund.id)
 
 
 def _refund_of_uncounted(store: Store, event: GatewayEvent, original: Payment) -> Result:

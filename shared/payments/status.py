@@ -3,6 +3,8 @@
     pending   -> completed | cancelled
     cancelled -> completed   only on a verified gateway success: the money really arrived
     completed -> (final)     refunds are new negative payments, never a status change
+    completed -> cancelled   a refund entry only, when its gateway reports the refund failed: the money was
+                             not returned, so it counts again (once), and its original is refundable by it again
 
 `decide` says whether a change is allowed; `apply` says what it does: the payment after it and what it moves
 in the balance. Pure functions, no I/O. The store writes a `Change` with a condition on the status it was
@@ -15,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from payments.models import HistoryEntry, Payment, PaymentStatus
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus
 from payments.money import Money
 
 
@@ -26,6 +28,7 @@ class Cause(StrEnum):
     GATEWAY_FAILURE = "gateway_failure"  # a verified gateway event or API answer: it failed/expired
     OPERATOR = "operator"  # billing staff completing or cancelling by hand
     TIMEOUT = "timeout"  # reconciliation gave up waiting
+    REFUND_FAILED = "refund_failed"  # a verified gateway event: a refund we counted was not made
 
 
 class TransitionRefused(Exception):
@@ -57,6 +60,8 @@ def decide(current: PaymentStatus, target: PaymentStatus, cause: Cause) -> Decis
             return Decision(current, target, apply=True)
     if current is PaymentStatus.CANCELLED and target is PaymentStatus.COMPLETED and cause is Cause.GATEWAY_SUCCESS:
         return Decision(current, target, apply=True)
+    if current is PaymentStatus.COMPLETED and target is PaymentStatus.CANCELLED and cause is Cause.REFUND_FAILED:
+        return Decision(current, target, apply=True)  # `apply` holds it to refund entries
     raise TransitionRefused(current, target, cause)
 
 
@@ -76,6 +81,7 @@ class Change(NamedTuple):
     before: Payment
     after: Payment
     balance_delta: Money | None = None  # None: the balance does not move
+    released_minor: int = 0  # a failed refund: what it no longer takes from its original (`refund_of`)
 
     @property
     def changed(self) -> bool:
@@ -102,6 +108,8 @@ def apply(
     no longer being created, so any claim on creating it ends. The balance moves by the amount when the payment
     starts or stops counting in it.
     """
+    if cause is Cause.REFUND_FAILED and (payment.method is not PaymentMethod.REFUND or not payment.refund_of):
+        raise TransitionRefused(payment.status, target, cause)  # only a refund entry's refund can fail
     if not decide(payment.status, target, cause).apply:
         return Change(payment, payment)
     update: dict[str, Any] = {
@@ -115,7 +123,11 @@ def apply(
         update["failure_reason"] = note
     if target is PaymentStatus.CANCELLED and failure_field:
         update["failure_field"] = failure_field
-    return Change(payment, payment.model_copy(update=update), balance_delta(payment.status, target, payment.money))
+    delta = balance_delta(payment.status, target, payment.money)
+    if cause is Cause.REFUND_FAILED:
+        update["refund_status"] = RefundStatus.FAILED
+        return Change(payment, payment.model_copy(update=update), delta, released_minor=abs(payment.amount_minor))
+    return Change(payment, payment.model_copy(update=update), delta)
 
 
 def balance_delta(current: PaymentStatus, target: PaymentStatus, money: Money) -> Money | None:

@@ -39,8 +39,10 @@ def razorpay(
     amount_minor: int | None = None,
     secret: str | None = None,
     event_id: str | None = None,
+    captured: bool = True,
 ) -> Delivery:
-    """order.paid (success), payment.failed (failure) or refund.processed (refund) about the payment's order."""
+    """order.paid (success), payment.failed (failure) or refund.processed (refund) about the payment's order;
+    `captured=False`: Razorpay's automatic refund of a payment it never captured."""
     body, headers = razorpay_sim.order_event(
         kind,
         str(payment.gateway_ref),
@@ -51,6 +53,7 @@ def razorpay(
         reported_minor=_minor(payment, amount_minor),
         event_id=event_id,
         secret=secret,
+        captured=captured,
     )
     return Delivery(body, headers)
 

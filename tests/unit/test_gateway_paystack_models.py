@@ -193,3 +193,15 @@ def test_a_refusal_without_a_readable_message_is_rejected(gateway: PaystackGatew
     responses.get(f"{BASE}/transaction/verify/{REFERENCE}", status=404, json={"status": False, "message": message})
     with pytest.raises(GatewayRejected):
         gateway.fetch_status(REFERENCE, PAYMENT_ID)
+
+
+def test_refund_failed_names_the_refund_and_our_transaction(gateway: PaystackGateway) -> None:
+    raw = event("refund.failed", id=992, status="failed", transaction_reference=REFERENCE, amount=2500, currency="NGN")
+    parsed = gateway.parse_event({}, raw)
+    assert (parsed.kind, parsed.refund_id, parsed.event_id, parsed.gateway_ref, parsed.money) == (
+        EventKind.REFUND_FAILED,
+        "992",
+        "refund.failed:992",
+        REFERENCE,
+        Money(2500, "NGN"),
+    )

@@ -196,3 +196,25 @@ def test_a_refusal_without_a_readable_description_keeps_the_plain_message(gatewa
     responses.get(f"{BASE}/v1/orders/order_X", status=400, json={"error": error})
     with pytest.raises(GatewayRejected, match=r"400 \(GET /v1/orders/order_X\)$"):
         gateway.fetch_status("order_X", PAYMENT_ID)
+
+
+def test_refund_failed_names_the_refund_and_the_order(gateway: RazorpayGateway) -> None:
+    refund = {"id": "rfnd_2", "amount": 2000, "currency": "INR", "payment_id": "pay_1", "status": "failed"}
+    parsed = gateway.parse_event({}, body("refund.failed", refund=refund, payment=payment(notes=OURS)))
+    assert (parsed.kind, parsed.refund_id, parsed.money, parsed.reason) == (
+        EventKind.REFUND_FAILED,
+        "rfnd_2",
+        Money(2000, "INR"),
+        "failed",
+    )
+    assert parsed.gateway_ref == payment()["order_id"]
+
+
+@pytest.mark.parametrize(("captured", "uncaptured"), [(False, True), (True, False), (None, False)])
+def test_a_refund_of_a_payment_never_captured_says_so(
+    gateway: RazorpayGateway, captured: Any, uncaptured: bool
+) -> None:
+    refund = {"id": "rfnd_3", "amount": 2000, "currency": "INR", "payment_id": "pay_1"}
+    fields = {} if captured is None else {"captured": captured}
+    parsed = gateway.parse_event({}, body("refund.processed", refund=refund, payment=payment(**fields)))
+    assert (parsed.kind, parsed.uncaptured) == (EventKind.REFUND, uncaptured)

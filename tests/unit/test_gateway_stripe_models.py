@@ -147,3 +147,35 @@ def test_messages_name_the_field_never_its_value(gateway: StripeGateway) -> None
     assert SECRET_LOOKING not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no ValidationError with inputs
     assert len(str(caught.value)) < 300
+
+
+def test_refund_failed_names_the_refund_its_payment_intent_and_why(gateway: StripeGateway) -> None:
+    refund = {
+        "id": "re_3Fail",
+        "object": "refund",
+        "amount": 1000,
+        "currency": "usd",
+        "charge": "ch_1",
+        "payment_intent": "pi_7",
+        "status": "failed",
+        "failure_reason": "expired_or_canceled_card",
+        "metadata": {},
+    }
+    parsed = gateway.parse_event({}, event("refund.failed", refund))
+
+    assert (parsed.kind, parsed.refund_id, parsed.gateway_ref, parsed.money, parsed.reason) == (
+        EventKind.REFUND_FAILED,
+        "re_3Fail",
+        "pi_7",
+        Money(1000, "USD"),
+        "expired_or_canceled_card",
+    )
+    assert (parsed.payment_id, parsed.event_id, parsed.uncaptured) == (None, "evt_9", False)
+
+
+@pytest.mark.parametrize("missing", ["id", "amount", "currency"])
+def test_a_refund_failed_without_what_it_is_read_for_is_a_value_error(gateway: StripeGateway, missing: str) -> None:
+    refund = {"id": "re_1", "object": "refund", "amount": 1000, "currency": "usd", "payment_intent": "pi_7"}
+    refund.pop(missing)
+    with pytest.raises(ValueError):
+        gateway.parse_event({}, event("refund.failed", refund))

@@ -13,7 +13,7 @@ import pytest
 from payments import settlement
 from payments.gateways.base import Capability, EventKind, GatewayEvent, StatusAnswer
 from payments.ids import new_payment_id
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus
 from payments.money import Money
 from payments.settlement import Outcome, binds
 from payments.store.memory import MemoryStore
@@ -237,6 +237,70 @@ def test_a_refund_of_a_cancelled_payment_is_recorded_and_never_debits(store: Mem
     assert apply(store, late) is Outcome.DUPLICATE
     assert store.balances(CUSTOMER) == []
     assert store.require(CUSTOMER, cancelled.id).refund_ids == frozenset()
+
+
+def failed(payment: Payment, minor: int, refund_id: str, **extra: Any) -> GatewayEvent:
+    return event(payment, EventKind.REFUND_FAILED, money=Money(minor, "USD"), refund_id=refund_id, **extra)
+
+
+def test_a_failed_refund_counts_again_once_and_its_original_may_be_refunded_by_it_again(store: MemoryStore) -> None:
+    paid = stored(store, status=PaymentStatus.COMPLETED)
+    assert apply(store, refund(paid, 1000, "re_1")) is Outcome.REFUNDED
+    [refund_id] = store.require(CUSTOMER, paid.id).refund_ids
+    failure = failed(paid, 1000, "re_1", reason="expired_or_canceled_card")
+
+    assert apply(store, failure) is Outcome.REFUND_FAILED
+    assert apply(store, failure) is Outcome.DUPLICATE  # the same delivery again
+    assert apply(store, failed(paid, 1000, "re_1")) is Outcome.UNCHANGED  # another event about the same failure
+    assert store.balances(CUSTOMER) == [Money(4200, "USD")]
+    entry = store.require(CUSTOMER, refund_id)
+    assert (entry.status, entry.refund_status, entry.failure_reason) == (
+        PaymentStatus.CANCELLED,
+        RefundStatus.FAILED,
+        "refund failed: expired_or_canceled_card",
+    )
+    assert [h.status for h in entry.history] == [PaymentStatus.COMPLETED, PaymentStatus.CANCELLED]
+    original = store.require(CUSTOMER, paid.id)
+    assert (original.status, original.refunded_minor, original.refund_ids) == (
+        PaymentStatus.COMPLETED,
+        0,
+        frozenset({refund_id}),
+    )
+    assert apply(store, refund(paid, 4200, "re_2")) is Outcome.REFUNDED  # the whole amount is refundable again
+    assert store.balances(CUSTOMER) == [Money(0, "USD")]
+
+
+def test_a_refund_reported_failed_before_it_was_reported_made_never_debits(store: MemoryStore) -> None:
+    paid = stored(store, status=PaymentStatus.COMPLETED)
+
+    assert apply(store, failed(paid, 1000, "re_1")) is Outcome.REFUND_FAILED
+    assert apply(store, refund(paid, 1000, "re_1")) is Outcome.DUPLICATE
+    assert apply(store, failed(paid, 1000, "re_1")) is Outcome.DUPLICATE
+    assert store.balances(CUSTOMER) == [Money(4200, "USD")]
+    assert store.require(CUSTOMER, paid.id).refund_ids == frozenset()
+
+
+def test_a_refund_failure_about_another_payments_refund_changes_nothing(store: MemoryStore) -> None:
+    paid = stored(store, status=PaymentStatus.COMPLETED)
+    other = stored(store, status=PaymentStatus.COMPLETED, ref="pi_2")
+    assert apply(store, refund(other, 1000, "re_other", ref="pi_2")) is Outcome.REFUNDED
+
+    assert apply(store, failed(paid, 1000, "re_other")) is Outcome.MISMATCH  # bound to paid, names other's refund
+    assert apply(store, failed(paid, 1000, None)) is Outcome.MISMATCH  # names no refund at all
+    assert store.balances(CUSTOMER) == [Money(7400, "USD")]
+    [refund_id] = store.require(CUSTOMER, other.id).refund_ids
+    assert store.require(CUSTOMER, refund_id).status is PaymentStatus.COMPLETED
+
+
+@pytest.mark.parametrize("status", [PaymentStatus.PENDING, PaymentStatus.CANCELLED, PaymentStatus.COMPLETED])
+def test_a_refund_of_money_the_gateway_never_captured_never_debits(store: MemoryStore, status: PaymentStatus) -> None:
+    payment = stored(store, status=status)
+    automatic = refund(payment, 4200, "rfnd_auto", uncaptured=True)
+
+    assert apply(store, automatic) is Outcome.REFUSED  # recorded (200, not deferred): it will never count
+    assert apply(store, automatic) is Outcome.DUPLICATE
+    assert store.balances(CUSTOMER) == ([USD] if status is PaymentStatus.COMPLETED else [])
+    assert store.require(CUSTOMER, payment.id).refund_ids == frozenset()
 
 
 # ---- capture and reconciliation -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payments.models import HistoryEntry, Payment, PaymentMethod
+from payments.models import HistoryEntry, Payment, PaymentMethod, RefundStatus
 from payments.models import PaymentStatus as S
 from payments.money import Money
 from payments.status import Cause, TransitionRefused, apply, balance_delta, refundable
@@ -117,3 +117,31 @@ def test_whatever_arrives_the_deltas_add_up_to_what_the_final_status_counts(even
         assert len(change.after.history) == len(current.history) + (1 if change.changed else 0)
         current = change.after
     assert total == (current.amount_minor if current.status is S.COMPLETED else 0)
+
+
+def test_a_failed_refund_cancels_the_refund_entry_credits_it_back_and_releases_it_from_its_original() -> None:
+    refund = payment(
+        S.COMPLETED, method=PaymentMethod.REFUND, amount_minor=-400, refund_of="pay_01JDQ4W6S8X7C3M2K9V5T0R1AC"
+    )
+    change = apply(refund, S.CANCELLED, Cause.REFUND_FAILED, by="gateway:stripe:evt_9", now=NOW, note="refund failed")
+
+    assert (change.after.status, change.after.refund_status, change.after.failure_reason) == (
+        S.CANCELLED,
+        RefundStatus.FAILED,
+        "refund failed",
+    )
+    assert change.balance_delta == Money(400, "USD")  # the money counts again
+    assert change.released_minor == 400
+    assert change.after.history[-1] == HistoryEntry(
+        at=NOW, status=S.CANCELLED, by="gateway:stripe:evt_9", note="refund failed"
+    )
+    again = apply(change.after, S.CANCELLED, Cause.REFUND_FAILED, by="gateway:stripe:evt_10", now=NOW)
+    assert not again.changed and again.balance_delta is None and again.released_minor == 0
+
+
+@pytest.mark.parametrize("method", [m for m in PaymentMethod if m is not PaymentMethod.REFUND])
+def test_only_a_refund_entry_can_fail_as_a_refund(method: PaymentMethod) -> None:
+    with pytest.raises(TransitionRefused):
+        apply(payment(S.COMPLETED, method=method), S.CANCELLED, Cause.REFUND_FAILED, by="gateway:stripe:e", now=NOW)
+    with pytest.raises(TransitionRefused):  # nor one that names no original
+        apply(payment(S.COMPLETED, method=PaymentMethod.REFUND), S.CANCELLED, Cause.REFUND_FAILED, by="x", now=NOW)

@@ -158,6 +158,7 @@ class EventKind(StrEnum):
     SUCCESS = "success"  # money arrived -> completed
     FAILURE = "failure"  # failed / cancelled / expired -> cancelled
     REFUND = "refund"  # money went back -> a new negative refund payment
+    REFUND_FAILED = "refund_failed"  # a refund was not made after all -> its entry is cancelled, counts again
     CAPTURE = "capture"  # PayPal order approved: we must capture it
     IGNORED = "ignored"  # anything else: answered 200 and dropped
 
@@ -175,7 +176,8 @@ class GatewayEvent:
     gateway_ref: str | None = None
     money: Money | None = None  # amount the event says moved (paid, or refunded for REFUND)
     reason: str | None = None  # failure reason, if any
-    refund_id: str | None = None  # the gateway's refund id, for REFUND
+    refund_id: str | None = None  # the gateway's refund id, for REFUND and REFUND_FAILED
+    uncaptured: bool = False  # REFUND of a payment the gateway never captured (Razorpay's automatic refunds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,11 @@ def payment_id_from_reference(reference: str) -> str | None:
 
 
 # Paystack event -> what it means for our payment. It sends no failure event: reconciliation asks.
-EVENT_KINDS = {"charge.success": EventKind.SUCCESS, "refund.processed": EventKind.REFUND}
+EVENT_KINDS = {
+    "charge.success": EventKind.SUCCESS,
+    "refund.processed": EventKind.REFUND,
+    "refund.failed": EventKind.REFUND_FAILED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +135,7 @@ class PaystackGateway(HttpGateway):
 
         kind = EVENT_KINDS.get(event.event, EventKind.IGNORED)
         refund_id = None
-        if kind is EventKind.REFUND:
+        if kind is EventKind.REFUND or kind is EventKind.REFUND_FAILED:
             # The refund names the refunded transaction by its reference (ours), not its metadata.
             reference = data.transaction_reference or data.transaction.reference
             refund_id = data.id or data.refund_reference
@@ -147,6 +151,7 @@ class PaystackGateway(HttpGateway):
             customer_id=customer_id,
             gateway_ref=reference,
             money=None if kind is EventKind.IGNORED else data.money,
+            reason="failed" if kind is EventKind.REFUND_FAILED else None,
             refund_id=refund_id,
         )
 

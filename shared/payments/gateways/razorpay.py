@@ -136,7 +136,11 @@ class RazorpayGateway(HttpGateway):
         gateway_ref = (order.id if order is not None else None) or (payment.order_id if payment is not None else None)
 
         def make(
-            kind: EventKind, money: Money | None = None, reason: str | None = None, refund_id: str | None = None
+            kind: EventKind,
+            money: Money | None = None,
+            reason: str | None = None,
+            refund_id: str | None = None,
+            uncaptured: bool = False,
         ) -> GatewayEvent:
             return GatewayEvent(
                 provider=self.name,
@@ -149,6 +153,7 @@ class RazorpayGateway(HttpGateway):
                 money=money,
                 reason=reason,
                 refund_id=refund_id,
+                uncaptured=uncaptured,
             )
 
         if event.event in _SUCCESS_EVENTS:
@@ -159,10 +164,14 @@ class RazorpayGateway(HttpGateway):
             reason = (payment.error_description or payment.error_code) if payment is not None else None
             money = payment.money if payment is not None else None
             return make(EventKind.FAILURE, money, reason=reason or "payment failed")
-        if event.event == "refund.processed":
+        if event.event in ("refund.processed", "refund.failed"):
             if refund is None:
-                raise ValueError("razorpay refund.processed without a refund entity")
-            return make(EventKind.REFUND, refund.money, refund_id=refund.id)
+                raise ValueError(f"razorpay {event.event} without a refund entity")
+            if event.event == "refund.failed":
+                return make(EventKind.REFUND_FAILED, refund.money, reason="failed", refund_id=refund.id)
+            # Razorpay refunds a payment it authorized but never captured by itself: no money of ours moved.
+            uncaptured = payment is not None and payment.captured is False
+            return make(EventKind.REFUND, refund.money, refund_id=refund.id, uncaptured=uncaptured)
         return make(EventKind.IGNORED)
 
     # ---- reconciliation -------------------------------------------------------------------------

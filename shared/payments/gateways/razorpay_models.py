@@ -76,12 +76,14 @@ class Payment(Entity):
 
     order_id: MaybeText = None
     status: MaybeText = None  # created, authorized, captured, failed, refunded
+    captured: bool | None = None  # False on the automatic refund of a payment never captured
     error_code: MaybeText = None
     error_description: MaybeText = None
 
 
 class Refund(Entity):
     payment_id: MaybeText = None  # Razorpay's pay_..., not ours
+    status: MaybeText = None  # pending, processed, failed
 
 
 def _entity(value: object) -> dict[str, Any] | None:

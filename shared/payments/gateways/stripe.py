@@ -47,6 +47,7 @@ from payments.gateways.stripe_models import (
     OtherEvent,
     PaymentError,
     PaymentIntentEvent,
+    RefundEvent,
 )
 from payments.gateways.webhook_body import json_object
 from payments.models import PaymentStatus
@@ -295,6 +296,14 @@ class StripeGateway:
             return self._event(event, kind, intent.id, intent.metadata, reason=reason or event.type)
         if kind is EventKind.REFUND:
             return self._refund_event(read_webhook(ChargeRefundedEvent, body, "stripe charge.refunded event"))
+        if kind is EventKind.REFUND_FAILED:
+            failed = read_webhook(RefundEvent, body, "stripe refund.failed event")
+            refund = failed.data.object
+            money = _from_stripe_amount(refund.amount, refund.currency)
+            reason = refund.failure_reason or "failed"
+            return self._event(
+                failed, kind, refund.payment_intent, refund.metadata, money=money, reason=reason, refund_id=refund.id
+            )
         other = read_webhook(OtherEvent, body, "stripe event")
         return self._event(other, EventKind.IGNORED, other.data.object.id, other.data.object.metadata)
 
@@ -361,6 +370,7 @@ EVENT_KINDS: dict[str, EventKind] = {
     "payment_intent.payment_failed": EventKind.FAILURE,
     "payment_intent.canceled": EventKind.FAILURE,
     "charge.refunded": EventKind.REFUND,
+    "refund.failed": EventKind.REFUND_FAILED,  # sent for every refund since API version 2024-10-28
 }
 
 

@@ -1,7 +1,8 @@
 """Stripe's webhook events, as the Stripe adapter reads them (docs/gateways.md, Stripe).
 
 An event is read twice over: `Event` for its id and type, then the model its type names (`PaymentIntentEvent`
-for payment_intent.*, `ChargeRefundedEvent` for charge.refunded, `OtherEvent` for anything else), so each event
+for payment_intent.*, `ChargeRefundedEvent` for charge.refunded, `RefundEvent` for refund.failed, `OtherEvent`
+for anything else), so each event
 must carry what its kind is read for and nothing more. Amounts stay in Stripe's unit here (integers); the
 adapter converts them. API answers are the SDK's own objects (`stripe.PaymentIntent`), not these.
 """
@@ -108,3 +109,24 @@ class _ChargeRefundedData(Payload):
 
 class ChargeRefundedEvent(Event):
     data: _ChargeRefundedData
+
+
+class RefundObject(StripeObject):
+    """refund.*'s object: a Refund, naming the PaymentIntent it returns money of (a refund's own metadata is
+    ours only if we set it). `failure_reason` on a failed one: `expired_or_canceled_card`, `lost_or_stolen_card`,
+    `unknown`."""
+
+    id: Text  # re_...
+    amount: StrictInt  # in Stripe's unit of `currency`
+    currency: str
+    payment_intent: MaybeText = None
+    status: MaybeText = None  # pending, requires_action, succeeded, failed, canceled
+    failure_reason: MaybeText = None
+
+
+class _RefundData(Payload):
+    object: RefundObject
+
+
+class RefundEvent(Event):
+    data: _RefundData

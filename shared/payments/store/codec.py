@@ -16,7 +16,7 @@ from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z
+from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus, iso_z
 from payments.store.keys import (
     customer_pk,
     payment_sk,
@@ -129,6 +129,7 @@ def to_item(payment: Payment) -> Item:
         "card_brand": payment.card_brand,
         "card_last4": payment.card_last4,
         "refund_of": payment.refund_of,
+        "refund_status": payment.refund_status,
         "next_action": action_text(payment.next_action),
     }
     item.update({k: _s(v) for k, v in optional.items() if v})
@@ -184,6 +185,7 @@ def from_item(item: Item) -> Payment:
         card_brand=_str(item, "card_brand"),
         card_last4=_str(item, "card_last4"),
         refund_of=_str(item, "refund_of"),
+        refund_status=RefundStatus(item["refund_status"]["S"]) if "refund_status" in item else None,
         gateway_refs=frozenset(item.get("gateway_refs", {}).get("SS", ())),
         next_action=json.loads(item["next_action"]["S"]) if "next_action" in item else None,
         failure_field=_str(item, "failure_field"),

@@ -49,6 +49,7 @@ ITEM_TYPES: tuple[ItemType, ...] = (
             "failure_field",
             "last_error",
             "refund_of",
+            "refund_status",
             "refunded_minor",
             "refund_ids",
             "search_text",

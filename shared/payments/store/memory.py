@@ -269,9 +269,16 @@ class MemoryStore(StoreBase):
                 stored = self.tables.payments.get(key)
                 if stored is None or stored.status is not change.before.status:
                     return Written.LOST
+                original_key = (change.before.customer_id, change.before.refund_of or "")
+                original = self.tables.payments.get(original_key) if change.released_minor else None
+                if change.released_minor and (original is None or original.refunded_minor < change.released_minor):
+                    raise RuntimeError("the original's refunds do not hold this refund")  # as DynamoDB's condition
                 self.tables.payments[key] = _changed(stored, change)
                 if change.balance_delta is not None:
                     self._credit(change.before.customer_id, change.balance_delta)
+                if original is not None:
+                    released = original.refunded_minor - change.released_minor
+                    self.tables.payments[original_key] = original.model_copy(update={"refunded_minor": released})
             self._record(dedupe, change.before.id)
         return Written.WRITTEN
 

@@ -174,6 +174,8 @@ def write_change(store: Table, change: Change, dedupe: Dedupe | None) -> Written
         parts.append(change_update(store, change))
         if change.balance_delta is not None:
             parts.append(balance_update(store, change.before.customer_id, change.balance_delta))
+        if change.released_minor and change.before.refund_of:
+            parts.append(release_refund(store, change))
     if dedupe:
         parts.append(store.put_new(marker_item(dedupe, change.before.id)))
     try:
@@ -241,6 +243,19 @@ def record_event(store: Table, marker: Dedupe, payment_id: str | None = None, *,
     except store.client.exceptions.ConditionalCheckFailedException:
         return False
     return True
+
+
+def release_refund(store: Table, change: Change) -> Item:
+    """A failed refund no longer counts against its original: `refunded_minor` goes down by it, never below 0."""
+    return {
+        "Update": {
+            "TableName": store.table,
+            "Key": key(customer_pk(change.before.customer_id), payment_sk(change.before.refund_of or "")),
+            "UpdateExpression": "ADD refunded_minor :minus",
+            "ConditionExpression": "refunded_minor >= :x",
+            "ExpressionAttributeValues": values({":minus": -change.released_minor, ":x": change.released_minor}),
+        }
+    }
 
 
 def payment_key(payment: Payment) -> Item:
