@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from local.gateway_sim.common import credential, to_minor
 
-OUTCOMES = ("success", "failure", "refund", "refund_failed")
+OUTCOMES = ("success", "failure", "refund", "refund_failed", "hold")
 
 
 @dataclass
@@ -98,7 +98,8 @@ class SimGateway:
     event_type_field: ClassVar[str]  # where the gateway's webhook names its event type
     kinds: ClassVar[tuple[str, ...]]  # the kinds of object held, as GET /_sim/objects lists them
     # Said by /_sim/settle and the payer page when an outcome sends no webhook (settle() returned None).
-    # The outcomes settle() plays: "refund_failed" fails the latest refund, where the gateway reports that.
+    # The outcomes settle() plays: "refund_failed" fails the latest refund, where the gateway reports that;
+    # "hold" leaves the payment pending with the gateway's reason (PayPal's pending capture, Stripe processing).
     outcomes: ClassVar[tuple[str, ...]] = ("success", "failure", "refund")
     no_webhook_note: ClassVar[str] = "this outcome sends no webhook"
     no_webhook_detail: ClassVar[str] = "The gateway sends no webhook for this."

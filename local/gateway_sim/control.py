@@ -1,7 +1,7 @@
 """The simulator's own control API (no gateway has it): settle an object and deliver its webhook, list or
 forget everything held.
 
-    POST /_sim/settle {"provider", "ref", "outcome": "success"|"failure"|"refund"|"refund_failed", "amount"?}
+    POST /_sim/settle {"provider", "ref", "outcome": "success"|"failure"|"refund"|"refund_failed"|"hold", "amount"?}
         `ref` is the gateway's id (pi_..., PayPal order id, order_..., Paystack reference, NOWPayments invoice
         id); `amount` (major units, string) overrides the amount paid or refunded. Builds the gateway's real
         webhook for that object with our references echoed, signs it as the gateway does, POSTs it to

@@ -69,7 +69,11 @@ _ERROR_MESSAGES = {
 _AMOUNT = re.compile(r"^\d{1,10}(\.\d+)?$")
 
 
+HOLD_REASON = "RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION"  # what "hold" makes PayPal say of the capture
+
+
 class PayPal(SimGateway):
+    outcomes = ("success", "failure", "refund", "hold")
     name = "paypal"
     label = "PayPal"
     api_base_var = API_BASE_VAR
@@ -402,15 +406,20 @@ class PayPal(SimGateway):
                 "requires that Invoice Id be unique for each transaction.",
             )
         extra = self.extra[order_id]
-        capture = self._capture_object(order, "COMPLETED", extra["capture_value"] or unit["amount"]["value"])
+        held = extra.get("hold_reason")
+        status = "PENDING" if held else "COMPLETED"
+        capture = self._capture_object(order, status, extra["capture_value"] or unit["amount"]["value"])
+        if held:
+            capture["status_details"] = {"reason": held}
         unit["payments"] = {"captures": [capture]}
         order.update(status="COMPLETED", update_time=iso_seconds())
         order["links"] = [link for link in order["links"] if link["rel"] == "self"]
+        value = f"{capture['amount']['value']} {capture['amount']['currency_code']}"
         webhook = self._webhook(
-            "PAYMENT.CAPTURE.COMPLETED",
+            f"PAYMENT.CAPTURE.{status}",
             "capture",
             self._capture_resource(order, capture),
-            f"Payment completed for {capture['amount']['value']} {capture['amount']['currency_code']}",
+            f"Payment pending for {value}" if held else f"Payment completed for {value}",
         )
         timer = threading.Timer(CAPTURE_WEBHOOK_DELAY_SECONDS, self._host.deliver, args=(webhook,))
         timer.daemon = True
@@ -574,11 +583,23 @@ class PayPal(SimGateway):
         digits = _CURRENCY_DIGITS[code]
         captures = unit.get("payments", {}).get("captures", [])
         captured = bool(captures) and captures[0]["status"] in ("COMPLETED", "PARTIALLY_REFUNDED")
-        if outcome == "success":
+        if outcome == "success" and captures and captures[0]["status"] == "PENDING":  # the hold is lifted
+            capture = captures[0]
+            capture.pop("status_details", None)
+            capture.update(status="COMPLETED", update_time=iso_seconds())
+            return self._webhook(
+                "PAYMENT.CAPTURE.COMPLETED",
+                "capture",
+                self._capture_resource(order, capture),
+                f"Payment completed for {capture['amount']['value']} {code}",
+            )
+        if outcome in ("success", "hold"):
             if order["status"] not in ("CREATED", "PAYER_ACTION_REQUIRED"):
                 raise SettleError(409, f"PayPal order {ref} is {order['status']}, not awaiting the payer")
             if amount:
                 extra["capture_value"] = major(settle_minor(amount, code, digits), code, digits)
+            # "hold": approved, but the capture will stay PENDING (a currency the account must accept by hand).
+            extra["hold_reason"] = HOLD_REASON if outcome == "hold" else None
             order_url = f"{self.base_url}/paypal/v2/checkout/orders/{ref}"
             order.update(
                 status="APPROVED",

@@ -305,7 +305,7 @@ def payment_intent_event(
 
 
 class Stripe(SimGateway):
-    outcomes = ("success", "failure", "refund", "refund_failed")
+    outcomes = ("success", "failure", "refund", "refund_failed", "hold")
     name = "stripe"
     label = "Stripe"
     api_base_var = API_BASE_VAR
@@ -691,6 +691,11 @@ class Stripe(SimGateway):
             method = self.find("payment_methods", method_id) if method_id else None
             decline(intent, "generic_decline", method)
             stripe_event = event("payment_intent.payment_failed", intent)
+        elif outcome == "hold":  # a bank debit: processing for days, then succeeded or failed
+            if intent["status"] == "succeeded":
+                raise SettleError(409, f"{ref} already succeeded")
+            intent["status"] = "processing"
+            stripe_event = event("payment_intent.processing", intent)
         elif outcome == "refund_failed":
             made = [r for r in extra.get("refunds", []) if r["status"] == "succeeded"]
             if not made:

@@ -344,6 +344,12 @@ function badge(status) {
   return el("span", { className: `badge ${status}` }, STATUS_LABELS[status] || status);
 }
 
+const REFUND_STATUS_LABELS = {
+  pending: "Pending",
+  succeeded: "Succeeded",
+  failed: "Failed: the money was not returned, so it counts again",
+};
+
 function paymentRow(payment) {
   const extra = subLine(payment);
   // The payer's sentence, not the gateway's code: the code is in the detail.
@@ -468,12 +474,14 @@ function detailRows(payment) {
     ["reference", payment.method === "bank_transfer" ? "Bank reference" : "Reference", payment.reference],
     ["gateway_reference", gateway ? `Gateway reference (${gatewayName(gateway)})` : "Gateway reference", payment.gateway_reference],
     ["card", "Card", payment.card && cardLabel(payment.card)],
+    ["pending_reason", "Held by the gateway", payment.pending_reason],
     ["failure_message", "Why it failed", payment.failure_message],
     ["failure_reason", "Failure code", payment.failure_reason],
     ["refunded_amount", "Refunded", payment.refunded_amount && `${payment.refunded_amount} ${payment.currency}`],
     ["refunds", "Refunds", payment.refunds && payment.refunds.length
       ? el("ul", { className: "links" }, payment.refunds.map((id) => el("li", {}, paymentLink(id)))) : null],
     ["original_payment_id", "Refund of", originalId && paymentLink(originalId)],
+    ["refund_status", "Refund at the gateway", payment.refund_status && REFUND_STATUS_LABELS[payment.refund_status]],
   ];
   return el("dl", { className: "details" }, rows
     .filter(([, , value]) => value !== null && value !== undefined && value !== "")

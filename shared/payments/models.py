@@ -86,6 +86,7 @@ class Payment(BaseModel):
     next_action: dict[str, Any] | None = None
     failure_reason: str | None = None
     failure_field: str | None = None  # the request field a gateway refused (a 422, not a decline)
+    pending_reason: str | None = None  # a pending payment its gateway holds: why (PayPal's capture reason, ...)
     gateway_attempts: int = 0  # how many times a request claimed the creation of its gateway object
     gateway_claim_until: int | None = None  # epoch ms: the latest claim's holder may be running until then
     card_brand: str | None = None
@@ -117,6 +118,8 @@ class Payment(BaseModel):
             extra["refund_of"] = extra["original_payment_id"] = self.refund_of
         if self.refund_status:
             extra["refund_status"] = self.refund_status
+        if self.pending_reason and self.status is PaymentStatus.PENDING:
+            extra["pending_reason"] = self.pending_reason
         if self.gateway_ref:
             extra["gateway_reference"] = self.gateway_ref
         if self.refunded_minor:
@@ -191,6 +194,12 @@ class PaymentOut(BaseModel):
         default=None, exclude_if=_absent, description="Refunds: the payment it takes money from"
     )
     refund_of: str | None = Field(default=None, exclude_if=_absent, description="The same as original_payment_id")
+    pending_reason: str | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="Pending payments the gateway holds: why, in a short sentence (PayPal's capture reason, a "
+        "bank debit Stripe is still processing)",
+    )
     refund_status: RefundStatus | None = Field(
         default=None,
         exclude_if=_absent,

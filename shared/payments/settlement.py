@@ -37,6 +37,7 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
     REFUND_FAILED = "refund_failed"  # a refund we counted failed at the gateway: its entry cancelled, money back
+    HELD = "held"  # the gateway holds a pending payment: it stays pending, with the reason
     DUPLICATE = "duplicate"  # seen before: nothing done again
     UNCHANGED = "unchanged"  # the payment already was what the event says
     IGNORED = "ignored"  # an event type we do not act on
@@ -133,6 +134,8 @@ def apply_event(store: Store, adapter: Gateway, event: GatewayEvent) -> Result:
         return _refund(store, event, payment)
     if event.kind is EventKind.REFUND_FAILED:
         return _refund_failed(store, event, payment)
+    if event.kind is EventKind.HELD:
+        return _hold(store, event, payment)
     if event.kind is EventKind.SUCCESS:
         if event.money != payment.money:
             logger.error(
@@ -203,6 +206,16 @@ def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
         logger.error("refunds would exceed the payment", extra={"payment_id": original.id})
         return _recorded(store, event, original.id, Outcome.MISMATCH)
     return Result(Outcome.REFUNDED, refund.id)
+
+
+def _hold(store: Store, event: GatewayEvent, payment: Payment) -> Result:
+    """The gateway holds the payment (PayPal's capture pending a manual step, Stripe processing a bank debit): it
+    stays pending and shows why; reconciliation keeps asking and never times it out. A settled one stays so."""
+    reason = (event.reason or "the gateway holds the payment")[:200]
+    outcome = store.hold(payment.customer_id, payment.id, reason, _by(event), dedupe=_dedupe(event))
+    if outcome.duplicate:
+        return Result(Outcome.DUPLICATE, payment.id)
+    return Result(Outcome.HELD if outcome.changed else Outcome.UNCHANGED, payment.id)
 
 
 def _refund_key(event: GatewayEvent) -> Dedupe:
@@ -296,6 +309,7 @@ class ReconcileReport:
     cancelled: int = 0
     timed_out: int = 0
     still_pending: int = 0
+    held: int = 0  # the gateway holds them (a reason is shown): asked again next run, never timed out
     mismatched: int = 0  # the gateway's answer does not fit the payment: logged, nothing changed
     errors: int = 0  # the gateway (or DynamoDB) could not be asked or read: tried again next run
 
@@ -304,7 +318,13 @@ class ReconcileReport:
         return ReconcileReport(**values)
 
 
-_REPORTED = {Outcome.COMPLETED: "completed", Outcome.CANCELLED: "cancelled", Outcome.MISMATCH: "mismatched"}
+_REPORTED = {
+    Outcome.COMPLETED: "completed",
+    Outcome.CANCELLED: "cancelled",
+    Outcome.MISMATCH: "mismatched",
+    Outcome.HELD: "held",
+}
+_ASKED_ABOUT = (EventKind.SUCCESS, EventKind.FAILURE, EventKind.CAPTURE, EventKind.HELD)
 
 
 def reconcile(
@@ -338,10 +358,13 @@ def _reconcile_one(store: Store, provider: str, adapter: Gateway, payment: Payme
     if payment.gateway_ref:
         with reading_answers(provider, "read the payment"):
             answer = adapter.fetch_status(payment.gateway_ref, payment.id)
-    if answer is not None and answer.kind in (EventKind.SUCCESS, EventKind.FAILURE, EventKind.CAPTURE):
+    if answer is not None and answer.kind is EventKind.HELD and payment.pending_reason == answer.reason:
+        return "held"  # held as it was: nothing to write, and never timed out
+    if answer is not None and answer.kind in _ASKED_ABOUT:
+        said = hashlib.sha256((answer.reason or "").encode()).hexdigest()[:12] if answer.kind is EventKind.HELD else ""
         event = GatewayEvent(
             provider=provider,
-            event_id=f"reconcile:{payment.id}:{answer.kind.value}",
+            event_id=f"reconcile:{payment.id}:{answer.kind.value}{':' + said if said else ''}",
             event_type="reconciliation",
             kind=answer.kind,
             payment_id=payment.id,

@@ -116,6 +116,7 @@ def apply(
         "status": target,
         "history": (*payment.history, HistoryEntry(at=now, status=target, by=by, note=note)),
         "gateway_claim_until": None,
+        "pending_reason": None,  # settled: its gateway holds it no more
     }
     if target is PaymentStatus.COMPLETED:
         update["completed_at"] = now
@@ -128,6 +129,16 @@ def apply(
         update["refund_status"] = RefundStatus.FAILED
         return Change(payment, payment.model_copy(update=update), delta, released_minor=abs(payment.amount_minor))
     return Change(payment, payment.model_copy(update=update), delta)
+
+
+def hold(payment: Payment, reason: str, *, by: str, now: datetime) -> Change:
+    """The gateway holds pending `payment` (PayPal's capture pending a manual step, a bank debit Stripe is still
+    processing): it stays pending, with `pending_reason` and a history entry saying so. A settled payment, or one
+    already held for that reason, comes back unchanged: a hold never changes a status or the balance."""
+    if payment.status is not PaymentStatus.PENDING or payment.pending_reason == reason:
+        return Change(payment, payment)
+    entry = HistoryEntry(at=now, status=PaymentStatus.PENDING, by=by, note=reason)
+    return Change(payment, payment.model_copy(update={"pending_reason": reason, "history": (*payment.history, entry)}))
 
 
 def balance_delta(current: PaymentStatus, target: PaymentStatus, money: Money) -> Money | None:

@@ -458,6 +458,29 @@ def test_settling_from_the_detail_uses_the_gateway_reference_and_updates_it(
     assert [p["status"] for p in listed(stack, customer)] == [settled.lower()]
 
 
+def test_a_payment_the_gateway_holds_shows_why_in_its_detail(page: Page, stack: Any, customer: str) -> None:
+    body = {
+        "method": "credit_card",
+        "amount": "25.00",
+        "currency": "EUR",
+        "payment_method": "pm_card_authenticationRequired",
+    }
+    payment = api(stack, "POST", "/payments", stack.token(customer), body, key=uuid.uuid4().hex)["payment"]
+    hold = {"provider": "stripe", "ref": payment["gateway_reference"], "outcome": "hold"}
+    held = stack.call(
+        "POST", "/web/sim/settle", token=None, headers={"content-type": "application/json"}, body=json.dumps(hold)
+    )
+    assert held.status == 200 and held.json()["delivered"], held.body
+    sign_in_with_token(page, stack, customer)
+
+    row(page, payment["id"]).locator(".description").click()
+
+    expect(detail_field(page, "status")).to_have_text("Pending")
+    expect(detail_field(page, "pending_reason")).to_contain_text("Stripe is processing the payment")
+    [listed_payment] = listed(stack, customer)
+    assert listed_payment["pending_reason"].startswith("Stripe is processing the payment")
+
+
 def test_filters_and_load_more(page: Page, stack: Any, customer: str) -> None:
     for number in range(22):
         charge(stack, customer, f"1.{number:02d}", "USD", f"Item {number}")

@@ -116,7 +116,6 @@ def test_vouchers_have_100_random_bits_and_are_stored_only_as_hashes() -> None:
     codes = [v["code"] for v in body["vouchers"]]
     assert len(set(codes)) == 3
     assert all(len(c.replace("-", "")) == 20 for c in codes)  # 20 letters of a 32-letter alphabet: 100 bits
-    import boto3
 
     from payments.config import settings
 
@@ -202,20 +201,6 @@ def test_scheduled_handler_runs_and_reports(customer: str, gateway_sim, monkeypa
 
 
 # ---- reconciliation of every gateway, against a table of its own (issue 11 §5) ---------------------------
-
-
-@pytest.fixture
-def own_store(aws) -> PaymentStore:
-    """A payments table for this test alone: reconciliation reads every pending payment of a method, and other
-    tests leave pending payments about objects the simulator never made."""
-    from local.resources import _create_table
-    from local.template import Resolver, load_template
-
-    template = load_template()
-    props = Resolver(template, region="us-east-1").resolve(template["Resources"]["PaymentsTable"]["Properties"])
-    name = f"reconcile-{uuid.uuid4().hex[:8]}"
-    _create_table(boto3.client("dynamodb"), name, props)
-    return PaymentStore(table_name=name)
 
 
 RECONCILED = {  # provider -> the body of a payment made with it

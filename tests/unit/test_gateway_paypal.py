@@ -285,7 +285,15 @@ def captured_order(capture_status: str, **capture: Any) -> dict[str, Any]:
             None,
             "DECLINED_BY_RISK_FRAUD_FILTERS",
         ),
-        (captured_order("PENDING"), EventKind.IGNORED, None, "capture PENDING"),
+        (captured_order("PENDING"), EventKind.HELD, None, "PayPal holds the capture"),
+        (
+            captured_order("PENDING", status_details={"reason": "RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION"}),
+            EventKind.HELD,
+            None,
+            "PayPal holds the capture: RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION (the currency must be accepted in "
+            "PayPal's dashboard)",
+        ),
+        (captured_order("SOMETHING_NEW"), EventKind.IGNORED, None, "capture SOMETHING_NEW"),
     ],
 )
 def test_capture_reads_the_capture_status(
@@ -579,7 +587,7 @@ def test_capture_references_resolve_a_capture_to_our_ids(gateway: PayPalGateway,
     assert gateway.capture_references("0JF852973C016714D") == (CUSTOMER_ID, PAYMENT_ID, ORDER_ID)
 
 
-@pytest.mark.parametrize("event_type", ["PAYMENT.CAPTURE.PENDING", "CUSTOMER.DISPUTE.CREATED"])
+@pytest.mark.parametrize("event_type", ["PAYMENT.CAPTURE.REVERSED", "CUSTOMER.DISPUTE.CREATED"])
 def test_other_events_are_ignored(gateway: PayPalGateway, event_type: str) -> None:
     resource = {"id": "X1", "status": "PENDING", "custom_id": PAYMENT_ID}
     parsed = gateway.parse_event({}, paypal_event(event_type, resource))

@@ -158,7 +158,7 @@ def test_denied_capture_needs_no_amount_and_names_its_order(gateway: PayPalGatew
 def test_capture_without_readable_related_ids_has_no_order(gateway: PayPalGateway, supplementary: Any) -> None:
     resource = {"id": CAPTURE_ID, "invoice_id": PAYMENT_ID, "supplementary_data": supplementary}
     parsed = gateway.parse_event({}, paypal_event("PAYMENT.CAPTURE.PENDING", resource))
-    assert (parsed.kind, parsed.payment_id, parsed.gateway_ref) == (EventKind.IGNORED, PAYMENT_ID, None)
+    assert (parsed.kind, parsed.payment_id, parsed.gateway_ref) == (EventKind.HELD, PAYMENT_ID, None)
 
 
 @pytest.mark.parametrize(
@@ -268,3 +268,24 @@ def test_a_capture_refusal_without_a_readable_issue_is_raised(
     api.post(f"{API}/v2/checkout/orders/{ORDER_ID}/capture", status=422, json={"details": details})
     with pytest.raises(HttpRejected):
         gateway.capture(ORDER_ID, "capture-key")
+
+
+def test_a_pending_capture_holds_the_payment_and_says_why(gateway: PayPalGateway) -> None:
+    resource = {
+        "id": CAPTURE_ID,
+        "status": "PENDING",
+        "status_details": {"reason": "RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION"},
+        "invoice_id": PAYMENT_ID,
+        "supplementary_data": {"related_ids": {"order_id": ORDER_ID}},
+    }
+    parsed = gateway.parse_event({}, paypal_event("PAYMENT.CAPTURE.PENDING", resource))
+    assert (parsed.kind, parsed.gateway_ref, parsed.payment_id, parsed.money) == (
+        EventKind.HELD,
+        ORDER_ID,
+        PAYMENT_ID,
+        None,
+    )
+    assert parsed.reason == (
+        "PayPal holds the capture: RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION (the currency must be accepted in "
+        "PayPal's dashboard)"
+    )

@@ -179,3 +179,15 @@ def test_a_refund_failed_without_what_it_is_read_for_is_a_value_error(gateway: S
     refund.pop(missing)
     with pytest.raises(ValueError):
         gateway.parse_event({}, event("refund.failed", refund))
+
+
+def test_a_processing_intent_holds_the_payment(gateway: StripeGateway) -> None:
+    intent = {"id": "pi_7", "object": "payment_intent", "status": "processing", "metadata": {"payment_id": PAYMENT_ID}}
+    parsed = gateway.parse_event({}, event("payment_intent.processing", intent))
+    assert (parsed.kind, parsed.gateway_ref, parsed.payment_id, parsed.money) == (
+        EventKind.HELD,
+        "pi_7",
+        PAYMENT_ID,
+        None,
+    )
+    assert parsed.reason and parsed.reason.startswith("Stripe is processing the payment")

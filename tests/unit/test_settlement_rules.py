@@ -303,6 +303,52 @@ def test_a_refund_of_money_the_gateway_never_captured_never_debits(store: Memory
     assert store.require(CUSTOMER, payment.id).refund_ids == frozenset()
 
 
+# ---- held payments ---------------------------------------------------------------------------------------
+
+
+def test_a_held_payment_stays_pending_with_its_reason_until_the_gateway_settles_it(store: MemoryStore) -> None:
+    payment = stored(store, method=PaymentMethod.PAYPAL, ref="ORDER-1")
+    held = event(payment, EventKind.HELD, provider="paypal", ref="ORDER-1", money=None, reason="PayPal holds it")
+
+    assert apply(store, held) is Outcome.HELD
+    assert apply(store, held) is Outcome.DUPLICATE
+    now = store.require(CUSTOMER, payment.id)
+    assert (now.status, now.pending_reason, now.history[-1].note) == (
+        PaymentStatus.PENDING,
+        "PayPal holds it",
+        "PayPal holds it",
+    )
+    assert store.balances(CUSTOMER) == []
+    assert apply(store, event(payment, EventKind.SUCCESS, provider="paypal", ref="ORDER-1")) is Outcome.COMPLETED
+    done = store.require(CUSTOMER, payment.id)
+    assert (done.status, done.pending_reason) == (PaymentStatus.COMPLETED, None)
+    late = event(payment, EventKind.HELD, provider="paypal", ref="ORDER-1", money=None, reason="late")
+    assert apply(store, late) is Outcome.UNCHANGED  # a completed payment is held no more
+    assert store.balances(CUSTOMER) == [USD]
+
+
+def test_reconciliation_never_times_out_a_payment_its_gateway_holds(store: MemoryStore) -> None:
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    payment = stored(store, method=PaymentMethod.PAYPAL, ref="ORDER-1", created=long_ago)
+    adapter = Adapter(StatusAnswer(EventKind.HELD, reason="PayPal holds the capture: ECHECK"))
+
+    def reconcile() -> settlement.ReconcileReport:
+        return settlement.reconcile(
+            store,
+            {"paypal": adapter},  # type: ignore[dict-item]
+            now=datetime.now(UTC),
+            ask_after=timedelta(minutes=30),
+            give_up_after=timedelta(hours=72),
+        )
+
+    first, second = reconcile(), reconcile()
+    assert (first.held, first.timed_out, first.errors) == (1, 0, 0)
+    assert (second.held, second.timed_out, second.errors) == (1, 0, 0)
+    after = store.require(CUSTOMER, payment.id)
+    assert (after.status, after.pending_reason) == (PaymentStatus.PENDING, "PayPal holds the capture: ECHECK")
+    assert [h.note for h in after.history].count("PayPal holds the capture: ECHECK") == 1
+
+
 # ---- capture and reconciliation -------------------------------------------------------------------------
 
 

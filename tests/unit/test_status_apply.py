@@ -145,3 +145,24 @@ def test_only_a_refund_entry_can_fail_as_a_refund(method: PaymentMethod) -> None
         apply(payment(S.COMPLETED, method=method), S.CANCELLED, Cause.REFUND_FAILED, by="gateway:stripe:e", now=NOW)
     with pytest.raises(TransitionRefused):  # nor one that names no original
         apply(payment(S.COMPLETED, method=PaymentMethod.REFUND), S.CANCELLED, Cause.REFUND_FAILED, by="x", now=NOW)
+
+
+def test_a_hold_keeps_the_payment_pending_with_its_reason_and_settling_clears_it() -> None:
+    from payments.status import hold
+
+    held = hold(payment(), "PayPal holds the capture: PENDING_REVIEW", by="gateway:paypal:WH-1", now=NOW)
+    after = held.after
+    assert (after.status, after.pending_reason, held.balance_delta) == (
+        S.PENDING,
+        "PayPal holds the capture: PENDING_REVIEW",
+        None,
+    )
+    assert after.history[-1] == HistoryEntry(
+        at=NOW, status=S.PENDING, by="gateway:paypal:WH-1", note="PayPal holds the capture: PENDING_REVIEW"
+    )
+    assert not hold(after, "PayPal holds the capture: PENDING_REVIEW", by="x", now=NOW).changed  # the same hold
+    assert hold(after, "another reason", by="x", now=NOW).after.pending_reason == "another reason"
+    completed = apply(after, S.COMPLETED, Cause.GATEWAY_SUCCESS, by="gateway:paypal:WH-2", now=NOW).after
+    assert (completed.status, completed.pending_reason) == (S.COMPLETED, None)
+    for settled in (S.COMPLETED, S.CANCELLED):
+        assert not hold(payment(settled), "late", by="x", now=NOW).changed  # a settled payment is not held

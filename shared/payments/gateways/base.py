@@ -160,6 +160,7 @@ class EventKind(StrEnum):
     REFUND = "refund"  # money went back -> a new negative refund payment
     REFUND_FAILED = "refund_failed"  # a refund was not made after all -> its entry is cancelled, counts again
     CAPTURE = "capture"  # PayPal order approved: we must capture it
+    HELD = "held"  # the gateway holds the payment (reason says why): still pending, and not to be timed out
     IGNORED = "ignored"  # anything else: answered 200 and dropped
 
 

@@ -65,7 +65,7 @@ EVENT_KINDS: dict[str, EventKind] = {
     "CHECKOUT.ORDER.VOIDED": EventKind.FAILURE,
     "CHECKOUT.PAYMENT-APPROVAL.REVERSED": EventKind.FAILURE,  # approval undone before the capture settled
     "PAYMENT.CAPTURE.REFUNDED": EventKind.REFUND,
-    "PAYMENT.CAPTURE.PENDING": EventKind.IGNORED,  # money not there yet; COMPLETED or DENIED follows
+    "PAYMENT.CAPTURE.PENDING": EventKind.HELD,  # not there yet (status_details.reason); COMPLETED or DENIED follows
 }
 
 
@@ -285,12 +285,14 @@ class PayPalGateway:
                 customer_id, payment_id = customer_id or found_customer, payment_id or found_payment
             return make(payment_id, customer_id, order_id or capture_id, money=refunded, refund_id=resource.id)
         reason = resource.status_details.reason or resource.status or event.event_type
+        if kind is EventKind.HELD:
+            reason = held_because(resource.status_details.reason)
         return make(
             payment_id,
             customer_id,
             resource.order_id,
             money=_amount(resource) if kind is EventKind.SUCCESS else None,
-            reason=reason if kind is EventKind.FAILURE else None,
+            reason=reason if kind in (EventKind.FAILURE, EventKind.HELD) else None,
         )
 
     def capture_references(self, capture_id: str) -> tuple[str | None, str | None, str | None]:
@@ -325,6 +327,8 @@ class PayPalGateway:
                 return StatusAnswer(EventKind.SUCCESS, money=_amount(capture))
             if capture.status in {"DECLINED", "FAILED"}:
                 return StatusAnswer(EventKind.FAILURE, reason=capture.status_details.reason or capture.status)
+            if capture.status == "PENDING":
+                return StatusAnswer(EventKind.HELD, reason=held_because(capture.status_details.reason))
             return StatusAnswer(EventKind.IGNORED, reason=f"capture {capture.status}")
         if order.status == "APPROVED":
             return StatusAnswer(EventKind.CAPTURE)
@@ -387,6 +391,31 @@ class PayPalGateway:
 def _check_order_id(value: str) -> None:
     if not _ORDER_ID.fullmatch(value):
         raise GatewayRejected("not a PayPal order or capture id")
+
+
+# PAYMENT.CAPTURE.PENDING's status_details.reason, said for an operator (docs/gateways.md#paypal).
+PENDING_REASONS = {
+    "RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION": "the currency must be accepted in PayPal's dashboard",
+    "PENDING_REVIEW": "PayPal is reviewing it",
+    "ECHECK": "an eCheck that has not cleared yet",
+    "UNILATERAL": "the receiving PayPal account is not confirmed",
+    "VERIFICATION_REQUIRED": "the receiving PayPal account must be verified",
+    "INTERNATIONAL_WITHDRAWAL": "an international withdrawal that needs a manual step",
+    "TRANSACTION_APPROVED_AWAITING_FUNDING": "approved, waiting for the payer's funding",
+    "BUYER_COMPLAINT": "the buyer raised a complaint",
+    "CHARGEBACK": "a chargeback is open on it",
+    "REFUNDED": "it was refunded",
+    "OTHER": "PayPal gives no reason",
+}
+
+
+def held_because(code: str | None) -> str:
+    """`PayPal holds the capture: RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION (the currency must be accepted in
+    PayPal's dashboard)`: the code for support, the sentence for an operator."""
+    if not code:
+        return "PayPal holds the capture"
+    said = PENDING_REASONS.get(code)
+    return f"PayPal holds the capture: {code[:60]}" + (f" ({said})" if said else "")
 
 
 def _amount(payment: Payment) -> Money:

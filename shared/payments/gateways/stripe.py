@@ -285,9 +285,11 @@ class StripeGateway:
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
         body = json_object(raw_body, "stripe webhook body")
         kind = EVENT_KINDS.get(read_webhook(Event, body, "stripe event").type, EventKind.IGNORED)
-        if kind is EventKind.SUCCESS or kind is EventKind.FAILURE:
+        if kind in (EventKind.SUCCESS, EventKind.FAILURE, EventKind.HELD):
             event = read_webhook(PaymentIntentEvent, body, "stripe payment_intent event")
             intent = event.data.object
+            if kind is EventKind.HELD:
+                return self._event(event, kind, intent.id, intent.metadata, reason=PROCESSING)
             if kind is EventKind.SUCCESS:
                 money = _from_stripe_amount(intent.amount_received, intent.currency)
                 return self._event(event, kind, intent.id, intent.metadata, money=money)
@@ -364,12 +366,14 @@ class StripeGateway:
         return StatusAnswer(EventKind.IGNORED)
 
 
+PROCESSING = "Stripe is processing the payment: a bank debit takes days to confirm, and can still fail"
 # Stripe event type -> what it means for our payment. Anything else is IGNORED.
 EVENT_KINDS: dict[str, EventKind] = {
     "payment_intent.succeeded": EventKind.SUCCESS,
     "payment_intent.payment_failed": EventKind.FAILURE,
     "payment_intent.canceled": EventKind.FAILURE,
     "charge.refunded": EventKind.REFUND,
+    "payment_intent.processing": EventKind.HELD,  # a bank debit: days until it succeeds or fails
     "refund.failed": EventKind.REFUND_FAILED,  # sent for every refund since API version 2024-10-28
 }
 

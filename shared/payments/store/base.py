@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from enum import StrEnum
 
@@ -110,10 +110,40 @@ class StoreBase(ABC):
         another ends in RetryLater (503), never in a wrong answer. Raises NotFound or TransitionRefused.
         `current` saves the first read when the caller has just read the payment.
         """
+        return self._change(
+            customer_id,
+            payment_id,
+            lambda payment: rules.apply(
+                payment, target, cause, by=by, note=note, now=utcnow(), failure_field=failure_field
+            ),
+            dedupe=dedupe,
+            current=current,
+        )
+
+    def hold(
+        self, customer_id: str, payment_id: str, reason: str, by: str, *, dedupe: Dedupe | None = None
+    ) -> TransitionOutcome:
+        """Record that the gateway holds a pending payment, and why (`status.hold`), exactly once; a settled
+        payment is left as it is. Raises NotFound."""
+        return self._change(
+            customer_id, payment_id, lambda payment: rules.hold(payment, reason, by=by, now=utcnow()), dedupe=dedupe
+        )
+
+    def _change(
+        self,
+        customer_id: str,
+        payment_id: str,
+        compute: Callable[[Payment], Change],
+        *,
+        dedupe: Dedupe | None,
+        current: Payment | None = None,
+    ) -> TransitionOutcome:
+        """Read, compute the `Change` (the status rules'), write it conditioned on the status read; again on a
+        lost race, then RetryLater."""
         for attempt in range(MAX_TRANSITION_ATTEMPTS):
             # `current`: the caller's fresh read, used once; a lost race reads again.
             payment, current = current or self.require(customer_id, payment_id, consistent=True), None
-            change = rules.apply(payment, target, cause, by=by, note=note, now=utcnow(), failure_field=failure_field)
+            change = compute(payment)
             if not change.changed and dedupe is None:
                 return TransitionOutcome(payment, changed=False)
             written = self._write_change(change, dedupe)

@@ -145,6 +145,13 @@ class Store(Protocol):
         `current` saves the first read when the caller has just read the payment."""
         ...
 
+    def hold(
+        self, customer_id: str, payment_id: str, reason: str, by: str, *, dedupe: Dedupe | None = None
+    ) -> TransitionOutcome:
+        """Record that the gateway holds a pending payment, and why (`status.hold`), exactly once; a settled
+        payment is left as it is. Raises NotFound, or RetryLater after lost races."""
+        ...
+
     # ---- event markers -----------------------------------------------------------------------------
 
     def record_event(self, marker: Dedupe, payment_id: str | None = None, *, event_type: str = "") -> bool:

@@ -47,6 +47,7 @@ ITEM_TYPES: tuple[ItemType, ...] = (
             "gw_claim_until",
             "failure_reason",
             "failure_field",
+            "pending_reason",
             "last_error",
             "refund_of",
             "refund_status",

@@ -1,0 +1,24 @@
+"""Fixtures the integration tests share."""
+
+from __future__ import annotations
+
+import uuid
+
+import boto3
+import pytest
+
+from payments.store import PaymentStore
+
+
+@pytest.fixture
+def own_store(aws) -> PaymentStore:
+    """A payments table for this test alone: reconciliation reads every pending payment of a method, and other
+    tests leave pending payments about objects the simulator never made."""
+    from local.resources import _create_table
+    from local.template import Resolver, load_template
+
+    template = load_template()
+    props = Resolver(template, region="us-east-1").resolve(template["Resources"]["PaymentsTable"]["Properties"])
+    name = f"reconcile-{uuid.uuid4().hex[:8]}"
+    _create_table(boto3.client("dynamodb"), name, props)
+    return PaymentStore(table_name=name)
