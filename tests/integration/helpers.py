@@ -120,3 +120,15 @@ def settle_at_sim(sim: Any, provider: str, ref: str, outcome: str = "success") -
         return 0, None
     record = next(r for r in sim.deliveries()[seen:] if r["provider"] == provider)
     return deliver(provider, Delivery(record["body"].encode(), dict(record["headers"])))
+
+
+def get_payment(customer: str, payment_id: str) -> tuple[int, Any]:
+    """GET /payments/{id} as the customer's finance user, through the list_payments handler."""
+    event = http_event(
+        "GET",
+        f"/payments/{payment_id}",
+        route="/payments/{id}",
+        claims=claims_for(customer, "finance"),
+        path_params={"id": payment_id},
+    )
+    return invoke(load_function("list_payments"), event)

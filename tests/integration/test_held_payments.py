@@ -12,8 +12,7 @@ import pytest
 
 from payments.models import utcnow
 from payments.store import PaymentStore
-from tests.conftest import claims_for, http_event, invoke, load_function
-from tests.integration.helpers import balances, deliver, post, settle_at_sim
+from tests.integration.helpers import balances, deliver, get_payment, post, settle_at_sim
 from tests.integration.test_admin_and_reconcile import made_with
 from tests.integration.test_paypal_webhooks import capture_completed, pending_paypal, recorded, settle
 
@@ -26,14 +25,7 @@ pytestmark = pytest.mark.usefixtures("aws", "gateway_sim")
 
 
 def shown(customer: str, payment_id: str) -> dict[str, Any]:
-    event = http_event(
-        "GET",
-        f"/payments/{payment_id}",
-        route="/payments/{id}",
-        claims=claims_for(customer, "finance"),
-        path_params={"id": payment_id},
-    )
-    status, body = invoke(load_function("list_payments"), event)
+    status, body = get_payment(customer, payment_id)
     assert status == 200, body
     return dict(body)
 

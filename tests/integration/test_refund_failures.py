@@ -11,7 +11,7 @@ import pytest
 
 from payments.store import PaymentStore
 from tests.integration import webhook_events as events
-from tests.integration.helpers import balances, deliver, post, settle_at_sim
+from tests.integration.helpers import balances, deliver, get_payment, post, settle_at_sim
 
 # A payment each gateway settles: the amount is 30.00 in a currency it takes.
 PAYMENTS = {
@@ -71,7 +71,7 @@ def test_a_failed_refund_is_cancelled_and_the_money_counts_again_once(customer: 
     # The same failure again changes nothing; the API shows the entry as the failed refund it is.
     assert deliver(provider, failure) == (200, {"received": True, "outcome": "duplicate"})
     assert balances(customer) == {currency: "30.00"}
-    status, shown = post_get(customer, entry.id)
+    status, shown = get_payment(customer, entry.id)
     assert status == 200
     assert (shown["status"], shown["refund_status"], shown["original_payment_id"]) == (
         "cancelled",
@@ -81,19 +81,6 @@ def test_a_failed_refund_is_cancelled_and_the_money_counts_again_once(customer: 
     # The whole amount is refundable again.
     assert settle_at_sim(gateway_sim, provider, ref, "refund") == (200, {"received": True, "outcome": "refunded"})
     assert balances(customer) == {currency: "0.00"}
-
-
-def post_get(customer: str, payment_id: str) -> tuple[int, Any]:
-    from tests.conftest import claims_for, http_event, invoke, load_function
-
-    event = http_event(
-        "GET",
-        f"/payments/{payment_id}",
-        route="/payments/{id}",
-        claims=claims_for(customer, "finance"),
-        path_params={"id": payment_id},
-    )
-    return invoke(load_function("list_payments"), event)
 
 
 @pytest.mark.parametrize("provider", REPORTING)
