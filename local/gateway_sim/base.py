@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from local.gateway_sim.common import credential, to_minor
 
-OUTCOMES = ("success", "failure", "refund", "refund_failed", "hold")
+OUTCOMES = ("success", "failure", "refund", "refund_failed", "hold", "authorize")
 
 
 @dataclass
@@ -99,7 +99,8 @@ class SimGateway:
     kinds: ClassVar[tuple[str, ...]]  # the kinds of object held, as GET /_sim/objects lists them
     # Said by /_sim/settle and the payer page when an outcome sends no webhook (settle() returned None).
     # The outcomes settle() plays: "refund_failed" fails the latest refund, where the gateway reports that;
-    # "hold" leaves the payment pending with the gateway's reason (PayPal's pending capture, Stripe processing).
+    # "hold" leaves the payment pending with the gateway's reason (PayPal's pending capture, Stripe processing);
+    # "authorize" leaves it authorized, for the merchant to capture (Razorpay).
     outcomes: ClassVar[tuple[str, ...]] = ("success", "failure", "refund")
     no_webhook_note: ClassVar[str] = "this outcome sends no webhook"
     no_webhook_detail: ClassVar[str] = "The gateway sends no webhook for this."

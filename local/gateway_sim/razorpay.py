@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import time
 from typing import Any
 
@@ -91,6 +92,29 @@ def payment(of_order: dict[str, Any], amount: int, captured: bool) -> dict[str, 
     }
     of_order["attempts"] += 1
     return attempt
+
+
+def authorized(of_order: dict[str, Any], amount: int) -> dict[str, Any]:
+    """A payment of `amount` the payer's bank authorized but nobody captured yet (status `authorized`)."""
+    held = payment(of_order, amount, captured=False)
+    held.update(
+        status="authorized",
+        error_code=None,
+        error_description=None,
+        error_source=None,
+        error_step=None,
+        error_reason=None,
+        acquirer_data={"auth_code": number_id(6)},
+    )
+    return held
+
+
+def take(of_order: dict[str, Any], held: dict[str, Any]) -> None:
+    """Capture authorized `held`: it counts in `of_order` now."""
+    held.update(status="captured", captured=True, fee=held["amount"] * 2 // 100, tax=0)
+    of_order["amount_paid"] += held["amount"]
+    of_order["amount_due"] = max(of_order["amount"] - of_order["amount_paid"], 0)
+    of_order["status"] = "paid" if of_order["amount_due"] == 0 else "attempted"
 
 
 def capture(of_order: dict[str, Any], paid: int) -> dict[str, Any]:
@@ -191,12 +215,15 @@ def order_event(
     return signed(razorpay_event, secret=secret, event_id=event_id)
 
 
+CAPTURE_WEBHOOK_DELAY_SECONDS = 0.05  # Razorpay sends payment.captured and order.paid after the capture's answer
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The gateway
 
 
 class Razorpay(SimGateway):
-    outcomes = ("success", "failure", "refund", "refund_failed")
+    outcomes = ("success", "failure", "refund", "refund_failed", "authorize")
     name = "razorpay"
     label = "Razorpay"
     api_base_var = API_BASE_VAR
@@ -210,7 +237,40 @@ class Razorpay(SimGateway):
             ("GET", "/v1/orders", self._list_orders),
             ("GET", "/v1/orders/(?P<id>[^/]+)", self._get_order),
             ("GET", "/v1/orders/(?P<id>[^/]+)/payments", self._order_payments),
+            ("POST", "/v1/payments/(?P<id>[^/]+)/capture", self._capture_payment),
         ]
+
+    def _capture_payment(self, request: Request) -> Answer:
+        """POST /v1/payments/{id}/capture {"amount", "currency"}: the authorized payment, captured for exactly its
+        amount; Razorpay sends payment.captured and order.paid after answering."""
+        self._check_auth(request)
+        held = self.find("payments", request.params["id"])
+        if held is None:
+            raise self._error(400, "The id provided does not exist", "id")
+        body = request.json_body(lambda message: self._error(400, message))
+        if held["status"] == "captured":
+            raise self._error(400, "This payment has already been captured")
+        if held["status"] != "authorized":
+            raise self._error(400, "Only payments which have been authorized and not yet captured can be captured")
+        if body.get("amount") != held["amount"]:
+            raise self._error(400, "Capture amount must be equal to the amount authorized", "amount")
+        if body.get("currency") != held["currency"]:
+            raise self._error(400, "Currency should be same as the payment currency", "currency")
+        of_order = self.objects["orders"][held["order_id"]]
+        take(of_order, held)
+        webhooks = []
+        for name, entities in (
+            ("payment.captured", {"payment": held}),
+            ("order.paid", {"payment": held, "order": of_order}),
+        ):
+            razorpay_event = event(name, **entities)
+            raw, headers = signed(razorpay_event)
+            webhooks.append(Webhook(self.name, razorpay_event, raw, headers))
+        # Sent after the answer, outside the simulator's lock (as PayPal's capture webhook is).
+        timer = threading.Timer(CAPTURE_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in webhooks])
+        timer.daemon = True
+        timer.start()
+        return Answer(200, copy.deepcopy(held))
 
     @staticmethod
     def _error(status: int, description: str, field_name: str | None = None) -> Refusal:
@@ -325,6 +385,14 @@ class Razorpay(SimGateway):
             if held["status"] == "created":
                 held["status"] = "attempted"
             razorpay_event = event("payment.failed", payment=failed)
+        elif outcome == "authorize":  # authorized, not captured: payment.authorized; the merchant must capture
+            if held["status"] == "paid":
+                raise SettleError(409, f"Razorpay order {ref} is already paid")
+            waiting = authorized(held, held["amount_due"] or held["amount"])
+            self.objects["payments"][waiting["id"]] = waiting
+            if held["status"] == "created":
+                held["status"] = "attempted"
+            razorpay_event = event("payment.authorized", payment=waiting)
         elif outcome == "refund_failed":
             paid_ids = {p["id"] for p in self._payments_of(ref)}
             made = [

@@ -310,8 +310,18 @@ def test_refund_processed_is_refund_with_refund_money_and_id(gateway: RazorpayGa
 
 
 def test_other_events_are_ignored(gateway: RazorpayGateway) -> None:
-    body = event_body("payment.authorized", payment=payment_entity(status="authorized"))
+    body = event_body("payment.downtime.started", payment=payment_entity(status="authorized"))
     assert gateway.parse_event(sign(body), body).kind is EventKind.IGNORED
+
+
+def test_an_authorized_payment_is_one_to_capture(gateway: RazorpayGateway) -> None:
+    body = event_body("payment.authorized", payment=payment_entity(status="authorized", captured=False))
+    parsed = gateway.parse_event(sign(body), body)
+    assert (parsed.kind, parsed.gateway_ref, parsed.money) == (
+        EventKind.CAPTURE,
+        "order_DESlLckIVRkHWj",
+        Money(5000, "INR"),
+    )
 
 
 def test_event_id_falls_back_to_the_body_hash(gateway: RazorpayGateway) -> None:
@@ -372,12 +382,12 @@ def test_fetch_status_attempted_with_a_captured_payment_is_success(gateway: Razo
 
 
 @responses.activate
-def test_fetch_status_created_or_authorized_is_still_open(gateway: RazorpayGateway) -> None:
+def test_fetch_status_created_is_still_open_and_authorized_is_to_capture(gateway: RazorpayGateway) -> None:
     responses.get(f"{BASE}/v1/orders/order_A", json={"id": "order_A", "status": "created"})
     responses.get(f"{BASE}/v1/orders/order_B", json={"id": "order_B", "status": "attempted"})
     responses.get(f"{BASE}/v1/orders/order_B/payments", json={"items": [payment_entity(status="authorized")]})
     assert gateway.fetch_status("order_A", PAYMENT_ID).kind is EventKind.IGNORED
-    assert gateway.fetch_status("order_B", PAYMENT_ID).kind is EventKind.IGNORED
+    assert gateway.fetch_status("order_B", PAYMENT_ID).kind is EventKind.CAPTURE  # authorized: to capture
 
 
 @responses.activate
@@ -385,3 +395,55 @@ def test_fetch_status_connection_error_is_unavailable(gateway: RazorpayGateway) 
     responses.get(f"{BASE}/v1/orders/order_X", body=requests.exceptions.ConnectionError("refused"))
     with pytest.raises(GatewayUnavailable):
         gateway.fetch_status("order_X", PAYMENT_ID)
+
+
+ORDER = {"id": "order_C", "status": "attempted", "amount": 5000, "currency": "INR", "amount_paid": 0}
+
+
+@responses.activate
+def test_capture_takes_the_authorized_payment_for_the_orders_amount(gateway: RazorpayGateway) -> None:
+    held = payment_entity(id="pay_Held", status="authorized", captured=False, order_id="order_C")
+    responses.get(f"{BASE}/v1/orders/order_C", json=ORDER)
+    responses.get(f"{BASE}/v1/orders/order_C/payments", json={"items": [payment_entity(status="failed"), held]})
+    taken = responses.post(
+        f"{BASE}/v1/payments/pay_Held/capture",
+        json={**held, "status": "captured", "captured": True},
+        match=[responses.matchers.json_params_matcher({"amount": 5000, "currency": "INR"})],
+    )
+
+    answer = gateway.capture("order_C", "capture-1")
+
+    assert (answer.kind, answer.money) == (EventKind.SUCCESS, Money(5000, "INR"))
+    assert taken.call_count == 1
+
+
+@responses.activate
+def test_capture_of_a_captured_order_calls_no_capture(gateway: RazorpayGateway) -> None:
+    responses.get(f"{BASE}/v1/orders/order_C", json=ORDER)
+    responses.get(f"{BASE}/v1/orders/order_C/payments", json={"items": [payment_entity(order_id="order_C")]})
+    assert gateway.capture("order_C", "capture-1").kind is EventKind.SUCCESS
+    assert [c.request.method for c in responses.calls] == ["GET", "GET"]
+
+
+@responses.activate
+def test_capture_never_takes_another_amount_than_the_order(gateway: RazorpayGateway) -> None:
+    held = payment_entity(id="pay_Held", status="authorized", captured=False, amount=4999, order_id="order_C")
+    responses.get(f"{BASE}/v1/orders/order_C", json=ORDER)
+    responses.get(f"{BASE}/v1/orders/order_C/payments", json={"items": [held]})
+    answer = gateway.capture("order_C", "capture-1")
+    assert (answer.kind, answer.reason) == (EventKind.IGNORED, "the authorized payment is not for the order's amount")
+    assert [c.request.method for c in responses.calls] == ["GET", "GET"]
+
+
+@responses.activate
+def test_a_capture_someone_else_made_first_reads_the_order_again(gateway: RazorpayGateway) -> None:
+    held = payment_entity(id="pay_Held", status="authorized", captured=False, order_id="order_C")
+    responses.get(f"{BASE}/v1/orders/order_C", json=ORDER)
+    responses.get(f"{BASE}/v1/orders/order_C/payments", json={"items": [held]})
+    error = {"error": {"code": "BAD_REQUEST_ERROR", "description": "This payment has already been captured"}}
+    responses.post(f"{BASE}/v1/payments/pay_Held/capture", json=error, status=400)
+    responses.get(f"{BASE}/v1/orders/order_C", json={**ORDER, "status": "paid", "amount_paid": 5000})
+
+    answer = gateway.capture("order_C", "capture-1")
+
+    assert (answer.kind, answer.money) == (EventKind.SUCCESS, Money(5000, "INR"))

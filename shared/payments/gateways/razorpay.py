@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payments.gateways.base import (
+    Capability,
     CreateRequest,
     CreateResult,
     CurrencyNotSupported,
@@ -23,7 +24,16 @@ from payments.gateways.base import (
 )
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
 from payments.gateways.payload import read_answer, read_webhook
-from payments.gateways.razorpay_models import CreatedOrder, Entity, ErrorAnswer, Event, Order, Orders, Payments
+from payments.gateways.razorpay_models import (
+    CreatedOrder,
+    Entity,
+    ErrorAnswer,
+    Event,
+    Order,
+    Orders,
+    Payment,
+    Payments,
+)
 from payments.gateways.webhook_body import SHA256, check_hex_hmac, json_object
 from payments.ids import is_payment_id
 from payments.money import Money
@@ -54,6 +64,9 @@ class RazorpayGateway(HttpGateway):
     """`Gateway` for Razorpay. Settings and the HTTP session are created on first use if not given."""
 
     name = "razorpay"
+    # CAPTURE: a payment can stay authorized (a late authorization, the account's capture setting); Razorpay
+    # refunds it by itself after days unless we capture it.
+    capabilities = frozenset({Capability.CAPTURE, Capability.RECONCILE})
     object_name = "Razorpay order {ref}"
     signature_headers = ("x-razorpay-signature", "x-razorpay-event-id")
     currencies = SUPPORTED_CURRENCIES
@@ -160,6 +173,8 @@ class RazorpayGateway(HttpGateway):
             if payment is not None:
                 return make(EventKind.SUCCESS, payment.money)
             return make(EventKind.SUCCESS, order.paid if order is not None else None)
+        if event.event == "payment.authorized":  # held, not taken: we capture it (the capture's answer settles)
+            return make(EventKind.CAPTURE, payment.money if payment is not None else None)
         if event.event == "payment.failed":
             reason = (payment.error_description or payment.error_code) if payment is not None else None
             money = payment.money if payment is not None else None
@@ -188,10 +203,42 @@ class RazorpayGateway(HttpGateway):
         for payment in payments:
             if payment.status == "captured":
                 return StatusAnswer(EventKind.SUCCESS, money=payment.money)
+        if any(p.status == "authorized" for p in payments):
+            return StatusAnswer(EventKind.CAPTURE)  # its payment.authorized was lost: the caller captures it
         if payments and all(p.status == "failed" for p in payments):
             last = max(payments, key=lambda p: p.created_at)
             return StatusAnswer(EventKind.FAILURE, reason=last.error_description or "payment failed")
         return StatusAnswer(EventKind.IGNORED)  # authorized, or still being attempted
+
+    # ---- capturing an authorized payment ----------------------------------------------------------
+
+    def capture(self, gateway_ref: str, request_id: str) -> StatusAnswer:
+        """Capture the order's authorized payment for the order's amount. Razorpay takes no idempotency key, but a
+        payment is captured once: a repeat finds it captured and answers as the order stands."""
+        auth = self._auth()
+        order = read_answer(Order, self._call("GET", f"/v1/orders/{gateway_ref}", auth=auth), self.name, "the order")
+        answer = self._call("GET", f"/v1/orders/{gateway_ref}/payments", auth=auth)
+        payments = read_answer(Payments, answer, self.name, "the order's payments").items
+        captured = [p for p in payments if p.status == "captured"]
+        if captured:
+            return StatusAnswer(EventKind.SUCCESS, money=captured[0].money)
+        authorized = [p for p in payments if p.status == "authorized"]
+        if not authorized:
+            return StatusAnswer(EventKind.IGNORED, reason="no authorized payment to capture")
+        held = authorized[0]
+        if order.money is None or held.money != order.money:  # capture what was asked, never another amount
+            return StatusAnswer(EventKind.IGNORED, reason="the authorized payment is not for the order's amount")
+        body = {"amount": order.amount, "currency": order.currency}
+        try:
+            taken = self._call("POST", f"/v1/payments/{held.id}/capture", json=body, auth=auth)
+        except GatewayRejected as exc:
+            if "already been captured" in exc.message:  # a concurrent or repeated capture won
+                return self.fetch_status(gateway_ref, request_id)
+            raise
+        payment = read_answer(Payment, taken, self.name, "the capture")
+        if payment.status != "captured":
+            return StatusAnswer(EventKind.IGNORED, reason=f"payment {payment.status}")
+        return StatusAnswer(EventKind.SUCCESS, money=payment.money)
 
     # ---- plumbing -------------------------------------------------------------------------------
 
