@@ -32,11 +32,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import secrets
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -61,10 +58,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from local.ports import free_ports
 from local.token import make_token
 from payments import registry
 from payments.gateways import adapter_class
+from scripts.private_stack import private_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS = [
@@ -710,51 +707,6 @@ def fuzz(
     return report
 
 
-# ---- a private stack ------------------------------------------------------------------------------
-
-
-def _answers(url: str) -> bool:
-    try:
-        requests.get(f"{url}/openapi.json", timeout=2)
-    except requests.RequestException:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def private_stack(startup_seconds: float = 60) -> Iterator[tuple[str, str]]:
-    """`python -m local.dev` on free ports with a random JWT secret; yields (api url, secret)."""
-    aws_port, sim_port, api_port = free_ports(3)
-    secret = secrets.token_hex(24)
-    env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")},
-        "PYTHONUNBUFFERED": "1",
-        "SEED_DEMO": "0",
-        "GATEWAY_SIM": "on",
-        "LOCAL_JWT_SECRET": secret,
-        "AWS_PORT": str(aws_port),
-        "GATEWAY_SIM_PORT": str(sim_port),
-        "API_PORT": str(api_port),
-    }
-    url = f"http://127.0.0.1:{api_port}"
-    with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen([sys.executable, "-m", "local.dev"], cwd=ROOT, env=env, stdout=output, stderr=output)
-        try:
-            deadline = time.monotonic() + startup_seconds
-            while not _answers(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output.seek(0)
-                    raise RuntimeError(f"the local stack did not start:\n{output.read().decode(errors='replace')}")
-                time.sleep(0.3)
-            yield url, secret
-        finally:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running stack (make dev); default: start a private one")
@@ -776,7 +728,8 @@ def main(argv: list[str] | None = None) -> int:
 
             url, secret = args.url.rstrip("/"), jwt_secret()
         else:
-            url, secret = stack.enter_context(private_stack())
+            private = stack.enter_context(private_stack(seed_demo=False))
+            url, secret = private.api_url, private.jwt_secret
         report = fuzz(url, Callers.minted(secret), max_examples=args.max_examples, seed=seed, log=print)
     print(report.summary())
     print(f"{time.monotonic() - started:.0f} s; {'OK' if report.ok else 'FAILED'} (seed {seed})")

@@ -12,67 +12,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import secrets
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, expect, sync_playwright
 
-from local.ports import free_ports
+from scripts.private_stack import private_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = {"screenshot.png": (1366, 900), "screenshot-phone.png": (390, 844)}
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/web/config.json", timeout=2) as answer:  # noqa: S310 - 127.0.0.1
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def private_stack(startup_seconds: float = 60) -> Iterator[tuple[str, str]]:
-    """`python -m local.dev` with the demo data on free ports, keeping nothing; yields (api url, simulator url)."""
-    aws_port, sim_port, api_port = free_ports(3)
-    env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")},
-        "PYTHONUNBUFFERED": "1",
-        "SEED_DEMO": "1",
-        "LOCAL_STATE": "off",
-        "GATEWAY_SIM": "on",
-        "LOCAL_JWT_SECRET": secrets.token_hex(24),
-        "AWS_PORT": str(aws_port),
-        "GATEWAY_SIM_PORT": str(sim_port),
-        "API_PORT": str(api_port),
-    }
-    url = f"http://127.0.0.1:{api_port}"
-    with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen([sys.executable, "-m", "local.dev"], cwd=ROOT, env=env, stdout=output, stderr=output)
-        try:
-            deadline = time.monotonic() + startup_seconds
-            while not _answers(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output.seek(0)
-                    raise RuntimeError(f"the local stack did not start:\n{output.read().decode(errors='replace')}")
-                time.sleep(0.3)
-            yield url, f"http://127.0.0.1:{sim_port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def _post(url: str, body: object, token: str | None = None) -> dict[str, Any]:
@@ -114,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.url:
             api_url = args.url.rstrip("/")
         else:
-            api_url, sim_url = stack.enter_context(private_stack())
+            private = stack.enter_context(private_stack(seed_demo=True))
+            api_url, sim_url = private.api_url, private.sim_url
             add_a_refund(api_url, sim_url)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(

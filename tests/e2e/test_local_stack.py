@@ -296,3 +296,19 @@ def test_an_unusable_state_file_is_a_one_line_warning_and_an_empty_start(
     assert "starting empty" in warnings[0]
     assert running.call("GET", "/payments", token=running.token("demo")).json() == {"items": [], "next_cursor": None}
     assert (tmp_path / "aws-state.json.unusable").read_bytes() == content  # kept aside, not lost
+
+
+def test_the_scripts_private_stack_answers_with_its_own_secret_and_stops() -> None:
+    """scripts/private_stack.py, which `make fuzz` and scripts/screenshots.py run their stack with."""
+    import requests
+
+    from local.token import make_token
+    from scripts.private_stack import private_stack
+
+    with private_stack(seed_demo=False) as private:
+        token = make_token("private-1", ["finance"], secret=private.jwt_secret)
+        answer = requests.get(private.api_url + "/balance", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert requests.get(private.sim_url + "/_sim/objects", timeout=10).status_code == 200
+    with pytest.raises(requests.ConnectionError):  # stopped
+        requests.get(private.api_url + "/web/config.json", timeout=2)
