@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 # Defined in payments.errors so that api.py maps it to HTTP without importing the gateway modules.
 from payments.errors import GatewayError as GatewayError
-from payments.models import PaymentStatus
+from payments.models import PaymentStatus, RefundStatus
 from payments.money import Money
 
 
@@ -101,6 +101,7 @@ class Capability(StrEnum):
 
     CAPTURE = "capture"  # an approval event needs our capture call (PayPal)
     RECONCILE = "reconcile"  # the gateway can be asked about a payment (fetch_status)
+    REFUND = "refund"  # the gateway has a refund API (refund, find_refund): operators refund through it
 
 
 class NotSupported(GatewayError):
@@ -152,6 +153,29 @@ class CreateResult:
     # False when next_action holds a secret (Stripe's client_secret): it is then read from the gateway again
     # (`resume`) instead of being stored.
     storable_next_action: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    """An operator's refund of (part of) a paid payment, through the gateway's refund API."""
+
+    gateway_ref: str  # the payment's gateway object, as we stored it (pi_..., PayPal order, order_..., reference)
+    money: Money  # positive; the store has already reserved it against what is refundable
+    key: str  # our refund entry's id: the idempotency key where the gateway takes one, and our reference in
+    #           the gateway's refund (metadata, custom_id, receipt, note) so `find_refund` can find it again
+    payment_id: str  # the refunded payment (ours)
+    customer_id: str
+    reason: str | None = None  # the operator's, passed on where the gateway keeps one
+
+
+@dataclass(frozen=True, slots=True)
+class RefundAnswer:
+    """What the gateway says about one refund: accepted (`pending`), made (`succeeded`) or refused (`failed`)."""
+
+    refund_id: str  # the gateway's id for the refund (re_..., PayPal refund id, rfnd_..., Paystack refund id)
+    status: RefundStatus
+    money: Money  # what the gateway refunds
+    reason: str | None = None  # why it failed, if it did
 
 
 class EventKind(StrEnum):
@@ -232,3 +256,13 @@ class Gateway(Protocol):
 
     def capture(self, gateway_ref: str, request_id: str) -> StatusAnswer:
         """Capture an approved object (Capability.CAPTURE); idempotent by `request_id`. Else NotSupported."""
+
+    def refund(self, request: RefundRequest) -> RefundAnswer:
+        """Refund `request.money` of the payment through the gateway's refund API (Capability.REFUND), idempotent
+        by `request.key` where the gateway takes a key. Raises GatewayUnavailable (outcome unknown: the caller asks
+        `find_refund` before it tries again), GatewayInputRejected (the gateway refuses this refund: nothing was
+        refunded), GatewayRejected; NotSupported without the capability."""
+
+    def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
+        """The refund an earlier `refund(request)` made, found at the gateway by `request.key` (None: it made
+        none). Asked before a retry and by reconciliation, so a refund is never made twice."""
