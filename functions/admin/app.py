@@ -1,4 +1,5 @@
-"""Operator routes (docs/api.md#operator-routes): settle pending payments, record purchases, issue vouchers.
+"""Operator routes (docs/api.md#operator-routes): settle pending payments, refund paid ones through their gateway,
+record purchases, issue vouchers.
 
 Only the `operator` group may call them; an operator may name any customer.
 """
@@ -10,18 +11,20 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 
-from payments import api, operations, vouchers
+from payments import api, operations, refunds, vouchers
 from payments.checkout import validate_key
 from payments.config import settings
+from payments.gateways import gateway
 from payments.idempotency import PERSISTENCE_ERRORS, IdempotentRoute
 from payments.identity import OPERATORS
 from payments.models import PaymentOut, PaymentStatus, iso_z
 from payments.store import PaymentStore
 
-app, logger, tracer, metrics = api.build("admin", wrapped_aws_errors=PERSISTENCE_ERRORS)
+app, logger, tracer, metrics = api.build("admin", wrapped_aws_errors=PERSISTENCE_ERRORS, calls_gateways=True)
 SETTINGS = settings()  # the environment, checked at cold start
 store = PaymentStore()
 idempotency = IdempotentRoute("admin_charge", validate_on="body", persistence=store.idempotency_records())
+refund_idempotency = IdempotentRoute("admin_refund", validate_on="body", persistence=store.idempotency_records())
 CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
 PaymentId = Annotated[str, Path(max_length=64)]
 
@@ -90,6 +93,38 @@ def record_charge(
     request = {"customer_id": customer_id, "key": key, "body": body.model_dump_json()}
     payment = idempotency.call(app, _charge, request=request, body=body, actor=actor)
     return Response(201, content_types.APPLICATION_JSON, api.serialize(payment))
+
+
+@refund_idempotency.wrap
+def _refund(request: dict[str, Any], body: refunds.RefundBody, actor: str) -> dict[str, Any]:
+    customer_id, payment_id = request["customer_id"], request["payment_id"]
+    refund = refunds.refund(store, gateway, customer_id, payment_id, body, request["key"], actor)
+    metrics.add_metric(name="OperatorRefunds", unit="Count", value=1)
+    return refund.to_api(with_history=True).model_dump()
+
+
+@app.post(
+    "/admin/customers/<customer_id>/payments/<id>/refunds",
+    tags=["admin"],
+    summary="Refund a paid payment through its gateway (a bank transfer: recorded, paid out by hand)",
+    responses=api.responses(
+        {201: ("The refund: a completed negative payment naming the original", PaymentOut)},
+        *(401, 403, 404, 409, 502, 503),
+    ),
+)
+def refund_payment(
+    customer_id: CustomerId,
+    id: PaymentId,
+    idempotency_key: Annotated[str, Header(alias="idempotency-key", min_length=1, max_length=255)],
+    body: Annotated[refunds.RefundBody | None, Body()] = None,
+) -> Response[Any]:
+    actor = _operator()
+    key = validate_key(idempotency_key)
+    body = body or refunds.RefundBody()
+    # The key names the customer and the payment: the same key on another payment is another request.
+    request = {"customer_id": customer_id, "key": f"{id}\x1f{key}", "payment_id": id, "body": body.model_dump_json()}
+    refund = refund_idempotency.call(app, _refund, request=request, body=body, actor=actor)
+    return Response(201, content_types.APPLICATION_JSON, api.serialize(refund))
 
 
 @app.post(

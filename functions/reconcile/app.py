@@ -1,6 +1,7 @@
 """Scheduled reconciliation: ask gateways about payments pending too long (Paystack sends no failure
 webhook, and any webhook can be lost), settle them through the same transition code as webhooks,
-and cancel those with no answer past the final timeout. Bank transfers wait for an operator.
+and cancel those with no answer past the final timeout. Bank transfers wait for an operator. Operator refunds
+left pending are looked up at their gateway and bound, or released past the final timeout.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments import settlement
+from payments import refunds, settlement
 from payments.config import ReconcileSettings, load
 from payments.gateways import gateway
 from payments.models import utcnow
@@ -31,8 +32,14 @@ GIVE_UP_AFTER = timedelta(hours=SETTINGS.give_up_after_hours)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     adapters = {provider: gateway(provider) for provider in PROVIDERS}
-    report = settlement.reconcile(store, adapters, now=utcnow(), ask_after=ASK_AFTER, give_up_after=GIVE_UP_AFTER)
+    now = utcnow()
+    report = settlement.reconcile(store, adapters, now=now, ask_after=ASK_AFTER, give_up_after=GIVE_UP_AFTER)
+    # Operator refunds left pending between their reservation and the gateway's answer (docs/refunds.md).
+    refunded = refunds.reconcile_refunds(store, adapters, now=now, ask_after=ASK_AFTER, give_up_after=GIVE_UP_AFTER)
     for name, value in asdict(report).items():
         metrics.add_metric(name=f"Reconcile_{name}", unit="Count", value=value)
-    logger.info("reconciliation done", extra=asdict(report))
-    return asdict(report)
+    for name, value in asdict(refunded).items():
+        metrics.add_metric(name=f"Reconcile_refunds_{name}", unit="Count", value=value)
+    answer = asdict(report) | {"refunds": asdict(refunded)}
+    logger.info("reconciliation done", extra=answer)
+    return answer

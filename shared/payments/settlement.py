@@ -21,7 +21,7 @@ from payments.errors import PaymentsError
 from payments.gateways.base import Capability, EventKind, Gateway, GatewayError, GatewayEvent, reading_answers
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus, utcnow
-from payments.status import Cause, TransitionRefused, decide, refundable
+from payments.status import Cause, TransitionRefused, decide, refund_progress, refundable
 from payments.store import Dedupe, RefundWritten
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
     REFUND_FAILED = "refund_failed"  # a refund we counted failed at the gateway: its entry cancelled, money back
+    REFUND_SUCCEEDED = "refund_succeeded"  # a counted refund the gateway reports made: its detail says so
     HELD = "held"  # the gateway holds a pending payment: it stays pending, with the reason
     DUPLICATE = "duplicate"  # seen before: nothing done again
     UNCHANGED = "unchanged"  # the payment already was what the event says
@@ -192,20 +193,52 @@ def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
         reference=event.refund_id,
         gateway_ref=event.gateway_ref,
         refund_of=original.id,
-        refund_status=RefundStatus.SUCCEEDED,
+        refund_status=event.refund_status or RefundStatus.SUCCEEDED,
         history=(HistoryEntry(at=now, status=PaymentStatus.COMPLETED, by=_by(event), note="refund"),),
     )
-    written = store.record_refund(refund, original, _refund_key(event))
-    if written is RefundWritten.DUPLICATE:
-        return Result(Outcome.DUPLICATE, original.id)
+    marker = _refund_key(event)
+    written = store.record_refund(refund, original, marker)
+    if written is RefundWritten.DUPLICATE:  # this refund is counted already (or reported failed first)
+        return _refund_reported_again(store, event, original, marker)
     if written is RefundWritten.REFUSED:
         # The original is no longer completed (it cannot be, today), or its refunds would pass what it was for.
         current = store.require(original.customer_id, original.id, consistent=True)
         if not refundable(current.status):
             return _refund_of_uncounted(store, event, current)
+        if _reserving(store, current):
+            # An operator's refund is being made at the gateway and holds part of the payment: this may be that
+            # very refund, reported before its call returned. Not recorded: the gateway sends it again, and by
+            # then the refund names its entry (a duplicate) or its reservation was released (it counts).
+            logger.warning("refund reported while another is being made: asking the gateway to resend")
+            return Result(Outcome.DEFERRED, original.id)
         logger.error("refunds would exceed the payment", extra={"payment_id": original.id})
         return _recorded(store, event, original.id, Outcome.MISMATCH)
     return Result(Outcome.REFUNDED, refund.id)
+
+
+def _reserving(store: Store, original: Payment) -> bool:
+    """Whether an operator's refund of `original` is still pending: its reservation holds part of the payment."""
+    for refund_id in original.refund_ids:
+        entry = store.get(original.customer_id, refund_id, consistent=True)
+        if entry is not None and entry.status is PaymentStatus.PENDING:
+            return True
+    return False
+
+
+def _refund_reported_again(store: Store, event: GatewayEvent, original: Payment, marker: Dedupe) -> Result:
+    """A refund already counted, reported again (another event type, a redelivery): a `succeeded` after a
+    `pending` updates its detail, once; anything else changes nothing."""
+    refund_id = store.event_payment_id(marker)
+    if event.refund_status is not RefundStatus.SUCCEEDED or refund_id is None:
+        return Result(Outcome.DUPLICATE, original.id)
+    now = utcnow()
+    outcome = store.apply_change(
+        original.customer_id,
+        refund_id,
+        lambda entry: refund_progress(entry, RefundStatus.SUCCEEDED, by=_by(event), now=now),
+        dedupe=_dedupe(event),
+    )
+    return Result(Outcome.REFUND_SUCCEEDED if outcome.changed else Outcome.DUPLICATE, refund_id)
 
 
 def _hold(store: Store, event: GatewayEvent, payment: Payment) -> Result:
@@ -218,12 +251,15 @@ def _hold(store: Store, event: GatewayEvent, payment: Payment) -> Result:
     return Result(Outcome.HELD if outcome.changed else Outcome.UNCHANGED, payment.id)
 
 
+def refund_marker(provider: str, refund_id: str) -> Dedupe:
+    """The marker of one gateway refund (not of one event about it): the same refund reported by two event types,
+    by the refund route and a webhook, or reported failed before it was reported made, counts once; it names the
+    refund entry that counts it."""
+    return Dedupe(provider, "refund:" + hashlib.sha256(refund_id.encode()).hexdigest()[:40])
+
+
 def _refund_key(event: GatewayEvent) -> Dedupe:
-    """The marker of the refund itself (not of one event about it): the same refund reported by two event types,
-    or reported failed before it was reported made, counts once; it names the refund entry."""
-    return Dedupe(
-        event.provider, "refund:" + hashlib.sha256((event.refund_id or event.event_id).encode()).hexdigest()[:40]
-    )
+    return refund_marker(event.provider, event.refund_id or event.event_id)
 
 
 def _refund_failed(store: Store, event: GatewayEvent, original: Payment) -> Result:

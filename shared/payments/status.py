@@ -6,6 +6,12 @@
     completed -> cancelled   a refund entry only, when its gateway reports the refund failed: the money was
                              not returned, so it counts again (once), and its original is refundable by it again
 
+A refund entry an operator asks for starts pending: it reserves its amount against its original (`refunded_minor`)
+before the gateway is called, and debits nothing. The gateway's acceptance completes it (`accept_refund`: it debits
+from then on); the gateway's refusal, or the gateway's webhook reporting the same refund first (`superseded`: that
+entry counts instead), cancels it. Any refund entry that is cancelled releases its reservation, once, and a
+cancelled refund entry is final.
+
 `decide` says whether a change is allowed; `apply` says what it does: the payment after it and what it moves
 in the balance. Pure functions, no I/O. The store writes a `Change` with a condition on the status it was
 computed from, so concurrent writers cannot both win.
@@ -29,6 +35,7 @@ class Cause(StrEnum):
     OPERATOR = "operator"  # billing staff completing or cancelling by hand
     TIMEOUT = "timeout"  # reconciliation gave up waiting
     REFUND_FAILED = "refund_failed"  # a verified gateway event: a refund we counted was not made
+    SUPERSEDED = "superseded"  # a pending refund entry whose refund the gateway reported first: that entry counts
 
 
 class TransitionRefused(Exception):
@@ -56,7 +63,12 @@ def decide(current: PaymentStatus, target: PaymentStatus, cause: Cause) -> Decis
     if current is PaymentStatus.PENDING:
         if target is PaymentStatus.COMPLETED and cause in (Cause.GATEWAY_SUCCESS, Cause.OPERATOR):
             return Decision(current, target, apply=True)
-        if target is PaymentStatus.CANCELLED and cause in (Cause.GATEWAY_FAILURE, Cause.OPERATOR, Cause.TIMEOUT):
+        if target is PaymentStatus.CANCELLED and cause in (
+            Cause.GATEWAY_FAILURE,
+            Cause.OPERATOR,
+            Cause.TIMEOUT,
+            Cause.SUPERSEDED,
+        ):
             return Decision(current, target, apply=True)
     if current is PaymentStatus.CANCELLED and target is PaymentStatus.COMPLETED and cause is Cause.GATEWAY_SUCCESS:
         return Decision(current, target, apply=True)
@@ -108,8 +120,13 @@ def apply(
     no longer being created, so any claim on creating it ends. The balance moves by the amount when the payment
     starts or stops counting in it.
     """
-    if cause is Cause.REFUND_FAILED and (payment.method is not PaymentMethod.REFUND or not payment.refund_of):
+    entry = is_refund_entry(payment)
+    if cause in (Cause.REFUND_FAILED, Cause.SUPERSEDED) and not entry:
         raise TransitionRefused(payment.status, target, cause)  # only a refund entry's refund can fail
+    if entry and payment.status is PaymentStatus.CANCELLED and target is not PaymentStatus.CANCELLED:
+        raise TransitionRefused(payment.status, target, cause)  # its reservation is released: final
+    if entry and payment.status is PaymentStatus.PENDING and target is PaymentStatus.COMPLETED:
+        raise TransitionRefused(payment.status, target, cause)  # only the gateway's acceptance: accept_refund
     if not decide(payment.status, target, cause).apply:
         return Change(payment, payment)
     update: dict[str, Any] = {
@@ -125,10 +142,57 @@ def apply(
     if target is PaymentStatus.CANCELLED and failure_field:
         update["failure_field"] = failure_field
     delta = balance_delta(payment.status, target, payment.money)
-    if cause is Cause.REFUND_FAILED:
-        update["refund_status"] = RefundStatus.FAILED
+    if entry and target is PaymentStatus.CANCELLED:  # no longer takes anything from its original
+        if cause in (Cause.REFUND_FAILED, Cause.GATEWAY_FAILURE):
+            update["refund_status"] = RefundStatus.FAILED
         return Change(payment, payment.model_copy(update=update), delta, released_minor=abs(payment.amount_minor))
     return Change(payment, payment.model_copy(update=update), delta)
+
+
+def is_refund_entry(payment: Payment) -> bool:
+    """A refund: a negative payment that takes money from its original (`refund_of`)."""
+    return payment.method is PaymentMethod.REFUND and bool(payment.refund_of)
+
+
+def accept_refund(
+    entry: Payment, refund_id: str, refund_status: RefundStatus, *, by: str, now: datetime, note: str | None = None
+) -> Change:
+    """The gateway accepted (`pending`) or made (`succeeded`) the refund a pending refund entry reserved: the entry
+    is completed, names the gateway's refund, and debits the balance from now on. Completed already: unchanged.
+    Raises TransitionRefused for anything but a pending or completed refund entry, or a failed `refund_status`."""
+    if not is_refund_entry(entry) or refund_status is RefundStatus.FAILED:
+        raise TransitionRefused(entry.status, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS)
+    if entry.status is PaymentStatus.COMPLETED:
+        return Change(entry, entry)
+    if entry.status is not PaymentStatus.PENDING:
+        raise TransitionRefused(entry.status, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS)
+    history = HistoryEntry(at=now, status=PaymentStatus.COMPLETED, by=by, note=note or f"refund {refund_status.value}")
+    after = entry.model_copy(
+        update={
+            "status": PaymentStatus.COMPLETED,
+            "completed_at": now,
+            "reference": refund_id,
+            "refund_status": refund_status,
+            "history": (*entry.history, history),
+            "gateway_claim_until": None,
+        }
+    )
+    return Change(entry, after, balance_delta(entry.status, PaymentStatus.COMPLETED, entry.money))
+
+
+def refund_progress(entry: Payment, refund_status: RefundStatus, *, by: str, now: datetime) -> Change:
+    """The gateway reports a counted refund made (`succeeded` after `pending`): the detail says so; the money
+    already moved. Anything else comes back unchanged (a failure is `apply` with REFUND_FAILED)."""
+    if (
+        not is_refund_entry(entry)
+        or entry.status is not PaymentStatus.COMPLETED
+        or entry.refund_status is not RefundStatus.PENDING
+        or refund_status is not RefundStatus.SUCCEEDED
+    ):
+        return Change(entry, entry)
+    history = HistoryEntry(at=now, status=PaymentStatus.COMPLETED, by=by, note="refund succeeded")
+    update = {"refund_status": refund_status, "history": (*entry.history, history)}
+    return Change(entry, entry.model_copy(update=update))
 
 
 def hold(payment: Payment, reason: str, *, by: str, now: datetime) -> Change:

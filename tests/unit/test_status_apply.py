@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from payments.models import HistoryEntry, Payment, PaymentMethod, RefundStatus
 from payments.models import PaymentStatus as S
 from payments.money import Money
-from payments.status import Cause, TransitionRefused, apply, balance_delta, refundable
+from payments.status import Cause, TransitionRefused, accept_refund, apply, balance_delta, refund_progress, refundable
 
 CREATED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NOW = CREATED + timedelta(minutes=5)
@@ -166,3 +166,77 @@ def test_a_hold_keeps_the_payment_pending_with_its_reason_and_settling_clears_it
     assert (completed.status, completed.pending_reason) == (S.COMPLETED, None)
     for settled in (S.COMPLETED, S.CANCELLED):
         assert not hold(payment(settled), "late", by="x", now=NOW).changed  # a settled payment is not held
+
+
+# ---- operator refunds: a pending entry reserves, the gateway's acceptance completes it -----------------------
+
+ORIGINAL = "pay_01JDQ4W6S8X7C3M2K9V5T0R1AC"
+
+
+def reserved(status: S = S.PENDING, **extra: object) -> Payment:
+    return payment(status, method=PaymentMethod.REFUND, amount_minor=-400, refund_of=ORIGINAL, **extra)
+
+
+@pytest.mark.parametrize("refund_status", [RefundStatus.PENDING, RefundStatus.SUCCEEDED])
+def test_the_gateways_acceptance_completes_a_reserved_refund_and_debits_it(refund_status: RefundStatus) -> None:
+    change = accept_refund(reserved(), "re_1", refund_status, by="gateway:stripe:re_1", now=NOW)
+
+    after = change.after
+    assert (after.status, after.reference, after.refund_status, after.completed_at) == (
+        S.COMPLETED,
+        "re_1",
+        refund_status,
+        NOW,
+    )
+    assert change.balance_delta == Money(-400, "USD") and change.released_minor == 0
+    assert after.history[-1] == HistoryEntry(
+        at=NOW, status=S.COMPLETED, by="gateway:stripe:re_1", note=f"refund {refund_status.value}"
+    )
+    assert not accept_refund(after, "re_1", refund_status, by="x", now=NOW).changed  # once
+
+
+@pytest.mark.parametrize(
+    ("entry", "refund_status"),
+    [
+        (reserved(S.CANCELLED), RefundStatus.PENDING),  # released: final
+        (reserved(), RefundStatus.FAILED),  # a failure is a cancellation, not an acceptance
+        (payment(), RefundStatus.PENDING),  # not a refund entry
+    ],
+)
+def test_only_a_reserved_refund_can_be_accepted(entry: Payment, refund_status: RefundStatus) -> None:
+    with pytest.raises(TransitionRefused):
+        accept_refund(entry, "re_1", refund_status, by="x", now=NOW)
+
+
+@pytest.mark.parametrize("cause", [Cause.GATEWAY_FAILURE, Cause.SUPERSEDED, Cause.TIMEOUT, Cause.OPERATOR])
+def test_cancelling_a_reserved_refund_releases_it_and_moves_no_money(cause: Cause) -> None:
+    change = apply(reserved(), S.CANCELLED, cause, by="system:refunds", now=NOW, note="why")
+
+    assert change.after.status is S.CANCELLED and change.balance_delta is None
+    assert change.released_minor == 400
+    failed = cause is Cause.GATEWAY_FAILURE
+    assert change.after.refund_status is (RefundStatus.FAILED if failed else None)
+
+
+@pytest.mark.parametrize("cause", [Cause.OPERATOR, Cause.GATEWAY_SUCCESS])
+def test_a_reserved_refund_completes_only_by_the_gateways_acceptance(cause: Cause) -> None:
+    with pytest.raises(TransitionRefused):
+        apply(reserved(), S.COMPLETED, cause, by="operator:op", now=NOW)
+    with pytest.raises(TransitionRefused):  # nor does a cancelled one come back
+        apply(reserved(S.CANCELLED), S.COMPLETED, Cause.GATEWAY_SUCCESS, by="gateway:stripe:e", now=NOW)
+
+
+def test_superseded_applies_to_refund_entries_only() -> None:
+    with pytest.raises(TransitionRefused):
+        apply(payment(), S.CANCELLED, Cause.SUPERSEDED, by="x", now=NOW)
+
+
+def test_refund_progress_marks_a_counted_pending_refund_succeeded_once() -> None:
+    counted = reserved(S.COMPLETED, refund_status=RefundStatus.PENDING)
+    change = refund_progress(counted, RefundStatus.SUCCEEDED, by="gateway:razorpay:e", now=NOW)
+
+    assert change.after.refund_status is RefundStatus.SUCCEEDED and change.balance_delta is None
+    assert change.after.history[-1].note == "refund succeeded"
+    assert not refund_progress(change.after, RefundStatus.SUCCEEDED, by="x", now=NOW).changed
+    assert not refund_progress(reserved(), RefundStatus.SUCCEEDED, by="x", now=NOW).changed  # not counted yet
+    assert not refund_progress(counted, RefundStatus.PENDING, by="x", now=NOW).changed

@@ -11,6 +11,7 @@ ALLOWED = {
     (S.PENDING, S.CANCELLED, Cause.GATEWAY_FAILURE),
     (S.PENDING, S.CANCELLED, Cause.OPERATOR),
     (S.PENDING, S.CANCELLED, Cause.TIMEOUT),
+    (S.PENDING, S.CANCELLED, Cause.SUPERSEDED),  # refund entries only: status.apply holds it to them
     (S.CANCELLED, S.COMPLETED, Cause.GATEWAY_SUCCESS),
     (S.COMPLETED, S.CANCELLED, Cause.REFUND_FAILED),  # refund entries only: status.apply holds it to them
 }

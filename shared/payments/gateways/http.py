@@ -36,6 +36,8 @@ from payments.gateways.base import (
     GatewaySettings,
     GatewayUnavailable,
     NotSupported,
+    RefundAnswer,
+    RefundRequest,
     StatusAnswer,
 )
 from payments.money import Money
@@ -204,6 +206,12 @@ class HttpGateway:
 
     def capture(self, gateway_ref: str, request_id: str) -> StatusAnswer:
         raise NotSupported(f"{self.name} has nothing to capture")
+
+    def refund(self, request: RefundRequest) -> RefundAnswer:  # adapters with Capability.REFUND override both
+        raise NotSupported(f"{self.name} has no refund API: refunds are made in its dashboard")
+
+    def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
+        raise NotSupported(f"{self.name} has no refund API: refunds are made in its dashboard")
 
     # One gateway object per payment (gateways.base.Gateway): these gateways take no idempotency key, so by
     # default a later attempt opens a new object; an adapter overrides what its gateway does better.

@@ -129,6 +129,19 @@ class StoreBase(ABC):
             customer_id, payment_id, lambda payment: rules.hold(payment, reason, by=by, now=utcnow()), dedupe=dedupe
         )
 
+    def apply_change(
+        self,
+        customer_id: str,
+        payment_id: str,
+        compute: Callable[[Payment], Change],
+        *,
+        dedupe: Dedupe | None = None,
+        current: Payment | None = None,
+    ) -> TransitionOutcome:
+        """Write the `Change` a status rule other than `transition` computes (`status.accept_refund`,
+        `status.refund_progress`) from a consistent read, exactly once, conditioned on the status it read."""
+        return self._change(customer_id, payment_id, compute, dedupe=dedupe, current=current)
+
     def _change(
         self,
         customer_id: str,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
-from payments.status import Cause
+from payments.status import Cause, Change
 from payments.store.export_records import ExportRecord, ExportStatus
 from payments.store.records import Dedupe, RefundWritten, TransitionOutcome, Voucher
 
@@ -143,6 +143,20 @@ class Store(Protocol):
         """Move a payment to `target` if the status rules allow it (`status.apply`), exactly once, with its
         balance delta and `dedupe`. Raises NotFound, TransitionRefused, or RetryLater after lost races.
         `current` saves the first read when the caller has just read the payment."""
+        ...
+
+    def apply_change(
+        self,
+        customer_id: str,
+        payment_id: str,
+        compute: Callable[[Payment], Change],
+        *,
+        dedupe: Dedupe | None = None,
+        current: Payment | None = None,
+    ) -> TransitionOutcome:
+        """Write the `Change` `compute` (a status rule: `status.accept_refund`, `status.refund_progress`) makes of a
+        consistent read, exactly once, with its balance delta and `dedupe`; again after a lost race. Raises
+        NotFound, TransitionRefused, or RetryLater."""
         ...
 
     def hold(
