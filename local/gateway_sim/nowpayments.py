@@ -78,7 +78,8 @@ def payment(
 
 
 def pay(of_payment: dict[str, Any], paid_fiat: Decimal) -> None:
-    """The payer sends coins worth `paid_fiat`: finished when that covers the price, else partially_paid."""
+    """The payer sends coins worth `paid_fiat` more: finished once all sent covers the price, else partially_paid."""
+    paid_fiat += of_payment["actually_paid_at_fiat"]
     paid = (paid_fiat * _RATE).quantize(Decimal("0.000001"))
     of_payment.update(
         payment_status="finished" if paid_fiat >= of_payment["price_amount"] else "partially_paid",
@@ -333,7 +334,8 @@ class NowPayments(SimGateway):
         if outcome == "success":
             if status in ("finished", "refunded"):
                 raise SettleError(409, f"NOWPayments invoice {ref} is {status}")
-            pay(held, settle_decimal(amount) if amount else price)
+            # `amount`: what the payer sends now (less than what is left: partially_paid); else all that is left.
+            pay(held, settle_decimal(amount) if amount else price - held["actually_paid_at_fiat"])
         elif outcome == "failure":
             if status in ("finished", "refunded"):
                 raise SettleError(409, f"NOWPayments invoice {ref} is {status}; settle a refund instead")

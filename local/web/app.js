@@ -344,6 +344,18 @@ function badge(status) {
   return el("span", { className: `badge ${status}` }, STATUS_LABELS[status] || status);
 }
 
+const DISPUTE_LABELS = { open: "Open", won: "Won: any funds taken are given back", lost: "Lost: the funds stay taken back" };
+const ORIGINAL_LABELS = { refund: "Refund of", chargeback: "Chargeback of", chargeback_reversal: "Reverses a chargeback of" };
+// What an operator can refund through its gateway (docs/refunds.md): a paid payment, not an entry of another.
+const REFUNDABLE = (payment) => payment.status === "completed" && !payment.original_payment_id && !isNegative(payment.amount)
+  && !["voucher", "purchase", "nowpayments", "chargeback_reversal"].includes(payment.method);
+
+function disputeLabel(dispute) {
+  if (!dispute) return null;
+  const reason = dispute.reason ? ` · ${dispute.reason.replaceAll("_", " ")}` : "";
+  return `${DISPUTE_LABELS[dispute.status] || dispute.status} · ${dispute.amount}${reason} · opened ${when(dispute.opened_at)}`;
+}
+
 const REFUND_STATUS_LABELS = {
   pending: "Pending",
   succeeded: "Succeeded",
@@ -480,7 +492,8 @@ function detailRows(payment) {
     ["refunded_amount", "Refunded", payment.refunded_amount && `${payment.refunded_amount} ${payment.currency}`],
     ["refunds", "Refunds", payment.refunds && payment.refunds.length
       ? el("ul", { className: "links" }, payment.refunds.map((id) => el("li", {}, paymentLink(id)))) : null],
-    ["original_payment_id", "Refund of", originalId && paymentLink(originalId)],
+    ["dispute", "Dispute", disputeLabel(payment.dispute)],
+    ["original_payment_id", ORIGINAL_LABELS[payment.method] || "Original payment", originalId && paymentLink(originalId)],
     ["refund_status", "Refund at the gateway", payment.refund_status && REFUND_STATUS_LABELS[payment.refund_status]],
   ];
   return el("dl", { className: "details" }, rows
@@ -529,6 +542,7 @@ function renderDetail(payment) {
   fill($("detail-body"),
     detailRows(payment),
     payment.status === "pending" ? settleButtons(payment, "full") : null,
+    REFUNDABLE(payment) ? refundForm(payment) : null,
     ...(historyList(payment.history) || []),
   );
   $("detail-title").focus(); // a followed link's button is gone: the new payment's title has the focus
@@ -567,6 +581,35 @@ function settleButtons(payment, style) {
       el("button", { type: "button", className: "small ok", title: `Local only: ${how}`, onclick: () => settle(payment, "complete") }, paid),
       el("button", { type: "button", className: "small", title: `Local only: ${how}`, onclick: () => settle(payment, "cancel") }, failed)),
   );
+}
+
+// The operator's refund (local only: the page signs an operator token from the stack, as settling does).
+function refundForm(payment) {
+  if (!state.localTools || !state.canPay) return null;
+  const left = payment.refunded_amount ? `of ${payment.amount} (${payment.refunded_amount} refunded)` : `of ${payment.amount}`;
+  const amount = el("input", { id: "refund-amount", name: "amount", inputMode: "decimal", placeholder: "all", "aria-describedby": "refund-help", autocomplete: "off" });
+  const error = el("p", { className: "error", role: "alert", id: "refund-error" });
+  const key = `refund-${payment.id}-${crypto.randomUUID()}`; // one refund per form: a retry after an error is the same refund
+  return el("form", { className: "refund", onsubmit: (event) => { event.preventDefault(); refund(payment, amount.value.trim(), key, error); } },
+    el("label", { for: "refund-amount" }, "Operator: refund"),
+    amount,
+    el("span", { id: "refund-help", className: "muted" }, `${payment.currency} ${left}, through ${gatewayName(gatewayOfMethod(payment.method)) || "a payout by hand"}`),
+    el("button", { type: "submit", className: "small" }, "Send refund"),
+    error);
+}
+
+async function refund(payment, amount, key, error) {
+  say(error, "");
+  try {
+    const operator = await call("POST", "/web/token", { body: { customer: null, groups: ["operator"] }, token: null });
+    const path = `/admin/customers/${encodeURIComponent(state.customer)}/payments/${encodeURIComponent(payment.id)}/refunds`;
+    const body = amount ? { amount, reason: "refunded from the local web page" } : { reason: "refunded from the local web page" };
+    const { data } = await call("POST", path, { body, headers: { "Idempotency-Key": key }, token: operator.data.token });
+    await refreshAll();
+    await openDetail(data.id);
+  } catch (failure) {
+    say(error, failure.message);
+  }
 }
 
 async function settle(payment, outcome) {

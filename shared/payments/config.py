@@ -46,6 +46,8 @@ class Settings(BaseModel):
     service_name: str = Field("payments", alias="POWERTOOLS_SERVICE_NAME")
     public_base_url: str = Field("http://127.0.0.1:3000", alias="PUBLIC_BASE_URL")
     portal_return_url: str = Field("http://127.0.0.1:3000/", alias="PORTAL_RETURN_URL")
+    # A gateway option (registry `options`), checked here at cold start; its adapter's settings read it.
+    nowpayments_partially_paid: Literal["credit", "hold"] = Field("credit", alias="NOWPAYMENTS_PARTIALLY_PAID")
 
 
 class ReconcileSettings(Settings):
@@ -140,4 +142,7 @@ def gateway_values(entry: GatewayEntry) -> dict[str, str]:
     for credential in entry.credentials:
         stored = str(secret.get(entry.secret_key(credential)) or "")
         values[credential] = os.environ.get(entry.variable(credential)) or stored
+    for option in entry.options:
+        if os.environ.get(entry.variable(option)):
+            values[option] = os.environ[entry.variable(option)]
     return values

@@ -21,6 +21,14 @@ class RefundStatus(StrEnum):
     FAILED = "failed"  # the money was not returned: the entry is cancelled and counts no more
 
 
+class DisputeStatus(StrEnum):
+    """A dispute of a paid payment (docs/status-rules.md#disputes-and-chargebacks): open until the gateway decides."""
+
+    OPEN = "open"
+    WON = "won"  # decided for us: any funds withdrawn are reinstated
+    LOST = "lost"  # decided for the payer: the funds withdrawn stay withdrawn
+
+
 class PaymentStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
@@ -60,6 +68,18 @@ class HistoryEntry(BaseModel):
     note: str | None = None
 
 
+class Dispute(BaseModel):
+    """The dispute of a paid payment, as its gateway last reported it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str  # the gateway's dispute id (dp_..., PP-D-..., disp_..., a Paystack dispute id), or the capture reversed
+    status: DisputeStatus
+    amount_minor: int  # disputed, in the payment's currency (positive)
+    reason: str | None = None
+    opened_at: datetime
+
+
 class Payment(BaseModel):
     """A payment as the service stores it. Amounts are integer minor units of `currency`."""
 
@@ -93,8 +113,12 @@ class Payment(BaseModel):
     card_last4: str | None = None
     refund_of: str | None = None
     refund_status: RefundStatus | None = None  # on a refund entry: as its gateway reports it
-    refunded_minor: int = 0  # on a paid payment: the refunds counted against it
-    refund_ids: frozenset[str] = frozenset()  # on a paid payment: its refunds
+    # On a paid payment: everything taken back from it (refunds and chargebacks), never more than it was for.
+    refunded_minor: int = 0
+    charged_back_minor: int = 0  # the part of `refunded_minor` chargebacks took
+    refund_ids: frozenset[str] = frozenset()  # on a paid payment: its refunds and chargebacks
+    dispute: Dispute | None = None  # on a paid payment its payer disputed
+    requested_minor: int | None = None  # set when the amount credited differs from the amount asked for
     history: tuple[HistoryEntry, ...] = ()
 
     @property
@@ -122,8 +146,17 @@ class Payment(BaseModel):
             extra["pending_reason"] = self.pending_reason
         if self.gateway_ref:
             extra["gateway_reference"] = self.gateway_ref
-        if self.refunded_minor:
-            extra["refunded_amount"] = Money(self.refunded_minor, self.currency).format()
+        if self.refunded_minor - self.charged_back_minor:
+            extra["refunded_amount"] = Money(self.refunded_minor - self.charged_back_minor, self.currency).format()
+        if self.requested_minor is not None:
+            extra["requested_amount"] = Money(self.requested_minor, self.currency).format()
+        if self.dispute:
+            extra["dispute"] = DisputeOut(
+                status=self.dispute.status,
+                amount=Money(self.dispute.amount_minor, self.currency).format(),
+                reason=self.dispute.reason,
+                opened_at=iso_z(self.dispute.opened_at),
+            )
         if self.refund_ids:
             extra["refunds"] = sorted(self.refund_ids, reverse=True)  # ids sort by time: newest first
         if with_history:
@@ -148,6 +181,13 @@ class Payment(BaseModel):
 class CardSummary(BaseModel):
     brand: str
     last4: str
+
+
+class DisputeOut(BaseModel):
+    status: DisputeStatus
+    amount: str = Field(description="Disputed, major units of the payment's currency")
+    reason: str | None = Field(description="The gateway's reason code (fraudulent, product_not_received, ...)")
+    opened_at: str = Field(description="ISO 8601 UTC")
 
 
 class HistoryOut(BaseModel):
@@ -191,7 +231,9 @@ class PaymentOut(BaseModel):
         "order, Paystack reference, NOWPayments invoice (for a refund: the refunded one's)",
     )
     original_payment_id: str | None = Field(
-        default=None, exclude_if=_absent, description="Refunds: the payment it takes money from"
+        default=None,
+        exclude_if=_absent,
+        description="Refunds, chargebacks and their reversals: the payment they take money from or give back to",
     )
     refund_of: str | None = Field(default=None, exclude_if=_absent, description="The same as original_payment_id")
     pending_reason: str | None = Field(
@@ -207,9 +249,20 @@ class PaymentOut(BaseModel):
         "longer counts)",
     )
     refunded_amount: str | None = Field(
-        default=None, exclude_if=_absent, description="Paid payments: the sum of their refunds (positive)"
+        default=None, exclude_if=_absent, description="Paid payments: the sum of their refunds that count (positive)"
     )
-    refunds: list[str] | None = Field(default=None, exclude_if=_absent, description="Paid payments: refund ids")
+    refunds: list[str] | None = Field(
+        default=None, exclude_if=_absent, description="Paid payments: the ids of their refunds and chargebacks"
+    )
+    dispute: DisputeOut | None = Field(
+        default=None, exclude_if=_absent, description="Paid payments their payer disputed: the dispute as it stands"
+    )
+    requested_amount: str | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="When the amount credited differs from the amount asked for: what was asked for (a partial "
+        "crypto payment credits what arrived)",
+    )
     history: list[HistoryOut] | None = Field(
         default=None, exclude_if=_absent, description="GET /payments/{id} and the operator's complete/cancel answers"
     )

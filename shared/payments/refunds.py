@@ -63,6 +63,8 @@ _NOT_REFUNDABLE = {
     PaymentMethod.VOUCHER: "a voucher redemption cannot be refunded: issue the customer a new voucher instead",
     PaymentMethod.PURCHASE: "a purchase is not a payment: record a credit (a voucher) instead",
     PaymentMethod.REFUND: "a refund cannot be refunded",
+    PaymentMethod.CHARGEBACK: "a chargeback is the gateway's: it is reversed when the dispute is won",
+    PaymentMethod.CHARGEBACK_REVERSAL: "a chargeback reversal gives back what a dispute took; it is not a payment",
 }
 _MANUAL = (PaymentMethod.BANK_TRANSFER,)  # refunded by the operator by hand; recorded here
 

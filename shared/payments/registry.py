@@ -26,6 +26,8 @@ class PaymentMethod(StrEnum):
     VOUCHER = "voucher"
     PURCHASE = "purchase"
     REFUND = "refund"
+    CHARGEBACK = "chargeback"  # negative: funds a gateway took back for a dispute or a reversal
+    CHARGEBACK_REVERSAL = "chargeback_reversal"  # positive: those funds reinstated
 
 
 class Method(NamedTuple):  # NamedTuples: a dataclass costs every function ~1 ms of cold start
@@ -46,6 +48,7 @@ class GatewayEntry(NamedTuple):
     credentials: tuple[str, ...]  # its settings fields that are secrets (STRIPE_SECRET_KEY, stripe_secret_key)
     default_api_base: str
     needs_payer_email: bool = False  # the gateway will not take a payment without the payer's email (Paystack)
+    options: tuple[str, ...] = ()  # its settings that are deployment choices, not secrets (environment only)
 
     @property
     def api_base_variable(self) -> str:
@@ -74,6 +77,8 @@ METHODS: tuple[Method, ...] = (
     Method(PaymentMethod.VOUCHER, "Voucher", payable=True),
     Method(PaymentMethod.PURCHASE, "Purchase", payable=False),
     Method(PaymentMethod.REFUND, "Refund", payable=False),
+    Method(PaymentMethod.CHARGEBACK, "Chargeback", payable=False),
+    Method(PaymentMethod.CHARGEBACK_REVERSAL, "Chargeback reversal", payable=False),
 )
 
 GATEWAYS: tuple[GatewayEntry, ...] = (
@@ -117,6 +122,7 @@ GATEWAYS: tuple[GatewayEntry, ...] = (
         adapter="payments.gateways.nowpayments:NowPaymentsGateway",
         credentials=("api_key", "ipn_secret"),
         default_api_base="https://api.nowpayments.io",
+        options=("partially_paid",),  # NOWPAYMENTS_PARTIALLY_PAID: credit (default) or hold
     ),
 )
 

@@ -20,9 +20,26 @@ from payments import registry
 from payments.errors import PaymentsError
 from payments.gateways.base import Capability, EventKind, Gateway, GatewayError, GatewayEvent, reading_answers
 from payments.ids import new_payment_id
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus, utcnow
-from payments.status import Cause, TransitionRefused, decide, refund_progress, refundable
-from payments.store import Dedupe, RefundWritten
+from payments.models import (
+    Dispute,
+    DisputeStatus,
+    HistoryEntry,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    RefundStatus,
+    utcnow,
+)
+from payments.status import (
+    Cause,
+    TransitionRefused,
+    credit_arrived,
+    decide,
+    note_dispute,
+    refund_progress,
+    refundable,
+)
+from payments.store import Dedupe, DisputeWritten, RefundWritten
 
 if TYPE_CHECKING:
     from payments.store import Store
@@ -39,6 +56,9 @@ class Outcome(StrEnum):
     REFUND_FAILED = "refund_failed"  # a refund we counted failed at the gateway: its entry cancelled, money back
     REFUND_SUCCEEDED = "refund_succeeded"  # a counted refund the gateway reports made: its detail says so
     HELD = "held"  # the gateway holds a pending payment: it stays pending, with the reason
+    DISPUTE = "dispute"  # a dispute opened, changed or decided: the payment shows it
+    CHARGEBACK = "chargeback"  # a dispute's funds withdrawn: a negative chargeback entry
+    CHARGEBACK_REVERSED = "chargeback_reversed"  # those funds reinstated: a positive chargeback_reversal entry
     DUPLICATE = "duplicate"  # seen before: nothing done again
     UNCHANGED = "unchanged"  # the payment already was what the event says
     IGNORED = "ignored"  # an event type we do not act on
@@ -137,6 +157,12 @@ def apply_event(store: Store, adapter: Gateway, event: GatewayEvent) -> Result:
         return _refund_failed(store, event, payment)
     if event.kind is EventKind.HELD:
         return _hold(store, event, payment)
+    if event.kind is EventKind.DISPUTE:
+        return _dispute(store, event, payment)
+    if event.kind is EventKind.CHARGEBACK or event.kind is EventKind.CHARGEBACK_REVERSAL:
+        return _dispute_funds(store, event, payment)
+    if event.kind is EventKind.PARTIAL or (event.kind is EventKind.SUCCESS and payment.requested_minor is not None):
+        return _credit_arrived(store, event, payment)
     if event.kind is EventKind.SUCCESS:
         if event.money != payment.money:
             logger.error(
@@ -241,6 +267,34 @@ def _refund_reported_again(store: Store, event: GatewayEvent, original: Payment,
     return Result(Outcome.REFUND_SUCCEEDED if outcome.changed else Outcome.DUPLICATE, refund_id)
 
 
+def _credit_arrived(store: Store, event: GatewayEvent, payment: Payment) -> Result:
+    """Part of a payment arrived (NOWPayments `partially_paid`, credited as the balance top-up it is), or the rest
+    of one credited in part (`finished`): the payment counts what arrived, once per event, never more than was
+    asked for (`status.credit_arrived`)."""
+    arrived = event.money
+    requested = event.requested if event.kind is EventKind.PARTIAL else event.money
+    if arrived is None or requested is None:
+        return _recorded(store, event, payment.id, Outcome.MISMATCH)
+    now = utcnow()
+    try:
+        outcome = store.apply_change(
+            payment.customer_id,
+            payment.id,
+            lambda current: credit_arrived(current, arrived, requested, by=_by(event), now=now),
+            dedupe=_dedupe(event),
+            current=payment,
+        )
+    except TransitionRefused:
+        logger.error(
+            "partial payment does not fit the payment",
+            extra={"payment_id": payment.id, "requested": str(requested), "arrived": str(arrived)},
+        )
+        return _recorded(store, event, payment.id, Outcome.MISMATCH)
+    if outcome.duplicate:
+        return Result(Outcome.DUPLICATE, payment.id)
+    return Result(Outcome.COMPLETED if outcome.changed else Outcome.UNCHANGED, payment.id)
+
+
 def _hold(store: Store, event: GatewayEvent, payment: Payment) -> Result:
     """The gateway holds the payment (PayPal's capture pending a manual step, Stripe processing a bank debit): it
     stays pending and shows why; reconciliation keeps asking and never times it out. A settled one stays so."""
@@ -309,6 +363,114 @@ def _refund_of_uncounted(store: Store, event: GatewayEvent, original: Payment) -
         return Result(Outcome.DEFERRED, original.id)
     logger.warning("refund of a cancelled payment ignored", extra={"payment_id": original.id})
     return _recorded(store, event, original.id, Outcome.REFUSED)
+
+
+def _disputed(event: GatewayEvent, payment: Payment, status: DisputeStatus | None = None) -> Dispute:
+    """The dispute an event reports, in the payment's terms (its amount: the event's, else the payment's)."""
+    money = event.money
+    amount = money.minor if money is not None and money.currency == payment.currency else abs(payment.amount_minor)
+    opened = payment.dispute.opened_at if payment.dispute and payment.dispute.id == event.dispute_id else utcnow()
+    return Dispute(
+        id=event.dispute_id or event.event_id,
+        status=status or event.dispute_status or DisputeStatus.OPEN,
+        amount_minor=amount,
+        reason=event.reason[:100] if event.reason else None,
+        opened_at=opened,
+    )
+
+
+def _dispute(store: Store, event: GatewayEvent, payment: Payment) -> Result:
+    """A dispute opened, changed or decided (docs/status-rules.md#disputes-and-chargebacks): the payment shows it,
+    once per event; no money moves here."""
+    if not event.dispute_id:
+        logger.error("dispute event without a dispute id", extra={"payment_id": payment.id})
+        return _recorded(store, event, payment.id, Outcome.MISMATCH)
+    now = utcnow()
+    outcome = store.apply_change(
+        payment.customer_id,
+        payment.id,
+        lambda current: note_dispute(current, _disputed(event, current), by=_by(event), now=now),
+        dedupe=_dedupe(event),
+    )
+    if outcome.duplicate:
+        return Result(Outcome.DUPLICATE, payment.id)
+    return Result(Outcome.DISPUTE if outcome.changed else Outcome.UNCHANGED, payment.id)
+
+
+def dispute_marker(provider: str, dispute_id: str) -> Dedupe:
+    """The marker of one dispute's funds: which entry withdrew them and which reinstated them (once each)."""
+    return Dedupe(provider, "dispute:" + hashlib.sha256(dispute_id.encode()).hexdigest()[:40])
+
+
+def _dispute_funds(store: Store, event: GatewayEvent, original: Payment) -> Result:
+    """Funds a gateway withdrew for a dispute (or a reversal of the payment), or reinstated: a `chargeback` entry
+    (negative) or a `chargeback_reversal` entry (positive) linked to the original, once per dispute and direction.
+    A chargeback takes at most what refunds and earlier chargebacks left of the payment; a reversal gives back
+    what its chargeback took. Reinstated before withdrawn: the two cancel out, whichever order they come in."""
+    money = event.money
+    if not event.dispute_id or money is None or money.currency != original.currency or not money.is_positive:
+        logger.error("dispute funds event without a dispute id or a usable amount", extra={"payment_id": original.id})
+        return _recorded(store, event, original.id, Outcome.MISMATCH)
+    if not refundable(original.status):
+        return _refund_of_uncounted(store, event, original)
+    withdrawn = event.kind is EventKind.CHARGEBACK
+    marker = dispute_marker(event.provider, event.dispute_id)
+    for _attempt in range(3):  # a refund may take part of the payment between the read and the write
+        current = store.require(original.customer_id, original.id, consistent=True)
+        took, gave = store.dispute_funds(marker)
+        if took if withdrawn else gave:  # these funds moved this way before
+            return Result(Outcome.DUPLICATE, original.id)
+        if withdrawn:
+            left = abs(current.amount_minor) - current.refunded_minor
+            amount = money.minor if gave else min(money.minor, left)
+            if amount <= 0:
+                logger.warning("chargeback of a payment taken back in full already", extra={"payment_id": original.id})
+                return _recorded(store, event, original.id, Outcome.REFUSED)
+        else:
+            chargeback = store.get(original.customer_id, took, consistent=True) if took else None
+            amount = abs(chargeback.amount_minor) if chargeback is not None else money.minor
+        entry = _dispute_entry(event, current, amount, withdrawn=withdrawn)
+        written = store.record_dispute_funds(entry, current, marker)
+        if written is DisputeWritten.DUPLICATE:
+            return Result(Outcome.DUPLICATE, original.id)
+        if written is DisputeWritten.REFUSED:
+            continue
+        _show_dispute(store, event, original, None if withdrawn else DisputeStatus.WON)
+        if written is DisputeWritten.OFFSET:
+            return Result(Outcome.UNCHANGED, original.id)
+        return Result(Outcome.CHARGEBACK if withdrawn else Outcome.CHARGEBACK_REVERSED, entry.id)
+    logger.error("dispute funds do not fit the payment", extra={"payment_id": original.id, "type": event.event_type})
+    return _recorded(store, event, original.id, Outcome.MISMATCH)
+
+
+def _show_dispute(store: Store, event: GatewayEvent, original: Payment, status: DisputeStatus | None) -> None:
+    now = utcnow()
+    store.apply_change(
+        original.customer_id,
+        original.id,
+        lambda payment: note_dispute(payment, _disputed(event, payment, status), by=_by(event), now=now),
+    )
+
+
+def _dispute_entry(event: GatewayEvent, original: Payment, amount: int, *, withdrawn: bool) -> Payment:
+    now = utcnow()
+    label = "Chargeback" if withdrawn else "Chargeback reversal"
+    note = f"{label.lower()}: {event.reason}" if event.reason else label.lower()
+    return Payment(
+        id=new_payment_id(now),
+        customer_id=original.customer_id,
+        created_at=now,
+        completed_at=now,
+        amount_minor=-amount if withdrawn else amount,
+        currency=original.currency,
+        status=PaymentStatus.COMPLETED,
+        method=PaymentMethod.CHARGEBACK if withdrawn else PaymentMethod.CHARGEBACK_REVERSAL,
+        description=f"{label} of {original.description}"[:200],
+        reference=event.dispute_id,
+        gateway_ref=event.gateway_ref,
+        refund_of=original.id,
+        history=(HistoryEntry(at=now, status=PaymentStatus.COMPLETED, by=_by(event), note=note[:200]),),
+    )
 
 
 def _capture(store: Store, adapter: Gateway, event: GatewayEvent, payment: Payment) -> Result:

@@ -23,7 +23,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus
+from payments.models import Dispute, DisputeStatus, HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus
 from payments.money import Money
 
 
@@ -210,3 +210,52 @@ def balance_delta(current: PaymentStatus, target: PaymentStatus, money: Money) -
     if counts_in_balance(target) == counts_in_balance(current):
         return None
     return money if counts_in_balance(target) else -money
+
+
+def credit_arrived(payment: Payment, arrived: Money, requested: Money, *, by: str, now: datetime) -> Change:
+    """Part (or the rest) of a payment arrived at a gateway that credits what arrives (NOWPayments, the balance
+    top-up case): the payment counts what arrived so far, never more than was asked for, with `requested_minor`
+    saying what was asked for while they differ. Pending: it completes with that amount; completed: it grows by
+    the difference, and only grows. The balance moves by what it adds."""
+    asked = payment.requested_minor if payment.requested_minor is not None else payment.amount_minor
+    if requested != Money(asked, payment.currency) or arrived.currency != payment.currency or arrived.minor <= 0:
+        raise TransitionRefused(payment.status, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS)
+    credited = min(arrived.minor, asked)
+    counted = payment.amount_minor if payment.status is PaymentStatus.COMPLETED else 0
+    if credited <= counted:
+        return Change(payment, payment)
+    decide(payment.status, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS)  # raises for a refund entry's state
+    note = f"{Money(credited, payment.currency).format()} of {Money(asked, payment.currency).format()} arrived"
+    update: dict[str, Any] = {
+        "amount_minor": credited,
+        "requested_minor": asked if credited < asked else None,
+        "status": PaymentStatus.COMPLETED,
+        "history": (*payment.history, HistoryEntry(at=now, status=PaymentStatus.COMPLETED, by=by, note=note)),
+        "gateway_claim_until": None,
+        "pending_reason": None,
+    }
+    if payment.status is not PaymentStatus.COMPLETED:
+        update["completed_at"] = now
+    return Change(payment, payment.model_copy(update=update), Money(credited - counted, payment.currency))
+
+
+def note_dispute(payment: Payment, dispute: Dispute, *, by: str, now: datetime) -> Change:
+    """The gateway reports a dispute of `payment` opened, changed or decided: the payment shows it, with a history
+    entry; no money moves (withdrawn and reinstated funds are entries of their own). A decided dispute is not
+    reopened by a late `open` event; a repeat changes nothing."""
+    current = payment.dispute
+    if current is not None and current.id == dispute.id:
+        if current.status is not DisputeStatus.OPEN and dispute.status is DisputeStatus.OPEN:
+            return Change(payment, payment)
+        dispute = current.model_copy(
+            update={
+                "status": dispute.status,
+                "amount_minor": dispute.amount_minor,
+                "reason": dispute.reason or current.reason,
+            }
+        )
+        if dispute == current:
+            return Change(payment, payment)
+    note = f"dispute {dispute.status.value}" + (f": {dispute.reason}" if dispute.reason else "")
+    entry = HistoryEntry(at=now, status=payment.status, by=by, note=note[:200])
+    return Change(payment, payment.model_copy(update={"dispute": dispute, "history": (*payment.history, entry)}))

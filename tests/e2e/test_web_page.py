@@ -481,6 +481,36 @@ def test_a_payment_the_gateway_holds_shows_why_in_its_detail(page: Page, stack: 
     assert listed_payment["pending_reason"].startswith("Stripe is processing the payment")
 
 
+def test_an_operator_refunds_from_the_detail_and_the_refund_links_its_original(
+    page: Page, stack: Any, customer: str
+) -> None:
+    body = {"method": "credit_card", "amount": "40.00", "currency": "EUR", "payment_method": "pm_card_visa"}
+    paid = api(stack, "POST", "/payments", stack.token(customer), body, key=uuid.uuid4().hex)["payment"]
+    assert paid["status"] == "completed"
+    sign_in_with_picker(page, stack, customer)
+    row(page, paid["id"]).locator(".description").click()
+
+    form = detail(page).locator("form.refund")
+    form.get_by_label("Operator: refund").fill("50.00")
+    form.get_by_role("button", name="Send refund").click()
+    expect(detail(page).locator("#refund-error")).to_contain_text("exceeds what is refundable: 40.00 EUR of 40.00")
+    form.get_by_label("Operator: refund").fill("15.00")
+    form.get_by_role("button", name="Send refund").click()
+
+    expect(detail_field(page, "method")).to_have_text("Refund")  # the refund opens in the detail
+    expect(detail_field(page, "amount")).to_have_text("-15.00 EUR")
+    expect(detail_field(page, "amount").locator(".negative")).to_have_count(1)
+    expect(detail_field(page, "original_payment_id")).to_have_text(paid["id"])
+    detail_field(page, "original_payment_id").get_by_role("button").click()
+    expect(detail_field(page, "refunded_amount")).to_have_text("15.00 EUR")
+    expect(balances(page).filter(has_text="EUR")).to_contain_text("25.00")
+    payments = {p["id"]: p for p in listed(stack, customer)}
+    [refund] = [p for p in payments.values() if p["method"] == "refund"]
+    assert (refund["amount"], refund["status"], refund["original_payment_id"]) == ("-15.00", "completed", paid["id"])
+    assert payments[paid["id"]]["refunded_amount"] == "15.00"
+    assert len(payments) == 2  # the refused attempt stored nothing
+
+
 def test_filters_and_load_more(page: Page, stack: Any, customer: str) -> None:
     for number in range(22):
         charge(stack, customer, f"1.{number:02d}", "USD", f"Item {number}")

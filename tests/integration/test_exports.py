@@ -28,7 +28,18 @@ from tests.conftest import FakeContext, claims_for, http_event, invoke, load_fun
 
 pytestmark = pytest.mark.usefixtures("aws")
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
-HEADER = ["Date/Time", "Total", "Currency", "Status", "Description", "Payment ID", "Method", "Reference", "Created At"]
+HEADER = [
+    "Date/Time",
+    "Total",
+    "Currency",
+    "Status",
+    "Description",
+    "Payment ID",
+    "Method",
+    "Reference",
+    "Created At",
+    "Original Payment ID",
+]
 
 # (minor units, currency, status, method, description, reference): varied on purpose.
 SPECS: list[tuple[int, str, PaymentStatus, PaymentMethod, str, str | None]] = [
@@ -218,7 +229,10 @@ def test_a_customer_without_payments_gets_a_header_only_file(handler, customer: 
     assert code == 201, body
     assert body["row_count"] == 0
     answer = requests.get(body["url"], timeout=30)
-    assert answer.content == b"Date/Time,Total,Currency,Status,Description,Payment ID,Method,Reference,Created At\r\n"
+    assert (
+        answer.content
+        == b"Date/Time,Total,Currency,Status,Description,Payment ID,Method,Reference,Created At,Original Payment ID\r\n"
+    )
 
 
 # ---- the object and the link -------------------------------------------------------------------------

@@ -134,6 +134,14 @@ def valid_call(route_key: str, customer: str) -> Call:
         return Call(route_key, f"/payments/exports/{export_id}", path_params={"export_id": export_id}, claims=payer)
     if route_key == WEBHOOK:  # unsigned: refused before anything is read
         return Call(route_key, "/webhooks/stripe", {}, path_params={"provider": "stripe"}, ok=400)
+    if route_key == "POST /admin/customers/{customer_id}/payments/{id}/refunds":
+        payment_id = bank_transfer(customer)["id"]  # completed by an operator, then refunded by hand
+        done = Call(route_key, f"{admin}/payments/{payment_id}/complete", None,
+                    path_params={"customer_id": customer, "id": payment_id}, claims=operator)  # fmt: skip
+        assert send(done)[0] == 200
+        return Call(route_key, f"{admin}/payments/{payment_id}/refunds", {"amount": "1.00", "reason": "goodwill"},
+                    path_params={"customer_id": customer, "id": payment_id}, headers=key, claims=operator,
+                    ok=201)  # fmt: skip
     if route_key.startswith("POST /admin/customers/{customer_id}/payments/{id}/"):
         payment_id = bank_transfer(customer)["id"]
         action = route_key.rsplit("/", 1)[1]
@@ -315,6 +323,7 @@ def test_json_media_types_are_read(customer: str, route_key: str, content_type: 
         "POST /payments/exports",
         "POST /admin/customers/{customer_id}/payments/{id}/complete",
         "POST /admin/customers/{customer_id}/payments/{id}/cancel",
+        "POST /admin/customers/{customer_id}/payments/{id}/refunds",
     ],
 )
 @pytest.mark.parametrize("content_type", [None, "text/plain"])

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from payments.ids import new_payment_id
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
+from payments.models import Dispute, DisputeStatus, HistoryEntry, Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
-from payments.status import Cause, TransitionRefused
-from payments.store import Dedupe, PaymentStore, RefundWritten, Store
+from payments.status import Cause, TransitionRefused, note_dispute
+from payments.store import Dedupe, DisputeWritten, PaymentStore, RefundWritten, Store
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus
 from payments.store.memory import MemoryStore
 
@@ -141,6 +141,58 @@ def test_refunds_count_against_completed_payments_only_and_never_past_their_amou
     original = store.require(customer, paid.id, consistent=True)
     assert (original.refunded_minor, len(original.refund_ids)) == (1000, 2)
     assert store.balances(customer) == [Money(0, "USD")]
+
+
+def test_dispute_funds_move_once_per_direction_within_what_was_paid(store: Store, customer: str) -> None:
+    paid, other = payment(customer, PaymentStatus.COMPLETED), payment(customer, PaymentStatus.COMPLETED)
+    store.add(paid)
+    store.add(other)
+
+    def moved(original: Payment, minor: int, dispute: Dedupe, method: PaymentMethod) -> DisputeWritten:
+        sign = -1 if method is PaymentMethod.CHARGEBACK else 1
+        made = payment(
+            customer, PaymentStatus.COMPLETED, amount_minor=sign * minor, method=method, refund_of=original.id
+        )
+        return store.record_dispute_funds(made, store.require(customer, original.id, consistent=True), dispute)
+
+    first, second, early = marker(), marker(), marker()
+    assert moved(paid, 700, first, PaymentMethod.CHARGEBACK) is DisputeWritten.RECORDED
+    assert moved(paid, 700, first, PaymentMethod.CHARGEBACK) is DisputeWritten.DUPLICATE
+    assert moved(paid, 400, second, PaymentMethod.CHARGEBACK) is DisputeWritten.REFUSED  # 700 + 400 > 1000
+    assert store.dispute_funds(second) == (None, None)
+    withdrawn, reinstated = store.dispute_funds(first)
+    assert withdrawn is not None and reinstated is None
+    assert store.balances(customer) == [Money(1300, "USD")]
+    assert moved(paid, 700, first, PaymentMethod.CHARGEBACK_REVERSAL) is DisputeWritten.RECORDED
+    assert moved(paid, 700, first, PaymentMethod.CHARGEBACK_REVERSAL) is DisputeWritten.DUPLICATE
+    original = store.require(customer, paid.id, consistent=True)
+    assert (original.refunded_minor, original.charged_back_minor, len(original.refund_ids)) == (0, 0, 2)
+    assert store.balances(customer) == [Money(2000, "USD")]
+    # Reinstated before any withdrawal: both directions are recorded and nothing moves.
+    assert moved(other, 300, early, PaymentMethod.CHARGEBACK_REVERSAL) is DisputeWritten.OFFSET
+    assert moved(other, 300, early, PaymentMethod.CHARGEBACK) is DisputeWritten.OFFSET
+    assert moved(other, 300, early, PaymentMethod.CHARGEBACK) is DisputeWritten.DUPLICATE
+    assert store.dispute_funds(early) == ("offset", "offset")
+    assert store.require(customer, other.id, consistent=True).refunded_minor == 0
+    assert store.balances(customer) == [Money(2000, "USD")]
+
+
+def test_a_dispute_round_trips_and_changes_alone(store: Store, customer: str) -> None:
+    paid = payment(customer, PaymentStatus.COMPLETED)
+    store.add(paid)
+    dispute = Dispute(id="dp_x", status=DisputeStatus.OPEN, amount_minor=900, reason="fraudulent", opened_at=BASE)
+
+    opened = store.apply_change(customer, paid.id, lambda p: note_dispute(p, dispute, by="gateway:s:e", now=BASE))
+    won = dispute.model_copy(update={"status": DisputeStatus.WON, "reason": None})
+    decided = store.apply_change(customer, paid.id, lambda p: note_dispute(p, won, by="gateway:s:f", now=BASE))
+
+    stored = store.require(customer, paid.id, consistent=True)
+    assert opened.changed and decided.changed and stored == decided.payment
+    assert stored.dispute == Dispute(
+        id="dp_x", status=DisputeStatus.WON, amount_minor=900, reason="fraudulent", opened_at=BASE
+    )
+    assert [h.note for h in stored.history[1:]] == ["dispute open: fraudulent", "dispute won: fraudulent"]
+    assert (stored.status, store.balances(customer)) == (PaymentStatus.COMPLETED, [Money(1000, "USD")])
 
 
 def test_the_claim_and_the_gateway_object(store: Store, customer: str) -> None:

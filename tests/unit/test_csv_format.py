@@ -26,6 +26,7 @@ def payment(
     description: str = "Top-up",
     reference: str | None = None,
     created_at: datetime = CREATED,
+    refund_of: str | None = None,
 ) -> Payment:
     return Payment(
         id=new_payment_id(created_at),
@@ -38,6 +39,7 @@ def payment(
         method=method,
         description=description,
         reference=reference,
+        refund_of=refund_of,
     )
 
 
@@ -65,7 +67,10 @@ class Collect:
 def test_header_starts_with_the_five_pinned_columns() -> None:
     sink = Collect()
     assert write_csv([], sink) == 0
-    assert sink.data == b"Date/Time,Total,Currency,Status,Description,Payment ID,Method,Reference,Created At\r\n"
+    assert (
+        sink.data
+        == b"Date/Time,Total,Currency,Status,Description,Payment ID,Method,Reference,Created At,Original Payment ID\r\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -96,7 +101,18 @@ def test_a_completed_payment_row_in_column_order() -> None:
         "purchase",
         "INV-7",
         "2026-11-25 17:25:08",
+        "",  # Original Payment ID: a purchase takes from no payment
     )
+
+
+@pytest.mark.parametrize("method", [PaymentMethod.REFUND, PaymentMethod.CHARGEBACK, PaymentMethod.CHARGEBACK_REVERSAL])
+def test_a_refund_or_chargeback_row_names_its_original(method: PaymentMethod) -> None:
+    original = "pay_01JDQ4W6S8X7C3M2K9V5T0R1AC"
+    p = payment(
+        -500 if method is not PaymentMethod.CHARGEBACK_REVERSAL else 500, "USD", method=method, refund_of=original
+    )
+    row = dict(zip(HEADER, csv_row(p), strict=True))
+    assert (row["Method"], row["Original Payment ID"], row["Payment ID"]) == (method.value, original, p.id)
 
 
 def test_times_are_spreadsheet_times_in_utc_that_read_back_as_the_apis() -> None:

@@ -44,7 +44,7 @@ def test_each_adapter_is_named_as_its_entry_and_takes_exactly_its_settings(entry
     assert adapter.name == entry.provider
     assert issubclass(adapter.settings_class, GatewaySettings)
     common = {f.name for f in fields(GatewaySettings)}
-    assert {f.name for f in fields(adapter.settings_class)} - common == set(entry.credentials)
+    assert {f.name for f in fields(adapter.settings_class)} - common == set(entry.credentials) | set(entry.options)
     assert isinstance(adapter.capabilities, frozenset) and adapter.capabilities <= set(Capability)
     assert entry.variables == tuple(f"{entry.provider.upper()}_{c.upper()}" for c in entry.credentials)
 

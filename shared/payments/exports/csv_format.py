@@ -21,6 +21,7 @@ HEADER = (
     "Method",
     "Reference",
     "Created At",
+    "Original Payment ID",  # a refund's, chargeback's or reversal's: the payment it takes from or gives back to
 )
 CONTENT_TYPE = "text/csv; charset=utf-8"
 # Excel reads a CSV as the system's code page unless the file starts with this byte order mark.
@@ -71,6 +72,7 @@ def csv_row(payment: Payment) -> tuple[str, ...]:
         neutralise(out.method.value),
         neutralise(out.reference or ""),
         spreadsheet_time(payment.created_at),
+        neutralise(payment.refund_of or ""),
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 # Defined in payments.errors so that api.py maps it to HTTP without importing the gateway modules.
 from payments.errors import GatewayError as GatewayError
-from payments.models import PaymentStatus, RefundStatus
+from payments.models import DisputeStatus, PaymentStatus, RefundStatus
 from payments.money import Money
 
 
@@ -185,6 +185,10 @@ class EventKind(StrEnum):
     REFUND_FAILED = "refund_failed"  # a refund was not made after all -> its entry is cancelled, counts again
     CAPTURE = "capture"  # PayPal order approved: we must capture it
     HELD = "held"  # the gateway holds the payment (reason says why): still pending, and not to be timed out
+    PARTIAL = "partial"  # part of the payment arrived (NOWPayments partially_paid): credit what arrived (`money`)
+    DISPUTE = "dispute"  # a dispute opened, changed or decided: the payment shows it; no money moves
+    CHARGEBACK = "chargeback"  # the gateway withdrew a dispute's funds (or reversed the payment): a negative entry
+    CHARGEBACK_REVERSAL = "chargeback_reversal"  # it reinstated them: a positive entry
     IGNORED = "ignored"  # anything else: answered 200 and dropped
 
 
@@ -204,6 +208,11 @@ class GatewayEvent:
     refund_id: str | None = None  # the gateway's refund id, for REFUND and REFUND_FAILED
     uncaptured: bool = False  # REFUND of a payment the gateway never captured (Razorpay's automatic refunds)
     refund_status: RefundStatus | None = None  # REFUND events: the refund's state at the gateway, where it says
+    # DISPUTE, CHARGEBACK, CHARGEBACK_REVERSAL: the gateway's id of the dispute (or of the reversal, where there is
+    # no dispute), and its state where the event says; `money` is the amount disputed or moved, `reason` its reason.
+    dispute_id: str | None = None
+    dispute_status: DisputeStatus | None = None
+    requested: Money | None = None  # PARTIAL: the amount the payment was asked for (`money`: what arrived)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,17 @@ def dumps_canonical(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)  # str, int, bool, None
 
 
+def _reason(status: str, kind: EventKind, arrived: Money | None, price: Money | None) -> str | None:
+    if kind is EventKind.FAILURE:
+        return f"nowpayments payment {status}"
+    if kind is EventKind.HELD and arrived is not None and price is not None:
+        return (
+            f"NOWPayments received part of the payment: {arrived.format()} of {price.format()} {price.currency}; "
+            "it is credited when the rest arrives"
+        )
+    return None
+
+
 def order_id_for(customer_id: str, payment_id: str) -> str:
     return f"{customer_id}{_ORDER_ID_SEPARATOR}{payment_id}"
 
@@ -101,6 +112,13 @@ class NowPaymentsSettings(GatewaySettings):
 
     api_key: str = ""
     ipn_secret: str = ""
+    # What a partial payment does (docs/gateways.md#nowpayments): `credit` what arrived (the balance top-up case),
+    # or `hold` the payment pending until it is paid in full.
+    partially_paid: str = "credit"
+
+    def __post_init__(self) -> None:
+        if self.partially_paid not in ("credit", "hold"):
+            raise ValueError(f"NOWPAYMENTS_PARTIALLY_PAID is credit or hold, not {self.partially_paid!r}")
 
 
 class NowPaymentsGateway(HttpGateway):
@@ -163,6 +181,9 @@ class NowPaymentsGateway(HttpGateway):
         payment_id, customer_id = ids_from_order_id(ipn.order_id) if ipn.order_id else (None, None)
         status = ipn.payment_status
         kind = _STATUS_KINDS.get(status, EventKind.IGNORED)
+        arrived = ipn.arrived() if status == "partially_paid" else None
+        if arrived is not None and ipn.parent_payment_id is None:
+            kind = EventKind.PARTIAL if self._settings.partially_paid == "credit" else EventKind.HELD
         # No event id: a status change of one NOWPayments payment is the event; `actually_paid` tells
         # a re-deposit in the same status apart.
         return GatewayEvent(
@@ -173,10 +194,15 @@ class NowPaymentsGateway(HttpGateway):
             payment_id=payment_id,
             customer_id=customer_id,
             gateway_ref=ipn.invoice_id,
-            money=ipn.price if kind is not EventKind.IGNORED else None,
-            reason=f"nowpayments payment {status}" if kind is EventKind.FAILURE else None,
+            money=arrived if kind is EventKind.PARTIAL else ipn.price if kind is not EventKind.IGNORED else None,
+            requested=ipn.price if kind is EventKind.PARTIAL else None,
+            reason=_reason(status, kind, arrived, ipn.price),
             refund_id=ipn.payment_id if kind is EventKind.REFUND else None,  # NOWPayments has no refund id
         )
+
+    # ---- refunds ---------------------------------------------------------------------------------------
+    # No refund API: refunds are made in NOWPayments' dashboard, and its `refunded` IPN records them
+    # (HttpGateway's refund and find_refund answer NotSupported; the route answers 409 before asking).
 
     # ---- reconciliation -------------------------------------------------------------------------
 

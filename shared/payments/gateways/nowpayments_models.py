@@ -9,7 +9,7 @@ models read from that exact-parsed dict: ids and statuses as text (a number keep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
@@ -89,6 +89,18 @@ class Ipn(Payment):
     payment_id: RequiredNumberText
     payment_status: RequiredNumberText
     actually_paid: NumberText = None  # the crypto paid so far, as its token: tells re-deposits apart
+    pay_amount: ExactDecimal = None  # the crypto asked for (the price at the invoice's rate)
+    parent_payment_id: NumberText = None  # a re-deposit: the payment it adds to
+
+    def arrived(self) -> Money | None:
+        """The fiat value of what arrived so far: the price times `actually_paid / pay_amount`, rounded down to the
+        currency's minor units (never credit more than arrived), at most the price. None if it cannot be known."""
+        price = self.price
+        paid = exact_decimal(self.actually_paid)
+        if price is None or paid is None or self.pay_amount is None or self.pay_amount <= 0 or paid <= 0:
+            return None
+        share = Decimal(price.minor) * paid / self.pay_amount
+        return Money(min(int(share.to_integral_value(rounding=ROUND_FLOOR)), price.minor), price.currency)
 
 
 class Payments(Payload):

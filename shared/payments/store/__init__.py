@@ -15,7 +15,7 @@ from payments.store.codec import Item, from_item, search_text, to_item
 from payments.store.dynamodb import PaymentStore
 from payments.store.keys import BALANCE_SK, customer_pk, payment_sk
 from payments.store.reads import SEARCH_PAGE, SEARCH_QUERIES
-from payments.store.records import Dedupe, RefundWritten, TransitionOutcome, Voucher
+from payments.store.records import Dedupe, DisputeWritten, RefundWritten, TransitionOutcome, Voucher
 from payments.store.table import dynamodb_client
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ __all__ = [
     "SEARCH_PAGE",
     "SEARCH_QUERIES",
     "Dedupe",
+    "DisputeWritten",
     "Item",
     "ItemType",
     "PaymentStore",

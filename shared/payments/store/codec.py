@@ -16,7 +16,16 @@ from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus, iso_z
+from payments.models import (
+    Dispute,
+    DisputeStatus,
+    HistoryEntry,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    RefundStatus,
+    iso_z,
+)
 from payments.store.keys import (
     customer_pk,
     payment_sk,
@@ -133,6 +142,16 @@ def to_item(payment: Payment) -> Item:
         "refund_status": payment.refund_status,
         "next_action": action_text(payment.next_action),
     }
+    if payment.dispute:  # flat, so a change sets only what moved
+        optional |= {
+            "dispute_id": payment.dispute.id,
+            "dispute_status": payment.dispute.status.value,
+            "dispute_reason": payment.dispute.reason,
+            "dispute_opened_at": iso_z(payment.dispute.opened_at),
+        }
+        item["dispute_minor"] = _n(payment.dispute.amount_minor)
+    if payment.requested_minor is not None:
+        item["requested_minor"] = _n(payment.requested_minor)
     item.update({k: _s(v) for k, v in optional.items() if v})
     if payment.gateway_refs:
         item["gateway_refs"] = {"SS": sorted(payment.gateway_refs)}
@@ -194,6 +213,21 @@ def from_item(item: Item) -> Payment:
         gateway_attempts=int(item["gw_attempts"]["N"]) if "gw_attempts" in item else 0,
         gateway_claim_until=int(item["gw_claim_until"]["N"]) if "gw_claim_until" in item else None,
         refunded_minor=int(item["refunded_minor"]["N"]) if "refunded_minor" in item else 0,
+        charged_back_minor=int(item["charged_back_minor"]["N"]) if "charged_back_minor" in item else 0,
         refund_ids=frozenset(item.get("refund_ids", {}).get("SS", ())),
+        dispute=_dispute(item),
+        requested_minor=int(item["requested_minor"]["N"]) if "requested_minor" in item else None,
         history=history,
+    )
+
+
+def _dispute(item: Item) -> Dispute | None:
+    if "dispute_id" not in item:
+        return None
+    return Dispute(
+        id=item["dispute_id"]["S"],
+        status=DisputeStatus(item["dispute_status"]["S"]),
+        amount_minor=int(item["dispute_minor"]["N"]),
+        reason=_str(item, "dispute_reason"),
+        opened_at=datetime.fromisoformat(item["dispute_opened_at"]["S"]),
     )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from payments.status import Change
     from payments.store.base import Written
     from payments.store.export_records import ExportRecord, ExportStatus
-    from payments.store.records import Dedupe, RefundWritten, Voucher
+    from payments.store.records import Dedupe, DisputeWritten, RefundWritten, Voucher
 
 
 class PaymentStore(Reads):
@@ -61,6 +61,16 @@ class PaymentStore(Reads):
         from payments.store import writes
 
         return writes.record_refund(self, refund, original, dedupe)
+
+    def record_dispute_funds(self, entry: Payment, original: Payment, marker: Dedupe) -> DisputeWritten:
+        from payments.store import writes
+
+        return writes.record_dispute_funds(self, entry, original, marker)
+
+    def dispute_funds(self, marker: Dedupe) -> tuple[str | None, str | None]:
+        from payments.store import writes
+
+        return writes.dispute_funds(self, marker)
 
     def _write_change(self, change: Change, dedupe: Dedupe | None) -> Written:
         from payments.store import writes

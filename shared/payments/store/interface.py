@@ -15,7 +15,7 @@ from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
 from payments.status import Cause, Change
 from payments.store.export_records import ExportRecord, ExportStatus
-from payments.store.records import Dedupe, RefundWritten, TransitionOutcome, Voucher
+from payments.store.records import Dedupe, DisputeWritten, RefundWritten, TransitionOutcome, Voucher
 
 
 class Store(Protocol):
@@ -125,6 +125,17 @@ class Store(Protocol):
     def record_refund(self, refund: Payment, original: Payment, dedupe: Dedupe) -> RefundWritten:
         """Record `refund` (a completed negative payment) and count it against `original`, once: only a
         refundable payment (`status.refundable`), never by more than it was for."""
+        ...
+
+    def record_dispute_funds(self, entry: Payment, original: Payment, marker: Dedupe) -> DisputeWritten:
+        """Funds withdrawn for a dispute of `original` (a CHARGEBACK entry) or reinstated (a CHARGEBACK_REVERSAL
+        entry), once per dispute (`marker`) and direction: the entry, its balance delta and its count on the
+        original, all or nothing. Withdrawn: only from a completed payment, within what is not taken back yet;
+        reinstated: only what a withdrawal took. The opposite direction first: OFFSET, nothing moves."""
+        ...
+
+    def dispute_funds(self, marker: Dedupe) -> tuple[str | None, str | None]:
+        """(withdrawn, reinstated) of a dispute: the entry ids, "offset", or None where nothing moved yet."""
         ...
 
     def transition(

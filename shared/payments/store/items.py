@@ -52,7 +52,14 @@ ITEM_TYPES: tuple[ItemType, ...] = (
             "refund_of",
             "refund_status",
             "refunded_minor",
+            "charged_back_minor",
             "refund_ids",
+            "dispute_id",
+            "dispute_status",
+            "dispute_minor",
+            "dispute_reason",
+            "dispute_opened_at",
+            "requested_minor",
             "search_text",
         ),
         (
@@ -70,7 +77,7 @@ ITEM_TYPES: tuple[ItemType, ...] = (
         "event dedupe",
         "EVENT#<source>#<hash of id>",
         "EVENT",
-        ("type", "payment_id", "recorded_at", "expires_at", "event_type", "outcome"),
+        ("type", "payment_id", "recorded_at", "expires_at", "event_type", "outcome", "withdrawn", "reinstated"),
     ),
     ItemType(
         "voucher",

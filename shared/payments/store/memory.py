@@ -24,7 +24,7 @@ from payments.status import Change, counts_in_balance, refundable
 from payments.store.base import StoreBase, Written
 from payments.store.codec import search_text
 from payments.store.export_records import ExportRecord, ExportStatus
-from payments.store.records import Dedupe, RefundWritten, Voucher
+from payments.store.records import Dedupe, DisputeWritten, RefundWritten, Voucher
 
 PaymentKey = tuple[str, str]  # (customer id, payment id)
 
@@ -260,6 +260,42 @@ class MemoryStore(StoreBase):
             self._record(dedupe, refund.id)
         return RefundWritten.RECORDED
 
+    def record_dispute_funds(self, entry: Payment, original: Payment, marker: Dedupe) -> DisputeWritten:
+        withdrawn = entry.method is PaymentMethod.CHARGEBACK
+        this, other = ("withdrawn", "reinstated") if withdrawn else ("reinstated", "withdrawn")
+        x = abs(entry.amount_minor)
+        key = (original.customer_id, original.id)
+        with self._lock:
+            funds = self.tables.events.setdefault((marker.source, marker.key), {"payment_id": original.id})
+            if funds.get(this):
+                return DisputeWritten.DUPLICATE
+            if bool(funds.get(other)) is withdrawn:
+                funds[this] = "offset"  # the opposite came first (or a reinstatement precedes any withdrawal)
+                return DisputeWritten.OFFSET
+            stored = self.tables.payments.get(key)
+            if stored is None:
+                return DisputeWritten.REFUSED
+            if withdrawn and (not refundable(stored.status) or stored.refunded_minor + x > abs(stored.amount_minor)):
+                return DisputeWritten.REFUSED
+            if not withdrawn and (funds.get(other) == "offset" or stored.charged_back_minor < x):
+                return DisputeWritten.REFUSED
+            sign = 1 if withdrawn else -1
+            self._put(entry)
+            self.tables.payments[key] = stored.model_copy(
+                update={
+                    "refunded_minor": stored.refunded_minor + sign * x,
+                    "charged_back_minor": stored.charged_back_minor + sign * x,
+                    "refund_ids": stored.refund_ids | {entry.id},
+                }
+            )
+            funds[this] = entry.id
+        return DisputeWritten.RECORDED
+
+    def dispute_funds(self, marker: Dedupe) -> tuple[str | None, str | None]:
+        with self._lock:
+            funds = self.tables.events.get((marker.source, marker.key), {})
+            return funds.get("withdrawn"), funds.get("reinstated")
+
     def _write_change(self, change: Change, dedupe: Dedupe | None) -> Written:
         key = (change.before.customer_id, change.before.id)
         with self._lock:
@@ -267,7 +303,10 @@ class MemoryStore(StoreBase):
                 return Written.DUPLICATE
             if change.changed:
                 stored = self.tables.payments.get(key)
-                if stored is None or stored.status is not change.before.status:
+                if stored is None or (stored.status, stored.amount_minor) != (
+                    change.before.status,
+                    change.before.amount_minor,
+                ):
                     return Written.LOST
                 original_key = (change.before.customer_id, change.before.refund_of or "")
                 original = self.tables.payments.get(original_key) if change.released_minor else None

@@ -35,6 +35,15 @@ class RefundWritten(StrEnum):
     REFUSED = "refused"  # the original is not refundable now, or its refunds would pass what it was for
 
 
+class DisputeWritten(StrEnum):
+    """What `record_dispute_funds` did with funds a gateway withdrew for a dispute, or reinstated."""
+
+    RECORDED = "recorded"  # the entry is written and counted
+    DUPLICATE = "duplicate"  # this dispute's funds moved this way before
+    OFFSET = "offset"  # reinstated before they were reported withdrawn (or the reverse): nothing moves, once
+    REFUSED = "refused"  # the original cannot take it now (not completed, or taken back in full)
+
+
 class Voucher(NamedTuple):
     """A voucher as stored, found by the hash of its code (the code itself is never stored)."""
 

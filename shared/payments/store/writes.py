@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from payments.models import Payment, PaymentStatus, iso_z, utcnow
+from payments.models import Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
 from payments.status import Change
 from payments.store.base import Written
@@ -27,7 +27,7 @@ from payments.store.keys import (
     reference_pk,
 )
 from payments.store.reads import Reads
-from payments.store.records import Dedupe, RefundWritten
+from payments.store.records import Dedupe, DisputeWritten, RefundWritten
 from payments.store.table import Table, cancellation_codes, key
 
 EVENT_TTL_SECONDS = 90 * 24 * 3600  # longer than any gateway retries (PayPal: 3 days)
@@ -165,6 +165,110 @@ def record_refund(store: Table, refund: Payment, original: Payment, dedupe: Dedu
     return RefundWritten.RECORDED
 
 
+OFFSET = "offset"  # a dispute marker's direction recorded with no money moved (its opposite came first)
+
+
+def record_dispute_funds(store: Table, entry: Payment, original: Payment, marker: Dedupe) -> DisputeWritten:
+    """Funds a gateway withdrew for a dispute of `original` (a CHARGEBACK entry, negative) or reinstated (a
+    CHARGEBACK_REVERSAL entry, positive), once per dispute and direction, in one transaction: the entry (and its
+    balance delta), its count on `original` (withdrawn: within what is still not taken back; reinstated: within
+    what chargebacks took), and the direction on the dispute's marker. Reinstated before withdrawn (or withdrawn
+    after an early reinstatement) records the direction with no money moved: the two cancel out."""
+    withdrawn = entry.method is PaymentMethod.CHARGEBACK
+    this, other = ("withdrawn", "reinstated") if withdrawn else ("reinstated", "withdrawn")
+    x = abs(entry.amount_minor)
+    if withdrawn:
+        claim = {
+            "UpdateExpression": "ADD refunded_minor :x, charged_back_minor :x, refund_ids :id",
+            "ConditionExpression": "#status = :completed AND "
+            "(attribute_not_exists(refunded_minor) OR refunded_minor <= :limit)",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values(
+                {
+                    ":x": x,
+                    ":id": {entry.id},
+                    ":limit": abs(original.amount_minor) - x,
+                    ":completed": PaymentStatus.COMPLETED.value,
+                }
+            ),
+        }
+        moved = "attribute_not_exists(#this) AND attribute_not_exists(#other)"
+    else:
+        claim = {
+            "UpdateExpression": "ADD refunded_minor :minus, charged_back_minor :minus, refund_ids :id",
+            "ConditionExpression": "charged_back_minor >= :x",
+            "ExpressionAttributeValues": values({":minus": -x, ":x": x, ":id": {entry.id}}),
+        }
+        moved = "attribute_not_exists(#this) AND attribute_exists(#other) AND #other <> :offset"
+    parts: list[Item] = [
+        {"Update": {"TableName": store.table, "Key": payment_key(original), **claim}},
+        _dispute_marker_update(store, marker, original, this, other, entry.id, moved),
+    ]
+    try:
+        new_payment(store, entry, extra=parts)  # [entry, claim, marker, balance]
+    except store.client.exceptions.TransactionCanceledException as exc:
+        reasons = cancellation_codes(exc)
+        if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
+            return _dispute_offset(store, marker, original, this, other)
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            return DisputeWritten.REFUSED
+        raise
+    return DisputeWritten.RECORDED
+
+
+def _dispute_marker_update(
+    store: Table, marker: Dedupe, original: Payment, this: str, other: str, value: str, condition: str
+) -> Item:
+    named: dict[str, Any] = {":v": value, ":pid": original.id, ":event": "event", ":at": iso_z(utcnow())}
+    named[":exp"] = int(time.time()) + EVENT_TTL_SECONDS
+    if ":offset" in condition:
+        named[":offset"] = OFFSET
+    return {
+        "Update": {
+            "TableName": store.table,
+            "Key": key(event_pk(marker.source, marker.key), EVENT_SK),
+            "UpdateExpression": "SET #this = :v, #type = :event, payment_id = :pid, recorded_at = if_not_exists("
+            "recorded_at, :at), expires_at = :exp",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#this": this, "#other": other, "#type": "type"},
+            "ExpressionAttributeValues": values(named),
+        }
+    }
+
+
+def _dispute_offset(store: Table, marker: Dedupe, original: Payment, this: str, other: str) -> DisputeWritten:
+    """The marker refused the direction: it moved before (a duplicate), or its opposite came first, or has not
+    come (a reinstatement first): record this direction with nothing moved, once."""
+    if this in _marker(store, marker):
+        return DisputeWritten.DUPLICATE
+    # Withdrawn after its reinstatement, or reinstated before any withdrawal: they cancel out.
+    condition = "attribute_not_exists(#this) AND " + (
+        "attribute_exists(#other)" if this == "withdrawn" else "attribute_not_exists(#other)"
+    )
+    try:
+        store.client.update_item(
+            **_dispute_marker_update(store, marker, original, this, other, OFFSET, condition)["Update"]
+        )
+    except store.client.exceptions.ConditionalCheckFailedException:
+        return DisputeWritten.DUPLICATE if this in _marker(store, marker) else DisputeWritten.REFUSED
+    return DisputeWritten.OFFSET
+
+
+def dispute_funds(store: Table, marker: Dedupe) -> tuple[str | None, str | None]:
+    """(withdrawn, reinstated) of a dispute's marker: the entry ids, OFFSET, or None where nothing moved yet."""
+    item = _marker(store, marker)
+    return (item["withdrawn"]["S"] if "withdrawn" in item else None), (
+        item["reinstated"]["S"] if "reinstated" in item else None
+    )
+
+
+def _marker(store: Table, marker: Dedupe) -> Item:
+    answer: Item = store.client.get_item(
+        TableName=store.table, Key=key(event_pk(marker.source, marker.key), EVENT_SK), ConsistentRead=True
+    ).get("Item", {})
+    return answer
+
+
 def write_change(store: Table, change: Change, dedupe: Dedupe | None) -> Written:
     """One TransactWriteItems: the payment Update from `change.before` to `change.after` (conditioned on the
     status it was computed from), the balance ADD of its delta, the dedupe Put. A dedupe marker alone is one
@@ -205,7 +309,7 @@ def change_update(store: Table, change: Change) -> Item:
     before, after = to_item(change.before), to_item(change.after)
     sets: list[str] = []
     names = {"#status": "status"}
-    named: dict[str, Any] = {":seen": before["status"]}
+    named: dict[str, Any] = {":seen": before["status"], ":seen_amount": before["amount_minor"]}
     old_history = len(change.before.history)
     for attribute, attribute_value in after.items():
         if attribute in ("PK", "SK") or before.get(attribute) == attribute_value:
@@ -228,7 +332,8 @@ def change_update(store: Table, change: Change) -> Item:
             "TableName": store.table,
             "Key": payment_key(change.before),
             "UpdateExpression": expression.strip(),
-            "ConditionExpression": "#status = :seen",
+            # The amount too: a partial payment's top-up changes it, never its status (status.credit_arrived).
+            "ConditionExpression": "#status = :seen AND amount_minor = :seen_amount",
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": named,
         }
