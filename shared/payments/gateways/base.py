@@ -203,6 +203,7 @@ class GatewayEvent:
     reason: str | None = None  # failure reason, if any
     refund_id: str | None = None  # the gateway's refund id, for REFUND and REFUND_FAILED
     uncaptured: bool = False  # REFUND of a payment the gateway never captured (Razorpay's automatic refunds)
+    refund_status: RefundStatus | None = None  # REFUND events: the refund's state at the gateway, where it says
 
 
 @dataclass(frozen=True, slots=True)
