@@ -12,7 +12,9 @@ One module per gateway, as `payments.gateways` has one adapter each (base.py: th
                  POST /v2/checkout/orders/{id}/capture, GET /v2/payments/captures/{id},
                  POST /v1/notifications/verify-webhook-signature
                                                                            (`PayPal-Request-Id` replays)
-    razorpay     POST /v1/orders, GET /v1/orders (?receipt=), GET /v1/orders/{id}, GET /v1/orders/{id}/payments
+    razorpay     POST /v1/orders, GET /v1/orders (?receipt=), GET /v1/orders/{id}, GET /v1/orders/{id}/payments,
+                 POST /v1/payments/{id}/capture, POST /v1/payments/{id}/refund, GET /v1/payments/{id}/refunds
+                                                                           (`X-Refund-Idempotency` replays)
     paystack     POST /transaction/initialize, GET /transaction/verify/{reference}
     nowpayments  POST /v1/invoice, GET /v1/payment/{payment_id}, GET /v1/payment/ (?invoiceId=)
 (all below `/<provider>`). Stripe cards act as Stripe's documented test cards (4242424242424242 / pm_card_visa

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -568,6 +569,132 @@ def test_razorpay_settle_sends_signed_events_with_event_id(sim: GatewaySimulator
     assert (fetched["status"], fetched["amount_paid"], fetched["attempts"]) == ("paid", 5000, 2)
     payments = requests.get(f"{sim.base_url}/razorpay/v1/orders/{order['id']}/payments", auth=RAZORPAY_AUTH, timeout=5)
     assert payments.json()["count"] == 2
+
+
+def wait_for_requests(receiver: Receiver, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The first `count` webhooks the receiver got (some are sent in the background, after an answer)."""
+    deadline = time.monotonic() + timeout
+    while len(receiver.requests) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(receiver.requests) >= count, f"{len(receiver.requests)} webhooks, expected {count}"
+    return receiver.requests[:count]
+
+
+def test_razorpay_refunds_through_the_api_answer_pending_then_send_created_and_processed(
+    sim: GatewaySimulator, receiver: Receiver
+) -> None:
+    body = {"amount": 5000, "currency": "INR", "receipt": "pay_01RZ", "notes": {"payment_id": "pay_01RZ"}}
+    order = requests.post(f"{sim.base_url}/razorpay/v1/orders", json=body, auth=RAZORPAY_AUTH, timeout=5).json()
+    paid = sim.settle("razorpay", order["id"], "success")["event"]["payload"]["payment"]["entity"]
+    url = f"{sim.base_url}/razorpay/v1/payments/{paid['id']}/refund"
+    refund_body = {"amount": 2000, "receipt": "rf_01RZ", "notes": {"refund_entry": "rf_01RZ"}}
+
+    anonymous = requests.post(url, json=refund_body, timeout=5)
+    made = requests.post(
+        url, json=refund_body, auth=RAZORPAY_AUTH, timeout=5, headers={"X-Refund-Idempotency": "k" * 12}
+    )
+    replayed = requests.post(
+        url, json=refund_body, auth=RAZORPAY_AUTH, timeout=5, headers={"X-Refund-Idempotency": "k" * 12}
+    )
+    other_body = requests.post(
+        url, json={"amount": 1}, auth=RAZORPAY_AUTH, timeout=5, headers={"X-Refund-Idempotency": "k" * 12}
+    )
+    too_much = requests.post(url, json={"amount": 3001}, auth=RAZORPAY_AUTH, timeout=5)
+    rest = requests.post(url, json={}, auth=RAZORPAY_AUTH, timeout=5)  # no amount: all that is left
+    nothing_left = requests.post(url, json={"amount": 1}, auth=RAZORPAY_AUTH, timeout=5)
+    unknown = requests.post(
+        f"{sim.base_url}/razorpay/v1/payments/pay_nope/refund", json={}, auth=RAZORPAY_AUTH, timeout=5
+    )
+
+    assert anonymous.status_code == 401
+    refund = made.json()
+    assert made.status_code == 200 and refund["id"].startswith("rfnd_") and refund["entity"] == "refund"
+    assert (refund["amount"], refund["currency"], refund["payment_id"], refund["status"]) == (
+        2000,
+        "INR",
+        paid["id"],
+        "pending",
+    )
+    assert (refund["receipt"], refund["notes"]) == ("rf_01RZ", {"refund_entry": "rf_01RZ"})
+    assert replayed.status_code == 200 and replayed.json()["id"] == refund["id"]
+    assert other_body.status_code == 400 and "idempotency key" in other_body.json()["error"]["description"]
+    assert too_much.status_code == 400
+    assert too_much.json()["error"] == {
+        "code": "BAD_REQUEST_ERROR",
+        "description": "The refund amount provided is greater than amount captured",
+        "source": "business",
+        "step": "payment_initiation",
+        "reason": "input_validation_failed",
+        "metadata": {},
+        "field": "amount",
+    }
+    assert rest.status_code == 200 and rest.json()["amount"] == 3000
+    assert nothing_left.status_code == 400
+    assert nothing_left.json()["error"]["description"] == "The payment has been fully refunded already"
+    assert unknown.status_code == 400 and unknown.json()["error"]["description"] == "The id provided does not exist"
+
+    listed = requests.get(
+        f"{sim.base_url}/razorpay/v1/payments/{paid['id']}/refunds", auth=RAZORPAY_AUTH, timeout=5
+    ).json()
+    assert (listed["entity"], listed["count"]) == ("collection", 2)
+    assert [(r["id"], r["amount"], r["status"]) for r in listed["items"]] == [
+        (rest.json()["id"], 3000, "processed"),  # newest first
+        (refund["id"], 2000, "processed"),
+    ]
+    one = requests.get(
+        f"{sim.base_url}/razorpay/v1/payments/{paid['id']}/refunds?count=1&skip=1", auth=RAZORPAY_AUTH, timeout=5
+    ).json()
+    assert [r["id"] for r in one["items"]] == [refund["id"]]
+    payments = requests.get(f"{sim.base_url}/razorpay/v1/orders/{order['id']}/payments", auth=RAZORPAY_AUTH, timeout=5)
+    [refunded] = [p for p in payments.json()["items"] if p["id"] == paid["id"]]
+    assert (refunded["status"], refunded["amount_refunded"], refunded["refund_status"]) == ("refunded", 5000, "full")
+
+    # The payment.captured of settling, then created and processed for each refund, in order, signed.
+    sent = wait_for_requests(receiver, 5)
+    secret = gateway_credential("RAZORPAY_WEBHOOK_SECRET")
+    names, refunds = [], []
+    for delivery in sent:
+        assert hmac.compare_digest(
+            delivery["headers"]["x-razorpay-signature"], hex_hmac(secret, delivery["body"], hashlib.sha256)
+        )
+        event = json.loads(delivery["body"])
+        names.append(event["event"])
+        refunds.append(event["payload"].get("refund", {}).get("entity", {}))
+    assert names == ["payment.captured", "refund.created", "refund.processed", "refund.created", "refund.processed"]
+    assert [(r["id"], r["status"]) for r in refunds[1:]] == [
+        (refund["id"], "pending"),
+        (refund["id"], "processed"),
+        (rest.json()["id"], "pending"),
+        (rest.json()["id"], "processed"),
+    ]
+    assert len({d["headers"]["x-razorpay-event-id"] for d in sent}) == 5
+
+
+def test_razorpay_refund_failed_fails_the_latest_refund_made_through_the_api(sim: GatewaySimulator) -> None:
+    body = {"amount": 5000, "currency": "INR", "receipt": "pay_01RZ", "notes": {}}
+    order = requests.post(f"{sim.base_url}/razorpay/v1/orders", json=body, auth=RAZORPAY_AUTH, timeout=5).json()
+    paid = sim.settle("razorpay", order["id"], "success")["event"]["payload"]["payment"]["entity"]
+    url = f"{sim.base_url}/razorpay/v1/payments/{paid['id']}/refund"
+    first = requests.post(url, json={"amount": 1000}, auth=RAZORPAY_AUTH, timeout=5).json()
+    latest = requests.post(url, json={"amount": 4000}, auth=RAZORPAY_AUTH, timeout=5).json()
+
+    failed = sim.settle("razorpay", order["id"], "refund_failed")["event"]
+
+    assert failed["event"] == "refund.failed"
+    assert (failed["payload"]["refund"]["entity"]["id"], failed["payload"]["refund"]["entity"]["status"]) == (
+        latest["id"],
+        "failed",
+    )
+    payment = failed["payload"]["payment"]["entity"]
+    assert (payment["amount_refunded"], payment["status"], payment["refund_status"]) == (1000, "captured", "partial")
+    again = requests.post(url, json={"amount": 4000}, auth=RAZORPAY_AUTH, timeout=5)  # the failed 40.00 counts again
+    assert again.status_code == 200 and again.json()["amount"] == 4000
+    listed = requests.get(f"{sim.base_url}/razorpay/v1/payments/{paid['id']}/refunds", auth=RAZORPAY_AUTH, timeout=5)
+    assert [(r["id"], r["status"]) for r in listed.json()["items"]] == [
+        (again.json()["id"], "processed"),
+        (latest["id"], "failed"),
+        (first["id"], "processed"),
+    ]
 
 
 # ---- Paystack -----------------------------------------------------------------------------------------------
