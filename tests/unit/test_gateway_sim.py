@@ -768,6 +768,103 @@ def test_paystack_failure_is_silent_and_success_is_signed_with_the_secret_key(
     assert verified["status"] is True and verified["data"]["status"] == "success"
 
 
+def paystack_refund(sim: GatewaySimulator, body: dict[str, Any], **headers: str) -> requests.Response:
+    return requests.post(f"{sim.base_url}/paystack/refund", json=body, headers={**PAYSTACK_AUTH, **headers}, timeout=5)
+
+
+def paystack_refunds(sim: GatewaySimulator, **query: Any) -> requests.Response:
+    return requests.get(f"{sim.base_url}/paystack/refund", params=query, headers=PAYSTACK_AUTH, timeout=5)
+
+
+def test_paystack_refunds_through_the_api_are_queued_then_send_pending_and_processed(
+    sim: GatewaySimulator, receiver: Receiver
+) -> None:
+    paystack_initialize(sim, "pay-rf")
+    paystack_initialize(sim, "pay-unpaid")
+    sim.settle("paystack", "pay-rf", "success")
+    transaction_id = paystack_verify(sim, "pay-rf")["data"]["id"]
+
+    wrong = paystack_refund(sim, {"transaction": "pay-rf"}, Authorization="Bearer sk_test_wrong")
+    made = paystack_refund(
+        sim, {"transaction": "pay-rf", "amount": 200000, "merchant_note": "refund rf_1", "customer_note": "Sorry"}
+    )
+    too_much = paystack_refund(sim, {"transaction": "pay-rf", "amount": 300001})
+    by_id = paystack_refund(sim, {"transaction": transaction_id, "amount": "100000", "currency": "NGN"})
+    rest = paystack_refund(sim, {"transaction": "pay-rf"})  # no amount: all that is left
+    nothing_left = paystack_refund(sim, {"transaction": "pay-rf", "amount": 1})
+    unpaid = paystack_refund(sim, {"transaction": "pay-unpaid"})
+    unknown = paystack_refund(sim, {"transaction": "pay-nope"})
+
+    assert wrong.status_code == 401 and wrong.json() == {"status": False, "message": "Invalid key"}
+    answer = made.json()
+    assert made.status_code == 200
+    assert (answer["status"], answer["message"]) == (True, "Refund has been queued for processing")
+    refund = answer["data"]
+    assert (refund["amount"], refund["currency"], refund["status"]) == (200000, "NGN", "pending")
+    assert (refund["merchant_note"], refund["customer_note"]) == ("refund rf_1", "Sorry")
+    assert (refund["transaction"]["id"], refund["transaction"]["reference"]) == (transaction_id, "pay-rf")
+    assert too_much.status_code == 400
+    assert too_much.json() == {"status": False, "message": "Refund amount cannot be greater than transaction amount"}
+    assert by_id.status_code == 200 and by_id.json()["data"]["amount"] == 100000
+    assert rest.status_code == 200 and rest.json()["data"]["amount"] == 200000
+    assert nothing_left.status_code == 400
+    assert nothing_left.json() == {"status": False, "message": "Transaction has been fully reversed"}
+    assert unpaid.status_code == 400 and unknown.status_code == 404
+    assert paystack_verify(sim, "pay-rf")["data"]["status"] == "reversed"
+
+    listing = paystack_refunds(sim, transaction=transaction_id).json()
+    assert [(r["id"], r["amount"], r["status"], r["transaction"]) for r in listing["data"]] == [
+        (rest.json()["data"]["id"], 200000, "processed", transaction_id),  # newest first
+        (by_id.json()["data"]["id"], 100000, "processed", transaction_id),
+        (refund["id"], 200000, "processed", transaction_id),
+    ]
+    assert listing["data"][2]["transaction_reference"] == "pay-rf"
+    assert (listing["meta"]["total"], listing["meta"]["pageCount"]) == (3, 1)
+    paged = paystack_refunds(sim, transaction=transaction_id, perPage=2, page=2).json()
+    assert [r["id"] for r in paged["data"]] == [refund["id"]] and paged["meta"]["pageCount"] == 2
+    assert paystack_refunds(sim, transaction=1).json()["data"] == []
+    by_reference = paystack_refunds(sim, transaction="pay-rf")
+    assert by_reference.status_code == 400
+    assert by_reference.json() == {"status": False, "message": "Transaction ID should be numeric."}
+
+    # charge.success of settling, then pending and processed for each refund, in order, signed with the key.
+    sent = wait_for_requests(receiver, 7)
+    secret = gateway_credential("PAYSTACK_SECRET_KEY")
+    for delivery in sent:
+        assert hmac.compare_digest(
+            delivery["headers"]["x-paystack-signature"], hex_hmac(secret, delivery["body"], hashlib.sha512)
+        )
+    events = [json.loads(delivery["body"]) for delivery in sent]
+    assert [e["event"] for e in events] == ["charge.success"] + ["refund.pending", "refund.processed"] * 3
+    assert [(e["data"]["id"], e["data"]["status"], e["data"]["amount"]) for e in events[1:3]] == [
+        (refund["id"], "pending", 200000),
+        (refund["id"], "processed", 200000),
+    ]
+    assert {e["data"]["transaction_reference"] for e in events[1:]} == {"pay-rf"}
+
+
+def test_paystack_refund_failed_fails_the_latest_refund_made_through_the_api(sim: GatewaySimulator) -> None:
+    paystack_initialize(sim, "pay-rff")
+    sim.settle("paystack", "pay-rff", "success")
+    first = paystack_refund(sim, {"transaction": "pay-rff", "amount": 100000}).json()["data"]
+    latest = paystack_refund(sim, {"transaction": "pay-rff"}).json()["data"]  # the other 4000.00: reversed
+
+    failed = sim.settle("paystack", "pay-rff", "refund_failed")["event"]
+
+    assert (failed["event"], failed["data"]["id"], failed["data"]["amount"]) == ("refund.failed", latest["id"], 400000)
+    assert paystack_verify(sim, "pay-rff")["data"]["status"] == "success"
+    again = paystack_refund(sim, {"transaction": "pay-rff", "amount": 400000})  # the failed 4000.00 counts again
+    assert again.status_code == 200
+    transaction_id = paystack_verify(sim, "pay-rff")["data"]["id"]
+    listing = paystack_refunds(sim, transaction=transaction_id).json()
+    assert [(r["id"], r["status"]) for r in listing["data"]] == [
+        (again.json()["data"]["id"], "processed"),
+        (latest["id"], "failed"),
+        (first["id"], "processed"),
+    ]
+    assert listing["meta"]["failedRefundCount"] == 1
+
+
 # ---- NOWPayments --------------------------------------------------------------------------------------------
 
 
