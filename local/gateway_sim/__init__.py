@@ -12,8 +12,11 @@ One module per gateway, as `payments.gateways` has one adapter each (base.py: th
                  POST /v2/checkout/orders/{id}/capture, GET /v2/payments/captures/{id},
                  POST /v1/notifications/verify-webhook-signature
                                                                            (`PayPal-Request-Id` replays)
-    razorpay     POST /v1/orders, GET /v1/orders (?receipt=), GET /v1/orders/{id}, GET /v1/orders/{id}/payments
-    paystack     POST /transaction/initialize, GET /transaction/verify/{reference}
+    razorpay     POST /v1/orders, GET /v1/orders (?receipt=), GET /v1/orders/{id}, GET /v1/orders/{id}/payments,
+                 POST /v1/payments/{id}/capture, POST /v1/payments/{id}/refund, GET /v1/payments/{id}/refunds
+                                                                           (`X-Refund-Idempotency` replays)
+    paystack     POST /transaction/initialize, GET /transaction/verify/{reference}, POST /refund,
+                 GET /refund (?transaction=<id>)
     nowpayments  POST /v1/invoice, GET /v1/payment/{payment_id}, GET /v1/payment/ (?invoiceId=)
 (all below `/<provider>`). Stripe cards act as Stripe's documented test cards (4242424242424242 / pm_card_visa
 succeeds, 4000002500003155 / pm_card_authenticationRequired needs 3-D Secure, 4000000000000002 /
@@ -34,7 +37,10 @@ Control endpoints (control.py):
         `{api_base}/webhooks/{provider}` and answers {"delivered", "status", "response", "event"}.
         PayPal success sends CHECKOUT.ORDER.APPROVED; when the API then captures, PAYMENT.CAPTURE.COMPLETED
         follows shortly after the capture answer, as with PayPal. Paystack has no failure webhook: a failure
-        only marks the transaction failed, which `verify` then reports.
+        only marks the transaction failed, which `verify` then reports. A refund made through Razorpay's or
+        Paystack's refund API is answered `pending`; refund.created and refund.processed (Razorpay) or
+        refund.pending and refund.processed (Paystack) follow shortly after the answer, and "refund_failed"
+        fails the latest refund, however it was made.
     GET /_sim/objects   everything held (and every webhook delivery); POST /_sim/reset forgets it all
                         (PayPal access tokens survive, as adapters cache them).
 

@@ -1,9 +1,10 @@
 """Paystack as the simulator acts it out: transactions initialised with the secret key, verified by reference,
 the checkout page, and webhooks signed with the same secret key (docs/gateways.md#paystack).
 
-Endpoints below /paystack: POST /transaction/initialize, GET /transaction/verify/{reference}; payer page
-GET /checkout/{access_code}. Paystack has no failure webhook: a failure only marks the transaction failed,
-which `verify` then reports.
+Endpoints below /paystack: POST /transaction/initialize, GET /transaction/verify/{reference}, POST /refund,
+GET /refund (?transaction=<id>&perPage=&page=); payer page GET /checkout/{access_code}. Paystack has no failure
+webhook: a failure only marks the transaction failed, which `verify` then reports. A refund made through the API
+is queued (`pending`), then refund.pending and refund.processed follow.
 
 The module-level functions build the objects and the signed webhooks; the routes, `settle()` and the tests'
 events (tests/integration/webhook_events.py) all use them, so they send one shape.
@@ -17,6 +18,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 from typing import Any
 
 from local.gateway_sim import pages
@@ -131,6 +133,74 @@ def charge_success_event(of_transaction: dict[str, Any]) -> dict[str, Any]:
     return {"event": "charge.success", "data": copy.deepcopy(data)}
 
 
+def refund_record(
+    of_transaction: dict[str, Any],
+    amount: int,
+    *,
+    status: str = "processed",
+    merchant_note: str | None = None,
+    customer_note: str | None = None,
+) -> dict[str, Any]:
+    """A refund of `amount` of `of_transaction` as GET /refund lists it (the transaction by its id)."""
+    now = iso_ms()
+    customer = of_transaction["customer"]
+    return {
+        "integration": 463433,
+        "transaction": of_transaction["id"],
+        "dispute": None,
+        "settlement": None,
+        "id": number_id(7),
+        "domain": "test",
+        "currency": of_transaction["currency"],
+        "amount": amount,
+        "status": status,
+        "refunded_at": None,
+        "refunded_by": "merchant@example.com",
+        "customer_note": customer_note or f"Refund for transaction {of_transaction['reference']}",
+        "merchant_note": merchant_note or f"Refund for transaction {of_transaction['reference']}",
+        "deducted_amount": 0,
+        "fully_deducted": 0,
+        "createdAt": now,
+        "bank_reference": None,
+        "transaction_reference": of_transaction["reference"],
+        "reason": customer_note or "",
+        "customer": {key: customer[key] for key in ("id", "first_name", "last_name", "email", "customer_code")},
+        "refund_type": "full" if amount == of_transaction["amount"] else "partial",
+        "transaction_amount": of_transaction["amount"],
+        "initiated_by": "api",
+        "refund_channel": of_transaction["channel"],
+        "session_id": None,
+        "collect_account_number": False,
+    }
+
+
+def refund_created(of_transaction: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """POST /refund's `data` for `record`: the refund with its transaction as an object."""
+    keys = ("id", "domain", "reference", "amount", "paid_at", "channel", "currency", "authorization", "customer")
+    transaction_part = {key: copy.deepcopy(of_transaction[key]) for key in keys}
+    transaction_part.update(
+        plan={}, subaccount={"currency": None}, split={}, order_id=None, paidAt=of_transaction["paidAt"]
+    )
+    return {
+        "transaction": transaction_part,
+        "integration": record["integration"],
+        "deducted_amount": 0,
+        "channel": None,
+        "merchant_note": record["merchant_note"],
+        "customer_note": record["customer_note"],
+        "status": record["status"],
+        "refunded_by": record["refunded_by"],
+        "expected_at": record["createdAt"],
+        "currency": record["currency"],
+        "domain": record["domain"],
+        "amount": record["amount"],
+        "fully_deducted": False,
+        "id": record["id"],
+        "createdAt": record["createdAt"],
+        "updatedAt": record["createdAt"],
+    }
+
+
 def refund_processed_event(of_transaction: dict[str, Any], amount: int, refund_id: int | None = None) -> dict[str, Any]:
     """refund.processed for `amount` of `of_transaction`: it names the transaction by its reference only."""
     return refund_event(of_transaction, amount, refund_id, status="processed")
@@ -139,7 +209,8 @@ def refund_processed_event(of_transaction: dict[str, Any], amount: int, refund_i
 def refund_event(
     of_transaction: dict[str, Any], amount: int, refund_id: int | None = None, *, status: str
 ) -> dict[str, Any]:
-    """refund.<status> (processed, failed) for `amount` of `of_transaction`, by the transaction's reference."""
+    """refund.<status> (pending, processing, processed, failed) for `amount` of `of_transaction`, by the
+    transaction's reference."""
     customer = of_transaction["customer"]
     return {
         "event": f"refund.{status}",
@@ -237,6 +308,9 @@ def transaction_event(
     return signed(paystack_event, secret=secret)
 
 
+REFUND_WEBHOOK_DELAY_SECONDS = 0.05  # Paystack sends refund.pending and refund.processed after the refund's answer
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The gateway
 
@@ -255,13 +329,108 @@ class Paystack(SimGateway):
     def reset(self) -> None:
         super().reset()
         self._access_codes: dict[str, str] = {}
+        self._refunds: list[dict[str, Any]] = []  # every refund record, in the order made (GET /refund lists them)
+
+    def _keep_refund(self, reference: str, record: dict[str, Any]) -> None:
+        """Hold `record`, a refund of transaction `reference` (its extra's `refunds` are what refund_failed fails)."""
+        self.extra[reference].setdefault("refunds", []).append(record)
+        self._refunds.append(record)
 
     def routes(self) -> list[Route]:
         return [
             ("POST", "/transaction/initialize", self._initialize),
             ("GET", "/transaction/verify/(?P<id>[^/]+)", self._verify),
+            ("POST", "/refund", self._refund),
+            ("GET", "/refund", self._list_refunds),
             ("GET", "/checkout/(?P<id>[^/]+)", self._page),
         ]
+
+    def _transaction(self, named: object) -> dict[str, Any] | None:
+        """The transaction a refund names: by its reference, or by its numeric id."""
+        if isinstance(named, int) and not isinstance(named, bool):
+            named = str(named)
+        if not isinstance(named, str) or not named:
+            return None
+        held = self.find("transactions", named)
+        if held is None and named.isdigit():
+            held = next((t for t in self.objects["transactions"].values() if str(t["id"]) == named), None)
+        return held
+
+    def _refund(self, request: Request) -> Answer:
+        """POST /refund {"transaction" (reference or id), "amount"? (default what is left), "currency"?,
+        "customer_note"?, "merchant_note"?}: queues a refund of a successful transaction, never more than is left.
+        Answers it `pending`; refund.pending and refund.processed follow the answer."""
+        self._check_auth(request)
+        body = request.json_body(lambda message: self._error(400, message))
+        if body.get("transaction") in (None, ""):
+            raise self._error(400, "Transaction reference or id is required")
+        held = self._transaction(body["transaction"])
+        if held is None:
+            raise self._error(404, "Transaction not found")
+        extra = self.extra[held["reference"]]
+        if held["status"] == "reversed":
+            raise self._error(400, "Transaction has been fully reversed")
+        if held["status"] != "success":
+            raise self._error(400, "Transaction has not been completed, so it cannot be refunded")
+        left = held["amount"] - extra["refunded"]
+        amount = body.get("amount", left)
+        if isinstance(amount, str) and amount.isascii() and amount.isdigit():
+            amount = int(amount)
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise self._error(400, "Invalid Amount Sent")
+        if amount > left:
+            raise self._error(400, "Refund amount cannot be greater than transaction amount")
+        currency = body.get("currency")
+        if currency is not None and currency != held["currency"]:
+            raise self._error(400, "Currency does not match the transaction's currency")
+        merchant_note, customer_note = body.get("merchant_note"), body.get("customer_note")
+        record = refund_record(
+            held,
+            amount,
+            status="pending",
+            merchant_note=merchant_note if isinstance(merchant_note, str) else None,
+            customer_note=customer_note if isinstance(customer_note, str) else None,
+        )
+        extra["refunded"] += amount
+        if extra["refunded"] == held["amount"]:
+            held["status"] = "reversed"
+        self._keep_refund(held["reference"], record)
+        data = refund_created(held, record)
+        record["status"] = "processed"  # the bank has it at once here; refund_failed can still fail it
+        webhooks = []
+        for status in ("pending", "processed"):
+            paystack_event = refund_event(held, amount, record["id"], status=status)
+            webhooks.append(Webhook(self.name, paystack_event, *signed(paystack_event)))
+        # Sent after the answer, outside the simulator's lock, in order.
+        timer = threading.Timer(REFUND_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in webhooks])
+        timer.daemon = True
+        timer.start()
+        return Answer(200, {"status": True, "message": "Refund has been queued for processing", "data": data})
+
+    def _list_refunds(self, request: Request) -> Answer:
+        """GET /refund: the refunds made, newest first, of one transaction (`transaction`, its numeric id) or all;
+        `perPage` (default 50) and `page` (from 1) page through them."""
+        self._check_auth(request)
+        named = request.query.get("transaction")
+        if named is not None and not named.isdigit():
+            raise self._error(400, "Transaction ID should be numeric.")
+        per_page, page = request.query.get("perPage", "50"), request.query.get("page", "1")
+        if not (per_page.isascii() and per_page.isdigit() and int(per_page) > 0):
+            raise self._error(400, "perPage must be a positive integer")
+        if not (page.isascii() and page.isdigit() and int(page) > 0):
+            raise self._error(400, "page must be a positive integer")
+        made = [record for record in reversed(self._refunds) if named is None or str(record["transaction"]) == named]
+        size, number = int(per_page), int(page)
+        shown = copy.deepcopy(made[(number - 1) * size : number * size])
+        meta = {
+            "total": len(made),
+            "skipped": (number - 1) * size,
+            "perPage": per_page,
+            "page": number,
+            "pageCount": max(1, -(-len(made) // size)),
+            "failedRefundCount": sum(1 for record in made if record["status"] == "failed"),
+        }
+        return Answer(200, {"status": True, "message": "Refunds retrieved", "data": shown, "meta": meta})
 
     def return_url(self, ref: str, outcome: str) -> str | None:
         callback = self.extra.get(ref, {}).get("callback_url")
@@ -381,10 +550,9 @@ class Paystack(SimGateway):
             extra["refunded"] += refund
             if extra["refunded"] == held["amount"]:
                 held["status"] = "reversed"
-            paystack_event = refund_processed_event(held, refund)
-            extra.setdefault("refunds", []).append(
-                {"id": paystack_event["data"]["id"], "amount": refund, "status": "processed"}
-            )
+            record = refund_record(held, refund)
+            self._keep_refund(ref, record)
+            paystack_event = refund_processed_event(held, refund, record["id"])
         body, headers = signed(paystack_event)
         return Webhook(self.name, paystack_event, body, headers)
 

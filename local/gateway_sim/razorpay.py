@@ -2,7 +2,9 @@
 against them, and signed webhooks carrying our references (docs/gateways.md#razorpay).
 
 Endpoints below /razorpay: POST /v1/orders, GET /v1/orders (?receipt=), GET /v1/orders/{id},
-GET /v1/orders/{id}/payments. There is no payer page: Razorpay Checkout runs in the portal.
+GET /v1/orders/{id}/payments, POST /v1/payments/{id}/capture, POST /v1/payments/{id}/refund (`X-Refund-Idempotency`
+replays) and GET /v1/payments/{id}/refunds (?count=&skip=). There is no payer page: Razorpay Checkout runs in the
+portal. A refund made through the API answers `pending`, then refund.created and refund.processed follow.
 
 The module-level functions build the objects and the signed webhooks; the routes, `settle()` and the tests'
 events (tests/integration/webhook_events.py) all use them, so they send one shape.
@@ -126,26 +128,41 @@ def capture(of_order: dict[str, Any], paid: int) -> dict[str, Any]:
     return captured
 
 
-def refund(of_payment: dict[str, Any], amount: int) -> dict[str, Any]:
-    """A processed refund of `amount` of captured `of_payment`, which counts it."""
+def refund(
+    of_payment: dict[str, Any],
+    amount: int,
+    *,
+    receipt: str | None = None,
+    notes: dict[str, Any] | None = None,
+    status: str = "processed",
+) -> dict[str, Any]:
+    """A refund of `amount` of captured `of_payment` (processed unless `status` says otherwise), which counts it."""
     of_payment["amount_refunded"] += amount
-    full = of_payment["amount_refunded"] == of_payment["amount"]
-    of_payment.update(refund_status="full" if full else "partial", status="refunded" if full else "captured")
+    set_refund_state(of_payment)
     return {
         "id": f"rfnd_{token(14)}",
         "entity": "refund",
         "amount": amount,
         "currency": of_payment["currency"],
         "payment_id": of_payment["id"],
-        "notes": [],
-        "receipt": None,
+        "notes": notes or [],  # Razorpay serialises empty notes as []
+        "receipt": receipt,
         "acquirer_data": {"arn": None},
         "created_at": int(time.time()),
         "batch_id": None,
-        "status": "processed",
+        "status": status,
         "speed_processed": "normal",
         "speed_requested": "normal",
     }
+
+
+def set_refund_state(of_payment: dict[str, Any]) -> None:
+    """`of_payment`'s refund state from its `amount_refunded`: refunded in full, in part, or not (again)."""
+    left = of_payment["amount"] - of_payment["amount_refunded"]
+    if of_payment["amount_refunded"] == 0:
+        of_payment.update(refund_status=None, status="captured")
+    else:
+        of_payment.update(refund_status="partial" if left else "full", status="captured" if left else "refunded")
 
 
 def event(event_name: str, **entities: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +233,7 @@ def order_event(
 
 
 CAPTURE_WEBHOOK_DELAY_SECONDS = 0.05  # Razorpay sends payment.captured and order.paid after the capture's answer
+REFUND_WEBHOOK_DELAY_SECONDS = 0.05  # and refund.created, refund.processed after a refund's answer
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -231,6 +249,11 @@ class Razorpay(SimGateway):
     event_type_field = "event"
     kinds = ("orders", "payments", "refunds")
 
+    def reset(self) -> None:
+        super().reset()
+        # X-Refund-Idempotency key -> (the request body it came with, the refund it made)
+        self._refund_keys: dict[str, tuple[Any, str]] = {}
+
     def routes(self) -> list[Route]:
         return [
             ("POST", "/v1/orders", self._create_order),
@@ -238,7 +261,80 @@ class Razorpay(SimGateway):
             ("GET", "/v1/orders/(?P<id>[^/]+)", self._get_order),
             ("GET", "/v1/orders/(?P<id>[^/]+)/payments", self._order_payments),
             ("POST", "/v1/payments/(?P<id>[^/]+)/capture", self._capture_payment),
+            ("POST", "/v1/payments/(?P<id>[^/]+)/refund", self._refund_payment),
+            ("GET", "/v1/payments/(?P<id>[^/]+)/refunds", self._payment_refunds),
         ]
+
+    def _refund_payment(self, request: Request) -> Answer:
+        """POST /v1/payments/{id}/refund {"amount"?, "receipt"?, "notes"?, "speed"?}: a refund of `amount` (default
+        what is left) of a captured payment, never more than is left. It answers the refund `pending`; refund.created
+        and refund.processed follow the answer. A repeat with the same X-Refund-Idempotency key and body answers the
+        same refund; with another body it is refused."""
+        self._check_auth(request)
+        paid = self.find("payments", request.params["id"])
+        if paid is None:
+            raise self._error(400, "The id provided does not exist", "id")
+        body = request.json_body(lambda message: self._error(400, message))
+        key = request.headers.get("x-refund-idempotency")
+        if key is not None:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{10,}", key):
+                raise self._error(400, "The idempotency key must be at least 10 characters of A-Z, a-z, 0-9, - or _")
+            if key in self._refund_keys:
+                first_body, refund_id = self._refund_keys[key]
+                if first_body != body:
+                    raise self._error(400, "The request differs from the first one with this idempotency key")
+                return Answer(200, copy.deepcopy(self.objects["refunds"][refund_id]))
+        if not paid["captured"]:
+            raise self._error(400, "Only captured payments can be refunded")
+        left = paid["amount"] - paid["amount_refunded"]
+        if left <= 0:
+            raise self._error(400, "The payment has been fully refunded already")
+        amount = body.get("amount", left)
+        if isinstance(amount, str) and amount.isascii() and amount.isdigit():
+            amount = int(amount)
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise self._error(400, "The amount must be an integer greater than 0.", "amount")
+        if amount > left:
+            raise self._error(400, "The refund amount provided is greater than amount captured", "amount")
+        receipt = body.get("receipt")
+        if receipt is not None and (not isinstance(receipt, str) or len(receipt) > 40):
+            raise self._error(400, "The receipt may not be greater than 40 characters.", "receipt")
+        notes = body.get("notes") or {}
+        if not isinstance(notes, dict) or len(notes) > 15:
+            raise self._error(400, "The notes may not have more than 15 items.", "notes")
+        if any(len(str(value)) > 256 for value in notes.values()):
+            raise self._error(400, "The notes values may not be greater than 256 characters.", "notes")
+        made = refund(paid, amount, receipt=receipt, notes=notes, status="pending")
+        self.objects["refunds"][made["id"]] = made
+        if key is not None:
+            self._refund_keys[key] = (body, made["id"])
+        answer = copy.deepcopy(made)
+        created = event("refund.created", refund=made, payment=paid)
+        made["status"] = "processed"  # the bank has it at once here; refund_failed can still fail it
+        processed = event("refund.processed", refund=made, payment=paid)
+        webhooks = [Webhook(self.name, sent, *signed(sent)) for sent in (created, processed)]
+        # Sent after the answer, outside the simulator's lock, in order (as the capture's are).
+        timer = threading.Timer(REFUND_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in webhooks])
+        timer.daemon = True
+        timer.start()
+        return Answer(200, answer)
+
+    def _payment_refunds(self, request: Request) -> Answer:
+        """GET /v1/payments/{id}/refunds: the payment's refunds, newest first; `count` (default 10, at most 100) and
+        `skip` page through them."""
+        self._check_auth(request)
+        paid = self.find("payments", request.params["id"])
+        if paid is None:
+            raise self._error(400, "The id provided does not exist", "id")
+        count, skip = request.query.get("count", "10"), request.query.get("skip", "0")
+        if not count.isascii() or not count.isdigit() or not 1 <= int(count) <= 100:
+            raise self._error(400, "The count must be between 1 and 100.", "count")
+        if not skip.isascii() or not skip.isdigit():
+            raise self._error(400, "The skip must be an integer.", "skip")
+        # Held in the order they were made, so newest first is that order reversed (several share a second).
+        made = [r for r in reversed(self.objects["refunds"].values()) if r["payment_id"] == paid["id"]]
+        items = copy.deepcopy(made[int(skip) : int(skip) + int(count)])
+        return Answer(200, {"entity": "collection", "count": len(items), "items": items})
 
     def _capture_payment(self, request: Request) -> Answer:
         """POST /v1/payments/{id}/capture {"amount", "currency"}: the authorized payment, captured for exactly its
@@ -402,10 +498,11 @@ class Razorpay(SimGateway):
             ]
             if not made:
                 raise SettleError(409, f"Razorpay order {ref} has no refund that could fail")
-            failed = max(made, key=lambda r: (r["created_at"], r["id"]))
+            failed = made[-1]  # the latest: refunds are held in the order they were made
             failed["status"] = "failed"
             of_payment = self.objects["payments"][failed["payment_id"]]
             of_payment["amount_refunded"] -= failed["amount"]  # the money was not returned
+            set_refund_state(of_payment)
             razorpay_event = event("refund.failed", refund=failed, payment=of_payment)
         else:
             refundable = [p for p in self._payments_of(ref) if p["captured"] and p["amount_refunded"] < p["amount"]]

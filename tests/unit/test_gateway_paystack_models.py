@@ -14,17 +14,22 @@ import responses
 from payments.gateways.base import CreateRequest, EventKind, GatewayRejected
 from payments.gateways.paystack import PaystackGateway, PaystackSettings
 from payments.gateways.paystack_models import Event, Metadata
-from payments.ids import new_payment_id
+from payments.ids import created_at_of
 from payments.money import Money
 
 BASE = "http://paystack.test"
-PAYMENT_ID = new_payment_id(datetime(2026, 11, 25, 17, 25, tzinfo=UTC))
+# Fixed, not new_payment_id(): parametrize ids are built from values that contain it, and must not change per run.
+PAYMENT_ID = "pay_01M89VTGF0B8JJTBVGD7CT73AQ"  # made at 2026-11-25 17:25 UTC
 REFERENCE = "pay-" + PAYMENT_ID.removeprefix("pay_")
 
 
 @pytest.fixture
 def gateway() -> PaystackGateway:
     return PaystackGateway(PaystackSettings(api_base=BASE, secret_key="sk_test"), session=requests.Session())
+
+
+def test_the_fixed_payment_id_is_one_of_ours() -> None:
+    assert created_at_of(PAYMENT_ID) == datetime(2026, 11, 25, 17, 25, tzinfo=UTC)
 
 
 def event(name: str, **data: Any) -> bytes:

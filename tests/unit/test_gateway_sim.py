@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -570,6 +571,131 @@ def test_razorpay_settle_sends_signed_events_with_event_id(sim: GatewaySimulator
     assert payments.json()["count"] == 2
 
 
+def wait_for_requests(receiver: Receiver, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The first `count` webhooks the receiver got (some are sent in the background, after an answer)."""
+    deadline = time.monotonic() + timeout
+    while len(receiver.requests) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(receiver.requests) >= count, f"{len(receiver.requests)} webhooks, expected {count}"
+    return receiver.requests[:count]
+
+
+def test_razorpay_refunds_through_the_api_answer_pending_then_send_created_and_processed(
+    sim: GatewaySimulator, receiver: Receiver
+) -> None:
+    body = {"amount": 5000, "currency": "INR", "receipt": "pay_01RZ", "notes": {"payment_id": "pay_01RZ"}}
+    order = requests.post(f"{sim.base_url}/razorpay/v1/orders", json=body, auth=RAZORPAY_AUTH, timeout=5).json()
+    paid = sim.settle("razorpay", order["id"], "success")["event"]["payload"]["payment"]["entity"]
+    url = f"{sim.base_url}/razorpay/v1/payments/{paid['id']}/refund"
+    refund_body = {"amount": 2000, "receipt": "rf_01RZ", "notes": {"refund_entry": "rf_01RZ"}}
+
+    anonymous = requests.post(url, json=refund_body, timeout=5)
+    made = requests.post(
+        url, json=refund_body, auth=RAZORPAY_AUTH, timeout=5, headers={"X-Refund-Idempotency": "k" * 12}
+    )
+    replayed = requests.post(
+        url, json=refund_body, auth=RAZORPAY_AUTH, timeout=5, headers={"X-Refund-Idempotency": "k" * 12}
+    )
+    other_body = requests.post(
+        url, json={"amount": 1}, auth=RAZORPAY_AUTH, timeout=5, headers={"X-Refund-Idempotency": "k" * 12}
+    )
+    too_much = requests.post(url, json={"amount": 3001}, auth=RAZORPAY_AUTH, timeout=5)
+    rest = requests.post(url, json={}, auth=RAZORPAY_AUTH, timeout=5)  # no amount: all that is left
+    nothing_left = requests.post(url, json={"amount": 1}, auth=RAZORPAY_AUTH, timeout=5)
+    unknown = requests.post(
+        f"{sim.base_url}/razorpay/v1/payments/pay_nope/refund", json={}, auth=RAZORPAY_AUTH, timeout=5
+    )
+
+    assert anonymous.status_code == 401
+    refund = made.json()
+    assert made.status_code == 200 and refund["id"].startswith("rfnd_") and refund["entity"] == "refund"
+    assert (refund["amount"], refund["currency"], refund["payment_id"], refund["status"]) == (
+        2000,
+        "INR",
+        paid["id"],
+        "pending",
+    )
+    assert (refund["receipt"], refund["notes"]) == ("rf_01RZ", {"refund_entry": "rf_01RZ"})
+    assert replayed.status_code == 200 and replayed.json()["id"] == refund["id"]
+    assert other_body.status_code == 400 and "idempotency key" in other_body.json()["error"]["description"]
+    assert too_much.status_code == 400
+    assert too_much.json()["error"] == {
+        "code": "BAD_REQUEST_ERROR",
+        "description": "The refund amount provided is greater than amount captured",
+        "source": "business",
+        "step": "payment_initiation",
+        "reason": "input_validation_failed",
+        "metadata": {},
+        "field": "amount",
+    }
+    assert rest.status_code == 200 and rest.json()["amount"] == 3000
+    assert nothing_left.status_code == 400
+    assert nothing_left.json()["error"]["description"] == "The payment has been fully refunded already"
+    assert unknown.status_code == 400 and unknown.json()["error"]["description"] == "The id provided does not exist"
+
+    listed = requests.get(
+        f"{sim.base_url}/razorpay/v1/payments/{paid['id']}/refunds", auth=RAZORPAY_AUTH, timeout=5
+    ).json()
+    assert (listed["entity"], listed["count"]) == ("collection", 2)
+    assert [(r["id"], r["amount"], r["status"]) for r in listed["items"]] == [
+        (rest.json()["id"], 3000, "processed"),  # newest first
+        (refund["id"], 2000, "processed"),
+    ]
+    one = requests.get(
+        f"{sim.base_url}/razorpay/v1/payments/{paid['id']}/refunds?count=1&skip=1", auth=RAZORPAY_AUTH, timeout=5
+    ).json()
+    assert [r["id"] for r in one["items"]] == [refund["id"]]
+    payments = requests.get(f"{sim.base_url}/razorpay/v1/orders/{order['id']}/payments", auth=RAZORPAY_AUTH, timeout=5)
+    [refunded] = [p for p in payments.json()["items"] if p["id"] == paid["id"]]
+    assert (refunded["status"], refunded["amount_refunded"], refunded["refund_status"]) == ("refunded", 5000, "full")
+
+    # The payment.captured of settling, then created and processed for each refund, in order, signed.
+    sent = wait_for_requests(receiver, 5)
+    secret = gateway_credential("RAZORPAY_WEBHOOK_SECRET")
+    of_refund: dict[str, list[tuple[str, str]]] = {}
+    for delivery in sent:
+        assert hmac.compare_digest(
+            delivery["headers"]["x-razorpay-signature"], hex_hmac(secret, delivery["body"], hashlib.sha256)
+        )
+        event = json.loads(delivery["body"])
+        entity = event["payload"].get("refund", {}).get("entity", {"id": "-", "status": "-"})
+        of_refund.setdefault(entity["id"], []).append((event["event"], entity["status"]))
+    # Each refund's in order; two refunds' may interleave (each refund sends its own after its answer).
+    assert of_refund == {
+        "-": [("payment.captured", "-")],
+        refund["id"]: [("refund.created", "pending"), ("refund.processed", "processed")],
+        rest.json()["id"]: [("refund.created", "pending"), ("refund.processed", "processed")],
+    }
+    assert len({d["headers"]["x-razorpay-event-id"] for d in sent}) == 5
+
+
+def test_razorpay_refund_failed_fails_the_latest_refund_made_through_the_api(sim: GatewaySimulator) -> None:
+    body = {"amount": 5000, "currency": "INR", "receipt": "pay_01RZ", "notes": {}}
+    order = requests.post(f"{sim.base_url}/razorpay/v1/orders", json=body, auth=RAZORPAY_AUTH, timeout=5).json()
+    paid = sim.settle("razorpay", order["id"], "success")["event"]["payload"]["payment"]["entity"]
+    url = f"{sim.base_url}/razorpay/v1/payments/{paid['id']}/refund"
+    first = requests.post(url, json={"amount": 1000}, auth=RAZORPAY_AUTH, timeout=5).json()
+    latest = requests.post(url, json={"amount": 4000}, auth=RAZORPAY_AUTH, timeout=5).json()
+
+    failed = sim.settle("razorpay", order["id"], "refund_failed")["event"]
+
+    assert failed["event"] == "refund.failed"
+    assert (failed["payload"]["refund"]["entity"]["id"], failed["payload"]["refund"]["entity"]["status"]) == (
+        latest["id"],
+        "failed",
+    )
+    payment = failed["payload"]["payment"]["entity"]
+    assert (payment["amount_refunded"], payment["status"], payment["refund_status"]) == (1000, "captured", "partial")
+    again = requests.post(url, json={"amount": 4000}, auth=RAZORPAY_AUTH, timeout=5)  # the failed 40.00 counts again
+    assert again.status_code == 200 and again.json()["amount"] == 4000
+    listed = requests.get(f"{sim.base_url}/razorpay/v1/payments/{paid['id']}/refunds", auth=RAZORPAY_AUTH, timeout=5)
+    assert [(r["id"], r["status"]) for r in listed.json()["items"]] == [
+        (again.json()["id"], "processed"),
+        (latest["id"], "failed"),
+        (first["id"], "processed"),
+    ]
+
+
 # ---- Paystack -----------------------------------------------------------------------------------------------
 
 
@@ -639,6 +765,109 @@ def test_paystack_failure_is_silent_and_success_is_signed_with_the_secret_key(
     assert (refund["event"]["data"]["transaction_reference"], refund["event"]["data"]["amount"]) == ("pay-ok", 100000)
     verified = paystack_verify(sim, "pay-ok")
     assert verified["status"] is True and verified["data"]["status"] == "success"
+
+
+def paystack_refund(sim: GatewaySimulator, body: dict[str, Any], **headers: str) -> requests.Response:
+    return requests.post(f"{sim.base_url}/paystack/refund", json=body, headers={**PAYSTACK_AUTH, **headers}, timeout=5)
+
+
+def paystack_refunds(sim: GatewaySimulator, **query: Any) -> requests.Response:
+    return requests.get(f"{sim.base_url}/paystack/refund", params=query, headers=PAYSTACK_AUTH, timeout=5)
+
+
+def test_paystack_refunds_through_the_api_are_queued_then_send_pending_and_processed(
+    sim: GatewaySimulator, receiver: Receiver
+) -> None:
+    paystack_initialize(sim, "pay-rf")
+    paystack_initialize(sim, "pay-unpaid")
+    sim.settle("paystack", "pay-rf", "success")
+    transaction_id = paystack_verify(sim, "pay-rf")["data"]["id"]
+
+    wrong = paystack_refund(sim, {"transaction": "pay-rf"}, Authorization="Bearer sk_test_wrong")
+    made = paystack_refund(
+        sim, {"transaction": "pay-rf", "amount": 200000, "merchant_note": "refund rf_1", "customer_note": "Sorry"}
+    )
+    too_much = paystack_refund(sim, {"transaction": "pay-rf", "amount": 300001})
+    by_id = paystack_refund(sim, {"transaction": transaction_id, "amount": "100000", "currency": "NGN"})
+    rest = paystack_refund(sim, {"transaction": "pay-rf"})  # no amount: all that is left
+    nothing_left = paystack_refund(sim, {"transaction": "pay-rf", "amount": 1})
+    unpaid = paystack_refund(sim, {"transaction": "pay-unpaid"})
+    unknown = paystack_refund(sim, {"transaction": "pay-nope"})
+
+    assert wrong.status_code == 401 and wrong.json() == {"status": False, "message": "Invalid key"}
+    answer = made.json()
+    assert made.status_code == 200
+    assert (answer["status"], answer["message"]) == (True, "Refund has been queued for processing")
+    refund = answer["data"]
+    assert (refund["amount"], refund["currency"], refund["status"]) == (200000, "NGN", "pending")
+    assert (refund["merchant_note"], refund["customer_note"]) == ("refund rf_1", "Sorry")
+    assert (refund["transaction"]["id"], refund["transaction"]["reference"]) == (transaction_id, "pay-rf")
+    assert too_much.status_code == 400
+    assert too_much.json() == {"status": False, "message": "Refund amount cannot be greater than transaction amount"}
+    assert by_id.status_code == 200 and by_id.json()["data"]["amount"] == 100000
+    assert rest.status_code == 200 and rest.json()["data"]["amount"] == 200000
+    assert nothing_left.status_code == 400
+    assert nothing_left.json() == {"status": False, "message": "Transaction has been fully reversed"}
+    assert unpaid.status_code == 400 and unknown.status_code == 404
+    assert paystack_verify(sim, "pay-rf")["data"]["status"] == "reversed"
+
+    listing = paystack_refunds(sim, transaction=transaction_id).json()
+    assert [(r["id"], r["amount"], r["status"], r["transaction"]) for r in listing["data"]] == [
+        (rest.json()["data"]["id"], 200000, "processed", transaction_id),  # newest first
+        (by_id.json()["data"]["id"], 100000, "processed", transaction_id),
+        (refund["id"], 200000, "processed", transaction_id),
+    ]
+    assert listing["data"][2]["transaction_reference"] == "pay-rf"
+    assert (listing["meta"]["total"], listing["meta"]["pageCount"]) == (3, 1)
+    paged = paystack_refunds(sim, transaction=transaction_id, perPage=2, page=2).json()
+    assert [r["id"] for r in paged["data"]] == [refund["id"]] and paged["meta"]["pageCount"] == 2
+    assert paystack_refunds(sim, transaction=1).json()["data"] == []
+    by_reference = paystack_refunds(sim, transaction="pay-rf")
+    assert by_reference.status_code == 400
+    assert by_reference.json() == {"status": False, "message": "Transaction ID should be numeric."}
+
+    # charge.success of settling, then pending and processed for each refund, in order, signed with the key.
+    sent = wait_for_requests(receiver, 7)
+    secret = gateway_credential("PAYSTACK_SECRET_KEY")
+    for delivery in sent:
+        assert hmac.compare_digest(
+            delivery["headers"]["x-paystack-signature"], hex_hmac(secret, delivery["body"], hashlib.sha512)
+        )
+    events = [json.loads(delivery["body"]) for delivery in sent]
+    assert events[0]["event"] == "charge.success"
+    # Each refund's in order; two refunds' may interleave (each refund sends its own after its answer).
+    of_refund: dict[int, list[tuple[str, str, int]]] = {}
+    for sent_event in events[1:]:
+        data = sent_event["data"]
+        of_refund.setdefault(data["id"], []).append((sent_event["event"], data["status"], data["amount"]))
+    assert of_refund == {
+        refund["id"]: [("refund.pending", "pending", 200000), ("refund.processed", "processed", 200000)],
+        by_id.json()["data"]["id"]: [("refund.pending", "pending", 100000), ("refund.processed", "processed", 100000)],
+        rest.json()["data"]["id"]: [("refund.pending", "pending", 200000), ("refund.processed", "processed", 200000)],
+    }
+    assert {e["data"]["transaction_reference"] for e in events[1:]} == {"pay-rf"}
+
+
+def test_paystack_refund_failed_fails_the_latest_refund_made_through_the_api(sim: GatewaySimulator) -> None:
+    paystack_initialize(sim, "pay-rff")
+    sim.settle("paystack", "pay-rff", "success")
+    first = paystack_refund(sim, {"transaction": "pay-rff", "amount": 100000}).json()["data"]
+    latest = paystack_refund(sim, {"transaction": "pay-rff"}).json()["data"]  # the other 4000.00: reversed
+
+    failed = sim.settle("paystack", "pay-rff", "refund_failed")["event"]
+
+    assert (failed["event"], failed["data"]["id"], failed["data"]["amount"]) == ("refund.failed", latest["id"], 400000)
+    assert paystack_verify(sim, "pay-rff")["data"]["status"] == "success"
+    again = paystack_refund(sim, {"transaction": "pay-rff", "amount": 400000})  # the failed 4000.00 counts again
+    assert again.status_code == 200
+    transaction_id = paystack_verify(sim, "pay-rff")["data"]["id"]
+    listing = paystack_refunds(sim, transaction=transaction_id).json()
+    assert [(r["id"], r["status"]) for r in listing["data"]] == [
+        (again.json()["data"]["id"], "processed"),
+        (latest["id"], "failed"),
+        (first["id"], "processed"),
+    ]
+    assert listing["meta"]["failedRefundCount"] == 1
 
 
 # ---- NOWPayments --------------------------------------------------------------------------------------------

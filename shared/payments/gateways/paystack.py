@@ -6,6 +6,10 @@ when a later attempt has to open another transaction (Paystack can neither dedup
 back an earlier one's checkout URL). We choose every reference, so the store binds it to the payment
 before the call. The payment and customer ids also travel in `metadata` (hints only). `gateway_ref` is
 the reference.
+
+Operators refund through POST /refund, which takes the reference. Paystack takes no idempotency key there: our
+refund entry id travels in the refund's `merchant_note` ("refund <id>"), and `find_refund` looks for it among
+the transaction's refunds (GET /refund?transaction=<the transaction's numeric id>).
 """
 
 from __future__ import annotations
@@ -15,21 +19,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from payments.gateways.base import (
+    Capability,
     CreateRequest,
     CreateResult,
     CurrencyNotSupported,
     EventKind,
     GatewayEvent,
+    GatewayInputRejected,
     GatewayRejected,
     GatewaySettings,
+    RefundAnswer,
+    RefundRequest,
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
 from payments.gateways.payload import read_answer, read_webhook
-from payments.gateways.paystack_models import ErrorAnswer, Event, Initialized, Metadata, Verified
+from payments.gateways.paystack_models import (
+    ErrorAnswer,
+    Event,
+    Initialized,
+    Metadata,
+    Refund,
+    RefundCreated,
+    Refunds,
+    Verified,
+)
 from payments.gateways.webhook_body import SHA512, check_hex_hmac, json_object
 from payments.ids import PREFIX as PAYMENT_ID_PREFIX
 from payments.ids import is_payment_id
+from payments.models import RefundStatus
 from payments.money import Money
 
 # Confirmed in Paystack's SDK docs (NGN, GHS, ZAR, USD) and an official sample (KES). Each one also
@@ -59,12 +77,28 @@ def payment_id_from_reference(reference: str) -> str | None:
     return candidate if is_payment_id(candidate) else None
 
 
-# Paystack event -> what it means for our payment. It sends no failure event: reconciliation asks.
+# Paystack event -> what it means for our payment. It sends no failure event: reconciliation asks. A refund
+# Paystack has accepted (refund.pending, refund.processing) debits from then on, as a processed one does.
 EVENT_KINDS = {
     "charge.success": EventKind.SUCCESS,
+    "refund.pending": EventKind.REFUND,
+    "refund.processing": EventKind.REFUND,
     "refund.processed": EventKind.REFUND,
     "refund.failed": EventKind.REFUND_FAILED,
 }
+# A refund's state at Paystack, as its status (API answers) or its event's name says.
+_REFUND_STATUSES = {
+    "pending": RefundStatus.PENDING,
+    "processing": RefundStatus.PENDING,
+    "needs-attention": RefundStatus.PENDING,  # waits for the customer's account details; not failed yet
+    "processed": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+}
+# Paystack's 400s for a refund it will not make: above the transaction (or what is left of it), nothing left,
+# below its minimum. Nothing was refunded.
+_REFUSED_REFUND = ("greater than", "fully reversed", "cannot refund less than", "amount")
+_PAGE = 100  # refunds asked for per page of GET /refund
+_MOST_PAGES = 50  # a transaction with more refunds than 50 pages hold is not ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +112,7 @@ class PaystackGateway(HttpGateway):
     """`Gateway` for Paystack. Settings and the HTTP session are created on first use if not given."""
 
     name = "paystack"
+    capabilities = frozenset({Capability.RECONCILE, Capability.REFUND})  # REFUND: POST /refund
     object_name = "Paystack payment {ref}"
     signature_headers = ("x-paystack-signature",)
     currencies = SUPPORTED_CURRENCIES
@@ -153,6 +188,7 @@ class PaystackGateway(HttpGateway):
             money=None if kind is EventKind.IGNORED else data.money,
             reason="failed" if kind is EventKind.REFUND_FAILED else None,
             refund_id=refund_id,
+            refund_status=_REFUND_STATUSES[event.event.removeprefix("refund.")] if kind is EventKind.REFUND else None,
         )
 
     # ---- reconciliation -------------------------------------------------------------------------
@@ -171,6 +207,57 @@ class PaystackGateway(HttpGateway):
         if transaction.status in _FAILED_STATUSES:
             return StatusAnswer(EventKind.FAILURE, reason=transaction.gateway_response or transaction.status)
         return StatusAnswer(EventKind.IGNORED)  # ongoing, pending, queued, ...
+
+    # ---- refunds --------------------------------------------------------------------------------
+
+    def refund(self, request: RefundRequest) -> RefundAnswer:
+        """Refund `request.money` of the transaction `request.gateway_ref`. Sent once (no idempotency key): after
+        an unknown outcome the caller asks `find_refund`, which finds the refund by the key in its merchant note."""
+        body: dict[str, Any] = {
+            "transaction": request.gateway_ref,
+            "amount": request.money.minor,
+            "currency": request.money.currency,
+            "merchant_note": _merchant_note(request.key),
+        }
+        if request.reason:
+            body["customer_note"] = request.reason
+        try:
+            answer = self._call("POST", "/refund", json=body)
+        except HttpRejected as exc:
+            message = _message(exc.body).lower()
+            if exc.status == 400 and any(phrase in message for phrase in _REFUSED_REFUND):
+                raise GatewayInputRejected(exc.message, field="amount") from exc
+            raise
+        made = read_answer(RefundCreated, answer, self.name, "the refund it queued").data
+        if made.reference not in (None, request.gateway_ref):
+            raise GatewayRejected("paystack answered a refund of another transaction than the one we named")
+        return _refund_answer(made, request)
+
+    def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
+        """The refund whose merchant note carries `request.key`, among the transaction's refunds; None if there is
+        none. GET /refund filters by the transaction's numeric id, which verify gives for our reference."""
+        try:
+            verified = self._call("GET", f"/transaction/verify/{request.gateway_ref}")
+        except HttpRejected as exc:
+            if exc.status in (400, 404) and "not found" in _message(exc.body).lower():
+                return None  # no such transaction: nothing was refunded of it
+            raise
+        transaction = read_answer(Verified, verified, self.name, "the verification").data
+        if transaction.id is None:
+            raise GatewayRejected("paystack verified the transaction without its id, which lists its refunds")
+        page = 1
+        while page <= _MOST_PAGES:
+            params = {"transaction": transaction.id, "perPage": _PAGE, "page": page}
+            listed = read_answer(Refunds, self._call("GET", "/refund", params=params), self.name, "the refunds")
+            for made in listed.data:
+                # The filter is Paystack's; a refund that names another transaction is never ours.
+                this_transaction = made.transaction.id in (None, transaction.id)
+                if this_transaction and made.reference in (None, request.gateway_ref) and _carries(made, request.key):
+                    return _refund_answer(made, request)
+            if page >= listed.meta.pageCount or not listed.data:
+                return None
+            page += 1
+        return None
 
     # ---- plumbing -------------------------------------------------------------------------------
 
@@ -191,6 +278,33 @@ class PaystackGateway(HttpGateway):
 
 def _message(body: dict[str, Any] | None) -> str:
     return ErrorAnswer.model_validate(body or {}).message
+
+
+def _merchant_note(key: str) -> str:
+    """The merchant note of the refund for our refund entry `key`: how `find_refund` knows it again."""
+    return f"refund {key}"
+
+
+def _carries(refund: Refund, key: str) -> bool:
+    """Whether `refund` is the one made for our refund entry `key` (its merchant note names it)."""
+    return key in (refund.merchant_note or "").split()
+
+
+def _refund_answer(refund: Refund, request: RefundRequest) -> RefundAnswer:
+    """A refund Paystack made or queued, in neutral terms. One without a currency is in the transaction's, which
+    is the request's; a status we do not know is a refund it accepted (pending): it debits, as the rules say."""
+    if refund.id is None or refund.amount is None or refund.status is None:
+        raise GatewayRejected("paystack answered a refund without its id, amount or status")
+    money = refund.money_or(request.money.currency)
+    if money is None or money.currency != request.money.currency:
+        raise GatewayRejected(f"paystack answered refund {refund.id} in a currency we cannot read")
+    status = _REFUND_STATUSES.get(refund.status, RefundStatus.PENDING)
+    return RefundAnswer(
+        refund_id=refund.id,
+        status=status,
+        money=money,
+        reason="failed" if status is RefundStatus.FAILED else None,
+    )
 
 
 def _our_ids(metadata: Metadata, reference: str | None) -> tuple[str | None, str | None]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field
 
 from payments import jsonsafe
-from payments.gateways.payload import MaybeText, Payload, Text, object_or_empty
+from payments.gateways.payload import MaybeText, Payload, Text, object_or_empty, objects_only
 from payments.money import Money
 
 
@@ -35,6 +35,13 @@ def _subunits(value: object) -> int | None:
 
 Subunits = Annotated[int | None, BeforeValidator(_subunits)]
 """Integer subunits (kobo, pesewas, cents), or a string of ASCII digits; anything else is no amount."""
+
+
+def _page_number(value: object) -> int:
+    """A page number or count, as a number or digit string; anything else is 1 (one page)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    return value if type(value) is int and value > 0 else 1
 
 
 def _metadata_object(value: object) -> dict[str, Any]:
@@ -80,7 +87,15 @@ class Transaction(Payload):
 
 
 class TransactionReference(Payload):
+    id: PaystackId = None
     reference: MaybeText = None
+
+
+def _transaction_object(value: object) -> dict[str, Any]:
+    """A refund's `transaction`: an object (POST /refund, webhooks) or the transaction's id (GET /refund)."""
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        return {"id": value}
+    return object_or_empty(value)
 
 
 class EventData(Transaction):
@@ -89,7 +104,7 @@ class EventData(Transaction):
 
     refund_reference: MaybeText = None
     transaction_reference: MaybeText = None
-    transaction: Annotated[TransactionReference, BeforeValidator(object_or_empty)] = TransactionReference()
+    transaction: Annotated[TransactionReference, BeforeValidator(_transaction_object)] = TransactionReference()
 
 
 class Event(Payload):
@@ -114,6 +129,47 @@ class Verified(Payload):
     """GET /transaction/verify/{reference}'s answer."""
 
     data: Annotated[Transaction, BeforeValidator(object_or_empty)] = Transaction()
+
+
+class Refund(Payload):
+    """A refund: POST /refund's `data` (its `transaction` an object) and GET /refund's items (`transaction` the
+    transaction's id, with `transaction_reference`). Our refund entry id travels in `merchant_note`."""
+
+    id: PaystackId = None
+    status: MaybeText = None  # pending, processing, needs-attention, processed, failed
+    amount: Subunits = None
+    currency: MaybeText = None
+    merchant_note: MaybeText = None
+    transaction: Annotated[TransactionReference, BeforeValidator(_transaction_object)] = TransactionReference()
+    transaction_reference: MaybeText = None
+
+    @property
+    def reference(self) -> str | None:
+        """The refunded transaction's reference, where the refund names it."""
+        return self.transaction_reference or self.transaction.reference
+
+    def money_or(self, currency: str) -> Money | None:
+        """The refunded amount, in its own currency or, where it names none, in `currency`."""
+        return money_of(self.amount, self.currency or currency)
+
+
+class RefundCreated(Payload):
+    """POST /refund's answer: `{"status": true, "message": "Refund has been queued for processing", "data"}`."""
+
+    data: Annotated[Refund, BeforeValidator(object_or_empty)] = Refund()
+
+
+class PageMeta(Payload):
+    page: Annotated[int, BeforeValidator(_page_number)] = 1
+    pageCount: Annotated[int, BeforeValidator(_page_number)] = 1  # Paystack's name for it
+
+
+class Refunds(Payload):
+    """GET /refund's answer: `data`, a list of refunds (anything in it that is not an object is skipped), and
+    `meta` with the page and the number of pages."""
+
+    data: Annotated[list[Refund], BeforeValidator(objects_only)] = Field(default_factory=list)
+    meta: Annotated[PageMeta, BeforeValidator(object_or_empty)] = PageMeta()
 
 
 def _text_or_empty(value: object) -> str:

@@ -2,11 +2,15 @@
 
 We create an order; the client opens Razorpay Checkout with its id. Our payment id travels as the
 order `receipt` and, with the customer id, in the order `notes`; `gateway_ref` is the order id.
+
+Operators refund the order's captured payment through Razorpay's refund API: our refund entry id is the refund's
+`receipt`, its `notes.refund_entry` and its `X-Refund-Idempotency` key, and `find_refund` finds it by them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +22,11 @@ from payments.gateways.base import (
     CurrencyNotSupported,
     EventKind,
     GatewayEvent,
+    GatewayInputRejected,
     GatewayRejected,
     GatewaySettings,
+    RefundAnswer,
+    RefundRequest,
     StatusAnswer,
 )
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
@@ -33,9 +40,12 @@ from payments.gateways.razorpay_models import (
     Orders,
     Payment,
     Payments,
+    Refund,
+    Refunds,
 )
 from payments.gateways.webhook_body import SHA256, check_hex_hmac, json_object
 from payments.ids import is_payment_id
+from payments.models import RefundStatus
 from payments.money import Money
 
 # Razorpay takes INR, and these only once international payments are enabled on the account. A
@@ -49,6 +59,17 @@ SUPPORTED_CURRENCIES = frozenset(
 )  # fmt: skip
 
 _SUCCESS_EVENTS = frozenset({"payment.captured", "order.paid"})
+# Razorpay's refund statuses. A refund it accepted debits from then on: `pending` until the bank has it.
+_REFUND_STATUSES = {
+    "pending": RefundStatus.PENDING,
+    "processed": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+}
+_REFUND_EVENTS = frozenset({"refund.created", "refund.processed", "refund.failed"})
+# What Razorpay takes as an X-Refund-Idempotency key; a key of another form is not sent (find_refund still finds).
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{10,}")
+_NOTE_LIMIT = 256  # characters of one `notes` value
+_PAGE = 100  # refunds one GET /v1/payments/{id}/refunds answers at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +87,8 @@ class RazorpayGateway(HttpGateway):
     name = "razorpay"
     # CAPTURE: a payment can stay authorized (a late authorization, the account's capture setting); Razorpay
     # refunds it by itself after days unless we capture it.
-    capabilities = frozenset({Capability.CAPTURE, Capability.RECONCILE})
+    # REFUND: operators refund through POST /v1/payments/{id}/refund.
+    capabilities = frozenset({Capability.CAPTURE, Capability.RECONCILE, Capability.REFUND})
     object_name = "Razorpay order {ref}"
     signature_headers = ("x-razorpay-signature", "x-razorpay-event-id")
     currencies = SUPPORTED_CURRENCIES
@@ -154,6 +176,7 @@ class RazorpayGateway(HttpGateway):
             reason: str | None = None,
             refund_id: str | None = None,
             uncaptured: bool = False,
+            refund_status: RefundStatus | None = None,
         ) -> GatewayEvent:
             return GatewayEvent(
                 provider=self.name,
@@ -167,6 +190,7 @@ class RazorpayGateway(HttpGateway):
                 reason=reason,
                 refund_id=refund_id,
                 uncaptured=uncaptured,
+                refund_status=refund_status,
             )
 
         if event.event in _SUCCESS_EVENTS:
@@ -179,14 +203,19 @@ class RazorpayGateway(HttpGateway):
             reason = (payment.error_description or payment.error_code) if payment is not None else None
             money = payment.money if payment is not None else None
             return make(EventKind.FAILURE, money, reason=reason or "payment failed")
-        if event.event in ("refund.processed", "refund.failed"):
+        if event.event in _REFUND_EVENTS:
             if refund is None:
                 raise ValueError(f"razorpay {event.event} without a refund entity")
             if event.event == "refund.failed":
                 return make(EventKind.REFUND_FAILED, refund.money, reason="failed", refund_id=refund.id)
             # Razorpay refunds a payment it authorized but never captured by itself: no money of ours moved.
             uncaptured = payment is not None and payment.captured is False
-            return make(EventKind.REFUND, refund.money, refund_id=refund.id, uncaptured=uncaptured)
+            # refund.created: Razorpay accepted the refund, so it debits now; it may already say `processed`.
+            processed = event.event == "refund.processed" or refund.status == "processed"
+            status = RefundStatus.SUCCEEDED if processed else RefundStatus.PENDING
+            return make(
+                EventKind.REFUND, refund.money, refund_id=refund.id, uncaptured=uncaptured, refund_status=status
+            )
         return make(EventKind.IGNORED)
 
     # ---- reconciliation -------------------------------------------------------------------------
@@ -240,6 +269,64 @@ class RazorpayGateway(HttpGateway):
             return StatusAnswer(EventKind.IGNORED, reason=f"payment {payment.status}")
         return StatusAnswer(EventKind.SUCCESS, money=payment.money)
 
+    # ---- refunds --------------------------------------------------------------------------------
+
+    def refund(self, request: RefundRequest) -> RefundAnswer:
+        """Refund `request.money` of the order's captured payment. Razorpay makes one refund per call: its
+        `X-Refund-Idempotency` key (our refund entry id) answers a repeat with the first refund, and the caller
+        asks `find_refund` (the receipt and notes carry the same id) before it tries again anyway."""
+        auth = self._auth()
+        payments = self._refundable_payments(request.gateway_ref)
+        if not payments:
+            raise GatewayRejected(f"razorpay order {request.gateway_ref} has no captured payment to refund")
+        held = payments[0]
+        if held.currency is not None and held.currency.upper() != request.money.currency:
+            raise GatewayInputRejected(
+                f"razorpay took this payment in {held.currency.upper()}, not {request.money.currency}", field="currency"
+            )
+        notes = {
+            "refund_entry": request.key,
+            "payment_id": request.payment_id,
+            "customer_id": request.customer_id,
+        }
+        if request.reason:
+            notes["reason"] = request.reason[:_NOTE_LIMIT]
+        body = {"amount": request.money.minor, "receipt": request.key, "notes": notes}
+        # Not an idempotency header the session knows (http.IDEMPOTENCY_HEADERS): the POST is still sent once.
+        headers = {"X-Refund-Idempotency": request.key} if _IDEMPOTENCY_KEY.fullmatch(request.key) else {}
+        try:
+            answer = self._call("POST", f"/v1/payments/{held.id}/refund", auth=auth, json=body, headers=headers)
+        except HttpRejected as exc:
+            if _refund_refused(exc):  # more than is left, or nothing left: nothing was refunded
+                raise GatewayInputRejected(exc.message, field="amount") from exc
+            raise
+        return _refund_answer(read_answer(Refund, answer, self.name, "the refund it made"), request)
+
+    def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
+        """The refund whose receipt (or notes.refund_entry) is `request.key`, among the refunds of the order's
+        captured payments; None if there is none."""
+        auth = self._auth()
+        for held in self._refundable_payments(request.gateway_ref):
+            skip = 0
+            while True:
+                params = {"count": _PAGE, "skip": skip}
+                answer = self._call("GET", f"/v1/payments/{held.id}/refunds", auth=auth, params=params)
+                refunds = read_answer(Refunds, answer, self.name, "the payment's refunds").items
+                for made in refunds:
+                    if request.key in (made.receipt, made.notes.refund_entry):
+                        return _refund_answer(made, request)
+                if len(refunds) < _PAGE:
+                    break
+                skip += _PAGE
+        return None
+
+    def _refundable_payments(self, gateway_ref: str) -> list[Payment]:
+        """The order's captured payments (refunded ones too), oldest first: the refunds are made against them."""
+        answer = self._call("GET", f"/v1/orders/{gateway_ref}/payments", auth=self._auth())
+        payments = read_answer(Payments, answer, self.name, "the order's payments").items
+        captured = [p for p in payments if p.id and (p.captured is True or p.status == "captured")]
+        return sorted(captured, key=lambda p: p.created_at)
+
     # ---- plumbing -------------------------------------------------------------------------------
 
     def _auth(self) -> tuple[str, str]:
@@ -256,7 +343,7 @@ class RazorpayGateway(HttpGateway):
         except HttpRejected as exc:
             detail = ErrorAnswer.model_validate(exc.body or {}).error.description
             if detail:  # Razorpay's own words help whoever reads the 502
-                raise GatewayRejected(f"{exc.message}: {detail[:200]}") from exc
+                raise HttpRejected(f"{exc.message}: {detail[:200]}", exc.status, exc.body) from exc
             raise
 
 
@@ -266,13 +353,40 @@ def _required(value: str, variable: str) -> str:
     return value
 
 
+def _refund_refused(exc: HttpRejected) -> bool:
+    """Razorpay's 400 for a refund it will not make: above what is left of the payment, or nothing left."""
+    error = ErrorAnswer.model_validate(exc.body or {}).error
+    if exc.status != 400 or error.code not in (None, "BAD_REQUEST_ERROR"):
+        return False
+    description = (error.description or "").lower()
+    return error.field == "amount" or "refund" in description or "amount" in description
+
+
+def _refund_answer(refund: Refund, request: RefundRequest) -> RefundAnswer:
+    """A refund Razorpay made, in neutral terms. Razorpay's refund listings may leave `currency` empty: a refund
+    is always in its payment's currency, which is the request's."""
+    if refund.id is None or refund.amount is None or refund.status is None:
+        raise GatewayRejected("razorpay answered a refund without its id, amount or status")
+    money = refund.money if refund.currency else Money(refund.amount, request.money.currency)
+    if money is None or money.currency != request.money.currency:
+        raise GatewayRejected(f"razorpay answered refund {refund.id} in a currency we cannot read")
+    status = _REFUND_STATUSES.get(refund.status, RefundStatus.PENDING)  # accepted, not refused: it debits
+    return RefundAnswer(
+        refund_id=refund.id,
+        status=status,
+        money=money,
+        reason="failed" if status is RefundStatus.FAILED else None,
+    )
+
+
 def _our_ids(*entities: Entity | None) -> tuple[str | None, str | None]:
-    """Our payment and customer ids from the first entity that carries them (order first)."""
+    """Our payment and customer ids from the first entity that carries them (order first). Only an order's
+    receipt is our payment id: a refund's is our refund entry's."""
     payment_id = customer_id = None
     for entity in entities:
         if entity is None:
             continue
-        candidate = entity.notes.payment_id or entity.receipt
+        candidate = entity.notes.payment_id or (entity.receipt if isinstance(entity, Order) else None)
         if payment_id is None and candidate and is_payment_id(candidate):
             payment_id = candidate
         customer_id = customer_id or entity.notes.customer_id

@@ -41,6 +41,7 @@ def money_of(amount: int | None, currency: str | None) -> Money | None:
 class Notes(Payload):
     payment_id: MaybeText = None
     customer_id: MaybeText = None
+    refund_entry: MaybeText = None  # refunds we made: our refund entry's id (also their `receipt`)
 
 
 EntityNotes = Annotated[Notes, BeforeValidator(object_or_empty)]
@@ -52,7 +53,7 @@ class Entity(Payload):
     amount: Subunits = None
     currency: MaybeText = None
     notes: EntityNotes = Notes()
-    receipt: MaybeText = None  # orders only: ours
+    receipt: MaybeText = None  # ours: an order's is our payment id, a refund's our refund entry id
     created_at: Annotated[int, BeforeValidator(_seconds)] = 0  # Unix seconds
 
     @property
@@ -82,6 +83,8 @@ class Payment(Entity):
 
 
 class Refund(Entity):
+    """A refund: `payload.refund.entity`, POST /v1/payments/{id}/refund's answer, GET .../refunds items."""
+
     payment_id: MaybeText = None  # Razorpay's pay_..., not ours
     status: MaybeText = None  # pending, processed, failed
 
@@ -121,8 +124,16 @@ class Payments(Payload):
     items: Annotated[list[Payment], BeforeValidator(objects_only)] = Field(default_factory=list)
 
 
+class Refunds(Payload):
+    """GET /v1/payments/{id}/refunds' answer (newest first, `count` at most 100, `skip` pages on)."""
+
+    items: Annotated[list[Refund], BeforeValidator(objects_only)] = Field(default_factory=list)
+
+
 class ErrorDetail(Payload):
+    code: MaybeText = None  # BAD_REQUEST_ERROR, GATEWAY_ERROR, SERVER_ERROR
     description: MaybeText = None
+    field: MaybeText = None  # the request field it refuses, where it names one
 
 
 class ErrorAnswer(Payload):
