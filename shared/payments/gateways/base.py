@@ -203,6 +203,7 @@ class GatewayEvent:
     reason: str | None = None  # failure reason, if any
     refund_id: str | None = None  # the gateway's refund id, for REFUND and REFUND_FAILED
     uncaptured: bool = False  # REFUND of a payment the gateway never captured (Razorpay's automatic refunds)
+    refund_status: RefundStatus | None = None  # REFUND/REFUND_FAILED: the refund's state, where the event says it
 
 
 @dataclass(frozen=True, slots=True)
