@@ -239,10 +239,14 @@ class PayPalGateway:
         return _refund_answer(read_answer(Payment, answer, self.name, "the refund"))
 
     def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
-        """The refund of the order whose custom_id is our refund entry's id, as the order lists its refunds."""
+        """The refund of the order whose custom_id is our refund entry's id, as the order lists its refunds. An order
+        shown without its capture says nothing of its refunds: GatewayRejected, never "none made"."""
         _check_order_id(request.gateway_ref)
         wanted = _refund_custom_id(request.key)
-        for unit in self._order(request.gateway_ref).purchase_units:
+        order = self._order(request.gateway_ref)
+        if not any(unit.payments.captures for unit in order.purchase_units):
+            raise GatewayRejected("PayPal answered the order without its capture, so its refunds are unknown")
+        for unit in order.purchase_units:
             for refund in unit.payments.refunds:
                 if refund.custom_id == wanted:
                     return _refund_answer(refund)
