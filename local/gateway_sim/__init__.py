@@ -7,10 +7,11 @@ gateway's module declares its local ones), so the simulator checks and signs wit
 
 One module per gateway, as `payments.gateways` has one adapter each (base.py: the interface they implement):
     stripe       POST /v1/payment_methods, GET /v1/payment_methods/{id}, POST /v1/payment_intents,
-                 GET /v1/payment_intents/{id}                              (form bodies, `Idempotency-Key`)
+                 GET /v1/payment_intents/{id}, POST /v1/refunds, GET /v1/refunds (?payment_intent=),
+                 GET /v1/refunds/{id}                                      (form bodies, `Idempotency-Key`)
     paypal       POST /v1/oauth2/token, POST /v2/checkout/orders, GET /v2/checkout/orders/{id},
                  POST /v2/checkout/orders/{id}/capture, GET /v2/payments/captures/{id},
-                 POST /v1/notifications/verify-webhook-signature
+                 POST /v2/payments/captures/{id}/refund, POST /v1/notifications/verify-webhook-signature
                                                                            (`PayPal-Request-Id` replays)
     razorpay     POST /v1/orders, GET /v1/orders (?receipt=), GET /v1/orders/{id}, GET /v1/orders/{id}/payments,
                  POST /v1/payments/{id}/capture, POST /v1/payments/{id}/refund, GET /v1/payments/{id}/refunds
@@ -37,10 +38,11 @@ Control endpoints (control.py):
         `{api_base}/webhooks/{provider}` and answers {"delivered", "status", "response", "event"}.
         PayPal success sends CHECKOUT.ORDER.APPROVED; when the API then captures, PAYMENT.CAPTURE.COMPLETED
         follows shortly after the capture answer, as with PayPal. Paystack has no failure webhook: a failure
-        only marks the transaction failed, which `verify` then reports. A refund made through Razorpay's or
-        Paystack's refund API is answered `pending`; refund.created and refund.processed (Razorpay) or
-        refund.pending and refund.processed (Paystack) follow shortly after the answer, and "refund_failed"
-        fails the latest refund, however it was made.
+        only marks the transaction failed, which `verify` then reports. A refund made through a refund API is
+        held as the `refund` outcome's is, and its webhooks follow shortly after its answer: Stripe charge.refunded
+        and refund.created, PayPal PAYMENT.CAPTURE.REFUNDED, Razorpay refund.created and refund.processed, Paystack
+        refund.pending and refund.processed (Razorpay's and Paystack's answer `pending`); "refund_failed" fails the
+        latest refund, however it was made.
     GET /_sim/objects   everything held (and every webhook delivery); POST /_sim/reset forgets it all
                         (PayPal access tokens survive, as adapters cache them).
 

@@ -2,11 +2,13 @@
 approval page, and webhooks that only its own verify-webhook-signature answers SUCCESS for (docs/gateways.md#paypal).
 
 Endpoints below /paypal: POST /v1/oauth2/token, POST /v2/checkout/orders, GET /v2/checkout/orders/{id},
-POST /v2/checkout/orders/{id}/capture, GET /v2/payments/captures/{id},
+POST /v2/checkout/orders/{id}/capture, GET /v2/payments/captures/{id}, POST /v2/payments/captures/{id}/refund,
 POST /v1/notifications/verify-webhook-signature; payer page GET /checkoutnow?token=.
 
 Settling success sends CHECKOUT.ORDER.APPROVED; when the API then captures, PAYMENT.CAPTURE.COMPLETED follows
-shortly after the capture answer, as with PayPal. Access tokens survive a reset, as adapters cache them.
+shortly after the capture answer, as with PayPal. A refund (the API's, or the `refund` outcome's: one running
+total per order) is listed in the order's `purchase_units[0].payments.refunds`, and PAYMENT.CAPTURE.REFUNDED
+follows it. Access tokens survive a reset, as adapters cache them.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class PayPal(SimGateway):
             ("GET", "/v2/checkout/orders/(?P<id>[^/]+)", self._get_order),
             ("POST", "/v2/checkout/orders/(?P<id>[^/]+)/capture", self._capture),
             ("GET", "/v2/payments/captures/(?P<id>[^/]+)", self._get_capture),
+            ("POST", "/v2/payments/captures/(?P<id>[^/]+)/refund", self._refund_capture),
             ("POST", "/v1/notifications/verify-webhook-signature", self._verify_signature),
             ("GET", "/checkoutnow", self._page),
         ]
@@ -358,19 +361,165 @@ class PayPal(SimGateway):
     def _get_capture(self, request: Request) -> Answer:
         """GET /v2/payments/captures/{id}: a capture with the order id in supplementary_data."""
         self._check_bearer(request)
+        order, capture = self._capture_or_404(request.params["id"])
+        return Answer(200, self._capture_resource(order, capture))
+
+    def _capture_or_404(self, capture_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         for order in self.objects["orders"].values():
             for capture in order["purchase_units"][0].get("payments", {}).get("captures", []):
-                if capture["id"] == request.params["id"]:
-                    return Answer(200, self._capture_resource(order, capture))
+                if capture["id"] == capture_id:
+                    return order, capture
         raise self._error(
             404,
             "RESOURCE_NOT_FOUND",
             "INVALID_RESOURCE_ID",
             "Specified resource ID does not exist.",
             field="capture_id",
-            value=request.params["id"],
+            value=capture_id,
             location="path",
         )
+
+    # -- refunds ----------------------------------------------------------------------------------------------
+
+    def _refund_capture(self, request: Request) -> Answer:
+        """POST /v2/payments/captures/{id}/refund {"amount"?, "custom_id"?, "invoice_id"?, "note_to_payer"?}: what
+        is left unless `amount` says less, refused with PayPal's 422s past it; replayed per PayPal-Request-Id."""
+        self._check_bearer(request)
+        body = self._json(request)
+        prefer = request.headers.get("prefer", "")
+        return self._idempotent(request, lambda: self._new_refund(request.params["id"], body, prefer))
+
+    def _new_refund(self, capture_id: str, body: dict[str, Any], prefer: str) -> Answer:
+        order, capture = self._capture_or_404(capture_id)
+        extra = self.extra[order["id"]]
+        code = capture["amount"]["currency_code"]
+        digits = _CURRENCY_DIGITS[code]
+        if capture["status"] == "REFUNDED":
+            raise self._error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "CAPTURE_FULLY_REFUNDED",
+                "The capture has already been fully refunded",
+            )
+        if capture["status"] not in ("COMPLETED", "PARTIALLY_REFUNDED"):
+            raise self._error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "REFUND_NOT_ALLOWED",
+                "Refund cannot be processed for this capture.",
+            )
+        remaining = to_minor(capture["amount"]["value"], code, digits) - extra["refunded"]
+        refund = remaining if body.get("amount") is None else self._refund_minor(body["amount"], code, digits)
+        if refund > remaining:
+            raise self._error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "REFUND_AMOUNT_EXCEEDED",
+                "The refund amount must be less than or equal to the capture amount that has not yet been refunded.",
+            )
+        for name, longest in (("custom_id", 127), ("invoice_id", 127), ("note_to_payer", 255)):
+            if name in body and (not isinstance(body[name], str) or not 1 <= len(body[name]) <= longest):
+                raise self._error(
+                    400,
+                    "INVALID_REQUEST",
+                    "INVALID_STRING_LENGTH",
+                    "The value of a field is either too short or too long.",
+                    field=f"/{name}",
+                    location="body",
+                )
+        ours: dict[str, Any] = {
+            name: body[name] for name in ("custom_id", "invoice_id", "note_to_payer") if name in body
+        }
+        resource, webhook = self._refund_made(order, capture, refund, ours)
+        timer = threading.Timer(CAPTURE_WEBHOOK_DELAY_SECONDS, self._host.deliver, args=(webhook,))
+        timer.daemon = True
+        timer.start()
+        if "return=representation" in prefer:
+            return Answer(201, copy.deepcopy(resource))
+        return Answer(201, {key: copy.deepcopy(resource[key]) for key in ("id", "status", "links")})
+
+    def _refund_minor(self, amount: Any, code: str, digits: int) -> int:
+        """A refund's `amount` object in minor units of the capture's currency, checked as PayPal checks it."""
+
+        def invalid(status: int, name: str, issue: str, description: str, path: str) -> Refusal:
+            return self._error(status, name, issue, description, field=f"/amount{path}", location="body")
+
+        if not isinstance(amount, dict):
+            raise invalid(400, "INVALID_REQUEST", "INVALID_PARAMETER_SYNTAX", "The value of a field is invalid.", "")
+        value = amount.get("value")
+        if amount.get("currency_code") != code:
+            raise invalid(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "CURRENCY_MISMATCH",
+                "The currency of the refund must be the same as the currency of the capture.",
+                "/currency_code",
+            )
+        if not isinstance(value, str) or not _AMOUNT.match(value):
+            raise invalid(
+                400,
+                "INVALID_REQUEST",
+                "INVALID_PARAMETER_SYNTAX",
+                "The value of a field does not conform to the expected format.",
+                "/value",
+            )
+        if len(value.partition(".")[2]) > digits:
+            raise invalid(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "DECIMAL_PRECISION",
+                "If the currency supports decimals, only two decimal place precision is supported.",
+                "/value",
+            )
+        minor = to_minor(value, code, digits)
+        if minor <= 0:
+            raise invalid(
+                422, "UNPROCESSABLE_ENTITY", "CANNOT_BE_ZERO_OR_NEGATIVE", "Must be greater than zero.", "/value"
+            )
+        return minor
+
+    def _refund_made(
+        self, order: dict[str, Any], capture: dict[str, Any], refund: int, ours: dict[str, Any]
+    ) -> tuple[dict[str, Any], Webhook]:
+        """Count `refund` (minor units) against the order's capture and list it in the order's refunds; answers
+        the refund and the PAYMENT.CAPTURE.REFUNDED PayPal sends about it. `ours`: the caller's custom_id,
+        invoice_id and note_to_payer (a refund made in PayPal's dashboard copies the capture's ids instead)."""
+        extra = self.extra[order["id"]]
+        code = capture["amount"]["currency_code"]
+        digits = _CURRENCY_DIGITS[code]
+        extra["refunded"] += refund
+        gross = to_minor(capture["amount"]["value"], code, digits)
+        capture.update(
+            status="REFUNDED" if extra["refunded"] == gross else "PARTIALLY_REFUNDED", update_time=iso_seconds()
+        )
+        value = major(refund, code, digits)
+        refund_id = token(17, UPPER_ALNUM)
+        resource = {
+            "id": refund_id,
+            "amount": {"currency_code": code, "value": value},
+            "seller_payable_breakdown": {
+                "gross_amount": {"currency_code": code, "value": value},
+                "paypal_fee": {"currency_code": code, "value": major(0, code, digits)},
+                "net_amount": {"currency_code": code, "value": value},
+                "total_refunded_amount": {"currency_code": code, "value": major(extra["refunded"], code, digits)},
+            },
+            **ours,
+            "status": "COMPLETED",
+            "create_time": iso_seconds(),
+            "update_time": iso_seconds(),
+            "links": [
+                {"href": f"{self.base_url}/paypal/v2/payments/refunds/{refund_id}", "rel": "self", "method": "GET"},
+                {"href": capture["links"][0]["href"], "rel": "up", "method": "GET"},
+            ],
+        }
+        order["purchase_units"][0]["payments"].setdefault("refunds", []).append(copy.deepcopy(resource))
+        webhook = self._webhook(
+            "PAYMENT.CAPTURE.REFUNDED",
+            "refund",
+            copy.deepcopy(resource),
+            f"A {value} {code} capture payment was refunded",
+        )
+        return resource, webhook
 
     def _capture_order(self, order_id: str) -> Answer:
         order = self._order_or_404(order_id)
@@ -634,37 +783,12 @@ class PayPal(SimGateway):
         if not captured:
             raise SettleError(409, f"PayPal order {ref} has no completed capture to refund")
         capture = captures[0]
-        gross = to_minor(capture["amount"]["value"], code, digits)
-        remaining = gross - extra["refunded"]
+        remaining = to_minor(capture["amount"]["value"], code, digits) - extra["refunded"]
         refund = settle_minor(amount, code, digits) if amount else remaining
         if not 0 < refund <= remaining:
             raise SettleError(409, f"PayPal order {ref} has {major(remaining, code, digits)} {code} left to refund")
-        extra["refunded"] += refund
-        capture["status"] = "REFUNDED" if extra["refunded"] == gross else "PARTIALLY_REFUNDED"
-        value = major(refund, code, digits)
-        refund_id = token(17, UPPER_ALNUM)
-        resource = {
-            "id": refund_id,
-            "amount": {"currency_code": code, "value": value},
-            "seller_payable_breakdown": {
-                "gross_amount": {"currency_code": code, "value": value},
-                "paypal_fee": {"currency_code": code, "value": major(0, code, digits)},
-                "net_amount": {"currency_code": code, "value": value},
-                "total_refunded_amount": {"currency_code": code, "value": major(extra["refunded"], code, digits)},
-            },
-            **{key: capture[key] for key in ("custom_id", "invoice_id") if key in capture},
-            "status": "COMPLETED",
-            "create_time": iso_seconds(),
-            "update_time": iso_seconds(),
-            "links": [
-                {"href": f"{self.base_url}/paypal/v2/payments/refunds/{refund_id}", "rel": "self", "method": "GET"},
-                {"href": capture["links"][0]["href"], "rel": "up", "method": "GET"},
-            ],
-        }
-        unit["payments"].setdefault("refunds", []).append(copy.deepcopy(resource))
-        return self._webhook(
-            "PAYMENT.CAPTURE.REFUNDED", "refund", resource, f"A {value} {code} capture payment was refunded"
-        )
+        copied = {key: capture[key] for key in ("custom_id", "invoice_id") if key in capture}
+        return self._refund_made(order, capture, refund, copied)[1]
 
 
 GATEWAY = PayPal  # what the server loads for this registry entry

@@ -2,7 +2,10 @@
 3-D Secure page, and the signed webhooks about them (docs/gateways.md#stripe).
 
 Endpoints below /stripe: POST /v1/payment_methods, GET /v1/payment_methods/{id}, POST /v1/payment_intents,
-GET /v1/payment_intents/{id}; payer page GET /3ds/{pi}. Cards act as Stripe's documented test cards
+GET /v1/payment_intents/{id}, POST /v1/refunds, GET /v1/refunds (?payment_intent=, charge=, limit=, starting_after=),
+GET /v1/refunds/{id}; payer page GET /3ds/{pi}. A refund made through the API is the same object the control
+outcomes `refund` and `refund_failed` make and fail: one running total per PaymentIntent; charge.refunded and
+refund.created follow its answer, as with Stripe. Cards act as Stripe's documented test cards
 (4242424242424242 / pm_card_visa succeeds, 4000002500003155 / pm_card_authenticationRequired needs 3-D Secure,
 4000000000000002 / pm_card_chargeDeclined is declined with 402, ...). A PaymentMethod keeps brand and last 4
 digits only, never the number.
@@ -18,6 +21,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -42,6 +46,10 @@ API_BASE_VAR = "STRIPE_API_BASE"
 SIGNATURE_HEADER = "Stripe-Signature"
 
 _EVENT_API_VERSION = "2024-06-20"
+# Stripe sends a refund's webhooks after answering the refund; a short pause keeps that order in tests.
+REFUND_WEBHOOK_DELAY_SECONDS = 0.3
+_REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+_CURRENCY_SIGNS = {"usd": "$", "eur": "€", "gbp": "£"}  # how Stripe's refund errors show amounts
 # Stripe turned automatic payment methods on by default (so confirming needs a return_url) in this version.
 _AUTOMATIC_METHODS_SINCE = "2023-08-16"
 _MAX_AMOUNT = 99_999_999
@@ -182,9 +190,40 @@ def decline(intent: dict[str, Any], decline_code: str, payment_method: dict[str,
     return error
 
 
-def refunded_charge(intent: dict[str, Any], refund: int, refunded_total: int) -> dict[str, Any]:
-    """The charge of succeeded `intent` once `refund` more is refunded (`refunded_total` in all)."""
+def refund_object(
+    intent: dict[str, Any],
+    amount: int,
+    *,
+    metadata: dict[str, str] | None = None,
+    reason: str | None = None,
+    refund_id: str | None = None,
+) -> dict[str, Any]:
+    """A Refund of `amount` (minor units) of succeeded `intent`'s charge, as Stripe makes it for a card: succeeded."""
+    return {
+        "id": refund_id or f"re_3{token(23)}",
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": f"txn_3{token(23)}",
+        "charge": intent["latest_charge"],
+        "created": int(time.time()),
+        "currency": intent["currency"],
+        "metadata": dict(metadata or {}),
+        "payment_intent": intent["id"],
+        "reason": reason,
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": "succeeded",
+        "transfer_reversal": None,
+    }
+
+
+def refunded_charge(
+    intent: dict[str, Any], refund: int, refunded_total: int, *, made: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The charge of succeeded `intent` once `refund` more is refunded (`refunded_total` in all), by the Refund
+    `made` (a new one if not given), which its `refunds` list shows first."""
     charge_id = intent["latest_charge"]
+    newest = copy.deepcopy(made) if made is not None else refund_object(intent, refund)
     return {
         "id": charge_id,
         "object": "charge",
@@ -203,20 +242,7 @@ def refunded_charge(intent: dict[str, Any], refund: int, refunded_total: int) ->
         "refunded": refunded_total >= intent["amount_received"],
         "refunds": {
             "object": "list",
-            "data": [
-                {
-                    "id": f"re_3{token(23)}",
-                    "object": "refund",
-                    "amount": refund,
-                    "charge": charge_id,
-                    "created": int(time.time()),
-                    "currency": intent["currency"],
-                    "metadata": {},
-                    "payment_intent": intent["id"],
-                    "reason": None,
-                    "status": "succeeded",
-                }
-            ],
+            "data": [newest],
             "has_more": False,
             "total_count": 1,
             "url": f"/v1/charges/{charge_id}/refunds",
@@ -311,7 +337,7 @@ class Stripe(SimGateway):
     api_base_var = API_BASE_VAR
     credentials = CREDENTIALS
     event_type_field = "type"
-    kinds = ("payment_methods", "payment_intents")
+    kinds = ("payment_methods", "payment_intents", "refunds")
 
     def reset(self) -> None:
         super().reset()
@@ -323,6 +349,9 @@ class Stripe(SimGateway):
             ("GET", "/v1/payment_methods/(?P<id>[^/]+)", self._get_payment_method),
             ("POST", "/v1/payment_intents", self._create_payment_intent),
             ("GET", "/v1/payment_intents/(?P<id>[^/]+)", self._get_payment_intent),
+            ("POST", "/v1/refunds", self._create_refund),
+            ("GET", "/v1/refunds", self._list_refunds),
+            ("GET", "/v1/refunds/(?P<id>[^/]+)", self._get_refund),
             ("GET", "/3ds/(?P<id>[^/]+)", self._page),
         ]
 
@@ -656,6 +685,136 @@ class Stripe(SimGateway):
         expand = [value for name, value in request.query.items() if name.startswith("expand")]  # expand[0]=...
         return Answer(200, self._expanded(intent, expand))
 
+    # -- refunds ----------------------------------------------------------------------------------------------
+
+    def _create_refund(self, request: Request) -> Answer:
+        """POST /v1/refunds (payment_intent or charge, amount?, reason?, metadata?): a Refund of what is left unless
+        `amount` says less, refused as Stripe does past the remainder; replayed per Idempotency-Key."""
+        self._auth(request)
+        return self._idempotent(request, self._new_refund)
+
+    def _new_refund(self, form: dict[str, Any]) -> Answer:
+        intent = self._refunded_intent(form)
+        intent_id, currency = intent["id"], intent["currency"]
+        extra = self.extra[intent_id]
+        remaining = intent["amount_received"] - extra["refunded"]
+        if remaining <= 0:
+            raise self._error(
+                400, f"Charge {intent['latest_charge']} has already been refunded.", code="charge_already_refunded"
+            )
+        amount = self._refund_amount(form["amount"]) if "amount" in form else remaining
+        if amount > remaining:
+            raise self._error(
+                400,
+                f"Refund amount ({_shown(amount, currency)}) is greater than unrefunded amount on charge "
+                f"({_shown(remaining, currency)})",
+                code="amount_too_large",
+                param="amount",
+            )
+        reason = form.get("reason") or None
+        if reason is not None and reason not in _REFUND_REASONS:
+            raise self._error(
+                400,
+                f"Invalid reason: must be one of {', '.join(_REFUND_REASONS[:-1])}, or {_REFUND_REASONS[-1]}",
+                code="parameter_invalid_string",
+                param="reason",
+            )
+        refund = refund_object(intent, amount, metadata=self._metadata(form.get("metadata")), reason=reason)
+        webhooks = self._refund_made(intent, refund)
+        # Sent after the answer, outside the simulator's lock (as PayPal's capture webhook is).
+        timer = threading.Timer(REFUND_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in webhooks])
+        timer.daemon = True
+        timer.start()
+        return Answer(200, copy.deepcopy(refund))
+
+    def _refunded_intent(self, form: dict[str, Any]) -> dict[str, Any]:
+        """The succeeded PaymentIntent a refund names (by `payment_intent`, or by its `charge`)."""
+        intent_id, charge_id = form.get("payment_intent"), form.get("charge")
+        if intent_id:
+            intent = self.find("payment_intents", str(intent_id))
+            if intent is None:
+                raise self._error(
+                    400, f"No such payment_intent: '{intent_id}'", code="resource_missing", param="payment_intent"
+                )
+        elif charge_id:
+            found = [i for i in self.objects["payment_intents"].values() if i["latest_charge"] == charge_id]
+            if not found:
+                raise self._error(400, f"No such charge: '{charge_id}'", code="resource_missing", param="charge")
+            intent = found[0]
+        else:
+            raise self._error(
+                400, "Missing required param: payment_intent.", code="parameter_missing", param="payment_intent"
+            )
+        if intent["status"] != "succeeded":
+            raise self._error(400, f"This PaymentIntent ({intent['id']}) does not have a successful charge to refund.")
+        return intent
+
+    def _refund_amount(self, value: Any) -> int:
+        text = str(value)
+        if not re.fullmatch(r"-?\d+", text):
+            raise self._error(400, f"Invalid integer: {text}", code="parameter_invalid_integer", param="amount")
+        if int(text) < 1:
+            raise self._error(
+                400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer", param="amount"
+            )
+        return int(text)
+
+    def _refund_made(self, intent: dict[str, Any], refund: dict[str, Any]) -> list[Webhook]:
+        """Count `refund` against `intent` (the one running total `refund_failed` gives back) and keep it; answers
+        the webhooks Stripe sends for it: charge.refunded, then refund.created."""
+        extra = self.extra[intent["id"]]
+        before = extra["refunded"]
+        extra["refunded"] = before + refund["amount"]
+        self.store("refunds", refund["id"], refund)
+        extra.setdefault("refunds", []).append(refund)  # the same object: a failure shows in GET /v1/refunds too
+        charge = refunded_charge(intent, refund["amount"], extra["refunded"], made=refund)
+        events = [
+            event("charge.refunded", charge, previous_attributes={"amount_refunded": before}),
+            event("refund.created", refund),
+        ]
+        return [Webhook(self.name, stripe_event, *signed(stripe_event)) for stripe_event in events]
+
+    def _list_refunds(self, request: Request) -> Answer:
+        """GET /v1/refunds: newest first, `limit` (1-100, default 10) a page, `starting_after` the next one."""
+        self._auth(request)
+        query = request.query
+        text = query.get("limit", "10")
+        if not text.isdigit() or not 1 <= int(text) <= 100:
+            raise self._error(
+                400, "This value must be less than or equal to 100.", code="parameter_invalid_integer", param="limit"
+            )
+        refunds = list(reversed(self.objects["refunds"].values()))
+        intent_id = query.get("payment_intent")
+        if intent_id:
+            if self.find("payment_intents", intent_id) is None:
+                raise self._error(
+                    400, f"No such payment_intent: '{intent_id}'", code="resource_missing", param="payment_intent"
+                )
+            refunds = [r for r in refunds if r["payment_intent"] == intent_id]
+        if query.get("charge"):
+            refunds = [r for r in refunds if r["charge"] == query["charge"]]
+        after = query.get("starting_after")
+        if after:
+            ids = [r["id"] for r in refunds]
+            if after not in ids:
+                raise self._error(400, f"No such refund: '{after}'", code="resource_missing", param="starting_after")
+            refunds = refunds[ids.index(after) + 1 :]
+        page = refunds[: int(text)]
+        body = {
+            "object": "list",
+            "data": copy.deepcopy(page),
+            "has_more": len(refunds) > len(page),
+            "url": "/v1/refunds",
+        }
+        return Answer(200, body)
+
+    def _get_refund(self, request: Request) -> Answer:
+        self._auth(request)
+        refund = self.find("refunds", request.params["id"])
+        if refund is None:
+            raise self._missing("refund", request.params["id"], "id")
+        return Answer(200, copy.deepcopy(refund))
+
     def _page(self, request: Request) -> Answer:
         intent = self.find("payment_intents", request.params["id"])
         if intent is None:
@@ -711,12 +870,16 @@ class Stripe(SimGateway):
             refund = settle_minor(amount, currency) if amount else remaining
             if not 0 < refund <= remaining:
                 raise SettleError(409, f"{ref} has {major(remaining, currency)} {currency} left to refund")
-            extra["refunded"] += refund
-            charge = refunded_charge(intent, refund, extra["refunded"])
-            extra.setdefault("refunds", []).append(copy.deepcopy(charge["refunds"]["data"][0]))
-            stripe_event = event("charge.refunded", charge)
+            # A refund made in Stripe's dashboard: the same Refund as the API's, announced by charge.refunded.
+            return self._refund_made(intent, refund_object(intent, refund))[0]
         body, headers = signed(stripe_event)
         return Webhook(self.name, stripe_event, body, headers)
+
+
+def _shown(minor: int, currency: str) -> str:
+    """An amount as Stripe's refund errors show it: `$12.50`, else `1000 jpy`."""
+    sign = _CURRENCY_SIGNS.get(currency)
+    return f"{sign}{major(minor, currency)}" if sign else f"{major(minor, currency)} {currency}"
 
 
 def _luhn_ok(number: str) -> bool:

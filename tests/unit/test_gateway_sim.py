@@ -376,9 +376,191 @@ def test_stripe_settle_failure_and_partial_refund(sim: GatewaySimulator, receive
     assert (charge["object"], charge["payment_intent"], charge["amount_refunded"]) == ("charge", paid["id"], 500)
     assert charge["refunded"] is False and charge["refunds"]["data"][0]["amount"] == 500
     assert charge["metadata"] == {"payment_id": "pay_01TEST", "customer_id": "acme"}
+    assert refunded["data"]["previous_attributes"] == {"amount_refunded": 0}  # the total before this refund
+    listed = requests.get(
+        f"{sim.base_url}/stripe/v1/refunds", params={"payment_intent": paid["id"]}, headers=STRIPE_AUTH, timeout=5
+    ).json()
+    assert [(r["id"], r["amount"]) for r in listed["data"]] == [(charge["refunds"]["data"][0]["id"], 500)]
     with pytest.raises(SettleError) as too_much:
         sim.settle("stripe", paid["id"], "refund", amount="8.00")
     assert too_much.value.status == 409
+    second = sim.settle("stripe", paid["id"], "refund", amount="2.50")["event"]["data"]
+    assert (second["object"]["amount_refunded"], second["previous_attributes"]) == (750, {"amount_refunded": 500})
+
+
+def stripe_deliveries(receiver: Receiver, event_type: str, count: int) -> list[dict[str, Any]]:
+    """The webhooks of `event_type` the receiver got, once there are `count` (refunds send them after answering)."""
+    for _ in range(100):
+        found = [r for r in receiver.requests if json.loads(r["body"])["type"] == event_type]
+        if len(found) >= count:
+            return found
+        threading.Event().wait(0.05)
+    raise AssertionError(f"{count} {event_type} webhooks did not arrive")
+
+
+def test_stripe_refunds_replay_per_key_and_refuse_past_what_is_left(sim: GatewaySimulator) -> None:
+    intent = confirmed_intent(sim, "pm_card_visa").json()
+    form = {
+        "payment_intent": intent["id"],
+        "amount": "500",
+        "metadata[refund_entry]": "pay_01E1",
+        "reason": "duplicate",
+    }
+
+    first = stripe_post(sim, "refunds", form, **{"Idempotency-Key": "refund-1"})
+    replayed = stripe_post(sim, "refunds", form, **{"Idempotency-Key": "refund-1"})
+    other_params = stripe_post(sim, "refunds", {**form, "amount": "600"}, **{"Idempotency-Key": "refund-1"})
+    too_much = stripe_post(sim, "refunds", {"payment_intent": intent["id"], "amount": "751"})
+    rest = stripe_post(sim, "refunds", {"payment_intent": intent["id"]})  # no amount: what is left
+    nothing_left = stripe_post(sim, "refunds", {"payment_intent": intent["id"], "amount": "1"})
+
+    refund = first.json()
+    assert first.status_code == 200
+    assert (refund["object"], refund["amount"], refund["currency"], refund["status"]) == (
+        "refund",
+        500,
+        "usd",
+        "succeeded",
+    )
+    assert (refund["payment_intent"], refund["charge"], refund["reason"]) == (
+        intent["id"],
+        intent["latest_charge"],
+        "duplicate",
+    )
+    assert refund["metadata"] == {"refund_entry": "pay_01E1"} and refund["id"].startswith("re_")
+    assert replayed.json() == refund and replayed.headers["Idempotent-Replayed"] == "true"
+    assert other_params.status_code == 400 and other_params.json()["error"]["type"] == "idempotency_error"
+    assert too_much.status_code == 400
+    assert too_much.json()["error"] == {
+        "message": "Refund amount ($7.51) is greater than unrefunded amount on charge ($7.50)",
+        "type": "invalid_request_error",
+        "code": "amount_too_large",
+        "param": "amount",
+        "doc_url": "https://stripe.com/docs/error-codes/amount-too-large",
+    }
+    assert rest.status_code == 200 and rest.json()["amount"] == 750
+    assert nothing_left.status_code == 400
+    assert nothing_left.json()["error"] == {
+        "message": f"Charge {intent['latest_charge']} has already been refunded.",
+        "type": "invalid_request_error",
+        "code": "charge_already_refunded",
+        "doc_url": "https://stripe.com/docs/error-codes/charge-already-refunded",
+    }
+    assert [r["amount"] for r in sim.objects()["stripe"]["refunds"]] == [500, 750]
+
+
+PAID_INTENT = "<the paid PaymentIntent>"
+
+
+@pytest.mark.parametrize(
+    ("form", "param"),
+    [
+        ({"amount": "100"}, "payment_intent"),
+        ({"payment_intent": "pi_3NOSUCHINTENT", "amount": "100"}, "payment_intent"),
+        ({"payment_intent": PAID_INTENT, "amount": "0"}, "amount"),
+        ({"payment_intent": PAID_INTENT, "amount": "1.5"}, "amount"),
+        ({"payment_intent": PAID_INTENT, "amount": "100", "reason": "goodwill"}, "reason"),
+    ],
+)
+def test_stripe_refund_parameters_are_checked_like_stripe(
+    sim: GatewaySimulator, form: dict[str, str], param: str
+) -> None:
+    intent = confirmed_intent(sim, "pm_card_visa").json()
+    sent = {name: intent["id"] if value == PAID_INTENT else value for name, value in form.items()}
+
+    refused = stripe_post(sim, "refunds", sent)
+
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == param
+    assert sim.objects()["stripe"]["refunds"] == []
+
+
+def test_stripe_refund_of_an_unpaid_intent_is_refused(sim: GatewaySimulator) -> None:
+    pending = confirmed_intent(sim, "pm_card_authenticationRequired").json()
+
+    refused = stripe_post(sim, "refunds", {"payment_intent": pending["id"]})
+
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == (
+        f"This PaymentIntent ({pending['id']}) does not have a successful charge to refund."
+    )
+
+
+def test_stripe_refunds_are_listed_newest_first_a_page_at_a_time(sim: GatewaySimulator) -> None:
+    intent = confirmed_intent(sim, "pm_card_visa").json()
+    other = confirmed_intent(sim, "pm_card_visa").json()
+    made = [stripe_post(sim, "refunds", {"payment_intent": intent["id"], "amount": str(n)}).json() for n in (100, 200)]
+    stripe_post(sim, "refunds", {"payment_intent": other["id"], "amount": "300"})
+    url = f"{sim.base_url}/stripe/v1/refunds"
+
+    def listed(**query: str) -> requests.Response:
+        return requests.get(url, params=query, headers=STRIPE_AUTH, timeout=5)
+
+    page = listed(payment_intent=intent["id"], limit="1").json()
+    after = listed(payment_intent=intent["id"], limit="1", starting_after=made[1]["id"]).json()
+
+    assert page["object"] == "list" and page["url"] == "/v1/refunds"
+    assert ([r["id"] for r in page["data"]], page["has_more"]) == ([made[1]["id"]], True)
+    assert ([r["id"] for r in after["data"]], after["has_more"]) == ([made[0]["id"]], False)
+    assert [r["amount"] for r in listed().json()["data"]] == [300, 200, 100]
+    assert [r["amount"] for r in listed(charge=other["latest_charge"]).json()["data"]] == [300]
+    one = requests.get(f"{url}/{made[0]['id']}", headers=STRIPE_AUTH, timeout=5)
+    assert one.json() == made[0]
+    assert requests.get(f"{url}/re_3NOSUCH", headers=STRIPE_AUTH, timeout=5).status_code == 404
+    assert listed(payment_intent="pi_3NOSUCH").json()["error"]["code"] == "resource_missing"
+    assert listed(limit="101").status_code == 400
+    assert requests.get(url, timeout=5).status_code == 401
+
+
+def test_stripe_refund_sends_signed_charge_refunded_and_refund_created_after_answering(
+    sim: GatewaySimulator, receiver: Receiver
+) -> None:
+    intent = confirmed_intent(sim, "pm_card_visa").json()
+    first = stripe_post(sim, "refunds", {"payment_intent": intent["id"], "amount": "500"}).json()
+    second = stripe_post(sim, "refunds", {"payment_intent": intent["id"], "amount": "250"}).json()
+    secret = gateway_credential("STRIPE_WEBHOOK_SECRET")
+
+    charges = stripe_deliveries(receiver, "charge.refunded", 2)
+    created = stripe_deliveries(receiver, "refund.created", 2)
+
+    for delivery in charges + created:
+        assert delivery["path"] == "/webhooks/stripe"
+        assert stripe.WebhookSignature.verify_header(
+            delivery["body"].decode(), delivery["headers"]["stripe-signature"], secret, tolerance=300
+        )
+    assert sorted((e["data"]["object"]["id"], e["data"]["object"]["amount"]) for e in map(_event, created)) == sorted(
+        [(first["id"], 500), (second["id"], 250)]
+    )
+    assert {_event(d)["data"]["object"]["id"]: _event(d)["data"]["object"] for d in created}[second["id"]] == second
+    totals = sorted(
+        (
+            e["data"]["object"]["refunds"]["data"][0]["id"],
+            e["data"]["previous_attributes"]["amount_refunded"],
+            e["data"]["object"]["amount_refunded"],
+        )
+        for e in map(_event, charges)
+    )
+    assert totals == sorted([(first["id"], 0, 500), (second["id"], 500, 750)])
+
+
+def _event(delivery: dict[str, Any]) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(delivery["body"])
+    return event
+
+
+def test_stripe_refund_failed_fails_a_refund_made_through_the_api_and_gives_its_amount_back(
+    sim: GatewaySimulator, receiver: Receiver
+) -> None:
+    intent = confirmed_intent(sim, "pm_card_visa").json()
+    made = stripe_post(sim, "refunds", {"payment_intent": intent["id"]}).json()
+
+    failed = sim.settle("stripe", intent["id"], "refund_failed")["event"]
+    again = stripe_post(sim, "refunds", {"payment_intent": intent["id"], "amount": "1250"})
+
+    assert failed["type"] == "refund.failed"
+    assert (failed["data"]["object"]["id"], failed["data"]["object"]["status"]) == (made["id"], "failed")
+    stored = requests.get(f"{sim.base_url}/stripe/v1/refunds/{made['id']}", headers=STRIPE_AUTH, timeout=5).json()
+    assert (stored["status"], stored["failure_reason"]) == ("failed", "expired_or_canceled_card")
+    assert again.status_code == 200 and again.json()["amount"] == 1250
 
 
 # ---- PayPal -------------------------------------------------------------------------------------------------
@@ -508,6 +690,82 @@ def test_paypal_underpayment_and_denial(sim: GatewaySimulator) -> None:
     assert denial["event_type"] == "PAYMENT.CAPTURE.DENIED"
     assert denial["resource"]["custom_id"] == "acme|pay_01PP"
     assert denial["resource"]["supplementary_data"]["related_ids"]["order_id"] == denied["id"]
+
+
+def paypal_capture(sim: GatewaySimulator, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An order approved and captured: (the order, its capture)."""
+    order = create_paypal_order(sim, token)
+    sim.settle("paypal", order["id"], "success")
+    captured = paypal_call(sim, token, "POST", f"/v2/checkout/orders/{order['id']}/capture", json={}).json()
+    return order, captured["purchase_units"][0]["payments"]["captures"][0]
+
+
+def test_paypal_capture_refund_replays_refuses_like_paypal_and_shows_in_the_order(sim: GatewaySimulator) -> None:
+    token = paypal_token(sim)
+    order, capture = paypal_capture(sim, token)
+    path = f"/v2/payments/captures/{capture['id']}/refund"
+    keyed = {"PayPal-Request-Id": "refund-1", "Prefer": "return=representation"}
+    body = {"amount": {"value": "4.00", "currency_code": "USD"}, "custom_id": "pay_01E1", "note_to_payer": "Sorry"}
+
+    first = paypal_call(sim, token, "POST", path, json=body, headers=keyed)
+    replayed = paypal_call(sim, token, "POST", path, json=body, headers=keyed)
+    minimal = paypal_call(sim, token, "POST", path, json={"amount": {"value": "1.00", "currency_code": "USD"}})
+    too_much = paypal_call(sim, token, "POST", path, json={"amount": {"value": "5.01", "currency_code": "USD"}})
+    other_currency = paypal_call(sim, token, "POST", path, json={"amount": {"value": "1.00", "currency_code": "EUR"}})
+    rest = paypal_call(sim, token, "POST", path, json={}, headers={"Prefer": "return=representation"})
+    fully = paypal_call(sim, token, "POST", path, json={})
+    unknown = paypal_call(sim, token, "POST", "/v2/payments/captures/NOSUCHCAPTURE/refund", json={})
+
+    refund = first.json()
+    assert first.status_code == 201
+    assert (refund["status"], refund["amount"], refund["custom_id"], refund["note_to_payer"]) == (
+        "COMPLETED",
+        {"currency_code": "USD", "value": "4.00"},
+        "pay_01E1",
+        "Sorry",
+    )
+    assert [link["rel"] for link in refund["links"]] == ["self", "up"]
+    assert refund["links"][1]["href"].endswith(f"/paypal/v2/payments/captures/{capture['id']}")
+    assert replayed.json() == refund
+    assert minimal.status_code == 201 and set(minimal.json()) == {"id", "status", "links"}
+    assert too_much.status_code == 422
+    assert too_much.json()["name"] == "UNPROCESSABLE_ENTITY"
+    assert too_much.json()["details"][0]["issue"] == "REFUND_AMOUNT_EXCEEDED"
+    assert too_much.json()["details"][0]["description"] == (
+        "The refund amount must be less than or equal to the capture amount that has not yet been refunded."
+    )
+    assert other_currency.status_code == 422 and other_currency.json()["details"][0]["issue"] == "CURRENCY_MISMATCH"
+    assert rest.status_code == 201 and rest.json()["amount"]["value"] == "5.00"  # no amount: what is left
+    assert fully.status_code == 422 and fully.json()["details"][0]["issue"] == "CAPTURE_FULLY_REFUNDED"
+    assert unknown.status_code == 404 and unknown.json()["name"] == "RESOURCE_NOT_FOUND"
+    fetched = paypal_call(sim, token, "GET", f"/v2/checkout/orders/{order['id']}").json()
+    payments = fetched["purchase_units"][0]["payments"]
+    assert [r["amount"]["value"] for r in payments["refunds"]] == ["4.00", "1.00", "5.00"]
+    assert payments["refunds"][0] == refund
+    assert payments["captures"][0]["status"] == "REFUNDED"
+
+
+def test_paypal_refund_sends_a_verifiable_payment_capture_refunded_after_answering(
+    sim: GatewaySimulator, receiver: Receiver
+) -> None:
+    token = paypal_token(sim)
+    _order, capture = paypal_capture(sim, token)
+    body = {"amount": {"value": "2.50", "currency_code": "USD"}, "custom_id": "pay_01E2"}
+
+    refund = paypal_call(sim, token, "POST", f"/v2/payments/captures/{capture['id']}/refund", json=body).json()
+
+    delivered = sim.wait_for_delivery("PAYMENT.CAPTURE.REFUNDED")
+    event = delivered["event"]
+    assert (event["resource_type"], event["resource"]["id"], event["resource"]["custom_id"]) == (
+        "refund",
+        refund["id"],
+        "pay_01E2",
+    )
+    assert event["resource"]["amount"] == {"currency_code": "USD", "value": "2.50"}
+    assert event["resource"]["seller_payable_breakdown"]["total_refunded_amount"]["value"] == "2.50"
+    sent = next(r for r in receiver.requests if json.loads(r["body"])["event_type"] == "PAYMENT.CAPTURE.REFUNDED")
+    assert verify_paypal(sim, token, sent["headers"], json.loads(sent["body"])) == "SUCCESS"
+    assert len([d for d in sim.deliveries() if d["event_type"] == "PAYMENT.CAPTURE.REFUNDED"]) == 1
 
 
 # ---- Razorpay -----------------------------------------------------------------------------------------------

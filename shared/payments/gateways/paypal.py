@@ -6,6 +6,10 @@ it. Our ids travel in the purchase unit: `reference_id` and `invoice_id` = payme
 "customer_id:payment_id" (payment_id alone if that would pass PayPal's 127 characters).
 Every order call carries `PayPal-Request-Id`, which makes retries safe; the OAuth token is cached
 per adapter instance until shortly before it expires.
+
+Operator refunds refund the order's capture (`refund`: POST /v2/payments/captures/{id}/refund, PayPal-Request-Id =
+our refund entry's id, which is also the refund's `custom_id`); `find_refund` finds one again among the order's
+`payments.refunds`. PayPal reports them as PAYMENT.CAPTURE.REFUNDED.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from payments.gateways.base import (
     CurrencyNotSupported,
     EventKind,
     GatewayEvent,
+    GatewayInputRejected,
     GatewayRejected,
     GatewaySettings,
+    RefundAnswer,
+    RefundRequest,
     SignatureInvalid,
     StatusAnswer,
 )
@@ -36,6 +43,7 @@ from payments.gateways.http import HttpRejected, call_json, new_session
 from payments.gateways.payload import read_answer, read_webhook
 from payments.gateways.paypal_models import AccessToken, ErrorAnswer, Event, Order, Payment, Verification
 from payments.gateways.webhook_body import json_object
+from payments.models import RefundStatus
 from payments.money import Money
 
 # developer.paypal.com/reference/currency-codes: the currencies the REST API takes.
@@ -45,6 +53,7 @@ SUPPORTED_CURRENCIES = frozenset(
 )  # fmt: skip
 WHOLE_UNITS_ONLY = frozenset({"HUF", "JPY", "TWD"})  # PayPal takes no decimals for these
 CUSTOM_ID_MAX = 127
+NOTE_TO_PAYER_MAX = 255  # a refund's note_to_payer
 REQUEST_ID_MAX = 108  # PayPal-Request-Id length limit
 TOKEN_MARGIN_SECONDS = 60  # refresh the OAuth token this long before PayPal says it expires
 SIGNATURE_HEADERS = (
@@ -67,6 +76,14 @@ EVENT_KINDS: dict[str, EventKind] = {
     "PAYMENT.CAPTURE.REFUNDED": EventKind.REFUND,
     "PAYMENT.CAPTURE.PENDING": EventKind.HELD,  # not there yet (status_details.reason); COMPLETED or DENIED follows
 }
+# A refund's status (Payments v2 refund object) -> our refund entry's.
+REFUND_STATUSES: dict[str, RefundStatus] = {
+    "COMPLETED": RefundStatus.SUCCEEDED,
+    "PENDING": RefundStatus.PENDING,  # status_details.reason says why (ECHECK)
+    "FAILED": RefundStatus.FAILED,
+    "CANCELLED": RefundStatus.FAILED,
+}
+REFUNDABLE_CAPTURES = frozenset({"COMPLETED", "PARTIALLY_REFUNDED"})
 
 
 def custom_id_for(customer_id: str, payment_id: str) -> str:
@@ -84,6 +101,11 @@ def parse_custom_id(value: str | None) -> tuple[str | None, str | None]:
 
 def _request_id(key: str) -> str:
     return key if len(key) <= REQUEST_ID_MAX else hashlib.sha256(key.encode()).hexdigest()
+
+
+def _refund_custom_id(key: str) -> str:
+    """The custom_id a refund for our refund entry `key` carries (a digest past PayPal's 127 characters)."""
+    return key if len(key) <= CUSTOM_ID_MAX else hashlib.sha256(key.encode()).hexdigest()
 
 
 def _amount_value(money: Money) -> str:
@@ -114,7 +136,7 @@ class PayPalGateway:
         "paypal-auth-algo",
     )
     settings_class = PayPalSettings
-    capabilities = frozenset({Capability.CAPTURE, Capability.RECONCILE})
+    capabilities = frozenset({Capability.CAPTURE, Capability.RECONCILE, Capability.REFUND})
 
     def __init__(self, settings: PayPalSettings, session: requests.Session | None = None) -> None:
         self._settings = settings
@@ -192,6 +214,44 @@ class PayPalGateway:
             raise
         return self._order_answer(read_answer(Order, order, self.name, "the capture"))
 
+    # -- refunds ---------------------------------------------------------------------------------
+
+    def refund(self, request: RefundRequest) -> RefundAnswer:
+        """Refund `request.money` of the order's capture, which the order names (`gateway_ref` is the order id).
+        Same key again -> PayPal answers the first refund (PayPal-Request-Id, kept 6 h: `find_refund` after that)."""
+        _check_order_id(request.gateway_ref)
+        self.check_currency(request.money)  # positive, and whole units where PayPal takes no decimals
+        capture_id = _refundable_capture(self._order(request.gateway_ref))
+        body: dict[str, Any] = {
+            "amount": {"value": _amount_value(request.money), "currency_code": request.money.currency},
+            "custom_id": _refund_custom_id(request.key),
+        }
+        if request.reason:
+            body["note_to_payer"] = request.reason[:NOTE_TO_PAYER_MAX]
+        path = f"/v2/payments/captures/{capture_id}/refund"
+        try:
+            answer = self._api("POST", path, json=body, request_id=request.key)
+        except HttpRejected as exc:
+            if exc.status == 422:  # UNPROCESSABLE_ENTITY: PayPal refuses this refund; nothing was refunded
+                issue = ErrorAnswer.model_validate(exc.body or {}).issue or "UNPROCESSABLE_ENTITY"
+                raise GatewayInputRejected(f"PayPal refused the refund: {issue[:80]}", field="amount") from None
+            raise
+        return _refund_answer(read_answer(Payment, answer, self.name, "the refund"))
+
+    def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
+        """The refund of the order whose custom_id is our refund entry's id, as the order lists its refunds. An order
+        shown without its capture says nothing of its refunds: GatewayRejected, never "none made"."""
+        _check_order_id(request.gateway_ref)
+        wanted = _refund_custom_id(request.key)
+        order = self._order(request.gateway_ref)
+        if not any(unit.payments.captures for unit in order.purchase_units):
+            raise GatewayRejected("PayPal answered the order without its capture, so its refunds are unknown")
+        for unit in order.purchase_units:
+            for refund in unit.payments.refunds:
+                if refund.custom_id == wanted:
+                    return _refund_answer(refund)
+        return None
+
     # -- webhooks --------------------------------------------------------------------------------
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
@@ -243,18 +303,21 @@ class PayPalGateway:
             money: Money | None = None,
             reason: str | None = None,
             refund_id: str | None = None,
+            refund_status: RefundStatus | None = None,
+            as_kind: EventKind | None = None,
         ) -> GatewayEvent:
             return GatewayEvent(
                 provider=self.name,
                 event_id=event.id,
                 event_type=event.event_type,
-                kind=kind,
+                kind=as_kind or kind,
                 payment_id=payment_id,
                 customer_id=customer_id,
                 gateway_ref=gateway_ref,
                 money=money,
                 reason=reason,
                 refund_id=refund_id,
+                refund_status=refund_status,
             )
 
         if isinstance(resource, Order):  # CHECKOUT.* events
@@ -273,17 +336,29 @@ class PayPalGateway:
         customer_id, payment_id = parse_custom_id(resource.custom_id)
         payment_id = payment_id or resource.invoice_id
         if kind is EventKind.REFUND:
-            # A refund carries our ids only if PayPal copied them; its "up" link names the capture,
-            # which PayPal resolves to our ids and the order id (the gateway_ref we stored).
+            # Its "up" link names the capture, which PayPal resolves to our ids and the order id (the gateway_ref we
+            # stored). Those come first: a refund's own custom_id is the payment's only where PayPal copied it, and
+            # one `refund` made carries our refund entry's id there instead.
             if resource.id is None:
                 raise ValueError("paypal refund without its id")
             refunded = _amount(resource)  # read before PayPal is asked about the capture
+            status = REFUND_STATUSES.get(resource.status or "")
+            failed = status is RefundStatus.FAILED  # not returned after all: never a debit
             capture_id = resource.up_id
             order_id = None
             if capture_id:
                 found_customer, found_payment, order_id = self.capture_references(capture_id)
-                customer_id, payment_id = customer_id or found_customer, payment_id or found_payment
-            return make(payment_id, customer_id, order_id or capture_id, money=refunded, refund_id=resource.id)
+                customer_id, payment_id = found_customer or customer_id, found_payment or payment_id
+            return make(
+                payment_id,
+                customer_id,
+                order_id or capture_id,
+                money=refunded,
+                reason=(resource.status_details.reason or resource.status) if failed else None,
+                refund_id=resource.id,
+                refund_status=status,
+                as_kind=EventKind.REFUND_FAILED if failed else None,
+            )
         reason = resource.status_details.reason or resource.status or event.event_type
         if kind is EventKind.HELD:
             reason = held_because(resource.status_details.reason)
@@ -391,6 +466,29 @@ class PayPalGateway:
 def _check_order_id(value: str) -> None:
     if not _ORDER_ID.fullmatch(value):
         raise GatewayRejected("not a PayPal order or capture id")
+
+
+def _refundable_capture(order: Order) -> str:
+    """The id of the order's capture a refund returns money of: COMPLETED, or PARTIALLY_REFUNDED already.
+    A fully refunded one is the operator's to know (422, nothing refunded); none at all is our state's mistake."""
+    captures = [capture for unit in order.purchase_units for capture in unit.payments.captures]
+    for capture in captures:
+        if capture.status in REFUNDABLE_CAPTURES and capture.id is not None:
+            _check_order_id(capture.id)
+            return capture.id
+    if any(capture.status == "REFUNDED" for capture in captures):
+        raise GatewayInputRejected("PayPal says this payment is already fully refunded", field="amount")
+    raise GatewayRejected("the PayPal order has no completed capture to refund")
+
+
+def _refund_answer(refund: Payment) -> RefundAnswer:
+    """What a refund says. GatewayRejected (502) for one without an id, a status we know or an amount: the refund may
+    have been made, so the caller asks `find_refund` again rather than guess."""
+    status = REFUND_STATUSES.get(refund.status or "")
+    if refund.id is None or status is None or refund.amount is None:
+        raise GatewayRejected("PayPal answered a refund without its id, a status we know or its amount")
+    reason = (refund.status_details.reason or refund.status) if status is RefundStatus.FAILED else None
+    return RefundAnswer(refund_id=refund.id, status=status, money=refund.amount.money, reason=reason)
 
 
 # PAYMENT.CAPTURE.PENDING's status_details.reason, said for an operator (docs/gateways.md#paypal).

@@ -49,8 +49,9 @@ class SupplementaryData(Payload):
 
 
 class Payment(Payload):
-    """A capture, or a refund: PAYMENT.CAPTURE.* resources, an order's `payments.captures[]`, GET
-    /v2/payments/captures/{id}. Our ids are there only if PayPal copied them (a refund often has neither)."""
+    """A capture, or a refund: PAYMENT.CAPTURE.* resources, an order's `payments.captures[]` and `payments.refunds[]`,
+    GET /v2/payments/captures/{id}, POST /v2/payments/captures/{id}/refund. Our ids are there only if PayPal copied
+    them (a refund often has neither); a refund `PayPalGateway.refund` made has our refund entry's id as custom_id."""
 
     id: MaybeText = None
     status: MaybeText = None
@@ -77,6 +78,7 @@ class Payment(Payload):
 
 class UnitPayments(Payload):
     captures: Annotated[list[Payment], BeforeValidator(objects_only)] = Field(default_factory=list)
+    refunds: Annotated[list[Payment], BeforeValidator(objects_only)] = Field(default_factory=list)  # of the captures
 
 
 class PurchaseUnit(Payload):

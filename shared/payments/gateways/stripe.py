@@ -6,6 +6,9 @@ Stripe's amount unit is not always ISO 4217's: zero-decimal currencies take whol
 two decimals though only whole krónur can be charged, and three-decimal currencies take minor units
 ending in 0. `_to_stripe_amount` / `_from_stripe_amount` are the only places that convert.
 
+Operator refunds are Stripe Refunds of the PaymentIntent (`refund`), carrying our refund entry's id in their
+metadata (`refund_entry`) so `find_refund` finds one again; their refund.* webhooks read as REFUND/REFUND_FAILED.
+
 Raw card numbers and CVCs pass through `create` to Stripe's PaymentMethod API and nowhere else:
 not into logs (the SDK's debug log of request bodies is filtered below), exceptions or results.
 """
@@ -21,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
-from stripe.params import PaymentIntentCreateParams, PaymentMethodCreateParamsCard
+from stripe.params import PaymentIntentCreateParams, PaymentMethodCreateParamsCard, RefundCreateParams
 
 from payments._currencies import MINOR_DIGITS
 from payments.gateways.base import (
@@ -36,6 +39,8 @@ from payments.gateways.base import (
     GatewaySettings,
     GatewayUnavailable,
     NotSupported,
+    RefundAnswer,
+    RefundRequest,
     SignatureInvalid,
     StatusAnswer,
 )
@@ -50,7 +55,7 @@ from payments.gateways.stripe_models import (
     RefundEvent,
 )
 from payments.gateways.webhook_body import json_object
-from payments.models import PaymentStatus
+from payments.models import PaymentStatus, RefundStatus
 from payments.money import Money
 
 logger = logging.getLogger(__name__)
@@ -157,7 +162,7 @@ class StripeGateway:
     object_name = ""  # a card payment is described by its card
     signature_headers = ("stripe-signature",)
     settings_class = StripeSettings
-    capabilities = frozenset({Capability.RECONCILE})
+    capabilities = frozenset({Capability.RECONCILE, Capability.REFUND})
 
     def __init__(self, settings: StripeSettings, client: stripe.StripeClient | None = None) -> None:
         self._settings = settings
@@ -265,6 +270,45 @@ class StripeGateway:
         brand, last4 = _card_of(method)
         return method.id, brand, last4
 
+    # -- refunds ---------------------------------------------------------------------------------
+
+    def refund(self, request: RefundRequest) -> RefundAnswer:
+        """POST /v1/refunds for part or all of the PaymentIntent, idempotent by `request.key`; Stripe answers the
+        Refund (usually succeeded at once for cards, pending for some methods)."""
+        _check_intent_id(request.gateway_ref)
+        if not request.money.is_positive:
+            raise GatewayInputRejected("a refund must be of a positive amount", field="amount")
+        params: RefundCreateParams = {
+            "payment_intent": request.gateway_ref,
+            "amount": _to_stripe_amount(request.money),
+            "metadata": _refund_metadata(request),
+        }
+        reason = _stripe_reason(request.reason)
+        if reason is not None:
+            params["reason"] = reason
+        try:
+            refund = self.client.v1.refunds.create(params, {"idempotency_key": _bounded_key(request.key)})
+        except stripe.StripeError as exc:
+            raise _refund_error(exc) from None
+        answer = _refund_answer(refund)
+        if answer.money != request.money:
+            logger.error("stripe refunded another amount than asked", extra={"payment_id": request.payment_id})
+        return answer
+
+    def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
+        """The PaymentIntent's Refund whose metadata names our refund entry (`refund_entry` = `request.key`)."""
+        _check_intent_id(request.gateway_ref)
+        try:
+            refunds = self.client.v1.refunds.list({"payment_intent": request.gateway_ref, "limit": 100})
+            for refund in refunds.auto_paging_iter():  # newest first; pages on past 100
+                metadata = refund.to_dict(recursive=False).get("metadata")
+                entry = metadata.to_dict().get("refund_entry") if isinstance(metadata, stripe.StripeObject) else None
+                if entry == request.key:
+                    return _refund_answer(refund)
+        except stripe.StripeError as exc:
+            raise _gateway_error(exc, "read the refunds") from None
+        return None
+
     # -- webhooks --------------------------------------------------------------------------------
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
@@ -284,7 +328,8 @@ class StripeGateway:
 
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
         body = json_object(raw_body, "stripe webhook body")
-        kind = EVENT_KINDS.get(read_webhook(Event, body, "stripe event").type, EventKind.IGNORED)
+        event_type = read_webhook(Event, body, "stripe event").type
+        kind = EVENT_KINDS.get(event_type, EventKind.IGNORED)
         if kind in (EventKind.SUCCESS, EventKind.FAILURE, EventKind.HELD):
             event = read_webhook(PaymentIntentEvent, body, "stripe payment_intent event")
             intent = event.data.object
@@ -296,16 +341,10 @@ class StripeGateway:
             error = intent.last_payment_error
             reason = _error_reason(error) if error is not None else intent.cancellation_reason
             return self._event(event, kind, intent.id, intent.metadata, reason=reason or event.type)
-        if kind is EventKind.REFUND:
+        if event_type == "charge.refunded":
             return self._refund_event(read_webhook(ChargeRefundedEvent, body, "stripe charge.refunded event"))
-        if kind is EventKind.REFUND_FAILED:
-            failed = read_webhook(RefundEvent, body, "stripe refund.failed event")
-            refund = failed.data.object
-            money = _from_stripe_amount(refund.amount, refund.currency)
-            reason = refund.failure_reason or "failed"
-            return self._event(
-                failed, kind, refund.payment_intent, refund.metadata, money=money, reason=reason, refund_id=refund.id
-            )
+        if kind in (EventKind.REFUND, EventKind.REFUND_FAILED):  # refund.created, refund.updated, refund.failed
+            return self._refund_object_event(read_webhook(RefundEvent, body, f"stripe {event_type} event"), kind)
         other = read_webhook(OtherEvent, body, "stripe event")
         return self._event(other, EventKind.IGNORED, other.data.object.id, other.data.object.metadata)
 
@@ -320,7 +359,39 @@ class StripeGateway:
             raise ValueError("charge.refunded reports no new refunded amount")
         gateway_ref = charge.payment_intent or charge.id
         refund_id = charge.newest_refund_id or event.id
-        return self._event(event, EventKind.REFUND, gateway_ref, charge.metadata, money=refunded, refund_id=refund_id)
+        newest = charge.newest_refund  # the refund this event is about, where the charge still lists its refunds
+        status = REFUND_STATUSES.get(newest.status or "") if newest is not None else None
+        return self._event(
+            event,
+            EventKind.REFUND,
+            gateway_ref,
+            charge.metadata,
+            money=refunded,
+            refund_id=refund_id,
+            refund_status=status if status is not RefundStatus.FAILED else None,  # the total grew: not failed
+        )
+
+    def _refund_object_event(self, event: RefundEvent, kind: EventKind) -> GatewayEvent:
+        """refund.created / refund.updated (REFUND, with the refund's status) and refund.failed (REFUND_FAILED): the
+        Refund itself. One whose status is failed or canceled is REFUND_FAILED whichever event reports it: its money
+        was not returned."""
+        refund = event.data.object
+        money = _from_stripe_amount(refund.amount, refund.currency)
+        status = REFUND_STATUSES.get(refund.status or "")
+        reason = None
+        if kind is EventKind.REFUND_FAILED or status is RefundStatus.FAILED:
+            kind, status = EventKind.REFUND_FAILED, RefundStatus.FAILED
+            reason = refund.failure_reason or refund.status or "failed"
+        return self._event(
+            event,
+            kind,
+            refund.payment_intent,
+            refund.metadata,
+            money=money,
+            reason=reason,
+            refund_id=refund.id,
+            refund_status=status,
+        )
 
     def _event(
         self,
@@ -332,6 +403,7 @@ class StripeGateway:
         money: Money | None = None,
         reason: str | None = None,
         refund_id: str | None = None,
+        refund_status: RefundStatus | None = None,
     ) -> GatewayEvent:
         return GatewayEvent(
             provider=self.name,
@@ -344,6 +416,7 @@ class StripeGateway:
             money=money,
             reason=reason,
             refund_id=refund_id,
+            refund_status=refund_status,
         )
 
     # -- reconciliation --------------------------------------------------------------------------
@@ -375,7 +448,25 @@ EVENT_KINDS: dict[str, EventKind] = {
     "charge.refunded": EventKind.REFUND,
     "payment_intent.processing": EventKind.HELD,  # a bank debit: days until it succeeds or fails
     "refund.failed": EventKind.REFUND_FAILED,  # sent for every refund since API version 2024-10-28
+    # The Refund itself (docs.stripe.com/refunds): made (succeeded), or still on its way (pending, requires_action);
+    # one whose status is failed or canceled reads as REFUND_FAILED (`_refund_object_event`).
+    "refund.created": EventKind.REFUND,
+    "refund.updated": EventKind.REFUND,
 }
+# A Refund's status (docs.stripe.com/api/refunds/object) -> our refund entry's.
+REFUND_STATUSES: dict[str, RefundStatus] = {
+    "pending": RefundStatus.PENDING,
+    "requires_action": RefundStatus.PENDING,  # the customer must give details (some methods) before it is sent
+    "succeeded": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,  # failure_reason says why
+    "canceled": RefundStatus.FAILED,
+}
+# The `reason` values Stripe takes on a refund; any other text of the operator's goes in the metadata.
+REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+# Error codes with which Stripe refuses the refund itself, nothing refunded: more than is left (`amount_too_large`,
+# which may also come as a bare `param: amount`), nothing left, or the charge is disputed.
+REFUND_REFUSALS = frozenset({"amount_too_large", "charge_already_refunded", "charge_disputed"})
+METADATA_VALUE_MAX = 500
 
 
 def _declined(exc: stripe.CardError, brand: str | None, last4: str | None) -> CreateResult:
@@ -441,6 +532,59 @@ def _card_of(method: stripe.PaymentMethod) -> tuple[str | None, str | None]:
     if card is None:
         return None, None
     return getattr(card, "brand", None), getattr(card, "last4", None)
+
+
+def _check_intent_id(gateway_ref: str) -> None:
+    if not gateway_ref.startswith("pi_"):  # e.g. "" for a card refused before any PaymentIntent
+        raise GatewayRejected(f"{gateway_ref!r} is not a Stripe PaymentIntent id")
+
+
+def _stripe_reason(reason: str | None) -> str | None:
+    """The operator's reason as Stripe's enum ("Requested by customer" -> requested_by_customer), or None."""
+    if not reason:
+        return None
+    normal = reason.strip().lower().replace(" ", "_").replace("-", "_")
+    return normal if normal in REFUND_REASONS else None
+
+
+def _refund_metadata(request: RefundRequest) -> dict[str, str]:
+    """Our references on the Refund: the refund entry (what `find_refund` looks for), the payment and customer (what
+    its webhooks are found by), and the operator's reason where Stripe's enum has no word for it."""
+    metadata = {"refund_entry": request.key, "payment_id": request.payment_id, "customer_id": request.customer_id}
+    if request.reason and _stripe_reason(request.reason) is None:
+        metadata["reason"] = request.reason[:METADATA_VALUE_MAX]
+    return metadata
+
+
+def _refund_answer(refund: stripe.Refund) -> RefundAnswer:
+    """What a Refund says. ValueError (a 502 through `reading_answers`) for one without an id, a status we know or
+    an amount: the refund may have been made, so the caller asks `find_refund` again rather than guess."""
+    fields = refund.to_dict(recursive=False)
+    refund_id, state = fields.get("id"), fields.get("status")
+    if not isinstance(refund_id, str) or not refund_id:
+        raise ValueError("Stripe answered a refund without its id")
+    status = REFUND_STATUSES.get(state) if isinstance(state, str) else None
+    if status is None:
+        raise ValueError("Stripe answered a refund without a status we know")
+    money = _from_stripe_amount(fields.get("amount"), fields.get("currency"))
+    reason = None
+    if status is RefundStatus.FAILED:
+        failure = fields.get("failure_reason")
+        reason = failure if isinstance(failure, str) and failure else state
+    return RefundAnswer(refund_id=refund_id, status=status, money=money, reason=reason)
+
+
+def _refund_error(exc: stripe.StripeError) -> GatewayUnavailable | GatewayRejected | GatewayInputRejected:
+    """A refund Stripe refuses for what it is (more than is left to refund, nothing left, a disputed charge) is the
+    operator's to change: 422 on the amount, nothing refunded. Anything else as `_gateway_error`."""
+    if isinstance(exc, stripe.InvalidRequestError):
+        error = exc.error
+        code = (error.code if error is not None else None) or exc.code
+        param = error.param if error is not None else None
+        if code in REFUND_REFUSALS or param == "amount":
+            logger.warning("stripe refused the refund", extra={"stripe_code": code, "stripe_param": param})
+            return GatewayInputRejected(f"Stripe refused the refund: {code or 'amount'}", field="amount")
+    return _gateway_error(exc, "refund the payment")
 
 
 # Stripe parameters that carry a value the caller sent, and the request field each one is.

@@ -1,8 +1,8 @@
 """Stripe's webhook events, as the Stripe adapter reads them (docs/gateways.md, Stripe).
 
 An event is read twice over: `Event` for its id and type, then the model its type names (`PaymentIntentEvent`
-for payment_intent.*, `ChargeRefundedEvent` for charge.refunded, `RefundEvent` for refund.failed, `OtherEvent`
-for anything else), so each event
+for payment_intent.*, `ChargeRefundedEvent` for charge.refunded, `RefundEvent` for refund.created, refund.updated
+and refund.failed, `OtherEvent` for anything else), so each event
 must carry what its kind is read for and nothing more. Amounts stay in Stripe's unit here (integers); the
 adapter converts them. API answers are the SDK's own objects (`stripe.PaymentIntent`), not these.
 """
@@ -53,7 +53,10 @@ class PaymentIntent(StripeObject):
 
 
 class Refund(Payload):
+    """A refund in a charge's `refunds` list."""
+
     id: MaybeText = None
+    status: MaybeText = None  # pending, requires_action, succeeded, failed, canceled
 
 
 class RefundList(Payload):
@@ -71,8 +74,13 @@ class Charge(StripeObject):
     refunds: Annotated[RefundList | None, BeforeValidator(object_or_none)] = None  # absent on newer API versions
 
     @property
+    def newest_refund(self) -> Refund | None:
+        return self.refunds.data[0] if self.refunds is not None and self.refunds.data else None
+
+    @property
     def newest_refund_id(self) -> str | None:
-        return self.refunds.data[0].id if self.refunds is not None and self.refunds.data else None
+        newest = self.newest_refund
+        return newest.id if newest is not None else None
 
 
 class ChargeChanges(Payload):
@@ -113,8 +121,8 @@ class ChargeRefundedEvent(Event):
 
 class RefundObject(StripeObject):
     """refund.*'s object: a Refund, naming the PaymentIntent it returns money of (a refund's own metadata is
-    ours only if we set it). `failure_reason` on a failed one: `expired_or_canceled_card`, `lost_or_stolen_card`,
-    `unknown`."""
+    ours only if we set it, as `StripeGateway.refund` does). `failure_reason` on a failed one:
+    `expired_or_canceled_card`, `lost_or_stolen_card`, `unknown`."""
 
     id: Text  # re_...
     amount: StrictInt  # in Stripe's unit of `currency`
