@@ -414,7 +414,7 @@ def _dispute_funds(store: Store, event: GatewayEvent, original: Payment) -> Resu
     if not refundable(original.status):
         return _refund_of_uncounted(store, event, original)
     withdrawn = event.kind is EventKind.CHARGEBACK
-    marker = dispute_marker(event.provider, event.dispute_id)
+    marker = dispute_marker(event.provider, event.funds_id or event.dispute_id)
     for _attempt in range(3):  # a refund may take part of the payment between the read and the write
         current = store.require(original.customer_id, original.id, consistent=True)
         took, gave = store.dispute_funds(marker)

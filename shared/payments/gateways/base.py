@@ -212,7 +212,23 @@ class GatewayEvent:
     # no dispute), and its state where the event says; `money` is the amount disputed or moved, `reason` its reason.
     dispute_id: str | None = None
     dispute_status: DisputeStatus | None = None
+    # CHARGEBACK, CHARGEBACK_REVERSAL: the id under which the funds move once each way, where it is not the
+    # dispute's (PayPal: the capture, which a dispute lost and a PAYMENT.CAPTURE.REVERSED both take back).
+    funds_id: str | None = None
     requested: Money | None = None  # PARTIAL: the amount the payment was asked for (`money`: what arrived)
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeAnswer:
+    """What the gateway's API says about one dispute now (reconciliation of a dispute event that was lost)."""
+
+    dispute_id: str
+    status: DisputeStatus
+    money: Money  # disputed, in the payment's currency
+    reason: str | None = None
+    withdrawn: bool = False  # the gateway took the disputed funds back from the merchant
+    reinstated: bool = False  # ... and gave them back
+    funds_id: str | None = None  # as GatewayEvent.funds_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +288,16 @@ class Gateway(Protocol):
         by `request.key` where the gateway takes a key. Raises GatewayUnavailable (outcome unknown: the caller asks
         `find_refund` before it tries again), GatewayInputRejected (the gateway refuses this refund: nothing was
         refunded), GatewayRejected; NotSupported without the capability."""
+
+    def fetch_refund(self, gateway_ref: str, refund_id: str) -> RefundAnswer | None:
+        """One refund of the payment whose gateway object is `gateway_ref`, by the gateway's refund id, as the
+        gateway has it now (None: no such refund of that payment). Reconciliation asks it about refunds still
+        `pending`, so a lost `refund.failed` or `refund.processed` is found. Raises GatewayUnavailable."""
+
+    def fetch_dispute(self, gateway_ref: str, dispute_id: str) -> DisputeAnswer | None:
+        """One dispute of the payment whose gateway object is `gateway_ref`, as the gateway has it now (None: no
+        such dispute of that payment). Reconciliation asks it about disputes still open. NotSupported where the
+        gateway has no disputes (NOWPayments)."""
 
     def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
         """The refund an earlier `refund(request)` made, found at the gateway by `request.key` (None: it made

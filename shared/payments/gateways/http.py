@@ -32,6 +32,7 @@ from payments.gateways.base import (
     CreateRequest,
     CreateResult,
     CurrencyNotSupported,
+    DisputeAnswer,
     GatewayRejected,
     GatewaySettings,
     GatewayUnavailable,
@@ -212,6 +213,12 @@ class HttpGateway:
 
     def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
         raise NotSupported(f"{self.name} has no refund API: refunds are made in its dashboard")
+
+    def fetch_refund(self, gateway_ref: str, refund_id: str) -> RefundAnswer | None:
+        raise NotSupported(f"{self.name} cannot be asked about a refund")
+
+    def fetch_dispute(self, gateway_ref: str, dispute_id: str) -> DisputeAnswer | None:
+        raise NotSupported(f"{self.name} has no disputes")
 
     # One gateway object per payment (gateways.base.Gateway): these gateways take no idempotency key, so by
     # default a later attempt opens a new object; an adapter overrides what its gateway does better.
