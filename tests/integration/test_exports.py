@@ -157,6 +157,7 @@ def as_row(item: dict[str, Any]) -> list[str]:
         item["method"],
         text(item["reference"] or ""),
         spreadsheet(item["created_at"]),
+        item.get("original_payment_id") or "",
     ]
 
 

@@ -32,6 +32,8 @@ import requests
 
 from local.template import functions, load_template, routes
 from payments.config import settings
+from payments.models import PaymentStatus
+from payments.status import Cause
 from payments.store import PaymentStore
 from tests.conftest import claims_for, http_event, invoke, load_function
 from tests.integration import webhook_events as events
@@ -110,6 +112,12 @@ def request_for(route_key: str, customer: str) -> Request:
         body, headers = signed_webhook(customer)
         return {"path": "/webhooks/razorpay", "path_params": {"provider": "razorpay"}, "raw": body,
                 "headers": headers, "ok": 200}  # fmt: skip
+    if route_key == "POST /admin/customers/{customer_id}/payments/{id}/refunds":
+        payment_id = bank_transfer(customer)["id"]
+        PaymentStore().transition(customer, payment_id, PaymentStatus.COMPLETED, Cause.OPERATOR, "operator:o")
+        return {"path": f"{admin}/payments/{payment_id}/refunds", "body": {"amount": "1.00"},
+                "path_params": {"customer_id": customer, "id": payment_id}, "ok": 201,
+                "headers": {"Idempotency-Key": uuid.uuid4().hex}}  # fmt: skip
     if route_key.startswith("POST /admin/customers/{customer_id}/payments/{id}/"):
         payment_id = bank_transfer(customer)["id"]
         action = route_key.rsplit("/", 1)[1]
@@ -136,6 +144,7 @@ EXPECTED = {
     "POST /webhooks/{provider}": ANYONE,  # the gateway's signature is the credential; a token adds nothing
     "POST /admin/customers/{customer_id}/payments/{id}/complete": OPERATORS,
     "POST /admin/customers/{customer_id}/payments/{id}/cancel": OPERATORS,
+    "POST /admin/customers/{customer_id}/payments/{id}/refunds": OPERATORS,
     "POST /admin/customers/{customer_id}/charges": OPERATORS,
     "POST /admin/vouchers": OPERATORS,
 }
