@@ -100,3 +100,56 @@ def test_thirty_parallel_voucher_guesses_get_at_most_five_checks(stack) -> None:
     assert statuses.count(422) <= 5, statuses  # only five codes were ever looked up
     assert all("try again" in a["message"] for s, a in results if s == 429)
     assert stack.call("GET", "/payments", token=token).json()["items"] == []
+
+
+# ---- operator refunds (issue 14 §1) ------------------------------------------------------------------------
+
+REFUNDED: dict[str, dict[str, Any]] = {  # a payment each refunding gateway completes at once or when settled
+    "stripe": {"method": "credit_card", "amount": "100.00", "currency": "USD", "payment_method": "pm_card_visa"},
+    "razorpay": {"method": "razorpay", "amount": "100.00", "currency": "INR"},
+}
+
+
+def gateway_refunds(stack, provider: str, payment: dict[str, Any]) -> list[dict[str, Any]]:
+    """The refunds the simulator made of `payment`'s gateway object (as its refund API lists them)."""
+    held = requests.get(f"{stack.sim_url}/_sim/objects", timeout=30).json()[provider]
+    if provider == "stripe":
+        return [r for r in held["refunds"] if r["payment_intent"] == payment["gateway_reference"]]
+    paid = {p["id"] for p in held["payments"] if p["order_id"] == payment["gateway_reference"]}
+    return [r for r in held["refunds"] if r["payment_id"] in paid]
+
+
+@pytest.mark.parametrize("provider", sorted(REFUNDED))
+def test_twenty_parallel_refunds_of_thirty_percent_three_succeed_and_the_gateway_made_three(
+    stack, provider: str
+) -> None:
+    customer = f"refund-{provider}-{uuid.uuid4().hex[:6]}"
+    status, made = post_payment(stack, stack.token(customer, ("finance",)), REFUNDED[provider], uuid.uuid4().hex)
+    assert status == 201, made
+    payment = made["payment"]
+    if payment["status"] != "completed":
+        settle = {"provider": provider, "ref": payment["gateway_reference"], "outcome": "success"}
+        assert requests.post(f"{stack.sim_url}/_sim/settle", json=settle, timeout=30).status_code == 200
+    operator = stack.token("provider", ("operator",))
+    path = f"/admin/customers/{customer}/payments/{payment['id']}/refunds"
+
+    def refund(_: int) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex}
+        answer = stack.call("POST", path, token=operator, headers=headers, body=json.dumps({"amount": "30.00"}))
+        return answer.status, answer.json()
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(refund, range(20)))
+
+    made_refunds = [answer for status, answer in results if status == 201]
+    refused = [answer for status, answer in results if status == 422]
+    assert len(made_refunds) + len(refused) == 20, [status for status, _ in results]
+    assert len(made_refunds) == 3  # 90%: what was paid allows three, and nothing stops the three
+    assert all(answer["field"] == "amount" for answer in refused)
+    at_gateway = gateway_refunds(stack, provider, payment)
+    assert len(at_gateway) == len(made_refunds)  # the gateway saw no more than what succeeded
+    assert sum(int(r["amount"]) for r in at_gateway) == 3000 * len(made_refunds)
+    balance = stack.call("GET", "/balance", token=stack.token(customer, ("finance",))).json()["balances"]
+    assert balance == [{"currency": payment["currency"], "amount": f"{100 - 30 * len(made_refunds)}.00"}]
+    listed = stack.call("GET", "/payments?limit=100", token=stack.token(customer, ("finance",))).json()["items"]
+    assert sorted(p["id"] for p in listed if p["method"] == "refund") == sorted(a["id"] for a in made_refunds)
