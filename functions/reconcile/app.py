@@ -1,7 +1,8 @@
 """Scheduled reconciliation: ask gateways about payments pending too long (Paystack sends no failure
 webhook, and any webhook can be lost), settle them through the same transition code as webhooks,
 and cancel those with no answer past the final timeout. Bank transfers wait for an operator. Operator refunds
-left pending are looked up at their gateway and bound, or released past the final timeout.
+left pending are looked up at their gateway and bound, or released past the final timeout; refunds still pending
+at their gateway and open disputes are asked about, so a lost refund.failed or dispute event is found.
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     report = settlement.reconcile(store, adapters, now=now, ask_after=ASK_AFTER, give_up_after=GIVE_UP_AFTER)
     # Operator refunds left pending between their reservation and the gateway's answer (docs/refunds.md).
     refunded = refunds.reconcile_refunds(store, adapters, now=now, ask_after=ASK_AFTER, give_up_after=GIVE_UP_AFTER)
+    # Refunds their gateway has not reported made, disputes it has not decided: a lost webhook is found.
+    watched = settlement.reconcile_watched(store, adapters)
     for name, value in asdict(report).items():
         metrics.add_metric(name=f"Reconcile_{name}", unit="Count", value=value)
     for name, value in asdict(refunded).items():
         metrics.add_metric(name=f"Reconcile_refunds_{name}", unit="Count", value=value)
-    answer = asdict(report) | {"refunds": asdict(refunded)}
+    for name, value in asdict(watched).items():
+        metrics.add_metric(name=f"Reconcile_watched_{name}", unit="Count", value=value)
+    answer = asdict(report) | {"refunds": asdict(refunded), "watched": asdict(watched)}
     logger.info("reconciliation done", extra=answer)
     return answer

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -586,3 +586,128 @@ def _reconcile_one(store: Store, provider: str, adapter: Gateway, payment: Payme
     except TransitionRefused:
         return "still_pending"  # settled meanwhile by a webhook
     return "timed_out"
+
+
+# ---- reconciliation of what settled payments still wait for ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WatchReport:
+    """What asking the gateways about open disputes and refunds still pending at them changed."""
+
+    refunds_checked: int = 0
+    refunds_changed: int = 0  # reported made (the detail says so) or failed (cancelled: the money counts again)
+    disputes_checked: int = 0
+    disputes_changed: int = 0  # decided, or their funds withdrawn or reinstated: entries written
+    errors: int = 0  # could not be asked or read: asked again next run
+
+
+_CHANGES = frozenset(
+    {
+        Outcome.REFUND_SUCCEEDED,
+        Outcome.REFUND_FAILED,
+        Outcome.DISPUTE,
+        Outcome.CHARGEBACK,
+        Outcome.CHARGEBACK_REVERSED,
+    }
+)
+
+
+def _all_watched(store: Store, kind: str, page: int, most: int) -> Iterator[Payment]:
+    after: str | None = None
+    for _ in range(-(-most // page)):
+        payments = store.watched(kind, limit=page, after=after)
+        yield from payments
+        if len(payments) < page:
+            return
+        after = payments[-1].id
+
+
+def reconcile_watched(
+    store: Store, adapters: Mapping[str, Gateway], *, page: int = 100, most: int = 2000
+) -> WatchReport:
+    """Ask each gateway about the refunds it has not reported made and the disputes it has not decided (the
+    store's watch list), so a lost `refund.failed`, `refund.processed` or dispute event is found: each answer
+    becomes the event it stands for, settled by `apply_event` like a webhook, exactly once."""
+    counts = dict.fromkeys(WatchReport.__dataclass_fields__, 0)
+    for kind in ("refund", "dispute"):
+        for payment in _all_watched(store, kind, page, most):  # `most` per run: the rest next run
+            counts[f"{kind}s_checked"] += 1
+            try:
+                changed = (
+                    _watch_refund(store, adapters, payment)
+                    if kind == "refund"
+                    else _watch_dispute(store, adapters, payment)
+                )
+            except (GatewayError, PaymentsError) as exc:
+                logger.warning("reconciliation could not ask", extra={"payment_id": payment.id, "error": exc.message})
+                counts["errors"] += 1
+                continue
+            counts[f"{kind}s_changed"] += changed
+    return WatchReport(**counts)
+
+
+def _asked(payment: Payment, adapters: Mapping[str, Gateway]) -> tuple[str, Gateway] | None:
+    provider = registry.provider_of(payment.method)
+    adapter = adapters.get(provider or "")
+    return (provider, adapter) if provider and adapter is not None else None
+
+
+def _watch_refund(store: Store, adapters: Mapping[str, Gateway], entry: Payment) -> bool:
+    original = store.require(entry.customer_id, entry.refund_of or "", consistent=True)
+    asked = _asked(original, adapters)
+    if asked is None or not entry.reference or Capability.REFUND not in asked[1].capabilities:
+        return False
+    provider, adapter = asked
+    with reading_answers(provider, "read the refund"):
+        answer = adapter.fetch_refund(original.gateway_ref or "", entry.reference)
+    if answer is None or answer.status is RefundStatus.PENDING:
+        return False
+    failed = answer.status is RefundStatus.FAILED
+    event = GatewayEvent(
+        provider=provider,
+        event_id=f"reconcile:refund:{entry.id}:{answer.status.value}",
+        event_type="reconciliation",
+        kind=EventKind.REFUND_FAILED if failed else EventKind.REFUND,
+        payment_id=original.id,
+        customer_id=original.customer_id,
+        gateway_ref=original.gateway_ref,
+        money=answer.money,
+        reason=answer.reason if failed else None,
+        refund_id=entry.reference,
+        refund_status=answer.status,
+    )
+    return apply_event(store, adapter, event).outcome in _CHANGES
+
+
+def _watch_dispute(store: Store, adapters: Mapping[str, Gateway], payment: Payment) -> bool:
+    asked = _asked(payment, adapters)
+    if asked is None or payment.dispute is None:
+        return False
+    provider, adapter = asked
+    with reading_answers(provider, "read the dispute"):
+        answer = adapter.fetch_dispute(payment.gateway_ref or "", payment.dispute.id)
+    if answer is None:
+        return False
+
+    def said(kind: EventKind, step: str) -> bool:
+        event = GatewayEvent(
+            provider=provider,
+            event_id=f"reconcile:dispute:{answer.dispute_id}:{step}",
+            event_type="reconciliation",
+            kind=kind,
+            payment_id=payment.id,
+            customer_id=payment.customer_id,
+            gateway_ref=payment.gateway_ref,
+            money=answer.money,
+            reason=answer.reason,
+            dispute_id=answer.dispute_id,
+            dispute_status=answer.status,
+            funds_id=answer.funds_id,
+        )
+        return apply_event(store, adapter, event).outcome in _CHANGES
+
+    changed = [said(EventKind.CHARGEBACK, "withdrawn")] if answer.withdrawn else []
+    changed += [said(EventKind.CHARGEBACK_REVERSAL, "reinstated")] if answer.reinstated else []
+    changed.append(said(EventKind.DISPUTE, answer.status.value))
+    return any(changed)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from payments.ids import new_payment_id
-from payments.models import Dispute, DisputeStatus, HistoryEntry, Payment, PaymentMethod, PaymentStatus
+from payments.models import Dispute, DisputeStatus, HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus
 from payments.money import Money
-from payments.status import Cause, TransitionRefused, note_dispute
+from payments.status import Cause, TransitionRefused, note_dispute, refund_progress
 from payments.store import Dedupe, DisputeWritten, PaymentStore, RefundWritten, Store
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus
 from payments.store.memory import MemoryStore
@@ -193,6 +193,37 @@ def test_a_dispute_round_trips_and_changes_alone(store: Store, customer: str) ->
     )
     assert [h.note for h in stored.history[1:]] == ["dispute open: fraudulent", "dispute won: fraudulent"]
     assert (stored.status, store.balances(customer)) == (PaymentStatus.COMPLETED, [Money(1000, "USD")])
+
+
+def test_the_watch_list_holds_open_disputes_and_refunds_pending_at_their_gateway(store: Store, customer: str) -> None:
+    disputed = payment(customer, PaymentStatus.COMPLETED)
+    refunding = payment(
+        customer, PaymentStatus.COMPLETED, amount_minor=-300, method=PaymentMethod.REFUND, refund_of=disputed.id,
+        refund_status=RefundStatus.PENDING, gateway_ref="pi_w", reference="re_w",
+    )  # fmt: skip
+    by_hand = payment(
+        customer, PaymentStatus.COMPLETED, amount_minor=-100, method=PaymentMethod.REFUND, refund_of=disputed.id,
+        refund_status=RefundStatus.PENDING,
+    )  # fmt: skip
+    for p in (disputed, refunding, by_hand):
+        store.add(p)
+    dispute = Dispute(id="dp_w", status=DisputeStatus.OPEN, amount_minor=1000, opened_at=BASE)
+    store.apply_change(customer, disputed.id, lambda p: note_dispute(p, dispute, by="gateway:s:e", now=BASE))
+
+    def watched(kind: str) -> list[str]:  # page by page: other tests' items share the table
+        found, after = [], None
+        while page := store.watched(kind, limit=100, after=after):
+            found += [p.id for p in page if p.customer_id == customer]
+            after = page[-1].id
+        return found
+
+    assert (watched("dispute"), watched("refund")) == ([disputed.id], [refunding.id])  # not one paid out by hand
+    won = dispute.model_copy(update={"status": DisputeStatus.WON})
+    store.apply_change(customer, disputed.id, lambda p: note_dispute(p, won, by="gateway:s:f", now=BASE))
+    store.apply_change(
+        customer, refunding.id, lambda p: refund_progress(p, RefundStatus.SUCCEEDED, by="gateway:s:g", now=BASE)
+    )
+    assert (watched("dispute"), watched("refund")) == ([], [])
 
 
 def test_the_claim_and_the_gateway_object(store: Store, customer: str) -> None:

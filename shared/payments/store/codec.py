@@ -31,6 +31,7 @@ from payments.store.keys import (
     payment_sk,
     pending_pk,
     status_pk,
+    watch_pk,
 )
 
 if TYPE_CHECKING:
@@ -126,8 +127,12 @@ def to_item(payment: Payment) -> Item:
         "description": _s(payment.description),
         "history": history_value(payment.history),
     }
+    watched = watch_of(payment)
     if payment.status is PaymentStatus.PENDING:
         item["GSI2PK"] = _s(pending_pk(payment.method))
+        item["GSI2SK"] = _s(payment_sk(payment.id))
+    elif watched:
+        item["GSI2PK"] = _s(watch_pk(watched))
         item["GSI2SK"] = _s(payment_sk(payment.id))
     optional = {
         "completed_at": iso_z(payment.completed_at) if payment.completed_at else None,
@@ -161,6 +166,18 @@ def to_item(payment: Payment) -> Item:
         item["gw_claim_until"] = _n(payment.gateway_claim_until)
     item["search_text"] = _s(search_text(payment))
     return item
+
+
+def watch_of(payment: Payment) -> str | None:
+    """What reconciliation watches a settled payment for (`keys.watch_pk`): its open dispute, or a gateway refund
+    still `pending` at its gateway (a refund paid out by hand has no gateway to ask)."""
+    if payment.status is not PaymentStatus.COMPLETED:
+        return None
+    if payment.dispute is not None and payment.dispute.status is DisputeStatus.OPEN:
+        return "dispute"
+    if payment.method is PaymentMethod.REFUND and payment.refund_status is RefundStatus.PENDING and payment.gateway_ref:
+        return "refund"
+    return None
 
 
 def search_text(payment: Payment) -> str:

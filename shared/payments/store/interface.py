@@ -92,6 +92,11 @@ class Store(Protocol):
         """Pending payments of `method` created before `before`, oldest first."""
         ...
 
+    def watched(self, kind: str, *, limit: int, after: str | None = None) -> list[Payment]:
+        """Settled payments reconciliation watches: `dispute` (its dispute open) or `refund` (a gateway refund
+        still pending at its gateway), oldest first, after payment id `after`."""
+        ...
+
     def find_by_gateway_ref(self, provider: str, gateway_ref: str) -> Payment | None:
         """The payment we stored gateway object `gateway_ref` of `provider` for."""
         ...

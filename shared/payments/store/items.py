@@ -65,7 +65,7 @@ ITEM_TYPES: tuple[ItemType, ...] = (
         (
             ("GSI1PK", "CUST#<customer>#<status>"),
             ("GSI1SK", "PAY#<payment id>"),
-            ("GSI2PK", "PENDING#<method>"),
+            ("GSI2PK", "<PENDING or WATCH>#<method, or dispute or refund>"),
             ("GSI2SK", "PAY#<payment id>"),
         ),
     ),

@@ -23,6 +23,12 @@ def pending_pk(method: PaymentMethod) -> str:
     return f"PENDING#{method.value}"
 
 
+def watch_pk(kind: str) -> str:
+    """GSI2's partition (sparse) of what reconciliation watches besides pending payments: `dispute` (a payment
+    whose dispute is open) and `refund` (a gateway refund its gateway has not reported made)."""
+    return f"WATCH#{kind}"
+
+
 BALANCE_SK = "BALANCE"
 
 

@@ -22,7 +22,7 @@ from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
 from payments.status import Change, counts_in_balance, refundable
 from payments.store.base import StoreBase, Written
-from payments.store.codec import search_text
+from payments.store.codec import search_text, watch_of
 from payments.store.export_records import ExportRecord, ExportStatus
 from payments.store.records import Dedupe, DisputeWritten, RefundWritten, Voucher
 
@@ -165,6 +165,11 @@ class MemoryStore(StoreBase):
                 if p.status is PaymentStatus.PENDING and p.method is method and p.id < bound
             ]
         return sorted(pending, key=lambda p: p.id)[:limit]
+
+    def watched(self, kind: str, *, limit: int, after: str | None = None) -> list[Payment]:
+        with self._lock:
+            found = [p for p in self.tables.payments.values() if watch_of(p) == kind and p.id > (after or "")]
+        return sorted(found, key=lambda p: p.id)[:limit]
 
     def find_by_gateway_ref(self, provider: str, gateway_ref: str) -> Payment | None:
         with self._lock:

@@ -23,6 +23,7 @@ from payments.store.keys import (
     payment_sk,
     pending_pk,
     status_pk,
+    watch_pk,
 )
 from payments.store.records import Dedupe
 from payments.store.table import Table, key
@@ -192,6 +193,20 @@ class Reads(Table):
             ExpressionAttributeValues=values(
                 {":pk": pending_pk(method), ":before": payment_sk(id_bound(before, upper=False))}
             ),
+            Limit=limit,
+        )
+        return [from_item(i) for i in answer.get("Items", [])]
+
+    def watched(self, kind: str, *, limit: int, after: str | None = None) -> list[Payment]:
+        """Settled payments reconciliation watches (`codec.watch_of`): `dispute` or `refund`, oldest first, from
+        after payment id `after` (sparse index GSI2)."""
+        condition = "GSI2PK = :pk" + (" AND GSI2SK > :after" if after else "")
+        named = {":pk": watch_pk(kind)} | ({":after": payment_sk(after)} if after else {})
+        answer = self.client.query(
+            TableName=self.table,
+            IndexName="GSI2",
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values(named),
             Limit=limit,
         )
         return [from_item(i) for i in answer.get("Items", [])]
