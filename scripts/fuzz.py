@@ -394,6 +394,24 @@ def _shaped(operation: Any, callers: Callers, known: Known) -> st.SearchStrategy
             ids,
             note,
         )
+    if (method, path) == ("POST", "/admin/customers/{customer_id}/payments/{id}/refunds"):
+        body = st.none() | st.fixed_dictionaries(
+            {}, optional={"amount": _amounts(), "reason": st.text(max_size=30) | st.integers()}
+        )
+        return st.builds(
+            lambda c, i, b, k: Probe(
+                operation.Case(
+                    path_parameters={"customer_id": c, "id": i},
+                    headers={"idempotency-key": k},
+                    body=b,
+                    media_type=json_media if b is not None else None,
+                )
+            ),
+            customers,
+            ids,
+            body,
+            key,
+        )
     if (method, path) == ("POST", "/admin/customers/{customer_id}/charges"):
         body = st.fixed_dictionaries(
             {"amount": _amounts(), "currency": st.sampled_from(CURRENCIES), "description": st.text(max_size=30)}
