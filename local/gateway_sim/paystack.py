@@ -2,9 +2,12 @@
 the checkout page, and webhooks signed with the same secret key (docs/gateways.md#paystack).
 
 Endpoints below /paystack: POST /transaction/initialize, GET /transaction/verify/{reference}, POST /refund,
-GET /refund (?transaction=<id>&perPage=&page=); payer page GET /checkout/{access_code}. Paystack has no failure
-webhook: a failure only marks the transaction failed, which `verify` then reports. A refund made through the API
-is queued (`pending`), then refund.pending and refund.processed follow.
+GET /refund (?transaction=<id>&perPage=&page=), GET /refund/{id}, GET /dispute/{id}; payer page
+GET /checkout/{access_code}. Paystack has no failure webhook: a failure only marks the transaction failed, which
+`verify` then reports. A refund made through the API is queued (`pending`), then refund.pending and refund.processed
+follow. The settle outcomes `dispute`, `dispute_lost` and `dispute_won` open a dispute of a paid transaction
+(charge.dispute.create) and resolve its latest unresolved one (charge.dispute.resolve, `resolution`
+merchant-accepted or declined).
 
 The module-level functions build the objects and the signed webhooks; the routes, `settle()` and the tests'
 events (tests/integration/webhook_events.py) all use them, so they send one shape.
@@ -229,37 +232,87 @@ def refund_event(
     }
 
 
-def dispute_event(of_transaction: dict[str, Any], dispute_id: int | None = None) -> dict[str, Any]:
-    """charge.dispute.create: a chargeback opened on paid `of_transaction` (an event the API does not act on)."""
+def dispute_record(
+    of_transaction: dict[str, Any], amount: int | None = None, *, dispute_id: int | None = None
+) -> dict[str, Any]:
+    """A chargeback of `amount` (default all) of paid `of_transaction`, awaiting our feedback, as GET /dispute/{id}
+    and the charge.dispute.* webhooks show it (the transaction as an object, with its reference)."""
     now = iso_ms()
     customer = of_transaction["customer"]
     return {
-        "event": "charge.dispute.create",
+        "id": number_id(8) if dispute_id is None else dispute_id,
+        "refund_amount": of_transaction["amount"] if amount is None else amount,
+        "currency": of_transaction["currency"],
+        "status": "awaiting-merchant-feedback",
+        "resolution": None,
+        "domain": "test",
+        "transaction": {
+            key: copy.deepcopy(of_transaction[key])
+            for key in ("id", "domain", "status", "reference", "amount", "currency", "paid_at", "channel", "metadata")
+        },
+        "transaction_reference": None,
+        "category": "chargeback",
+        "customer": {key: customer[key] for key in ("id", "first_name", "last_name", "email", "customer_code")},
+        "bin": of_transaction["authorization"].get("bin"),
+        "last4": of_transaction["authorization"].get("last4"),
+        "dueAt": None,
+        "resolvedAt": None,
+        "evidence": None,
+        "attachments": None,
+        "note": None,
+        "history": [{"status": "pending", "by": customer["email"], "createdAt": now}],
+        "messages": [],
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def dispute_event(of_transaction: dict[str, Any], dispute_id: int | None = None) -> dict[str, Any]:
+    """charge.dispute.create: a chargeback of all of paid `of_transaction` opened."""
+    return dispute_webhook("charge.dispute.create", dispute_record(of_transaction, dispute_id=dispute_id))
+
+
+def dispute_webhook(event_name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """charge.dispute.create, .remind or .resolve about dispute `record` (a copy of it, as it is now)."""
+    return {"event": event_name, "data": copy.deepcopy(record)}
+
+
+def resolve(record: dict[str, Any], *, won: bool) -> None:
+    """Resolve dispute `record`: declined (we contested it and keep the money) or merchant-accepted (the payer gets
+    `refund_amount` back)."""
+    now = iso_ms()
+    record.update(
+        status="resolved",
+        resolution="declined" if won else "merchant-accepted",
+        resolvedAt=now,
+        updated_at=now,
+    )
+    record["history"].append({"status": "resolved", "by": "merchant@example.com", "createdAt": now})
+
+
+def invoice_failed_event(of_transaction: dict[str, Any]) -> dict[str, Any]:
+    """invoice.payment_failed: the charge of a subscription's invoice failed. The nearest Paystack has to a failure
+    webhook, and about no transaction of ours (the API ignores it)."""
+    now = iso_ms()
+    customer = of_transaction["customer"]
+    return {
+        "event": "invoice.payment_failed",
         "data": {
-            "id": number_id(6) if dispute_id is None else dispute_id,
-            "refund_amount": of_transaction["amount"],
-            "currency": of_transaction["currency"],
-            "status": "awaiting-merchant-feedback",
-            "resolution": None,
+            "id": number_id(7),
             "domain": "test",
-            "transaction": {
-                key: copy.deepcopy(of_transaction[key])
-                for key in ("id", "domain", "status", "reference", "amount", "currency", "paid_at", "channel")
-            },
-            "transaction_reference": None,
-            "category": "chargeback",
+            "invoice_code": f"INV_{token(15, LOWER_ALNUM)}",
+            "amount": of_transaction["amount"],
+            "period_start": now,
+            "period_end": now,
+            "status": "pending",
+            "paid": False,
+            "paid_at": None,
+            "description": None,
+            "authorization": {},
+            "subscription": {"status": "attention", "subscription_code": f"SUB_{token(15, LOWER_ALNUM)}"},
             "customer": {key: customer[key] for key in ("id", "first_name", "last_name", "email", "customer_code")},
-            "bin": of_transaction["authorization"].get("bin"),
-            "last4": of_transaction["authorization"].get("last4"),
-            "dueAt": None,
-            "resolvedAt": None,
-            "evidence": None,
-            "attachments": None,
-            "note": None,
-            "history": [{"status": "pending", "by": customer["email"], "createdAt": now}],
-            "messages": [],
+            "transaction": {},
             "created_at": now,
-            "updated_at": now,
         },
     }
 
@@ -290,8 +343,9 @@ def transaction_event(
 ) -> tuple[bytes, dict[str, str]]:
     """The signed webhook about transaction `reference` for `amount_minor` when `reported_minor` is paid
     (charge.success; `event_id` is the transaction's id), `reported_minor` of it is refunded (refund.processed;
-    `event_id` is the refund's id) or, for "dispute", a chargeback is opened on it (charge.dispute.create).
-    Paystack sends no webhook for a failed charge. `reported_minor` defaults to the amount."""
+    `event_id` is the refund's id) or, for "dispute", a chargeback of all of it is opened (charge.dispute.create;
+    `event_id` is the dispute's id). Paystack sends no webhook for a failed charge: "failure" is the nearest it has,
+    invoice.payment_failed, which is about no transaction of ours. `reported_minor` defaults to the amount."""
     created = transaction(reference, amount_minor, currency, email=email, metadata=metadata)
     reported = amount_minor if reported_minor is None else reported_minor
     if kind == "success":
@@ -302,6 +356,8 @@ def transaction_event(
     elif kind == "dispute":
         charge(created, amount_minor)
         paystack_event = dispute_event(created, event_id)
+    elif kind == "failure":
+        paystack_event = invoice_failed_event(created)
     else:
         charge(created, amount_minor)
         paystack_event = refund_processed_event(created, reported, event_id)
@@ -316,13 +372,13 @@ REFUND_WEBHOOK_DELAY_SECONDS = 0.05  # Paystack sends refund.pending and refund.
 
 
 class Paystack(SimGateway):
-    outcomes = ("success", "failure", "refund", "refund_failed")
+    outcomes = ("success", "failure", "refund", "refund_failed", "dispute", "dispute_won", "dispute_lost")
     name = "paystack"
     label = "Paystack"
     api_base_var = API_BASE_VAR
     credentials = CREDENTIALS
     event_type_field = "event"
-    kinds = ("transactions",)
+    kinds = ("transactions", "disputes")
     no_webhook_note = "Paystack sends no webhook for a failed charge; transaction/verify now reports it failed"
     no_webhook_detail = "The payment failed. Paystack sends no webhook for this; the API learns it by verifying."
 
@@ -342,8 +398,26 @@ class Paystack(SimGateway):
             ("GET", "/transaction/verify/(?P<id>[^/]+)", self._verify),
             ("POST", "/refund", self._refund),
             ("GET", "/refund", self._list_refunds),
+            ("GET", "/refund/(?P<id>[^/]+)", self._get_refund),
+            ("GET", "/dispute/(?P<id>[^/]+)", self._get_dispute),
             ("GET", "/checkout/(?P<id>[^/]+)", self._page),
         ]
+
+    def _get_refund(self, request: Request) -> Answer:
+        """GET /refund/{id}: one refund as GET /refund lists it (the transaction by its id and reference)."""
+        self._check_auth(request)
+        made = next((record for record in self._refunds if str(record["id"]) == request.params["id"]), None)
+        if made is None:
+            raise self._error(404, "Refund not found")
+        return Answer(200, {"status": True, "message": "Refund retrieved", "data": copy.deepcopy(made)})
+
+    def _get_dispute(self, request: Request) -> Answer:
+        """GET /dispute/{id}: one dispute, as it is now."""
+        self._check_auth(request)
+        held = self.find("disputes", request.params["id"])
+        if held is None:
+            raise self._error(404, "Dispute not found")
+        return Answer(200, {"status": True, "message": "Dispute retrieved", "data": copy.deepcopy(held)})
 
     def _transaction(self, named: object) -> dict[str, Any] | None:
         """The transaction a refund names: by its reference, or by its numeric id."""
@@ -539,6 +613,28 @@ class Paystack(SimGateway):
             if held["status"] == "reversed":
                 held["status"] = "success"
             paystack_event = refund_event(held, failed["amount"], failed["id"], status="failed")
+        elif outcome == "dispute":  # the payer's bank disputes the paid transaction (all of it, or `amount`)
+            if held["status"] not in ("success", "reversed"):
+                raise SettleError(409, f"Paystack transaction {ref} has not succeeded, so there is nothing to dispute")
+            disputed = settle_minor(amount, currency) if amount else held["amount"]
+            if not 0 < disputed <= held["amount"]:
+                raise SettleError(
+                    409, f"Paystack transaction {ref} was paid {major(held['amount'], currency)} {currency}"
+                )
+            dispute_id = number_id(8)
+            while str(dispute_id) in self.objects["disputes"]:
+                dispute_id = number_id(8)
+            record = dispute_record(held, disputed, dispute_id=dispute_id)
+            self.objects["disputes"][str(dispute_id)] = record
+            self.extra[ref].setdefault("disputes", []).append(record)
+            paystack_event = dispute_webhook("charge.dispute.create", record)
+        elif outcome in ("dispute_won", "dispute_lost"):  # the latest unresolved dispute of the transaction
+            undecided = [d for d in self.extra[ref].get("disputes", []) if d["status"] != "resolved"]
+            if not undecided:
+                raise SettleError(409, f"Paystack transaction {ref} has no unresolved dispute")
+            record = undecided[-1]
+            resolve(record, won=outcome == "dispute_won")
+            paystack_event = dispute_webhook("charge.dispute.resolve", record)
         else:
             if held["status"] != "success":
                 raise SettleError(409, f"Paystack transaction {ref} has not succeeded, so there is nothing to refund")

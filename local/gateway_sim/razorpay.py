@@ -3,8 +3,11 @@ against them, and signed webhooks carrying our references (docs/gateways.md#razo
 
 Endpoints below /razorpay: POST /v1/orders, GET /v1/orders (?receipt=), GET /v1/orders/{id},
 GET /v1/orders/{id}/payments, POST /v1/payments/{id}/capture, POST /v1/payments/{id}/refund (`X-Refund-Idempotency`
-replays) and GET /v1/payments/{id}/refunds (?count=&skip=). There is no payer page: Razorpay Checkout runs in the
-portal. A refund made through the API answers `pending`, then refund.created and refund.processed follow.
+replays), GET /v1/payments/{id}/refunds (?count=&skip=), GET /v1/refunds/{id} and GET /v1/disputes/{id}. There is no
+payer page: Razorpay Checkout runs in the portal. A refund made through the API answers `pending`, then
+refund.created and refund.processed follow. The settle outcomes `dispute`, `dispute_lost` and `dispute_won` open a
+dispute of the order's captured payment (payment.dispute.created) and decide the latest open one
+(payment.dispute.lost, which deducts the disputed amount, or payment.dispute.won).
 
 The module-level functions build the objects and the signed webhooks; the routes, `settle()` and the tests'
 events (tests/integration/webhook_events.py) all use them, so they send one shape.
@@ -156,6 +159,48 @@ def refund(
     }
 
 
+def dispute(of_payment: dict[str, Any], amount: int, *, reason_code: str = "chargeback") -> dict[str, Any]:
+    """An open dispute of `amount` of captured `of_payment`, as the payer's bank raises it (nothing deducted yet)."""
+    now = int(time.time())
+    return {
+        "id": f"disp_{token(14)}",
+        "entity": "dispute",
+        "payment_id": of_payment["id"],
+        "amount": amount,
+        "currency": of_payment["currency"],
+        "amount_deducted": 0,
+        "gateway_dispute_id": number_id(10),
+        "reason_code": reason_code,
+        "reason_description": "The customer's bank raised a chargeback",
+        "respond_by": now + 7 * 24 * 3600,
+        "status": "open",
+        "phase": "chargeback",
+        "comments": None,
+        "evidence": {
+            "amount": amount,
+            "summary": None,
+            "shipping_proof": None,
+            "billing_proof": None,
+            "cancellation_proof": None,
+            "customer_communication": None,
+            "proof_of_service": None,
+            "explanation_letter": None,
+            "refund_confirmation": None,
+            "access_activity_log": None,
+            "refund_cancellation_policy": None,
+            "term_and_conditions": None,
+            "others": None,
+            "submitted_at": None,
+        },
+        "created_at": now,
+    }
+
+
+def decide(held: dict[str, Any], *, won: bool) -> None:
+    """Decide open dispute `held`: won (nothing deducted) or lost (Razorpay deducts the disputed amount)."""
+    held.update(status="won" if won else "lost", amount_deducted=0 if won else held["amount"])
+
+
 def set_refund_state(of_payment: dict[str, Any]) -> None:
     """`of_payment`'s refund state from its `amount_refunded`: refunded in full, in part, or not (again)."""
     left = of_payment["amount"] - of_payment["amount_refunded"]
@@ -166,7 +211,8 @@ def set_refund_state(of_payment: dict[str, Any]) -> None:
 
 
 def event(event_name: str, **entities: dict[str, Any]) -> dict[str, Any]:
-    """A Razorpay webhook event carrying (copies of) `entities` by name: payment=..., order=..., refund=...."""
+    """A Razorpay webhook event carrying (copies of) `entities` by name: payment=..., order=..., refund=...,
+    dispute=...."""
     payload = {name: {"entity": copy.deepcopy(entity)} for name, entity in entities.items()}
     return {
         "entity": "event",
@@ -241,13 +287,13 @@ REFUND_WEBHOOK_DELAY_SECONDS = 0.05  # and refund.created, refund.processed afte
 
 
 class Razorpay(SimGateway):
-    outcomes = ("success", "failure", "refund", "refund_failed", "authorize")
+    outcomes = ("success", "failure", "refund", "refund_failed", "authorize", "dispute", "dispute_won", "dispute_lost")
     name = "razorpay"
     label = "Razorpay"
     api_base_var = API_BASE_VAR
     credentials = CREDENTIALS
     event_type_field = "event"
-    kinds = ("orders", "payments", "refunds")
+    kinds = ("orders", "payments", "refunds", "disputes")
 
     def reset(self) -> None:
         super().reset()
@@ -263,7 +309,25 @@ class Razorpay(SimGateway):
             ("POST", "/v1/payments/(?P<id>[^/]+)/capture", self._capture_payment),
             ("POST", "/v1/payments/(?P<id>[^/]+)/refund", self._refund_payment),
             ("GET", "/v1/payments/(?P<id>[^/]+)/refunds", self._payment_refunds),
+            ("GET", "/v1/refunds/(?P<id>[^/]+)", self._get_refund),
+            ("GET", "/v1/disputes/(?P<id>[^/]+)", self._get_dispute),
         ]
+
+    def _get_refund(self, request: Request) -> Answer:
+        """GET /v1/refunds/{id}: one refund, as it is now."""
+        self._check_auth(request)
+        made = self.find("refunds", request.params["id"])
+        if made is None:
+            raise self._error(400, "The id provided does not exist", "id")
+        return Answer(200, copy.deepcopy(made))
+
+    def _get_dispute(self, request: Request) -> Answer:
+        """GET /v1/disputes/{id}: one dispute, as it is now."""
+        self._check_auth(request)
+        held = self.find("disputes", request.params["id"])
+        if held is None:
+            raise self._error(400, "The id provided does not exist", "id")
+        return Answer(200, copy.deepcopy(held))
 
     def _refund_payment(self, request: Request) -> Answer:
         """POST /v1/payments/{id}/refund {"amount"?, "receipt"?, "notes"?, "speed"?}: a refund of `amount` (default
@@ -504,6 +568,30 @@ class Razorpay(SimGateway):
             of_payment["amount_refunded"] -= failed["amount"]  # the money was not returned
             set_refund_state(of_payment)
             razorpay_event = event("refund.failed", refund=failed, payment=of_payment)
+        elif outcome == "dispute":  # the payer's bank disputes the captured payment (all of it, or `amount`)
+            captured = [p for p in self._payments_of(ref) if p["captured"]]
+            if not captured:
+                raise SettleError(409, f"Razorpay order {ref} has no captured payment to dispute")
+            paid = captured[0]
+            disputed = settle_minor(amount, currency) if amount else paid["amount"]
+            if not 0 < disputed <= paid["amount"]:
+                raise SettleError(409, f"{paid['id']} was paid {major(paid['amount'], currency)} {currency}")
+            opened = dispute(paid, disputed)
+            self.objects["disputes"][opened["id"]] = opened
+            razorpay_event = event("payment.dispute.created", payment=paid, dispute=opened)
+        elif outcome in ("dispute_won", "dispute_lost"):  # the latest open dispute of the order's payments
+            paid_ids = {p["id"] for p in self._payments_of(ref)}
+            undecided = [
+                d
+                for d in self.objects["disputes"].values()
+                if d["payment_id"] in paid_ids and d["status"] in ("open", "under_review")
+            ]
+            if not undecided:
+                raise SettleError(409, f"Razorpay order {ref} has no open dispute to decide")
+            decided = undecided[-1]  # disputes are held in the order they were opened
+            decide(decided, won=outcome == "dispute_won")
+            of_payment = self.objects["payments"][decided["payment_id"]]
+            razorpay_event = event(f"payment.dispute.{decided['status']}", payment=of_payment, dispute=decided)
         else:
             refundable = [p for p in self._payments_of(ref) if p["captured"] and p["amount_refunded"] < p["amount"]]
             if not refundable:

@@ -69,10 +69,11 @@ def paystack(
     secret: str | None = None,
     event_id: str | None = None,
 ) -> Delivery:
-    """charge.success (success) or refund.processed (refund) about the payment's transaction. Paystack sends no
-    failure webhook, so "failure" is an event type the API ignores (charge.dispute.create)."""
+    """charge.success (success), refund.processed (refund) or charge.dispute.create (dispute) about the payment's
+    transaction. Paystack sends no failure webhook, so "failure" is an event type the API ignores
+    (invoice.payment_failed)."""
     body, headers = paystack_sim.transaction_event(
-        "dispute" if kind == "failure" else kind,
+        kind,
         str(payment.gateway_ref),
         abs(payment.amount_minor),
         payment.currency,

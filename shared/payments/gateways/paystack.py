@@ -10,6 +10,11 @@ the reference.
 Operators refund through POST /refund, which takes the reference. Paystack takes no idempotency key there: our
 refund entry id travels in the refund's `merchant_note` ("refund <id>"), and `find_refund` looks for it among
 the transaction's refunds (GET /refund?transaction=<the transaction's numeric id>).
+
+A dispute of the transaction arrives as charge.dispute.* (the dispute, naming the transaction by its reference):
+created or reminded, it shows on the payment; resolved, its `resolution` decides (see _RESOLUTIONS). `fetch_dispute`
+(GET /dispute/{id}) and `fetch_refund` (GET /refund/{id}) answer one dispute or refund only when it is of our
+transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from payments.gateways.base import (
     CreateRequest,
     CreateResult,
     CurrencyNotSupported,
+    DisputeAnswer,
     EventKind,
     GatewayEvent,
     GatewayInputRejected,
@@ -35,19 +41,23 @@ from payments.gateways.base import (
 from payments.gateways.http import HttpGateway, HttpRejected, call_json
 from payments.gateways.payload import read_answer, read_webhook
 from payments.gateways.paystack_models import (
+    DisputeEvent,
+    DisputeFetched,
     ErrorAnswer,
     Event,
     Initialized,
     Metadata,
     Refund,
     RefundCreated,
+    RefundFetched,
     Refunds,
+    Transaction,
     Verified,
 )
 from payments.gateways.webhook_body import SHA512, check_hex_hmac, json_object
 from payments.ids import PREFIX as PAYMENT_ID_PREFIX
 from payments.ids import is_payment_id
-from payments.models import RefundStatus
+from payments.models import DisputeStatus, RefundStatus
 from payments.money import Money
 
 # Confirmed in Paystack's SDK docs (NGN, GHS, ZAR, USD) and an official sample (KES). Each one also
@@ -97,6 +107,17 @@ _REFUND_STATUSES = {
 # Paystack's 400s for a refund it will not make: above the transaction (or what is left of it), nothing left,
 # below its minimum. Nothing was refunded.
 _REFUSED_REFUND = ("greater than", "fully reversed", "cannot refund less than", "amount")
+# Paystack's dispute events: created and reminded (still unresolved), the payment shows an open dispute and no money
+# moves; resolved, `resolution` says how.
+_DISPUTE_EVENTS = frozenset({"charge.dispute.create", "charge.dispute.remind", "charge.dispute.resolve"})
+# A resolved dispute's `resolution`. merchant-accepted: we accepted it, so the payer gets the disputed amount back
+# (`refund_amount`) and we lose it: a chargeback. declined: we contested it and it was decided for us: a reversal,
+# which takes nothing where nothing was withdrawn. Anything else: still open, as far as we can tell.
+_RESOLUTIONS = {
+    "merchant-accepted": (EventKind.CHARGEBACK, DisputeStatus.LOST),
+    "declined": (EventKind.CHARGEBACK_REVERSAL, DisputeStatus.WON),
+}
+_UNRESOLVED = (EventKind.DISPUTE, DisputeStatus.OPEN)
 _PAGE = 100  # refunds asked for per page of GET /refund
 _MOST_PAGES = 50  # a transaction with more refunds than 50 pages hold is not ours
 
@@ -161,7 +182,10 @@ class PaystackGateway(HttpGateway):
         )
 
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
-        event = read_webhook(Event, json_object(raw_body, "paystack webhook body"), "paystack event")
+        body = json_object(raw_body, "paystack webhook body")
+        event = read_webhook(Event, body, "paystack event")
+        if event.event in _DISPUTE_EVENTS:
+            return self._dispute_event(read_webhook(DisputeEvent, body, "paystack dispute event"))
         data = event.data
         # No top-level event id: the event name plus the object's id is unique per event.
         object_id = data.id or data.refund_reference or data.reference
@@ -191,22 +215,60 @@ class PaystackGateway(HttpGateway):
             refund_status=_REFUND_STATUSES[event.event.removeprefix("refund.")] if kind is EventKind.REFUND else None,
         )
 
+    def _dispute_event(self, event: DisputeEvent) -> GatewayEvent:
+        """charge.dispute.*: the dispute (its id is the event's object), of the transaction it names by reference."""
+        dispute = event.data
+        if dispute.id is None:
+            raise ValueError(f"paystack {event.event} carries no data.id")
+        kind, status = _UNRESOLVED
+        if event.event == "charge.dispute.resolve":
+            kind, status = _RESOLUTIONS.get(dispute.resolution or "", _UNRESOLVED)
+        reference = dispute.reference
+        payment_id, customer_id = _our_ids(dispute.transaction.metadata, reference)
+        return GatewayEvent(
+            provider=self.name,
+            event_id=f"{event.event}:{dispute.id}",
+            event_type=event.event,
+            kind=kind,
+            payment_id=payment_id,
+            customer_id=customer_id,
+            gateway_ref=reference,
+            money=dispute.money,
+            reason=dispute.category,
+            dispute_id=dispute.id,
+            dispute_status=status,
+        )
+
     # ---- reconciliation -------------------------------------------------------------------------
 
     def fetch_status(self, gateway_ref: str, payment_id: str) -> StatusAnswer:
-        reference = gateway_ref or reference_for(payment_id)
-        try:
-            answer = self._call("GET", f"/transaction/verify/{reference}")
-        except HttpRejected as exc:
-            if exc.status in (400, 404) and "not found" in _message(exc.body).lower():
-                return StatusAnswer(EventKind.IGNORED, reason="paystack does not know this reference")
-            raise
-        transaction = read_answer(Verified, answer, self.name, "the verification").data
+        transaction = self._verified(gateway_ref or reference_for(payment_id))
+        if transaction is None:
+            return StatusAnswer(EventKind.IGNORED, reason="paystack does not know this reference")
         if transaction.status == "success":
             return StatusAnswer(EventKind.SUCCESS, money=transaction.money)
         if transaction.status in _FAILED_STATUSES:
             return StatusAnswer(EventKind.FAILURE, reason=transaction.gateway_response or transaction.status)
         return StatusAnswer(EventKind.IGNORED)  # ongoing, pending, queued, ...
+
+    def _verified(self, reference: str) -> Transaction | None:
+        """The transaction `reference` as GET /transaction/verify shows it; None if Paystack knows no such one."""
+        try:
+            answer = self._call("GET", f"/transaction/verify/{reference}")
+        except HttpRejected as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return read_answer(Verified, answer, self.name, "the verification").data
+
+    def _of_our_transaction(self, reference: str | None, transaction_id: str | None, gateway_ref: str) -> bool:
+        """Whether a dispute or refund naming a transaction by `reference` (else by its numeric id) names ours."""
+        if reference is not None:
+            return reference == gateway_ref
+        if transaction_id is None:
+            raise GatewayRejected("paystack answered without naming the transaction")
+        ours = self._verified(gateway_ref)
+        return ours is not None and ours.id == transaction_id
 
     # ---- refunds --------------------------------------------------------------------------------
 
@@ -231,18 +293,14 @@ class PaystackGateway(HttpGateway):
         made = read_answer(RefundCreated, answer, self.name, "the refund it queued").data
         if made.reference not in (None, request.gateway_ref):
             raise GatewayRejected("paystack answered a refund of another transaction than the one we named")
-        return _refund_answer(made, request)
+        return _refund_answer(made, request.money.currency)
 
     def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
         """The refund whose merchant note carries `request.key`, among the transaction's refunds; None if there is
         none. GET /refund filters by the transaction's numeric id, which verify gives for our reference."""
-        try:
-            verified = self._call("GET", f"/transaction/verify/{request.gateway_ref}")
-        except HttpRejected as exc:
-            if exc.status in (400, 404) and "not found" in _message(exc.body).lower():
-                return None  # no such transaction: nothing was refunded of it
-            raise
-        transaction = read_answer(Verified, verified, self.name, "the verification").data
+        transaction = self._verified(request.gateway_ref)
+        if transaction is None:
+            return None  # no such transaction: nothing was refunded of it
         if transaction.id is None:
             raise GatewayRejected("paystack verified the transaction without its id, which lists its refunds")
         page = 1
@@ -253,11 +311,62 @@ class PaystackGateway(HttpGateway):
                 # The filter is Paystack's; a refund that names another transaction is never ours.
                 this_transaction = made.transaction.id in (None, transaction.id)
                 if this_transaction and made.reference in (None, request.gateway_ref) and _carries(made, request.key):
-                    return _refund_answer(made, request)
+                    return _refund_answer(made, request.money.currency)
             if page >= listed.meta.pageCount or not listed.data:
                 return None
             page += 1
         return None
+
+    def fetch_refund(self, gateway_ref: str, refund_id: str) -> RefundAnswer | None:
+        """Refund `refund_id` (GET /refund/{id}) as Paystack has it now, if it refunds our transaction `gateway_ref`;
+        None if Paystack knows no such refund, or it refunds another transaction."""
+        try:
+            answer = self._call("GET", f"/refund/{refund_id}")
+        except HttpRejected as exc:
+            if _not_found(exc):
+                return None
+            raise
+        made = read_answer(RefundFetched, answer, self.name, "the refund").data
+        if made.id != refund_id:
+            raise GatewayRejected(f"paystack answered another refund than {refund_id}")
+        if not self._of_our_transaction(made.reference, made.transaction.id, gateway_ref):
+            return None
+        currency = made.currency
+        if currency is None:  # in the transaction's currency, which verify shows
+            transaction = self._verified(gateway_ref)
+            currency = transaction.currency if transaction is not None else None
+        if currency is None:
+            raise GatewayRejected(f"paystack answered refund {refund_id} without a currency")
+        return _refund_answer(made, currency.upper())
+
+    # ---- disputes --------------------------------------------------------------------------------
+
+    def fetch_dispute(self, gateway_ref: str, dispute_id: str) -> DisputeAnswer | None:
+        """Dispute `dispute_id` (GET /dispute/{id}) as Paystack has it now, if it disputes our transaction
+        `gateway_ref`; None if Paystack knows no such dispute, or it disputes another transaction. Resolved as
+        merchant-accepted, the payer got the amount back (withdrawn); declined, nothing moved."""
+        try:
+            answer = self._call("GET", f"/dispute/{dispute_id}")
+        except HttpRejected as exc:
+            if _not_found(exc):
+                return None
+            raise
+        dispute = read_answer(DisputeFetched, answer, self.name, "the dispute").data
+        if dispute.id != dispute_id:
+            raise GatewayRejected(f"paystack answered another dispute than {dispute_id}")
+        if not self._of_our_transaction(dispute.reference, dispute.transaction.id, gateway_ref):
+            return None
+        money = dispute.money
+        if money is None:
+            raise GatewayRejected(f"paystack answered dispute {dispute_id} without an amount we can read")
+        _kind, status = _RESOLUTIONS.get(dispute.resolution or "", _UNRESOLVED)
+        return DisputeAnswer(
+            dispute_id=dispute_id,
+            status=status,
+            money=money,
+            reason=dispute.category,
+            withdrawn=status is DisputeStatus.LOST,
+        )
 
     # ---- plumbing -------------------------------------------------------------------------------
 
@@ -280,6 +389,11 @@ def _message(body: dict[str, Any] | None) -> str:
     return ErrorAnswer.model_validate(body or {}).message
 
 
+def _not_found(exc: HttpRejected) -> bool:
+    """Paystack's answer about a reference or id it does not know: 400 or 404, "... not found"."""
+    return exc.status in (400, 404) and "not found" in _message(exc.body).lower()
+
+
 def _merchant_note(key: str) -> str:
     """The merchant note of the refund for our refund entry `key`: how `find_refund` knows it again."""
     return f"refund {key}"
@@ -290,13 +404,13 @@ def _carries(refund: Refund, key: str) -> bool:
     return key in (refund.merchant_note or "").split()
 
 
-def _refund_answer(refund: Refund, request: RefundRequest) -> RefundAnswer:
-    """A refund Paystack made or queued, in neutral terms. One without a currency is in the transaction's, which
-    is the request's; a status we do not know is a refund it accepted (pending): it debits, as the rules say."""
+def _refund_answer(refund: Refund, currency: str) -> RefundAnswer:
+    """A refund Paystack made or queued of a transaction in `currency`, in neutral terms. One without a currency is
+    in the transaction's; a status we do not know is a refund it accepted (pending): it debits, as the rules say."""
     if refund.id is None or refund.amount is None or refund.status is None:
         raise GatewayRejected("paystack answered a refund without its id, amount or status")
-    money = refund.money_or(request.money.currency)
-    if money is None or money.currency != request.money.currency:
+    money = refund.money_or(currency)
+    if money is None or money.currency != currency:
         raise GatewayRejected(f"paystack answered refund {refund.id} in a currency we cannot read")
     status = _REFUND_STATUSES.get(refund.status, RefundStatus.PENDING)
     return RefundAnswer(

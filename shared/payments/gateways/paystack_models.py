@@ -1,9 +1,9 @@
 """Paystack's webhook events and API answers, as the Paystack adapter reads them (docs/gateways.md#paystack).
 
-An event is `{"event": "charge.success", "data": {...}}`: `data` is a transaction (charge.*) or a refund
-(refund.*). Paystack's quirks, read here once: ids come as numbers or strings; `metadata` may be an object, "",
-0, null or the object as JSON text; refund amounts may be digit strings. An amount that is not integer subunits
-reads as no amount (`money` is None), so the event is a mismatch rather than refused.
+An event is `{"event": "charge.success", "data": {...}}`: `data` is a transaction (charge.success), a dispute
+(charge.dispute.*) or a refund (refund.*). Paystack's quirks, read here once: ids come as numbers or strings;
+`metadata` may be an object, "", 0, null or the object as JSON text; refund amounts may be digit strings. An amount
+that is not integer subunits reads as no amount (`money` is None), so the event is a mismatch rather than refused.
 """
 
 from __future__ import annotations
@@ -112,6 +112,47 @@ class Event(Payload):
     data: Annotated[EventData, BeforeValidator(object_or_empty)] = EventData()
 
 
+class Dispute(Payload):
+    """A dispute: charge.dispute.* events' `data`, and GET /dispute/{id}'s `data`. It names the disputed transaction
+    by `transaction` (its reference in it) or `transaction_reference`. `refund_amount` (subunits) is what the payer
+    is to get back; Paystack may leave it and `currency` empty until the dispute is resolved."""
+
+    id: PaystackId = None
+    refund_amount: Subunits = None
+    currency: MaybeText = None
+    status: MaybeText = None  # awaiting-merchant-feedback, awaiting-bank-feedback, pending, resolved, archived
+    resolution: MaybeText = None  # once resolved: merchant-accepted (the payer is refunded) or declined
+    category: MaybeText = None  # chargeback, fraud
+    transaction: Annotated[Transaction, BeforeValidator(_transaction_object)] = Transaction()  # or only its id
+    transaction_reference: MaybeText = None
+
+    @property
+    def reference(self) -> str | None:
+        """The disputed transaction's reference, where the dispute names it."""
+        return self.transaction.reference or self.transaction_reference
+
+    @property
+    def money(self) -> Money | None:
+        """What is disputed: `refund_amount` where Paystack says a positive one, else the whole transaction. Without
+        a currency of its own it is in the transaction's."""
+        if self.refund_amount is not None and self.refund_amount > 0:
+            return money_of(self.refund_amount, self.currency or self.transaction.currency)
+        return self.transaction.money
+
+
+class DisputeEvent(Payload):
+    """charge.dispute.create, charge.dispute.remind, charge.dispute.resolve."""
+
+    event: Text
+    data: Annotated[Dispute, BeforeValidator(object_or_empty)] = Dispute()
+
+
+class DisputeFetched(Payload):
+    """GET /dispute/{id}'s answer: `{"status": true, "message": "Dispute retrieved", "data": {...}}`."""
+
+    data: Annotated[Dispute, BeforeValidator(object_or_empty)] = Dispute()
+
+
 class Authorization(Payload):
     authorization_url: Text
     reference: MaybeText = None
@@ -151,6 +192,12 @@ class Refund(Payload):
     def money_or(self, currency: str) -> Money | None:
         """The refunded amount, in its own currency or, where it names none, in `currency`."""
         return money_of(self.amount, self.currency or currency)
+
+
+class RefundFetched(Payload):
+    """GET /refund/{id}'s answer: the refund as GET /refund lists it (`transaction`: the transaction's id)."""
+
+    data: Annotated[Refund, BeforeValidator(object_or_empty)] = Refund()
 
 
 class RefundCreated(Payload):

@@ -5,6 +5,11 @@ order `receipt` and, with the customer id, in the order `notes`; `gateway_ref` i
 
 Operators refund the order's captured payment through Razorpay's refund API: our refund entry id is the refund's
 `receipt`, its `notes.refund_entry` and its `X-Refund-Idempotency` key, and `find_refund` finds it by them.
+
+A dispute of the order's payment arrives as payment.dispute.* (the dispute and the payment, whose `order_id` is our
+gateway_ref): opened or moved on, it shows on the payment; lost, its funds are taken back (a chargeback); won, they
+are given back where they were taken (a reversal before any withdrawal takes nothing). `fetch_dispute` and
+`fetch_refund` read one dispute or refund by its id, and answer it only when it is of the order's payments.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from payments.gateways.base import (
     CreateRequest,
     CreateResult,
     CurrencyNotSupported,
+    DisputeAnswer,
     EventKind,
     GatewayEvent,
     GatewayInputRejected,
@@ -33,6 +39,7 @@ from payments.gateways.http import HttpGateway, HttpRejected, call_json
 from payments.gateways.payload import read_answer, read_webhook
 from payments.gateways.razorpay_models import (
     CreatedOrder,
+    Dispute,
     Entity,
     ErrorAnswer,
     Event,
@@ -45,7 +52,7 @@ from payments.gateways.razorpay_models import (
 )
 from payments.gateways.webhook_body import SHA256, check_hex_hmac, json_object
 from payments.ids import is_payment_id
-from payments.models import RefundStatus
+from payments.models import DisputeStatus, RefundStatus
 from payments.money import Money
 
 # Razorpay takes INR, and these only once international payments are enabled on the account. A
@@ -66,8 +73,27 @@ _REFUND_STATUSES = {
     "failed": RefundStatus.FAILED,
 }
 _REFUND_EVENTS = frozenset({"refund.created", "refund.processed", "refund.failed"})
+# Razorpay's dispute events. Opened or moved on (the payer's bank reviews it, Razorpay waits for our evidence): the
+# payment shows an open dispute, no money moves. Lost: Razorpay deducts the disputed amount (a chargeback). Won: the
+# funds stay ours, or come back if Razorpay deducted them at the onset (a reversal; before any withdrawal it offsets
+# and takes nothing). Closed: as its entity's status says (_DISPUTE_STATUSES).
+_DISPUTE_OPENED = frozenset(
+    {"payment.dispute.created", "payment.dispute.under_review", "payment.dispute.action_required"}
+)
+_DISPUTE_LOST, _DISPUTE_WON, _DISPUTE_CLOSED = "payment.dispute.lost", "payment.dispute.won", "payment.dispute.closed"
+# A dispute's status, as its entity says it (GET /v1/disputes/{id}, payment.dispute.closed). `closed` is a fraud
+# dispute Razorpay closed once the merchant explained the payment or refunded it: the dispute took nothing (a refund
+# is reported as one, with its refund.* events), so it reads as decided for us. Any other status: still open.
+_DISPUTE_STATUSES = {
+    "open": DisputeStatus.OPEN,
+    "under_review": DisputeStatus.OPEN,
+    "won": DisputeStatus.WON,
+    "lost": DisputeStatus.LOST,
+    "closed": DisputeStatus.WON,
+}
 # What Razorpay takes as an X-Refund-Idempotency key; a key of another form is not sent (find_refund still finds).
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{10,}")
+_LOST, _WON = DisputeStatus.LOST, DisputeStatus.WON
 _NOTE_LIMIT = 256  # characters of one `notes` value
 _PAGE = 100  # refunds one GET /v1/payments/{id}/refunds answers at most
 
@@ -163,6 +189,7 @@ class RazorpayGateway(HttpGateway):
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
         event = read_webhook(Event, json_object(raw_body, "razorpay webhook body"), "razorpay event")
         order, payment, refund = event.payload.order, event.payload.payment, event.payload.refund
+        dispute = event.payload.dispute
         # The body carries no event id; Razorpay sends it in a header. Without one, the body's hash
         # still dedupes a redelivery (Razorpay resends the same body).
         event_id = headers.get("x-razorpay-event-id") or "sha256:" + hashlib.sha256(raw_body).hexdigest()
@@ -177,6 +204,7 @@ class RazorpayGateway(HttpGateway):
             refund_id: str | None = None,
             uncaptured: bool = False,
             refund_status: RefundStatus | None = None,
+            dispute_status: DisputeStatus | None = None,
         ) -> GatewayEvent:
             return GatewayEvent(
                 provider=self.name,
@@ -191,6 +219,8 @@ class RazorpayGateway(HttpGateway):
                 refund_id=refund_id,
                 uncaptured=uncaptured,
                 refund_status=refund_status,
+                dispute_id=dispute.id if dispute is not None else None,
+                dispute_status=dispute_status,
             )
 
         if event.event in _SUCCESS_EVENTS:
@@ -216,6 +246,18 @@ class RazorpayGateway(HttpGateway):
             return make(
                 EventKind.REFUND, refund.money, refund_id=refund.id, uncaptured=uncaptured, refund_status=status
             )
+        if event.event in _DISPUTE_OPENED or event.event in (_DISPUTE_LOST, _DISPUTE_WON, _DISPUTE_CLOSED):
+            if dispute is None:
+                raise ValueError(f"razorpay {event.event} without a dispute entity")
+            reason = dispute.reason_code
+            if event.event == _DISPUTE_LOST:  # what Razorpay deducted, where it says; else what was disputed
+                return make(EventKind.CHARGEBACK, dispute.deducted or dispute.money, reason, dispute_status=_LOST)
+            if event.event == _DISPUTE_WON:
+                return make(EventKind.CHARGEBACK_REVERSAL, dispute.money, reason, dispute_status=_WON)
+            if event.event == _DISPUTE_CLOSED:  # decided: lost if the entity says so, else it took nothing
+                decided = _LOST if dispute.status == "lost" else _WON
+                return make(EventKind.DISPUTE, dispute.money, reason, dispute_status=decided)
+            return make(EventKind.DISPUTE, dispute.money, reason, dispute_status=DisputeStatus.OPEN)
         return make(EventKind.IGNORED)
 
     # ---- reconciliation -------------------------------------------------------------------------
@@ -300,7 +342,7 @@ class RazorpayGateway(HttpGateway):
             if _refund_refused(exc):  # more than is left, or nothing left: nothing was refunded
                 raise GatewayInputRejected(exc.message, field="amount") from exc
             raise
-        return _refund_answer(read_answer(Refund, answer, self.name, "the refund it made"), request)
+        return _refund_answer(read_answer(Refund, answer, self.name, "the refund it made"), request.money.currency)
 
     def find_refund(self, request: RefundRequest) -> RefundAnswer | None:
         """The refund whose receipt (or notes.refund_entry) is `request.key`, among the refunds of the order's
@@ -314,11 +356,40 @@ class RazorpayGateway(HttpGateway):
                 refunds = read_answer(Refunds, answer, self.name, "the payment's refunds").items
                 for made in refunds:
                     if request.key in (made.receipt, made.notes.refund_entry):
-                        return _refund_answer(made, request)
+                        return _refund_answer(made, request.money.currency)
                 if len(refunds) < _PAGE:
                     break
                 skip += _PAGE
         return None
+
+    def fetch_refund(self, gateway_ref: str, refund_id: str) -> RefundAnswer | None:
+        """Refund `refund_id` (GET /v1/refunds/{id}) as Razorpay has it now, if it refunds one of the order's
+        payments; None if Razorpay knows no such refund, or it refunds another payment."""
+        try:
+            answer = self._call("GET", f"/v1/refunds/{refund_id}", auth=self._auth())
+        except HttpRejected as exc:
+            if _not_found(exc):
+                return None
+            raise
+        made = read_answer(Refund, answer, self.name, "the refund")
+        if made.id != refund_id:
+            raise GatewayRejected(f"razorpay answered another refund than {refund_id}")
+        held = next((p for p in self._order_payments(gateway_ref) if p.id and p.id == made.payment_id), None)
+        if held is None:
+            return None
+        if held.currency is None:
+            raise GatewayRejected(f"razorpay shows payment {held.id} without its currency")
+        return _refund_answer(made, held.currency.upper())
+
+    def _order_payments(self, gateway_ref: str) -> list[Payment]:
+        """Every payment of the order (none if Razorpay knows no such order)."""
+        try:
+            answer = self._call("GET", f"/v1/orders/{gateway_ref}/payments", auth=self._auth())
+        except HttpRejected as exc:
+            if _not_found(exc):
+                return []
+            raise
+        return read_answer(Payments, answer, self.name, "the order's payments").items
 
     def _refundable_payments(self, gateway_ref: str) -> list[Payment]:
         """The order's captured payments (refunded ones too), oldest first: the refunds are made against them."""
@@ -326,6 +397,39 @@ class RazorpayGateway(HttpGateway):
         payments = read_answer(Payments, answer, self.name, "the order's payments").items
         captured = [p for p in payments if p.id and (p.captured is True or p.status == "captured")]
         return sorted(captured, key=lambda p: p.created_at)
+
+    # ---- disputes --------------------------------------------------------------------------------
+
+    def fetch_dispute(self, gateway_ref: str, dispute_id: str) -> DisputeAnswer | None:
+        """Dispute `dispute_id` (GET /v1/disputes/{id}) as Razorpay has it now, if it disputes one of the order's
+        payments; None if Razorpay knows no such dispute, or it disputes another payment. Lost: its funds were
+        withdrawn (what Razorpay deducted, where it says). Won: nothing moved, unless Razorpay says it deducted the
+        amount (at the onset), which the win gave back."""
+        try:
+            answer = self._call("GET", f"/v1/disputes/{dispute_id}", auth=self._auth())
+        except HttpRejected as exc:
+            if _not_found(exc):
+                return None
+            raise
+        dispute = read_answer(Dispute, answer, self.name, "the dispute")
+        if dispute.id != dispute_id:
+            raise GatewayRejected(f"razorpay answered another dispute than {dispute_id}")
+        if not any(p.id and p.id == dispute.payment_id for p in self._order_payments(gateway_ref)):
+            return None
+        disputed = dispute.money
+        if disputed is None:
+            raise GatewayRejected(f"razorpay answered dispute {dispute_id} without an amount we can read")
+        status = _DISPUTE_STATUSES.get(dispute.status or "", DisputeStatus.OPEN)
+        deducted = dispute.deducted
+        lost, won_back = dispute.status == "lost", dispute.status == "won" and deducted is not None
+        return DisputeAnswer(
+            dispute_id=dispute_id,
+            status=status,
+            money=(deducted or disputed) if lost else disputed,
+            reason=dispute.reason_code,
+            withdrawn=lost or won_back,
+            reinstated=won_back,
+        )
 
     # ---- plumbing -------------------------------------------------------------------------------
 
@@ -362,13 +466,21 @@ def _refund_refused(exc: HttpRejected) -> bool:
     return error.field == "amount" or "refund" in description or "amount" in description
 
 
-def _refund_answer(refund: Refund, request: RefundRequest) -> RefundAnswer:
-    """A refund Razorpay made, in neutral terms. Razorpay's refund listings may leave `currency` empty: a refund
-    is always in its payment's currency, which is the request's."""
+def _not_found(exc: HttpRejected) -> bool:
+    """Razorpay's answer about an id it does not know: 400 "The id provided does not exist" (404: no such path)."""
+    if exc.status == 404:
+        return True
+    description = (ErrorAnswer.model_validate(exc.body or {}).error.description or "").lower()
+    return exc.status == 400 and "does not exist" in description
+
+
+def _refund_answer(refund: Refund, currency: str) -> RefundAnswer:
+    """A refund Razorpay made of a payment in `currency`, in neutral terms. Razorpay's refund listings may leave
+    `currency` empty: a refund is always in its payment's currency."""
     if refund.id is None or refund.amount is None or refund.status is None:
         raise GatewayRejected("razorpay answered a refund without its id, amount or status")
-    money = refund.money if refund.currency else Money(refund.amount, request.money.currency)
-    if money is None or money.currency != request.money.currency:
+    money = refund.money if refund.currency else Money(refund.amount, currency)
+    if money is None or money.currency != currency:
         raise GatewayRejected(f"razorpay answered refund {refund.id} in a currency we cannot read")
     status = _REFUND_STATUSES.get(refund.status, RefundStatus.PENDING)  # accepted, not refused: it debits
     return RefundAnswer(

@@ -1,7 +1,7 @@
 """Razorpay's webhook events and API answers, as the Razorpay adapter reads them (docs/gateways.md#razorpay).
 
 An event names itself (`event`) and carries entities under `payload.<name>.entity`: `order`, `payment`, `refund`,
-each there or not. Razorpay writes empty `notes` as `[]`. Amounts are integer subunits with an ISO code; an
+`dispute`, each there or not. Razorpay writes empty `notes` as `[]`. Amounts are integer subunits with an ISO code; an
 amount that is not one reads as no amount (`money` is None), so the event is a mismatch rather than refused.
 Order `receipt` and `notes` are ours (set with our key); payment notes come from Checkout, hints only.
 """
@@ -83,10 +83,29 @@ class Payment(Entity):
 
 
 class Refund(Entity):
-    """A refund: `payload.refund.entity`, POST /v1/payments/{id}/refund's answer, GET .../refunds items."""
+    """A refund: `payload.refund.entity`, POST /v1/payments/{id}/refund's answer, GET .../refunds items and
+    GET /v1/refunds/{id}'s answer."""
 
     payment_id: MaybeText = None  # Razorpay's pay_..., not ours
     status: MaybeText = None  # pending, processed, failed
+
+
+class Dispute(Entity):
+    """A dispute of a payment: `payload.dispute.entity` (payment.dispute.* events) and GET /v1/disputes/{id}'s
+    answer. `amount` is what is disputed; `amount_deducted` what Razorpay took from the balance (0 unless lost)."""
+
+    payment_id: MaybeText = None  # Razorpay's pay_..., not ours
+    amount_deducted: Subunits = None
+    reason_code: MaybeText = None  # chargeback, fraud, pre_arbitration, a network's code, ...
+    status: MaybeText = None  # open, under_review, won, lost, closed
+    phase: MaybeText = None  # fraud, retrieval, chargeback, pre_arbitration, arbitration
+
+    @property
+    def deducted(self) -> Money | None:
+        """What Razorpay deducted for the dispute, where it says a positive amount."""
+        if self.amount_deducted is None or self.amount_deducted <= 0:
+            return None
+        return money_of(self.amount_deducted, self.currency)
 
 
 def _entity(value: object) -> dict[str, Any] | None:
@@ -99,10 +118,11 @@ class EventPayload(Payload):
     order: Annotated[Order | None, BeforeValidator(_entity)] = None
     payment: Annotated[Payment | None, BeforeValidator(_entity)] = None
     refund: Annotated[Refund | None, BeforeValidator(_entity)] = None
+    dispute: Annotated[Dispute | None, BeforeValidator(_entity)] = None
 
 
 class Event(Payload):
-    event: Text  # order.paid, payment.captured, payment.failed, refund.processed, ...
+    event: Text  # order.paid, payment.captured, payment.failed, refund.processed, payment.dispute.lost, ...
     payload: Annotated[EventPayload, BeforeValidator(object_or_empty)] = EventPayload()
 
 
