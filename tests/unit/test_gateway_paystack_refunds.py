@@ -605,3 +605,18 @@ def test_other_refund_like_events_are_ignored_without_a_state() -> None:
     adapter = PaystackGateway(settings_for(BASE))
     parsed = adapter.parse_event({}, refund_webhook("refund.needs-attention"))
     assert (parsed.kind, parsed.refund_status, parsed.money, parsed.refund_id) == (EventKind.IGNORED, None, None, None)
+
+
+@pytest.mark.parametrize("name", ["refund.pending", "refund.processed", "refund.failed"])
+def test_a_refund_paying_out_an_accepted_dispute_is_not_a_second_debit(adapter: PaystackGateway, name: str) -> None:
+    """charge.dispute.resolve (merchant-accepted) is the chargeback; the refund Paystack then makes names the
+    dispute, and is ignored so the money is taken once."""
+    from local.gateway_sim.paystack import signed
+
+    data = {"id": 9911, "amount": 50000, "currency": "NGN", "transaction_reference": "pay-x.1", "dispute": 4455}
+    body, headers = signed({"event": name, "data": data}, secret=adapter._settings.secret_key)
+    event = adapter.parse_event(headers, body)
+    assert (event.kind, event.refund_id, event.money) == (EventKind.IGNORED, None, None)
+    data["dispute"] = None
+    body, headers = signed({"event": name, "data": data}, secret=adapter._settings.secret_key)
+    assert adapter.parse_event(headers, body).kind in (EventKind.REFUND, EventKind.REFUND_FAILED)

@@ -193,6 +193,10 @@ class PaystackGateway(HttpGateway):
             raise ValueError(f"paystack {event.event} carries no data.id")
 
         kind = EVENT_KINDS.get(event.event, EventKind.IGNORED)
+        if data.dispute is not None and kind in (EventKind.REFUND, EventKind.REFUND_FAILED):
+            # Paystack refunds the customer of a dispute the merchant accepted: charge.dispute.resolve already took
+            # that money back as a chargeback, so the refund is not a second debit.
+            kind = EventKind.IGNORED
         refund_id = None
         if kind is EventKind.REFUND or kind is EventKind.REFUND_FAILED:
             # The refund names the refunded transaction by its reference (ours), not its metadata.

@@ -104,6 +104,8 @@ class EventData(Transaction):
 
     refund_reference: MaybeText = None
     transaction_reference: MaybeText = None
+    # A refund that pays out a dispute the merchant accepted names it: that money is the dispute's chargeback.
+    dispute: Annotated[str | None, BeforeValidator(lambda v: None if v in (None, "", 0) else str(v))] = None
     transaction: Annotated[TransactionReference, BeforeValidator(_transaction_object)] = TransactionReference()
 
 
