@@ -18,7 +18,17 @@ from typing import Any, ClassVar
 
 from local.gateway_sim.common import credential, to_minor
 
-OUTCOMES = ("success", "failure", "refund", "refund_failed", "hold", "authorize")
+OUTCOMES = (
+    "success",
+    "failure",
+    "refund",
+    "refund_failed",
+    "hold",
+    "authorize",
+    "dispute",
+    "dispute_won",
+    "dispute_lost",
+)
 
 
 @dataclass
