@@ -14,7 +14,7 @@ Disputes: the control outcome `dispute` opens one of the PaymentIntent's charge 
 charge.dispute.created, then charge.dispute.funds_withdrawn (Stripe withdraws the disputed amount at once);
 `dispute_won` sends charge.dispute.funds_reinstated, then charge.dispute.closed (won); `dispute_lost` sends
 charge.dispute.closed (lost). The first webhook is `settle()`'s answer, the others follow it shortly after, in order. A
-charge with a dispute open cannot be refunded (`charge_disputed`), as with Stripe.
+charge with a dispute open, or lost, cannot be refunded (`charge_disputed`), as with Stripe.
 
 The module-level functions build the objects and the signed webhooks; the routes, `settle()` and the tests'
 events (tests/integration/webhook_events.py) all use them, so they send one shape.
@@ -764,8 +764,7 @@ class Stripe(SimGateway):
         intent = self._refunded_intent(form)
         intent_id, currency = intent["id"], intent["currency"]
         extra = self.extra[intent_id]
-        disputed = extra.get("dispute")
-        if disputed is not None and disputed["status"] in _DISPUTE_OPEN:
+        if _charged_back(extra):
             raise self._error(
                 400,
                 f"Charge {intent['latest_charge']} has been charged back; cannot issue a refund.",
@@ -949,7 +948,7 @@ class Stripe(SimGateway):
         else:
             if intent["status"] != "succeeded":
                 raise SettleError(409, f"{ref} has not succeeded, so there is nothing to refund")
-            if extra.get("dispute") is not None and extra["dispute"]["status"] in _DISPUTE_OPEN:
+            if _charged_back(extra):
                 raise SettleError(409, f"{ref}'s charge is disputed, so it cannot be refunded")
             remaining = intent["amount_received"] - extra["refunded"]
             refund = settle_minor(amount, currency) if amount else remaining
@@ -1000,6 +999,12 @@ class Stripe(SimGateway):
 
 
 _DISPUTE_OPEN = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
+
+
+def _charged_back(extra: dict[str, Any]) -> bool:
+    """Whether the PaymentIntent's charge has a dispute open or lost: Stripe refunds it no more."""
+    dispute = extra.get("dispute")
+    return dispute is not None and dispute["status"] not in ("won", "warning_closed")
 
 
 def _shown(minor: int, currency: str) -> str:
