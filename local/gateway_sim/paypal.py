@@ -3,12 +3,19 @@ approval page, and webhooks that only its own verify-webhook-signature answers S
 
 Endpoints below /paypal: POST /v1/oauth2/token, POST /v2/checkout/orders, GET /v2/checkout/orders/{id},
 POST /v2/checkout/orders/{id}/capture, GET /v2/payments/captures/{id}, POST /v2/payments/captures/{id}/refund,
-POST /v1/notifications/verify-webhook-signature; payer page GET /checkoutnow?token=.
+GET /v2/payments/refunds/{id}, GET /v1/customer/disputes/{id}, POST /v1/notifications/verify-webhook-signature; payer
+page GET /checkoutnow?token=.
 
 Settling success sends CHECKOUT.ORDER.APPROVED; when the API then captures, PAYMENT.CAPTURE.COMPLETED follows
 shortly after the capture answer, as with PayPal. A refund (the API's, or the `refund` outcome's: one running
 total per order) is listed in the order's `purchase_units[0].payments.refunds`, and PAYMENT.CAPTURE.REFUNDED
 follows it. Access tokens survive a reset, as adapters cache them.
+
+Disputes (the control outcomes): `dispute` opens one of the order's capture (for `amount`, or all of it) and sends
+CUSTOMER.DISPUTE.CREATED; `dispute_won` resolves it in the seller's favour (CUSTOMER.DISPUTE.RESOLVED); `dispute_lost`
+in the buyer's: CUSTOMER.DISPUTE.RESOLVED, then PAYMENT.CAPTURE.REVERSED for the reversal that takes the disputed
+amount back from the capture (refund-shaped, under its own id; GET /v2/payments/refunds/{id} shows it). The first
+webhook is `settle()`'s answer, the next follows it shortly after.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from local.gateway_sim.common import (
     iso_ms,
     iso_seconds,
     major,
+    number_id,
     same,
     to_minor,
     token,
@@ -53,6 +61,9 @@ API_BASE_VAR = "PAYPAL_API_BASE"
 # PayPal sends PAYMENT.CAPTURE.COMPLETED after answering the capture; a short pause keeps the common order
 # (capture answer first) without promising it, as PayPal does not either.
 CAPTURE_WEBHOOK_DELAY_SECONDS = 0.3
+# A settle outcome that makes PayPal send several webhooks answers the first; the others follow after this pause.
+FOLLOW_UP_WEBHOOK_DELAY_SECONDS = 0.3
+DISPUTE_REASON = "MERCHANDISE_OR_SERVICE_NOT_RECEIVED"  # what the simulated buyer says
 
 _CURRENCY_DIGITS = {
     **dict.fromkeys([
@@ -75,13 +86,13 @@ HOLD_REASON = "RECEIVING_PREFERENCE_MANDATES_MANUAL_ACTION"  # what "hold" makes
 
 
 class PayPal(SimGateway):
-    outcomes = ("success", "failure", "refund", "hold")
+    outcomes = ("success", "failure", "refund", "hold", "dispute", "dispute_won", "dispute_lost")
     name = "paypal"
     label = "PayPal"
     api_base_var = API_BASE_VAR
     credentials = CREDENTIALS
     event_type_field = "event_type"
-    kinds = ("orders",)
+    kinds = ("orders", "disputes")
 
     def __init__(self, host: Host) -> None:
         self._tokens: set[str] = set()  # not forgotten by reset(): adapters cache their access token
@@ -100,6 +111,8 @@ class PayPal(SimGateway):
             ("POST", "/v2/checkout/orders/(?P<id>[^/]+)/capture", self._capture),
             ("GET", "/v2/payments/captures/(?P<id>[^/]+)", self._get_capture),
             ("POST", "/v2/payments/captures/(?P<id>[^/]+)/refund", self._refund_capture),
+            ("GET", "/v2/payments/refunds/(?P<id>[^/]+)", self._get_refund),
+            ("GET", "/v1/customer/disputes/(?P<id>[^/]+)", self._get_dispute),
             ("POST", "/v1/notifications/verify-webhook-signature", self._verify_signature),
             ("GET", "/checkoutnow", self._page),
         ]
@@ -376,6 +389,36 @@ class PayPal(SimGateway):
             "Specified resource ID does not exist.",
             field="capture_id",
             value=capture_id,
+            location="path",
+        )
+
+    def _get_refund(self, request: Request) -> Answer:
+        """GET /v2/payments/refunds/{id}: a refund (the API's or a dashboard's) or a reversal of a capture."""
+        self._check_bearer(request)
+        refund_id = request.params["id"]
+        for order in self.objects["orders"].values():
+            made = order["purchase_units"][0].get("payments", {}).get("refunds", [])
+            for refund in [*made, *self.extra[order["id"]].get("reversals", [])]:
+                if refund["id"] == refund_id:
+                    return Answer(200, copy.deepcopy(refund))
+        raise self._not_found_error("refund_id", refund_id)
+
+    def _get_dispute(self, request: Request) -> Answer:
+        """GET /v1/customer/disputes/{id} (Disputes API v1)."""
+        self._check_bearer(request)
+        dispute = self.find("disputes", request.params["id"])
+        if dispute is None:
+            raise self._not_found_error("dispute_id", request.params["id"])
+        return Answer(200, copy.deepcopy(dispute))
+
+    def _not_found_error(self, field: str, value: str) -> Refusal:
+        return self._error(
+            404,
+            "RESOURCE_NOT_FOUND",
+            "INVALID_RESOURCE_ID",
+            "Specified resource ID does not exist. Please check the resource ID and try again.",
+            field=field,
+            value=value,
             location="path",
         )
 
@@ -780,6 +823,8 @@ class PayPal(SimGateway):
                 self._capture_resource(order, capture),
                 f"A payment capture for {unit['amount']['value']} {code} was denied",
             )
+        if outcome in ("dispute", "dispute_won", "dispute_lost"):
+            return self._send_in_order(self._dispute_webhooks(order, outcome, amount))
         if not captured:
             raise SettleError(409, f"PayPal order {ref} has no completed capture to refund")
         capture = captures[0]
@@ -789,6 +834,132 @@ class PayPal(SimGateway):
             raise SettleError(409, f"PayPal order {ref} has {major(remaining, code, digits)} {code} left to refund")
         copied = {key: capture[key] for key in ("custom_id", "invoice_id") if key in capture}
         return self._refund_made(order, capture, refund, copied)[1]
+
+    # -- disputes ---------------------------------------------------------------------------------------------
+
+    def _dispute_webhooks(self, order: dict[str, Any], outcome: str, amount: str | None) -> list[Webhook]:
+        """Open, win or lose the dispute of the order's capture; the webhooks PayPal sends for that, in order."""
+        ref = order["id"]
+        extra = self.extra[ref]
+        captures = order["purchase_units"][0].get("payments", {}).get("captures", [])
+        dispute = extra.get("dispute")
+        if outcome == "dispute":
+            if not captures or captures[0]["status"] not in ("COMPLETED", "PARTIALLY_REFUNDED"):
+                raise SettleError(409, f"PayPal order {ref} has no completed capture to dispute")
+            if dispute is not None and dispute["status"] != "RESOLVED":
+                raise SettleError(409, f"PayPal order {ref} is already disputed ({dispute['dispute_id']})")
+            capture = captures[0]
+            code = capture["amount"]["currency_code"]
+            digits = _CURRENCY_DIGITS[code]
+            gross = to_minor(capture["amount"]["value"], code, digits)
+            disputed = settle_minor(amount, code, digits) if amount else gross
+            if disputed > gross:
+                raise SettleError(409, f"PayPal order {ref} was captured for {capture['amount']['value']} {code} only")
+            dispute = self._dispute_object(capture, major(disputed, code, digits))
+            self.store("disputes", dispute["dispute_id"], dispute, order_id=ref, capture_id=capture["id"])
+            extra["dispute"] = dispute  # the same object
+            summary = f"A new dispute opened with Case # {dispute['dispute_id']}"
+            return [self._webhook("CUSTOMER.DISPUTE.CREATED", "dispute", copy.deepcopy(dispute), summary)]
+        if dispute is None or dispute["status"] == "RESOLVED":
+            raise SettleError(409, f"PayPal order {ref} has no open dispute to decide")
+        buyer = outcome == "dispute_lost"
+        resolved: dict[str, Any] = {"outcome_code": "RESOLVED_BUYER_FAVOUR" if buyer else "RESOLVED_SELLER_FAVOUR"}
+        if buyer:
+            resolved["amount_refunded"] = copy.deepcopy(dispute["dispute_amount"])
+        dispute.update(status="RESOLVED", dispute_outcome=resolved, update_time=iso_ms())
+        dispute.pop("seller_response_due_date", None)
+        summary = f"A dispute was resolved with case # {dispute['dispute_id']}"
+        webhooks = [self._webhook("CUSTOMER.DISPUTE.RESOLVED", "dispute", copy.deepcopy(dispute), summary)]
+        if buyer:
+            reversal = self._reversal(order, captures[0], dispute)
+            if reversal is not None:
+                webhooks.append(reversal)
+        return webhooks
+
+    def _dispute_object(self, capture: dict[str, Any], value: str) -> dict[str, Any]:
+        """A claim the buyer opened about `capture`, for `value` of its currency, waiting for the seller."""
+        dispute_id = f"PP-D-{number_id(6)}"
+        now = iso_ms()
+        code = capture["amount"]["currency_code"]
+        transaction: dict[str, Any] = {
+            "buyer_transaction_id": token(17, UPPER_ALNUM),
+            "seller_transaction_id": capture["id"],
+            "create_time": capture["create_time"],
+            "transaction_status": "COMPLETED",
+            "gross_amount": copy.deepcopy(capture["amount"]),
+            "buyer": {"name": "Sim Buyer"},
+            "seller": {"email": "merchant@example.com", "merchant_id": "SIMMERCHANT01", "name": "Sim Store"},
+            "items": [],
+            "seller_protection_eligible": True,
+        }
+        if capture.get("invoice_id"):
+            transaction["invoice_number"] = capture["invoice_id"]
+        if capture.get("custom_id"):
+            transaction["custom"] = capture["custom_id"]
+        return {
+            "dispute_id": dispute_id,
+            "create_time": now,
+            "update_time": now,
+            "disputed_transactions": [transaction],
+            "reason": DISPUTE_REASON,
+            "status": "WAITING_FOR_SELLER_RESPONSE",
+            "dispute_amount": {"currency_code": code, "value": value},
+            "dispute_life_cycle_stage": "CHARGEBACK",
+            "dispute_channel": "INTERNAL",
+            "seller_response_due_date": iso_seconds(),
+            "messages": [{"posted_by": "BUYER", "time_posted": now, "content": "I never received it."}],
+            "links": [
+                {"href": f"{self.base_url}/paypal/v1/customer/disputes/{dispute_id}", "rel": "self", "method": "GET"}
+            ],
+        }
+
+    def _reversal(self, order: dict[str, Any], capture: dict[str, Any], dispute: dict[str, Any]) -> Webhook | None:
+        """PayPal takes the disputed amount (what is left of it after refunds) back from the capture: a reversal, kept
+        with the order and counted as refunds are, and the PAYMENT.CAPTURE.REVERSED it sends (None: nothing left)."""
+        extra = self.extra[order["id"]]
+        code = capture["amount"]["currency_code"]
+        digits = _CURRENCY_DIGITS[code]
+        gross = to_minor(capture["amount"]["value"], code, digits)
+        taken = min(to_minor(dispute["dispute_amount"]["value"], code, digits), gross - extra["refunded"])
+        if taken <= 0:
+            return None
+        extra["refunded"] += taken
+        capture.update(
+            status="REFUNDED" if extra["refunded"] == gross else "PARTIALLY_REFUNDED", update_time=iso_seconds()
+        )
+        value = major(taken, code, digits)
+        reversal_id = token(17, UPPER_ALNUM)
+        reversal = {
+            "id": reversal_id,
+            "amount": {"currency_code": code, "value": value},
+            "seller_payable_breakdown": {
+                "gross_amount": {"currency_code": code, "value": value},
+                "paypal_fee": {"currency_code": code, "value": major(0, code, digits)},
+                "net_amount": {"currency_code": code, "value": value},
+                "total_refunded_amount": {"currency_code": code, "value": major(extra["refunded"], code, digits)},
+            },
+            "note_to_payer": "Payment reversed",
+            "status": "COMPLETED",
+            "create_time": iso_seconds(),
+            "update_time": iso_seconds(),
+            "links": [
+                {"href": f"{self.base_url}/paypal/v2/payments/refunds/{reversal_id}", "rel": "self", "method": "GET"},
+                {"href": capture["links"][0]["href"], "rel": "up", "method": "GET"},
+            ],
+        }
+        extra.setdefault("reversals", []).append(reversal)
+        summary = f"A {value} {code} capture payment was reversed"
+        return self._webhook("PAYMENT.CAPTURE.REVERSED", "refund", copy.deepcopy(reversal), summary)
+
+    def _send_in_order(self, webhooks: list[Webhook]) -> Webhook:
+        """The first webhook, for `settle()` to answer; the others are delivered after it, in order, outside the
+        simulator's lock (as the capture's and a refund's are)."""
+        first, *rest = webhooks
+        if rest:
+            timer = threading.Timer(FOLLOW_UP_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in rest])
+            timer.daemon = True
+            timer.start()
+        return first
 
 
 GATEWAY = PayPal  # what the server loads for this registry entry

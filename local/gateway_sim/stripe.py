@@ -3,12 +3,18 @@
 
 Endpoints below /stripe: POST /v1/payment_methods, GET /v1/payment_methods/{id}, POST /v1/payment_intents,
 GET /v1/payment_intents/{id}, POST /v1/refunds, GET /v1/refunds (?payment_intent=, charge=, limit=, starting_after=),
-GET /v1/refunds/{id}; payer page GET /3ds/{pi}. A refund made through the API is the same object the control
-outcomes `refund` and `refund_failed` make and fail: one running total per PaymentIntent; charge.refunded and
-refund.created follow its answer, as with Stripe. Cards act as Stripe's documented test cards
+GET /v1/refunds/{id}, GET /v1/disputes/{id}; payer page GET /3ds/{pi}. A refund made through the API is the same
+object the control outcomes `refund` and `refund_failed` make and fail: one running total per PaymentIntent;
+charge.refunded and refund.created follow its answer, as with Stripe. Cards act as Stripe's documented test cards
 (4242424242424242 / pm_card_visa succeeds, 4000002500003155 / pm_card_authenticationRequired needs 3-D Secure,
 4000000000000002 / pm_card_chargeDeclined is declined with 402, ...). A PaymentMethod keeps brand and last 4
 digits only, never the number.
+
+Disputes: the control outcome `dispute` opens one of the PaymentIntent's charge (for `amount`, or all of it) and sends
+charge.dispute.created, then charge.dispute.funds_withdrawn (Stripe withdraws the disputed amount at once);
+`dispute_won` sends charge.dispute.funds_reinstated, then charge.dispute.closed (won); `dispute_lost` sends
+charge.dispute.closed (lost). The first webhook is `settle()`'s answer, the others follow it shortly after, in order. A
+charge with a dispute open, or lost, cannot be refunded (`charge_disputed`), as with Stripe.
 
 The module-level functions build the objects and the signed webhooks; the routes, `settle()` and the tests'
 events (tests/integration/webhook_events.py) all use them, so they send one shape.
@@ -48,6 +54,9 @@ SIGNATURE_HEADER = "Stripe-Signature"
 _EVENT_API_VERSION = "2024-06-20"
 # Stripe sends a refund's webhooks after answering the refund; a short pause keeps that order in tests.
 REFUND_WEBHOOK_DELAY_SECONDS = 0.3
+# A settle outcome that makes Stripe send several webhooks answers the first; the others follow after this pause.
+FOLLOW_UP_WEBHOOK_DELAY_SECONDS = 0.3
+DISPUTE_FEE = 1500  # Stripe's dispute fee (15.00 in the balance's currency), in the balance transactions only
 _REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 _CURRENCY_SIGNS = {"usd": "$", "eur": "€", "gbp": "£"}  # how Stripe's refund errors show amounts
 # Stripe turned automatic payment methods on by default (so confirming needs a return_url) in this version.
@@ -251,6 +260,63 @@ def refunded_charge(
     }
 
 
+def dispute_object(intent: dict[str, Any], amount: int, *, reason: str = "fraudulent") -> dict[str, Any]:
+    """A Dispute of `amount` (minor units) of succeeded `intent`'s charge, as Stripe opens a chargeback: it needs a
+    response, and no funds have moved yet (`withdraw` records that)."""
+    now = int(time.time())
+    return {
+        "id": f"dp_1{token(23)}",
+        "object": "dispute",
+        "amount": amount,
+        "balance_transactions": [],
+        "charge": intent["latest_charge"],
+        "created": now,
+        "currency": intent["currency"],
+        "evidence": {"customer_name": None, "product_description": None, "uncategorized_text": None},
+        "evidence_details": {
+            "due_by": now + 7 * 86400,
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+        },
+        "is_charge_refundable": False,
+        "livemode": False,
+        "metadata": {},
+        "network_reason_code": "10.4" if reason == "fraudulent" else None,
+        "payment_intent": intent["id"],
+        "reason": reason,
+        "status": "needs_response",
+    }
+
+
+def dispute_funds(dispute: dict[str, Any], *, withdrawn: bool) -> dict[str, Any]:
+    """The balance transaction of `dispute`'s funds withdrawn (negative, plus the dispute fee) or reinstated."""
+    sign = -1 if withdrawn else 1
+    fee = DISPUTE_FEE if withdrawn else -DISPUTE_FEE
+    now = int(time.time())
+    category, label = ("dispute", "withdrawal") if withdrawn else ("dispute_reversal", "reversal")
+    return {
+        "id": f"txn_1{token(23)}",
+        "object": "balance_transaction",
+        "amount": sign * dispute["amount"],
+        "available_on": now,
+        "created": now,
+        "currency": dispute["currency"],
+        "description": f"Chargeback {label} for {dispute['charge']}",
+        "exchange_rate": None,
+        "fee": fee,
+        "fee_details": [
+            {"amount": fee, "application": None, "currency": dispute["currency"], "description": "Dispute fee",
+             "type": "stripe_fee"}
+        ],
+        "net": sign * dispute["amount"] - fee,
+        "reporting_category": category,
+        "source": dispute["id"],
+        "status": "available",
+        "type": "adjustment",
+    }  # fmt: skip
+
+
 def event(
     event_type: str,
     obj: dict[str, Any],
@@ -331,13 +397,13 @@ def payment_intent_event(
 
 
 class Stripe(SimGateway):
-    outcomes = ("success", "failure", "refund", "refund_failed", "hold")
+    outcomes = ("success", "failure", "refund", "refund_failed", "hold", "dispute", "dispute_won", "dispute_lost")
     name = "stripe"
     label = "Stripe"
     api_base_var = API_BASE_VAR
     credentials = CREDENTIALS
     event_type_field = "type"
-    kinds = ("payment_methods", "payment_intents", "refunds")
+    kinds = ("payment_methods", "payment_intents", "refunds", "disputes")
 
     def reset(self) -> None:
         super().reset()
@@ -352,6 +418,7 @@ class Stripe(SimGateway):
             ("POST", "/v1/refunds", self._create_refund),
             ("GET", "/v1/refunds", self._list_refunds),
             ("GET", "/v1/refunds/(?P<id>[^/]+)", self._get_refund),
+            ("GET", "/v1/disputes/(?P<id>[^/]+)", self._get_dispute),
             ("GET", "/3ds/(?P<id>[^/]+)", self._page),
         ]
 
@@ -697,6 +764,12 @@ class Stripe(SimGateway):
         intent = self._refunded_intent(form)
         intent_id, currency = intent["id"], intent["currency"]
         extra = self.extra[intent_id]
+        if _charged_back(extra):
+            raise self._error(
+                400,
+                f"Charge {intent['latest_charge']} has been charged back; cannot issue a refund.",
+                code="charge_disputed",
+            )
         remaining = intent["amount_received"] - extra["refunded"]
         if remaining <= 0:
             raise self._error(
@@ -815,6 +888,13 @@ class Stripe(SimGateway):
             raise self._missing("refund", request.params["id"], "id")
         return Answer(200, copy.deepcopy(refund))
 
+    def _get_dispute(self, request: Request) -> Answer:
+        self._auth(request)
+        dispute = self.find("disputes", request.params["id"])
+        if dispute is None:
+            raise self._missing("dispute", request.params["id"], "dispute")
+        return Answer(200, copy.deepcopy(dispute))
+
     def _page(self, request: Request) -> Answer:
         intent = self.find("payment_intents", request.params["id"])
         if intent is None:
@@ -838,6 +918,8 @@ class Stripe(SimGateway):
             raise SettleError(404, f"no Stripe PaymentIntent {ref}")
         extra = self.extra[ref]
         currency = intent["currency"]
+        if outcome in ("dispute", "dispute_won", "dispute_lost"):
+            return self._send_in_order(self._dispute_events(intent, outcome, amount))
         if outcome == "success":
             if intent["status"] == "succeeded":
                 raise SettleError(409, f"{ref} already succeeded")
@@ -866,6 +948,8 @@ class Stripe(SimGateway):
         else:
             if intent["status"] != "succeeded":
                 raise SettleError(409, f"{ref} has not succeeded, so there is nothing to refund")
+            if _charged_back(extra):
+                raise SettleError(409, f"{ref}'s charge is disputed, so it cannot be refunded")
             remaining = intent["amount_received"] - extra["refunded"]
             refund = settle_minor(amount, currency) if amount else remaining
             if not 0 < refund <= remaining:
@@ -874,6 +958,53 @@ class Stripe(SimGateway):
             return self._refund_made(intent, refund_object(intent, refund))[0]
         body, headers = signed(stripe_event)
         return Webhook(self.name, stripe_event, body, headers)
+
+    def _dispute_events(self, intent: dict[str, Any], outcome: str, amount: str | None) -> list[dict[str, Any]]:
+        """Open, win or lose the dispute of `intent`'s charge; the events Stripe sends for that, in order."""
+        ref, currency = intent["id"], intent["currency"]
+        extra = self.extra[ref]
+        dispute = extra.get("dispute")
+        if outcome == "dispute":
+            if intent["status"] != "succeeded":
+                raise SettleError(409, f"{ref} has not succeeded, so there is nothing to dispute")
+            if dispute is not None:  # Stripe: one dispute per charge
+                raise SettleError(409, f"{ref}'s charge is already disputed ({dispute['id']})")
+            disputed = settle_minor(amount, currency) if amount else intent["amount_received"]
+            if disputed > intent["amount_received"]:
+                raise SettleError(409, f"{ref} received {major(intent['amount_received'], currency)} {currency} only")
+            dispute = dispute_object(intent, disputed)
+            self.store("disputes", dispute["id"], dispute, payment_intent=ref)
+            extra["dispute"] = dispute  # the same object
+            opened = event("charge.dispute.created", dispute)
+            dispute["balance_transactions"].append(dispute_funds(dispute, withdrawn=True))
+            return [opened, event("charge.dispute.funds_withdrawn", dispute)]
+        if dispute is None or dispute["status"] not in _DISPUTE_OPEN:
+            raise SettleError(409, f"{ref} has no open dispute to decide")
+        if outcome == "dispute_lost":
+            dispute.update(status="lost", is_charge_refundable=False)
+            return [event("charge.dispute.closed", dispute)]
+        dispute["status"] = "won"
+        dispute["balance_transactions"].append(dispute_funds(dispute, withdrawn=False))
+        return [event("charge.dispute.funds_reinstated", dispute), event("charge.dispute.closed", dispute)]
+
+    def _send_in_order(self, events: list[dict[str, Any]]) -> Webhook:
+        """The signed webhook of the first event, for `settle()` to answer; the others are delivered after it, in order,
+        outside the simulator's lock (as a refund's are)."""
+        first, *rest = [Webhook(self.name, stripe_event, *signed(stripe_event)) for stripe_event in events]
+        if rest:
+            timer = threading.Timer(FOLLOW_UP_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in rest])
+            timer.daemon = True
+            timer.start()
+        return first
+
+
+_DISPUTE_OPEN = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
+
+
+def _charged_back(extra: dict[str, Any]) -> bool:
+    """Whether the PaymentIntent's charge has a dispute open or lost: Stripe refunds it no more."""
+    dispute = extra.get("dispute")
+    return dispute is not None and dispute["status"] not in ("won", "warning_closed")
 
 
 def _shown(minor: int, currency: str) -> str:

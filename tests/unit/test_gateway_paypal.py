@@ -587,7 +587,7 @@ def test_capture_references_resolve_a_capture_to_our_ids(gateway: PayPalGateway,
     assert gateway.capture_references("0JF852973C016714D") == (CUSTOMER_ID, PAYMENT_ID, ORDER_ID)
 
 
-@pytest.mark.parametrize("event_type", ["PAYMENT.CAPTURE.REVERSED", "CUSTOMER.DISPUTE.CREATED"])
+@pytest.mark.parametrize("event_type", ["PAYMENT.AUTHORIZATION.CREATED", "BILLING.SUBSCRIPTION.CREATED"])
 def test_other_events_are_ignored(gateway: PayPalGateway, event_type: str) -> None:
     resource = {"id": "X1", "status": "PENDING", "custom_id": PAYMENT_ID}
     parsed = gateway.parse_event({}, paypal_event(event_type, resource))

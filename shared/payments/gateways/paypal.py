@@ -10,6 +10,13 @@ per adapter instance until shortly before it expires.
 Operator refunds refund the order's capture (`refund`: POST /v2/payments/captures/{id}/refund, PayPal-Request-Id =
 our refund entry's id, which is also the refund's `custom_id`); `find_refund` finds one again among the order's
 `payments.refunds`. PayPal reports them as PAYMENT.CAPTURE.REFUNDED.
+
+Disputes name our capture (`disputed_transactions[].seller_transaction_id`), which names the order:
+CUSTOMER.DISPUTE.CREATED and .UPDATED read as DISPUTE (open); .RESOLVED for the buyer as CHARGEBACK (lost), for us as
+CHARGEBACK_REVERSAL (won), any other outcome as DISPUTE (`RESOLVED_OUTCOMES`). PAYMENT.CAPTURE.REVERSED (PayPal took the
+capture back: a reversal, refund-shaped, under its own id) is a CHARGEBACK too. Funds move under the capture's id
+(`funds_id`), so a lost dispute and the reversal of its capture take the money once. Reconciliation asks
+`fetch_dispute` (GET /v1/customer/disputes/{id}) and `fetch_refund` (GET /v2/payments/refunds/{id}).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from payments.gateways.base import (
     CreateRequest,
     CreateResult,
     CurrencyNotSupported,
+    DisputeAnswer,
     EventKind,
     GatewayEvent,
     GatewayInputRejected,
@@ -41,9 +49,18 @@ from payments.gateways.base import (
 )
 from payments.gateways.http import HttpRejected, call_json, new_session
 from payments.gateways.payload import read_answer, read_webhook
-from payments.gateways.paypal_models import AccessToken, ErrorAnswer, Event, Order, Payment, Verification
+from payments.gateways.paypal_models import (
+    AccessToken,
+    Dispute,
+    DisputeEvent,
+    ErrorAnswer,
+    Event,
+    Order,
+    Payment,
+    Verification,
+)
 from payments.gateways.webhook_body import json_object
-from payments.models import RefundStatus
+from payments.models import DisputeStatus, RefundStatus
 from payments.money import Money
 
 # developer.paypal.com/reference/currency-codes: the currencies the REST API takes.
@@ -75,7 +92,25 @@ EVENT_KINDS: dict[str, EventKind] = {
     "CHECKOUT.PAYMENT-APPROVAL.REVERSED": EventKind.FAILURE,  # approval undone before the capture settled
     "PAYMENT.CAPTURE.REFUNDED": EventKind.REFUND,
     "PAYMENT.CAPTURE.PENDING": EventKind.HELD,  # not there yet (status_details.reason); COMPLETED or DENIED follows
+    "PAYMENT.CAPTURE.REVERSED": EventKind.CHARGEBACK,  # PayPal took the capture back (a chargeback or a reversal)
+    # Disputes (developer.paypal.com/docs/disputes/webhooks): RESOLVED moves money as its outcome says.
+    "CUSTOMER.DISPUTE.CREATED": EventKind.DISPUTE,
+    "CUSTOMER.DISPUTE.UPDATED": EventKind.DISPUTE,
+    "CUSTOMER.DISPUTE.RESOLVED": EventKind.DISPUTE,
 }
+# A resolved dispute's outcome_code -> the dispute's state. The buyer's favour takes the disputed funds back (a
+# chargeback) and ours gives them back (a chargeback reversal, which cancels out where none was taken); the others move
+# no money here: a claim the merchant ACCEPTED is refunded, which PayPal reports as its own event, and PayPal itself
+# pays out RESOLVED_WITH_PAYOUT.
+BUYER_FAVOUR, SELLER_FAVOUR = "RESOLVED_BUYER_FAVOUR", "RESOLVED_SELLER_FAVOUR"
+RESOLVED_OUTCOMES: dict[str, DisputeStatus] = {
+    BUYER_FAVOUR: DisputeStatus.LOST,
+    SELLER_FAVOUR: DisputeStatus.WON,
+    "ACCEPTED": DisputeStatus.LOST,
+    "RESOLVED_WITH_PAYOUT": DisputeStatus.WON,
+    "CANCELED_BY_BUYER": DisputeStatus.WON,
+    "DENIED": DisputeStatus.WON,
+}  # any other (NONE): won, nothing taken
 # A refund's status (Payments v2 refund object) -> our refund entry's.
 REFUND_STATUSES: dict[str, RefundStatus] = {
     "COMPLETED": RefundStatus.SUCCEEDED,
@@ -252,6 +287,49 @@ class PayPalGateway:
                     return _refund_answer(refund)
         return None
 
+    def fetch_refund(self, gateway_ref: str, refund_id: str) -> RefundAnswer | None:
+        """GET /v2/payments/refunds/{id}: the refund as PayPal has it now, if it refunds the order's capture."""
+        _check_order_id(gateway_ref)
+        _check_order_id(refund_id)
+        answer = self._found("GET", f"/v2/payments/refunds/{refund_id}")
+        if answer is None:
+            return None
+        refund = read_answer(Payment, answer, self.name, "the refund")
+        order = self._order(gateway_ref)
+        captures = {capture.id for unit in order.purchase_units for capture in unit.payments.captures}
+        if not captures:
+            raise GatewayRejected("PayPal answered the order without its capture, so its refunds are unknown")
+        capture_id = refund.up_capture_id
+        if capture_id is None or capture_id not in captures:
+            return None  # another payment's refund
+        return _refund_answer(refund)
+
+    def fetch_dispute(self, gateway_ref: str, dispute_id: str) -> DisputeAnswer | None:
+        """GET /v1/customer/disputes/{id}: the dispute as PayPal has it now, if the capture it names is this order's.
+        Funds count as withdrawn once it is resolved in the buyer's favour; PayPal gives them back by no other word."""
+        _check_order_id(gateway_ref)
+        _check_order_id(dispute_id)
+        answer = self._found("GET", f"/v1/customer/disputes/{dispute_id}")
+        if answer is None:
+            return None
+        dispute = read_answer(Dispute, answer, self.name, "the dispute")
+        capture_id = dispute.capture_id
+        if capture_id is None or self.capture_references(capture_id, missing_ok=True)[2] != gateway_ref:
+            return None
+        if dispute.dispute_amount is None:
+            raise GatewayRejected("PayPal answered a dispute without its amount")
+        status = DisputeStatus.OPEN
+        if dispute.status == "RESOLVED":
+            status = RESOLVED_OUTCOMES.get(dispute.dispute_outcome.outcome_code or "", DisputeStatus.WON)
+        return DisputeAnswer(
+            dispute_id=dispute.dispute_id,
+            status=status,
+            money=dispute.dispute_amount.money,
+            reason=dispute.reason,
+            withdrawn=dispute.status == "RESOLVED" and dispute.dispute_outcome.outcome_code == BUYER_FAVOUR,
+            funds_id=capture_id,
+        )
+
     # -- webhooks --------------------------------------------------------------------------------
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
@@ -292,8 +370,11 @@ class PayPalGateway:
             raise SignatureInvalid("PayPal says this webhook signature is not valid")
 
     def parse_event(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayEvent:
-        event = read_webhook(Event, json_object(raw_body, "paypal webhook body"), "paypal event")
+        body = json_object(raw_body, "paypal webhook body")
+        event = read_webhook(Event, body, "paypal event")
         kind = EVENT_KINDS.get(event.event_type, EventKind.IGNORED)
+        if kind is EventKind.DISPUTE:  # CUSTOMER.DISPUTE.*: the resource is a dispute
+            return self._dispute_event(read_webhook(DisputeEvent, body, f"paypal {event.event_type} event"))
         resource = event.resource
 
         def make(
@@ -333,6 +414,8 @@ class PayPalGateway:
             )
 
         # A capture (PAYMENT.CAPTURE.*) or a refund (PAYMENT.CAPTURE.REFUNDED) resource.
+        if kind is EventKind.CHARGEBACK:
+            return self._reversal_event(event, resource)
         customer_id, payment_id = parse_custom_id(resource.custom_id)
         payment_id = payment_id or resource.invoice_id
         if kind is EventKind.REFUND:
@@ -370,12 +453,95 @@ class PayPalGateway:
             reason=reason if kind in (EventKind.FAILURE, EventKind.HELD) else None,
         )
 
-    def capture_references(self, capture_id: str) -> tuple[str | None, str | None, str | None]:
-        """(customer_id, payment_id, order_id) of a capture: for refund events that carry no ids of ours."""
+    def _dispute_event(self, event: DisputeEvent) -> GatewayEvent:
+        """CUSTOMER.DISPUTE.*: about the order of the capture it names (a capture PayPal does not have, or none named:
+        about no payment of ours). RESOLVED in the buyer's favour takes the disputed amount back and in ours gives it
+        back, under the capture's id (`funds_id`), as PAYMENT.CAPTURE.REVERSED takes it."""
+        dispute = event.resource
+        outcome = dispute.dispute_outcome
+        # Read (so checked) before PayPal is asked about the capture.
+        amount = dispute.dispute_amount or outcome.amount_refunded
+        money = amount.money if amount is not None else None
+        kind, status = EventKind.DISPUTE, DisputeStatus.OPEN
+        if event.event_type == "CUSTOMER.DISPUTE.RESOLVED":
+            status = RESOLVED_OUTCOMES.get(outcome.outcome_code or "", DisputeStatus.WON)
+            if outcome.outcome_code == BUYER_FAVOUR:
+                kind = EventKind.CHARGEBACK
+            elif outcome.outcome_code == SELLER_FAVOUR:
+                kind = EventKind.CHARGEBACK_REVERSAL
+        capture_id = dispute.capture_id
+        customer_id = payment_id = order_id = None
+        if capture_id:
+            customer_id, payment_id, order_id = self.capture_references(capture_id, missing_ok=True)
+        return GatewayEvent(
+            provider=self.name,
+            event_id=event.id,
+            event_type=event.event_type,
+            kind=kind,
+            payment_id=payment_id,
+            customer_id=customer_id,
+            gateway_ref=order_id or capture_id,
+            money=money,
+            reason=dispute.reason,
+            dispute_id=dispute.dispute_id,
+            dispute_status=status,
+            funds_id=capture_id if kind is not EventKind.DISPUTE else None,
+        )
+
+    def _reversal_event(self, event: Event, resource: Payment) -> GatewayEvent:
+        """PAYMENT.CAPTURE.REVERSED: PayPal took (part of) the capture back. The resource is the reversal, a refund
+        under its own id whose "up" link names the capture (or, in older payloads, the capture itself, REVERSED). A
+        chargeback under the capture's id, so the dispute lost for the same capture takes the money only once."""
+        if resource.id is None:
+            raise ValueError("paypal reversal without its id")
+        money = _amount(resource)  # read before PayPal is asked about the capture
+        customer_id, payment_id = parse_custom_id(resource.custom_id)
+        payment_id = payment_id or resource.invoice_id
+        capture_id, order_id = resource.up_capture_id, resource.order_id
+        if capture_id is not None:
+            found_customer, found_payment, order_id = self.capture_references(capture_id, missing_ok=True)
+            customer_id, payment_id = found_customer or customer_id, found_payment or payment_id
+        elif order_id is not None:  # the capture itself
+            capture_id = resource.id
+        return GatewayEvent(
+            provider=self.name,
+            event_id=event.id,
+            event_type=event.event_type,
+            kind=EventKind.CHARGEBACK,
+            payment_id=payment_id,
+            customer_id=customer_id,
+            gateway_ref=order_id or capture_id,
+            money=money,
+            reason=resource.status_details.reason or resource.note_to_payer,
+            dispute_id=resource.id,
+            dispute_status=DisputeStatus.LOST,  # taken back: nothing more to decide
+            funds_id=capture_id or resource.id,
+        )
+
+    def capture_references(
+        self, capture_id: str, *, missing_ok: bool = False
+    ) -> tuple[str | None, str | None, str | None]:
+        """(customer_id, payment_id, order_id) of a capture: for refund and dispute events that carry no ids of ours.
+        `missing_ok`: a capture PayPal does not have (or an id that cannot be one) has none, rather than a 502."""
+        if missing_ok and not _ORDER_ID.fullmatch(capture_id):
+            return None, None, None
         _check_order_id(capture_id)
-        capture = read_answer(Payment, self._api("GET", f"/v2/payments/captures/{capture_id}"), self.name, "a capture")
+        path = f"/v2/payments/captures/{capture_id}"
+        answer = self._found("GET", path) if missing_ok else self._api("GET", path)
+        if answer is None:
+            return None, None, None
+        capture = read_answer(Payment, answer, self.name, "a capture")
         customer_id, payment_id = parse_custom_id(capture.custom_id)
         return customer_id, payment_id or capture.invoice_id, capture.order_id
+
+    def _found(self, method: str, path: str) -> dict[str, Any] | None:
+        """`_api`, with None for PayPal's 404 (RESOURCE_NOT_FOUND: it has no such object)."""
+        try:
+            return self._api(method, path)
+        except HttpRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     # -- reconciliation --------------------------------------------------------------------------
 
@@ -464,6 +630,7 @@ class PayPalGateway:
 
 
 def _check_order_id(value: str) -> None:
+    """An order, capture, refund or dispute id (the characters PayPal's ids have), before it goes in a URL path."""
     if not _ORDER_ID.fullmatch(value):
         raise GatewayRejected("not a PayPal order or capture id")
 

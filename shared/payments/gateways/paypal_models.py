@@ -1,7 +1,8 @@
 """PayPal's webhook events and API answers, as the PayPal adapter reads them (docs/gateways.md, PayPal).
 
 A webhook's `resource` is an order (CHECKOUT.* events: it has `purchase_units`) or a payment: a capture
-(PAYMENT.CAPTURE.*) or a refund (PAYMENT.CAPTURE.REFUNDED), which carry the fields we read under the same names.
+(PAYMENT.CAPTURE.*) or a refund (PAYMENT.CAPTURE.REFUNDED, and PAYMENT.CAPTURE.REVERSED's reversal), which carry the
+fields we read under the same names. CUSTOMER.DISPUTE.* events are read again as `DisputeEvent` (a dispute).
 The same models read the Orders and Payments APIs' answers. Amounts stay PayPal's `{"currency_code", "value"}`
 until `PayPalAmount.money` reads them exactly.
 """
@@ -58,6 +59,7 @@ class Payment(Payload):
     amount: Annotated[PayPalAmount | None, BeforeValidator(object_or_none)] = None
     custom_id: MaybeText = None  # ours: "<customer_id>:<payment_id>" or the payment id
     invoice_id: MaybeText = None  # ours: the payment id
+    note_to_payer: MaybeText = None  # a refund's ("Payment reversed" on a reversal)
     status_details: Annotated[StatusDetails, BeforeValidator(object_or_empty)] = StatusDetails()
     supplementary_data: Annotated[SupplementaryData, BeforeValidator(object_or_empty)] = SupplementaryData()
     links: Links = Field(default_factory=list)
@@ -73,6 +75,15 @@ class Payment(Payload):
         for link in self.links:
             if link.rel == "up" and link.href is not None:
                 return link.href.rstrip("/").rsplit("/", 1)[-1] or None
+        return None
+
+    @property
+    def up_capture_id(self) -> str | None:
+        """The capture the `up` link names, if it does (a refund's, a reversal's; a capture's names its order)."""
+        for link in self.links:
+            if link.rel == "up" and link.href is not None:
+                parent, _, capture_id = link.href.rstrip("/").rpartition("/")
+                return capture_id or None if parent.endswith("/payments/captures") else None
         return None
 
 
@@ -126,6 +137,47 @@ class Event(Payload):
     id: Text  # WH-...
     event_type: Text
     resource: Resource
+
+
+class DisputedTransaction(Payload):
+    """One of a dispute's `disputed_transactions`: `seller_transaction_id` is our capture's id."""
+
+    seller_transaction_id: MaybeText = None
+
+
+class DisputeOutcome(Payload):
+    """A resolved dispute's `dispute_outcome`: RESOLVED_BUYER_FAVOUR, RESOLVED_SELLER_FAVOUR, CANCELED_BY_BUYER, ..."""
+
+    outcome_code: MaybeText = None
+    amount_refunded: Annotated[PayPalAmount | None, BeforeValidator(object_or_none)] = None
+
+
+class Dispute(Payload):
+    """A dispute: CUSTOMER.DISPUTE.* resources and GET /v1/customer/disputes/{id} (Disputes API v1). It names our
+    capture, never our ids or the order: the capture does (`PayPalGateway.capture_references`)."""
+
+    dispute_id: Text  # PP-D-1234 (PP-000-042-663-135 on older ones)
+    status: MaybeText = None  # OPEN, WAITING_FOR_(BUYER|SELLER)_RESPONSE, UNDER_REVIEW, RESOLVED, OTHER
+    reason: MaybeText = None  # MERCHANDISE_OR_SERVICE_NOT_RECEIVED, UNAUTHORISED, ...
+    dispute_amount: Annotated[PayPalAmount | None, BeforeValidator(object_or_none)] = None
+    dispute_outcome: Annotated[DisputeOutcome, BeforeValidator(object_or_empty)] = DisputeOutcome()
+    dispute_life_cycle_stage: MaybeText = None  # INQUIRY, CHARGEBACK, PRE_ARBITRATION, ARBITRATION
+    disputed_transactions: Annotated[list[DisputedTransaction], BeforeValidator(objects_only)] = Field(
+        default_factory=list
+    )
+
+    @property
+    def capture_id(self) -> str | None:
+        """The (first) capture disputed."""
+        return next((t.seller_transaction_id for t in self.disputed_transactions if t.seller_transaction_id), None)
+
+
+class DisputeEvent(Payload):
+    """A CUSTOMER.DISPUTE.* event, read again once its type says its resource is a dispute."""
+
+    id: Text
+    event_type: Text
+    resource: Dispute
 
 
 def _seconds(value: object) -> int:

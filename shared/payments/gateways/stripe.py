@@ -9,6 +9,11 @@ ending in 0. `_to_stripe_amount` / `_from_stripe_amount` are the only places tha
 Operator refunds are Stripe Refunds of the PaymentIntent (`refund`), carrying our refund entry's id in their
 metadata (`refund_entry`) so `find_refund` finds one again; their refund.* webhooks read as REFUND/REFUND_FAILED.
 
+Disputes: charge.dispute.created/updated/closed read as DISPUTE (the Dispute's status as ours: `DISPUTE_STATUSES`),
+charge.dispute.funds_withdrawn as CHARGEBACK and charge.dispute.funds_reinstated as CHARGEBACK_REVERSAL, each about the
+PaymentIntent the Dispute names (`payment_intent`; a dispute naming none is about no payment of ours). Reconciliation
+asks `fetch_dispute` (GET /v1/disputes/{id}) and `fetch_refund` (GET /v1/refunds/{id}).
+
 Raw card numbers and CVCs pass through `create` to Stripe's PaymentMethod API and nowhere else:
 not into logs (the SDK's debug log of request bodies is filtered below), exceptions or results.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,6 +38,7 @@ from payments.gateways.base import (
     CreateRequest,
     CreateResult,
     CurrencyNotSupported,
+    DisputeAnswer,
     EventKind,
     GatewayEvent,
     GatewayInputRejected,
@@ -44,9 +51,11 @@ from payments.gateways.base import (
     SignatureInvalid,
     StatusAnswer,
 )
-from payments.gateways.payload import read_webhook
+from payments.gateways.payload import read_answer, read_webhook
 from payments.gateways.stripe_models import (
     ChargeRefundedEvent,
+    Dispute,
+    DisputeEvent,
     Event,
     Metadata,
     OtherEvent,
@@ -55,7 +64,7 @@ from payments.gateways.stripe_models import (
     RefundEvent,
 )
 from payments.gateways.webhook_body import json_object
-from payments.models import PaymentStatus, RefundStatus
+from payments.models import DisputeStatus, PaymentStatus, RefundStatus
 from payments.money import Money
 
 logger = logging.getLogger(__name__)
@@ -309,6 +318,46 @@ class StripeGateway:
             raise _gateway_error(exc, "read the refunds") from None
         return None
 
+    def fetch_refund(self, gateway_ref: str, refund_id: str) -> RefundAnswer | None:
+        """GET /v1/refunds/{id}: the Refund as Stripe has it now, if it returns money of this PaymentIntent."""
+        _check_intent_id(gateway_ref)
+        _check_object_id(refund_id, "refund")
+        try:
+            refund = self.client.v1.refunds.retrieve(refund_id)
+        except stripe.StripeError as exc:
+            if _missing(exc):
+                return None
+            raise _gateway_error(exc, "read the refund") from None
+        if refund.to_dict(recursive=False).get("payment_intent") != gateway_ref:
+            return None  # another payment's refund (or one of a charge made without a PaymentIntent)
+        return _refund_answer(refund)
+
+    def fetch_dispute(self, gateway_ref: str, dispute_id: str) -> DisputeAnswer | None:
+        """GET /v1/disputes/{id}: the Dispute as Stripe has it now, if it disputes this PaymentIntent. Its balance
+        transactions say whether Stripe withdrew the disputed funds and reinstated them."""
+        _check_intent_id(gateway_ref)
+        _check_object_id(dispute_id, "dispute")
+        try:
+            answer = self.client.v1.disputes.retrieve(dispute_id)
+        except stripe.StripeError as exc:
+            if _missing(exc):
+                return None
+            raise _gateway_error(exc, "read the dispute") from None
+        dispute = read_answer(Dispute, answer.to_dict(), self.name, "the dispute")
+        if dispute.payment_intent != gateway_ref:
+            return None
+        status = DISPUTE_STATUSES.get(dispute.status or "")
+        if status is None:
+            raise GatewayRejected("Stripe answered a dispute without a status we know")
+        return DisputeAnswer(
+            dispute_id=dispute.id,
+            status=status,
+            money=_from_stripe_amount(dispute.amount, dispute.currency),
+            reason=dispute.reason,
+            withdrawn=dispute.withdrawn,
+            reinstated=dispute.reinstated,
+        )
+
     # -- webhooks --------------------------------------------------------------------------------
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
@@ -345,6 +394,8 @@ class StripeGateway:
             return self._refund_event(read_webhook(ChargeRefundedEvent, body, "stripe charge.refunded event"))
         if kind in (EventKind.REFUND, EventKind.REFUND_FAILED):  # refund.created, refund.updated, refund.failed
             return self._refund_object_event(read_webhook(RefundEvent, body, f"stripe {event_type} event"), kind)
+        if kind in (EventKind.DISPUTE, EventKind.CHARGEBACK, EventKind.CHARGEBACK_REVERSAL):  # charge.dispute.*
+            return self._dispute_event(read_webhook(DisputeEvent, body, f"stripe {event_type} event"), kind)
         other = read_webhook(OtherEvent, body, "stripe event")
         return self._event(other, EventKind.IGNORED, other.data.object.id, other.data.object.metadata)
 
@@ -393,6 +444,25 @@ class StripeGateway:
             refund_status=status,
         )
 
+    def _dispute_event(self, event: DisputeEvent, kind: EventKind) -> GatewayEvent:
+        """charge.dispute.*: the Dispute, about the PaymentIntent it names (Stripe does not copy the PaymentIntent's
+        metadata onto it, so the payment is found by that id). `money` is the disputed amount, which is what Stripe
+        withdraws and reinstates (the dispute fee is not ours to count)."""
+        dispute = event.data.object
+        status = DISPUTE_STATUSES.get(dispute.status or "")
+        if status is None:
+            logger.warning("stripe dispute status not known", extra={"stripe_status": dispute.status})
+        return self._event(
+            event,
+            kind,
+            dispute.payment_intent,
+            dispute.metadata,
+            money=_from_stripe_amount(dispute.amount, dispute.currency),
+            reason=dispute.reason,
+            dispute_id=dispute.id,
+            dispute_status=status,
+        )
+
     def _event(
         self,
         event: Event,
@@ -404,6 +474,8 @@ class StripeGateway:
         reason: str | None = None,
         refund_id: str | None = None,
         refund_status: RefundStatus | None = None,
+        dispute_id: str | None = None,
+        dispute_status: DisputeStatus | None = None,
     ) -> GatewayEvent:
         return GatewayEvent(
             provider=self.name,
@@ -417,6 +489,8 @@ class StripeGateway:
             reason=reason,
             refund_id=refund_id,
             refund_status=refund_status,
+            dispute_id=dispute_id,
+            dispute_status=dispute_status,
         )
 
     # -- reconciliation --------------------------------------------------------------------------
@@ -452,7 +526,29 @@ EVENT_KINDS: dict[str, EventKind] = {
     # one whose status is failed or canceled reads as REFUND_FAILED (`_refund_object_event`).
     "refund.created": EventKind.REFUND,
     "refund.updated": EventKind.REFUND,
+    # Disputes (docs.stripe.com/disputes): the Dispute itself. Stripe withdraws the disputed amount when a chargeback
+    # opens (an inquiry, warning_*, withdraws nothing) and reinstates it when the dispute is won.
+    "charge.dispute.created": EventKind.DISPUTE,
+    "charge.dispute.updated": EventKind.DISPUTE,
+    "charge.dispute.closed": EventKind.DISPUTE,  # won, lost or warning_closed
+    "charge.dispute.funds_withdrawn": EventKind.CHARGEBACK,
+    "charge.dispute.funds_reinstated": EventKind.CHARGEBACK_REVERSAL,
 }
+# A Dispute's status (docs.stripe.com/api/disputes/object) -> ours. Any other leaves the dispute as it was shown.
+DISPUTE_STATUSES: dict[str, DisputeStatus] = {
+    "warning_needs_response": DisputeStatus.OPEN,  # an inquiry: no funds withdrawn yet
+    "warning_under_review": DisputeStatus.OPEN,
+    "needs_response": DisputeStatus.OPEN,  # a chargeback: the funds are withdrawn
+    "under_review": DisputeStatus.OPEN,
+    "appeal_needs_response": DisputeStatus.OPEN,
+    "appeal_under_review": DisputeStatus.OPEN,
+    "won": DisputeStatus.WON,  # the funds are reinstated
+    "warning_closed": DisputeStatus.WON,  # an inquiry that never became a chargeback
+    "prevented": DisputeStatus.WON,  # stopped before it became a chargeback (money back to the payer is a refund)
+    "lost": DisputeStatus.LOST,
+}
+# What Stripe object ids look like (re_..., pyr_..., dp_..., du_...): anything else never reaches a URL.
+_OBJECT_ID = re.compile(r"[a-z]{2,6}_[A-Za-z0-9]{1,250}")
 # A Refund's status (docs.stripe.com/api/refunds/object) -> our refund entry's.
 REFUND_STATUSES: dict[str, RefundStatus] = {
     "pending": RefundStatus.PENDING,
@@ -537,6 +633,16 @@ def _card_of(method: stripe.PaymentMethod) -> tuple[str | None, str | None]:
 def _check_intent_id(gateway_ref: str) -> None:
     if not gateway_ref.startswith("pi_"):  # e.g. "" for a card refused before any PaymentIntent
         raise GatewayRejected(f"{gateway_ref!r} is not a Stripe PaymentIntent id")
+
+
+def _check_object_id(object_id: str, what: str) -> None:
+    if not _OBJECT_ID.fullmatch(object_id):
+        raise GatewayRejected(f"not a Stripe {what} id")
+
+
+def _missing(exc: stripe.StripeError) -> bool:
+    """Stripe's 404 for an object it does not have (`resource_missing`)."""
+    return isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404
 
 
 def _stripe_reason(reason: str | None) -> str | None:

@@ -2,9 +2,10 @@
 
 An event is read twice over: `Event` for its id and type, then the model its type names (`PaymentIntentEvent`
 for payment_intent.*, `ChargeRefundedEvent` for charge.refunded, `RefundEvent` for refund.created, refund.updated
-and refund.failed, `OtherEvent` for anything else), so each event
+and refund.failed, `DisputeEvent` for charge.dispute.*, `OtherEvent` for anything else), so each event
 must carry what its kind is read for and nothing more. Amounts stay in Stripe's unit here (integers); the
-adapter converts them. API answers are the SDK's own objects (`stripe.PaymentIntent`), not these.
+adapter converts them. API answers are the SDK's own objects (`stripe.PaymentIntent`), not these, except a Dispute
+(GET /v1/disputes/{id}), which `Dispute` reads as its webhooks carry it.
 """
 
 from __future__ import annotations
@@ -138,3 +139,57 @@ class _RefundData(Payload):
 
 class RefundEvent(Event):
     data: _RefundData
+
+
+class BalanceTransaction(Payload):
+    """One of a dispute's `balance_transactions`: the funds Stripe withdrew for it (negative `amount`, reporting
+    category `dispute`) or reinstated (positive, `dispute_reversal`). In the balance's currency, which need not be
+    the payment's, so only the direction is read; the dispute fee is in `fee`, never ours to count."""
+
+    amount: StrictInt | None = None
+    reporting_category: MaybeText = None
+
+    @property
+    def withdraws(self) -> bool:
+        if self.reporting_category is not None:
+            return self.reporting_category == "dispute"
+        return self.amount is not None and self.amount < 0
+
+    @property
+    def reinstates(self) -> bool:
+        if self.reporting_category is not None:
+            return self.reporting_category == "dispute_reversal"
+        return self.amount is not None and self.amount > 0
+
+
+class Dispute(StripeObject):
+    """charge.dispute.*'s object, and GET /v1/disputes/{id}'s answer. `amount` is what is disputed, in the payment's
+    currency (it can be less than the charge); `payment_intent` names the payment's object (absent on disputes of
+    charges made without one); its metadata is Stripe's, not a copy of the PaymentIntent's."""
+
+    id: Text  # dp_... (du_... on some older disputes)
+    amount: StrictInt  # in Stripe's unit of `currency`
+    currency: str
+    reason: MaybeText = None  # fraudulent, product_not_received, duplicate, general, ...
+    status: MaybeText = None  # warning_needs_response, needs_response, under_review, won, lost, ...
+    payment_intent: MaybeText = None  # pi_..., unless expanded (never in a webhook)
+    charge: MaybeText = None  # ch_...
+    balance_transactions: Annotated[list[BalanceTransaction], BeforeValidator(objects_only)] = Field(
+        default_factory=list
+    )
+
+    @property
+    def withdrawn(self) -> bool:
+        return any(transaction.withdraws for transaction in self.balance_transactions)
+
+    @property
+    def reinstated(self) -> bool:
+        return any(transaction.reinstates for transaction in self.balance_transactions)
+
+
+class _DisputeData(Payload):
+    object: Dispute
+
+
+class DisputeEvent(Event):
+    data: _DisputeData
