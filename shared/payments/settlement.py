@@ -366,7 +366,12 @@ def _refund_of_uncounted(store: Store, event: GatewayEvent, original: Payment) -
 
 
 def _disputed(event: GatewayEvent, payment: Payment, status: DisputeStatus | None = None) -> Dispute:
-    """The dispute an event reports, in the payment's terms (its amount: the event's, else the payment's)."""
+    """The dispute an event reports, in the payment's terms (its amount: the event's, else the payment's). Funds
+    moved under a funds id (PayPal: the capture's) are those of the dispute the payment shows, if it shows one: it
+    keeps its id and reason, whichever of the events about it came first."""
+    current = payment.dispute
+    if event.funds_id and current is not None:
+        return current.model_copy(update={"status": status or event.dispute_status or current.status})
     money = event.money
     amount = money.minor if money is not None and money.currency == payment.currency else abs(payment.amount_minor)
     opened = payment.dispute.opened_at if payment.dispute and payment.dispute.id == event.dispute_id else utcnow()

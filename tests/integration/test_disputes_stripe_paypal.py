@@ -194,10 +194,9 @@ def test_a_paypal_dispute_lost_and_the_reversal_of_its_capture_take_the_money_on
     assert balances(customer) == {"USD": "10.00"}
     original = shown(customer, payment_id)
     [chargeback] = entries(customer, original)
-    # The first of the two to arrive takes the money and says what the payment shows; the other changes nothing.
-    reason, reference = (
-        ("MERCHANDISE_OR_SERVICE_NOT_RECEIVED", dispute_id) if order == "as_sent" else ("Payment reversed", reversal_id)
-    )
+    # The first of the two to arrive takes the money (its id is the entry's reference); the other changes nothing.
+    # Either way the payment shows the dispute it was shown since CUSTOMER.DISPUTE.CREATED, now lost.
+    reason, reference = "MERCHANDISE_OR_SERVICE_NOT_RECEIVED", dispute_id if order == "as_sent" else reversal_id
     assert dispute_shown(original) == {"status": "lost", "amount": "30.00", "reason": reason}
     assert notes(original)[2:] == [
         ("completed", "dispute open: MERCHANDISE_OR_SERVICE_NOT_RECEIVED"),
@@ -213,7 +212,8 @@ def test_a_paypal_dispute_lost_and_the_reversal_of_its_capture_take_the_money_on
         "original_payment_id": payment_id,
         "refund_of": payment_id,
     }
-    assert notes(chargeback) == [("completed", f"chargeback: {reason}")]
+    taken_by = reason if order == "as_sent" else "Payment reversed"  # the entry says what took the money
+    assert notes(chargeback) == [("completed", f"chargeback: {taken_by}")]
 
 
 def test_a_paypal_dispute_won_moves_no_money(gateway_sim: Any, customer: str) -> None:
