@@ -31,7 +31,9 @@ Payer pages (pages.py; the redirect links the gateways hand out): /paypal/checko
 then link back to the portal.
 
 Control endpoints (control.py):
-    POST /_sim/settle {"provider", "ref", "outcome": "success"|"failure"|"refund", "amount"?}
+    POST /_sim/settle {"provider", "ref", "outcome", "amount"?}: outcome "success"|"failure"|"refund"|
+        "refund_failed"|"hold"|"authorize"|"dispute"|"dispute_won"|"dispute_lost", as each gateway has them
+        (OUTCOMES in base.py; docs/api.md#running-it-locally).
         `ref` is the gateway's id (pi_..., PayPal order id, order_..., Paystack reference, NOWPayments invoice
         id); `amount` (major units, string) overrides the amount paid or refunded. Builds the gateway's real
         webhook for that object with our references echoed, signs it as the gateway does, POSTs it to
@@ -42,7 +44,10 @@ Control endpoints (control.py):
         held as the `refund` outcome's is, and its webhooks follow shortly after its answer: Stripe charge.refunded
         and refund.created, PayPal PAYMENT.CAPTURE.REFUNDED, Razorpay refund.created and refund.processed, Paystack
         refund.pending and refund.processed (Razorpay's and Paystack's answer `pending`); "refund_failed" fails the
-        latest refund, however it was made.
+        latest refund, however it was made. A NOWPayments success with an `amount` below what is left is a partial
+        payment (partially_paid). "dispute" sends the gateway's dispute events (Stripe created and funds_withdrawn,
+        PayPal CUSTOMER.DISPUTE.CREATED, Razorpay payment.dispute.created, Paystack charge.dispute.create);
+        "dispute_won"/"dispute_lost" send its decision.
     GET /_sim/objects   everything held (and every webhook delivery); POST /_sim/reset forgets it all
                         (PayPal access tokens survive, as adapters cache them).
 

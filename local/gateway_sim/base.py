@@ -110,7 +110,9 @@ class SimGateway:
     # Said by /_sim/settle and the payer page when an outcome sends no webhook (settle() returned None).
     # The outcomes settle() plays: "refund_failed" fails the latest refund, where the gateway reports that;
     # "hold" leaves the payment pending with the gateway's reason (PayPal's pending capture, Stripe processing);
-    # "authorize" leaves it authorized, for the merchant to capture (Razorpay).
+    # "authorize" leaves it authorized, for the merchant to capture (Razorpay); "dispute" opens a dispute of a paid
+    # payment and "dispute_won" / "dispute_lost" decide it (Stripe, PayPal, Razorpay, Paystack), each sending the
+    # gateway's events about it (the first as settle()'s webhook, the rest moments later, in order).
     outcomes: ClassVar[tuple[str, ...]] = ("success", "failure", "refund")
     no_webhook_note: ClassVar[str] = "this outcome sends no webhook"
     no_webhook_detail: ClassVar[str] = "The gateway sends no webhook for this."
