@@ -47,6 +47,7 @@ def test_the_walkthrough_pays_settles_and_refunds_at_every_gateway(stack: Any) -
             "$(make -s token CUSTOMER=demo GROUPS=finance)", stack.token(customer, ("finance",), email="w@example.com")
         )
         .replace("$(make -s token CUSTOMER=provider GROUPS=operator)", stack.token(None, ("operator",)))
+        .replace("export CUSTOMER=demo", f"export CUSTOMER={customer}")
         .replace("http://127.0.0.1:3000", stack.api_url)
         .replace("http://127.0.0.1:12111", stack.sim_url)
         for block in blocks
@@ -70,5 +71,14 @@ def test_the_walkthrough_pays_settles_and_refunds_at_every_gateway(stack: Any) -
     assert any(p["status"] == "cancelled" and p.get("refund_status") == "failed" for p in refunds), refunds
     held = [a for a in answers if isinstance(a, dict) and str(a.get("pending_reason", "")).startswith("PayPal holds")]
     assert held and by_id[held[0]["id"]]["status"] == "completed", held
+    # An operator's refunds through Stripe's refund API, a dispute won, and a partial crypto payment made whole.
+    made_here = [p for p in refunds if p.get("reference", "") and p["reference"].startswith("re_")]
+    assert {"-15.00", "-25.00"} <= {p["amount"] for p in made_here}, refunds
+    assert {"chargeback", "chargeback_reversal"} <= {p["method"] for p in listed}
+    disputed = [p for p in listed if p["method"] == "chargeback"]
+    answer = stack.call("GET", f"/payments/{disputed[0]['original_payment_id']}", token=token)
+    assert answer.status == 200 and answer.json()["dispute"]["status"] == "won", answer.body
+    partial = [a for a in answers if isinstance(a, dict) and a.get("requested_amount") == "50.00"]
+    assert partial and partial[0]["amount"] == "20.00" and by_id[partial[0]["id"]]["amount"] == "50.00", partial
     methods = {p["method"] for p in listed}
     assert methods >= {"bank_transfer", "paypal", "credit_card", "razorpay", "paystack", "nowpayments", "voucher"}
