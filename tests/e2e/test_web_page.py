@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -509,6 +510,33 @@ def test_an_operator_refunds_from_the_detail_and_the_refund_links_its_original(
     assert (refund["amount"], refund["status"], refund["original_payment_id"]) == ("-15.00", "completed", paid["id"])
     assert payments[paid["id"]]["refunded_amount"] == "15.00"
     assert len(payments) == 2  # the refused attempt stored nothing
+
+
+def test_a_disputed_payment_shows_its_dispute_and_its_chargeback_links_back_in_red(
+    page: Page, stack: Any, customer: str
+) -> None:
+    body = {"method": "credit_card", "amount": "30.00", "currency": "USD", "payment_method": "pm_card_visa"}
+    paid = api(stack, "POST", "/payments", stack.token(customer), body, key=uuid.uuid4().hex)["payment"]
+    charge(stack, customer, "30.00", "USD", "Calls")  # the credit is spent
+    settle_at_simulator(stack, "stripe", paid["gateway_reference"], "dispute", "30.00")
+    for _ in range(100):  # funds_withdrawn follows charge.dispute.created a moment later
+        if any(p["method"] == "chargeback" for p in listed(stack, customer)):
+            break
+        time.sleep(0.05)
+    sign_in_with_token(page, stack, customer)
+    expect(page.locator("#payment-rows tr")).to_have_count(3)  # the payment, the purchase, the chargeback
+
+    row(page, paid["id"]).locator(".description").click()
+
+    expect(detail_field(page, "dispute")).to_contain_text("Open · 30.00 · fraudulent")
+    [chargeback] = [p for p in listed(stack, customer) if p["method"] == "chargeback"]
+    detail_field(page, "refunds").get_by_role("button", name=chargeback["id"]).click()
+    expect(detail_field(page, "method")).to_have_text("Chargeback")
+    expect(detail_field(page, "original_payment_id")).to_have_text(paid["id"])
+    expect(detail(page).get_by_text("Chargeback of", exact=True)).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(balances(page).filter(has_text="USD")).to_contain_text("-30.00")
+    expect(balances(page).filter(has_text="USD")).to_have_class(re.compile(r"\bnegative\b"))  # red: spent credit
 
 
 def test_filters_and_load_more(page: Page, stack: Any, customer: str) -> None:
