@@ -11,7 +11,7 @@ points its adapter here (`api_base_var`), serves `routes()` below `/<name>`, kee
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -96,6 +96,9 @@ class Host:
     base_url: Callable[[], str]  # known once the server listens
     secret: bytes  # private material of this run (PayPal's stand-in signatures, card fingerprints)
     deliver: Callable[[Webhook], object]  # sends a webhook the gateway emits on its own (PayPal's capture)
+    # Sends webhooks a moment later, in order (the ones a gateway sends after its answer); the simulator cancels
+    # what is still due when it stops, so none outlives it (a test's mocks would see it).
+    later: Callable[[float, Sequence[Webhook]], None]
 
 
 class SimGateway:

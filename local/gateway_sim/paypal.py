@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -474,9 +473,7 @@ class PayPal(SimGateway):
             name: body[name] for name in ("custom_id", "invoice_id", "note_to_payer") if name in body
         }
         resource, webhook = self._refund_made(order, capture, refund, ours)
-        timer = threading.Timer(CAPTURE_WEBHOOK_DELAY_SECONDS, self._host.deliver, args=(webhook,))
-        timer.daemon = True
-        timer.start()
+        self._host.later(CAPTURE_WEBHOOK_DELAY_SECONDS, [webhook])
         if "return=representation" in prefer:
             return Answer(201, copy.deepcopy(resource))
         return Answer(201, {key: copy.deepcopy(resource[key]) for key in ("id", "status", "links")})
@@ -613,9 +610,7 @@ class PayPal(SimGateway):
             self._capture_resource(order, capture),
             f"Payment pending for {value}" if held else f"Payment completed for {value}",
         )
-        timer = threading.Timer(CAPTURE_WEBHOOK_DELAY_SECONDS, self._host.deliver, args=(webhook,))
-        timer.daemon = True
-        timer.start()
+        self._host.later(CAPTURE_WEBHOOK_DELAY_SECONDS, [webhook])
         return Answer(201, copy.deepcopy(order))
 
     def _capture_object(self, order: dict[str, Any], status: str, value: str) -> dict[str, Any]:
@@ -956,9 +951,7 @@ class PayPal(SimGateway):
         simulator's lock (as the capture's and a refund's are)."""
         first, *rest = webhooks
         if rest:
-            timer = threading.Timer(FOLLOW_UP_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in rest])
-            timer.daemon = True
-            timer.start()
+            self._host.later(FOLLOW_UP_WEBHOOK_DELAY_SECONDS, rest)
         return first
 
 

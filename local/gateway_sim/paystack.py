@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 from typing import Any
 
 from local.gateway_sim import pages
@@ -476,9 +475,7 @@ class Paystack(SimGateway):
             paystack_event = refund_event(held, amount, record["id"], status=status)
             webhooks.append(Webhook(self.name, paystack_event, *signed(paystack_event)))
         # Sent after the answer, outside the simulator's lock, in order.
-        timer = threading.Timer(REFUND_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in webhooks])
-        timer.daemon = True
-        timer.start()
+        self._host.later(REFUND_WEBHOOK_DELAY_SECONDS, webhooks)
         return Answer(200, {"status": True, "message": "Refund has been queued for processing", "data": data})
 
     def _list_refunds(self, request: Request) -> Answer:

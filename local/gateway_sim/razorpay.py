@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 from typing import Any
 
@@ -378,9 +377,7 @@ class Razorpay(SimGateway):
         processed = event("refund.processed", refund=made, payment=paid)
         webhooks = [Webhook(self.name, sent, *signed(sent)) for sent in (created, processed)]
         # Sent after the answer, outside the simulator's lock, in order (as the capture's are).
-        timer = threading.Timer(REFUND_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in webhooks])
-        timer.daemon = True
-        timer.start()
+        self._host.later(REFUND_WEBHOOK_DELAY_SECONDS, webhooks)
         return Answer(200, answer)
 
     def _payment_refunds(self, request: Request) -> Answer:
@@ -427,9 +424,7 @@ class Razorpay(SimGateway):
             raw, headers = signed(razorpay_event)
             webhooks.append(Webhook(self.name, razorpay_event, raw, headers))
         # Sent after the answer, outside the simulator's lock (as PayPal's capture webhook is).
-        timer = threading.Timer(CAPTURE_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in webhooks])
-        timer.daemon = True
-        timer.start()
+        self._host.later(CAPTURE_WEBHOOK_DELAY_SECONDS, webhooks)
         return Answer(200, copy.deepcopy(held))
 
     @staticmethod

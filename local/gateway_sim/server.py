@@ -12,6 +12,7 @@ import secrets
 import sys
 import threading
 import traceback
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -37,7 +38,11 @@ class GatewaySimulator:
         self._host = "127.0.0.1"
         self._port = 0
         # Private material of this run: PayPal "RSA" signatures are HMACs under it; card fingerprints salt.
-        host = Host(base_url=lambda: self.base_url, secret=secrets.token_bytes(32), deliver=self._deliver)
+        self._timers: set[threading.Timer] = set()
+        self._timers_lock = threading.Lock()
+        host = Host(
+            base_url=lambda: self.base_url, secret=secrets.token_bytes(32), deliver=self._deliver, later=self._later
+        )
         self._gateways: dict[str, SimGateway] = {gateway.name: gateway(host) for gateway in GATEWAYS}
         self._control = Control(self._gateways, self._lock, api_base, verbose=verbose)
         self._unrouted_lock = threading.Lock()
@@ -74,7 +79,26 @@ class GatewaySimulator:
         self._thread.start()
         return self._port
 
+    def _later(self, delay: float, webhooks: Sequence[Webhook]) -> None:
+        """Deliver `webhooks` in order after `delay` seconds, unless the simulator stops first."""
+
+        def send() -> None:
+            with self._timers_lock:
+                self._timers.discard(timer)
+            for webhook in webhooks:
+                self._deliver(webhook)
+
+        timer = threading.Timer(delay, send)
+        timer.daemon = True
+        with self._timers_lock:
+            self._timers.add(timer)
+        timer.start()
+
     def stop(self) -> None:
+        with self._timers_lock:
+            due, self._timers = self._timers, set()
+        for timer in due:
+            timer.cancel()
         if self._server is None:
             return
         self._server.shutdown()

@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -795,9 +794,7 @@ class Stripe(SimGateway):
         refund = refund_object(intent, amount, metadata=self._metadata(form.get("metadata")), reason=reason)
         webhooks = self._refund_made(intent, refund)
         # Sent after the answer, outside the simulator's lock (as PayPal's capture webhook is).
-        timer = threading.Timer(REFUND_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in webhooks])
-        timer.daemon = True
-        timer.start()
+        self._host.later(REFUND_WEBHOOK_DELAY_SECONDS, webhooks)
         return Answer(200, copy.deepcopy(refund))
 
     def _refunded_intent(self, form: dict[str, Any]) -> dict[str, Any]:
@@ -992,9 +989,7 @@ class Stripe(SimGateway):
         outside the simulator's lock (as a refund's are)."""
         first, *rest = [Webhook(self.name, stripe_event, *signed(stripe_event)) for stripe_event in events]
         if rest:
-            timer = threading.Timer(FOLLOW_UP_WEBHOOK_DELAY_SECONDS, lambda: [self._host.deliver(w) for w in rest])
-            timer.daemon = True
-            timer.start()
+            self._host.later(FOLLOW_UP_WEBHOOK_DELAY_SECONDS, rest)
         return first
 
 
