@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from payments.config import PublishSettings, load
 from payments.events import EventPublisher
 from payments.outbox import OutboxEvent
-from payments.store.outbox_items import event_of_image
+from payments.store.outbox_items import OUTBOX_TYPE, event_of_image
 
 logger = Logger()
 SETTINGS = load(PublishSettings)  # checked at cold start
@@ -31,15 +31,20 @@ class NotPublished(Exception):
     """This record's event was not put on the bus (or an earlier record's was not): the stream delivers it again."""
 
 
-def outbox_events(records: list[dict[str, Any]]) -> list[tuple[str, OutboxEvent | None]]:
-    """(sequence number, its event) of each record, in order; None for anything but a new outbox item."""
-    found: list[tuple[str, OutboxEvent | None]] = []
+UNREADABLE = "unreadable"  # an outbox item whose image does not hold a whole event: never skipped unseen
+
+
+def outbox_events(records: list[dict[str, Any]]) -> list[tuple[str, OutboxEvent | str | None]]:
+    """(sequence number, its event) of each record, in order; None for anything but a new outbox item (the
+    mapping's filter lets none through), UNREADABLE for an outbox item that cannot be read."""
+    found: list[tuple[str, OutboxEvent | str | None]] = []
     for raw in records:
         record = DynamoDBRecord(raw)
         sequence = (record.dynamodb.sequence_number if record.dynamodb else None) or ""
         inserted = record.event_name is DynamoDBRecordEventName.INSERT and record.dynamodb is not None
-        image = record.dynamodb.new_image if record.dynamodb and inserted else None
-        found.append((sequence, event_of_image(image) if image else None))
+        image = (record.dynamodb.new_image if record.dynamodb and inserted else None) or {}
+        event = event_of_image(image) if image else None
+        found.append((sequence, UNREADABLE if event is None and image.get("type") == OUTBOX_TYPE else event))
     return found
 
 
@@ -47,12 +52,16 @@ def outbox_events(records: list[dict[str, Any]]) -> list[tuple[str, OutboxEvent 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records: list[dict[str, Any]] = event.get("Records") or []
     found = outbox_events(records)
-    events = [e for _, e in found if e is not None]
+    # An unreadable item stops the batch where it is (retried, then kept by the failure queue: docs/events.md).
+    readable = next((i for i, (_, e) in enumerate(found) if e == UNREADABLE), len(found))
+    if readable < len(found):
+        logger.error("an outbox item cannot be read", extra={"sequence_number": found[readable][0]})
+    places = [i for i, (_, e) in enumerate(found[:readable]) if isinstance(e, OutboxEvent)]
+    events = [e for _, e in found[:readable] if isinstance(e, OutboxEvent)]
     published, problem = publisher.publish(events)
     # The first record not published, by its place in the batch; everything from it on is reported failed.
-    stop = len(found)
+    stop = places[published] if published < len(events) else readable
     if published < len(events):
-        stop = [i for i, (_, e) in enumerate(found) if e is not None][published]
         logger.warning(
             "publishing stopped", extra={"published": published, "pending": len(events) - published, "problem": problem}
         )

@@ -16,8 +16,10 @@ from local.streams import BusCapture, StreamPoller, stream_filters
 from local.template import load_template
 from payments import outbox
 from payments.models import PaymentStatus
+from payments.outbox import OutboxEvent
 from payments.status import Cause
 from payments.store import PaymentStore
+from payments.store.outbox_items import outbox_item
 from tests.conftest import FakeContext, load_function
 from tests.integration.test_store_contract import payment
 
@@ -147,3 +149,37 @@ def test_a_publisher_killed_mid_batch_is_retried_by_the_stream_and_skips_nothing
     assert set(ids) == set(expected)  # every event published, none skipped
     assert Counter(ids) == Counter({**dict.fromkeys(expected, 1), **dict.fromkeys(expected[:20], 2)})
     assert faulty.calls == 5  # the killed delivery died in its second, then three for the whole batch again
+
+
+def test_an_unreadable_outbox_item_stops_the_batch_there_and_other_items_are_ignored(
+    publisher: Any, capture: BusCapture
+) -> None:
+    def record(sequence: str, image: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "eventID": sequence,
+            "eventName": "INSERT",
+            "eventSource": "aws:dynamodb",
+            "dynamodb": {
+                "Keys": {},
+                "NewImage": image,
+                "SequenceNumber": sequence,
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            },
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
+        }
+
+    first, last = (
+        OutboxEvent(f"evt_{uuid.uuid4().hex}", "payment.completed", "c", "pay_1", "2026-03-01T12:00:00.000Z", "{}")
+        for _ in range(2)
+    )
+    batch = [
+        record("100", {"type": {"S": "payment"}}),  # not an outbox item: nothing to publish
+        record("101", outbox_item(first, 1_900_000_000)),
+        record("102", {"type": {"S": "outbox-event"}, "event_id": {"S": "evt_broken"}}),
+        record("103", outbox_item(last, 1_900_000_000)),
+    ]
+
+    answer = publisher.lambda_handler({"Records": batch}, FakeContext())
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "102"}, {"itemIdentifier": "103"}]}
+    assert [d["event_id"] for d in published(capture)] == [first.event_id]
