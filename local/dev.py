@@ -10,7 +10,9 @@ The flow, in order:
    local resources, plus the gateway credentials and API bases. Handlers run in this process, so the
    environment is the union of all functions' variables; a variable you set in your shell wins, unless it
    names a local resource.
-5. Start the gateway simulator (GATEWAY_SIM=on) and seed demo data (SEED_DEMO=1, local/seed.py).
+5. Start the gateway simulator (GATEWAY_SIM=on), the outbox's stream poller (local/streams.py: the table's
+   stream -> the publisher function -> the local EventBridge bus, seen at GET /_local/outbox), and seed demo data
+   (SEED_DEMO=1, local/seed.py).
 6. Serve the HTTP API: routes from template.yaml, JWT check, payload 2.0 events, real handlers
    (local/apigw.py). Foreground until Ctrl-C or SIGTERM, which save the state and stop everything started here.
 """
@@ -292,7 +294,30 @@ def page_methods() -> list[dict[str, Any]]:
     return methods
 
 
-def web_routes(sim_url: str | None) -> dict[tuple[str, str], Callable[[Any], Any]]:
+def start_outbox(template: Mapping[str, Any], specs: dict[str, FunctionSpec], table: str, bus: str) -> tuple[Any, Any]:
+    """The publisher fed by the payments table's stream, as Lambda's event source mapping feeds it (local/streams.py),
+    and the capture of what it puts on the bus. Read from the stream's end: the state put back at start is not
+    published again."""
+    from local.apigw import FunctionPool
+    from local.streams import BusCapture, StreamPoller, stream_filters
+
+    capture = BusCapture(bus, "payments-local-outbox-capture")
+    pool = FunctionPool(specs[PUBLISHER])
+    poller = StreamPoller(
+        table,
+        pool.invoke,
+        filters=stream_filters(template, PUBLISHER),
+        start="LATEST",
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    poller.run()
+    return poller, capture
+
+
+PUBLISHER = "PublishEventsFunction"
+
+
+def web_routes(sim_url: str | None, capture: Any = None) -> dict[tuple[str, str], Callable[[Any], Any]]:
     """What local/web/ needs beyond the API, served by the local stack only (in AWS the page is hosted
     separately and signs in with Cognito): its config, demo sign-in, and settling at the simulator.
 
@@ -345,7 +370,18 @@ def web_routes(sim_url: str | None) -> dict[tuple[str, str], Callable[[Any], Any
             return HttpResponse.of_json(502, {"message": f"the gateway simulator did not answer: {exc}"})
         return HttpResponse(status, [("content-type", "application/json")], payload)
 
-    return {("GET", "/web/config.json"): config, ("POST", "/web/token"): token, ("POST", "/web/sim/settle"): settle}
+    def local_outbox(request: HttpRequest) -> HttpResponse:
+        """API.md §7: everything sent so far (what reached the local bus), local stack only, no auth."""
+        if capture is None:
+            return HttpResponse.of_json(404, {"message": "the outbox publisher is not running"})
+        return HttpResponse.of_json(200, capture.outbox())
+
+    return {
+        ("GET", "/web/config.json"): config,
+        ("POST", "/web/token"): token,
+        ("POST", "/web/sim/settle"): settle,
+        ("GET", "/_local/outbox"): local_outbox,
+    }
 
 
 # ---- main -----------------------------------------------------------------------------------------
@@ -417,6 +453,8 @@ def _run(
         sim = start_gateway_sim(ports["GATEWAY_SIM_PORT"], api_url) if sim_on else None
     if sim is not None:
         stops.append(sim.shutdown)
+    poller, capture = start_outbox(template, specs, created.refs["PaymentsTable"], created.refs["EventBus"])
+    stops.append(poller.stop)
     seeded = os.environ.get("SEED_DEMO", "1").strip().lower() in ("1", "true", "yes", "on")
     if seeded:
         from local.seed import DEMO_CUSTOMER, OTHER_CUSTOMER, demo_data_present, seed_demo
@@ -429,13 +467,13 @@ def _run(
 
     all_routes = routes(template)
     api = LocalApi(
-        all_routes, specs, jwt_secret(), WEB_DIR, web_routes=web_routes(sim_url if sim is not None else None)
+        all_routes, specs, jwt_secret(), WEB_DIR, web_routes=web_routes(sim_url if sim is not None else None, capture)
     )
     with _listening("API_PORT", ports):
         server = make_server(api, ports["API_PORT"])
     stops.append(server.server_close)
 
-    print(f"embedded AWS       {aws_url}  (DynamoDB, S3, Secrets Manager)")
+    print(f"embedded AWS       {aws_url}  (DynamoDB and its streams, S3, Secrets Manager, EventBridge, SQS)")
     for logical_id, ref in created.refs.items():
         print(f"  {logical_id:<18} {ref}")
     if sim is not None:
@@ -444,6 +482,7 @@ def _run(
         print("gateway simulator  not started: local/gateway_sim/ is missing")
     else:
         print("gateway simulator  off (GATEWAY_SIM=off); gateway API bases come from your environment")
+    print(f"outbound events    {api_url}/_local/outbox  (the table's stream -> {PUBLISHER} -> the local bus)")
     print(f"web page           {api_url}/  (local only: demo sign-in, settle at the simulator; docs/web-page.md)")
     print(f"HTTP API           {api_url}  ({len(all_routes)} routes from template.yaml)")
     for route in all_routes:

@@ -1,7 +1,8 @@
-"""Creates template.yaml's tables, buckets and secrets in the embedded AWS (or any endpoint boto3 is pointed at).
+"""Creates template.yaml's tables, buckets, secrets, event buses and queues in the embedded AWS (or any endpoint
+boto3 is pointed at).
 
-Only what the handlers can observe is created: key schemas, indexes and TTL for tables; buckets; secret
-values. IAM, encryption and lifecycle settings have no local meaning.
+Only what the handlers can observe is created: key schemas, indexes, TTL and streams for tables; buckets; secret
+values; buses by name; queues. IAM, encryption and lifecycle settings have no local meaning.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from local.template import STACK_NAME, Resolver, resources_of_type
 TABLE = "AWS::DynamoDB::Table"
 BUCKET = "AWS::S3::Bucket"
 SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a password
+EVENT_BUS = "AWS::Events::EventBus"
+QUEUE = "AWS::SQS::Queue"
 
 
 def physical_name(logical_id: str, resource_type: str) -> str:
@@ -45,6 +48,9 @@ def create_resources(template: Mapping[str, Any], region: str) -> CreatedResourc
         arn = _create_table(dynamodb, name, resolver.resolve(resource.get("Properties", {})))
         created.refs[logical_id] = name
         created.attributes[(logical_id, "Arn")] = arn
+        stream = dynamodb.describe_table(TableName=name)["Table"].get("LatestStreamArn")
+        if stream:
+            created.attributes[(logical_id, "StreamArn")] = stream
     s3 = boto3.client("s3", region_name=region)
     for logical_id in resources_of_type(template, BUCKET):
         name = physical_name(logical_id, BUCKET)
@@ -56,6 +62,17 @@ def create_resources(template: Mapping[str, Any], region: str) -> CreatedResourc
         value = local_secret_value(resource.get("Properties", {}))
         answer = secretsmanager.create_secret(Name=physical_name(logical_id, SECRET), SecretString=value)
         created.refs[logical_id] = answer["ARN"]
+    events = boto3.client("events", region_name=region)
+    for logical_id in resources_of_type(template, EVENT_BUS):
+        name = physical_name(logical_id, EVENT_BUS)
+        created.refs[logical_id] = name
+        created.attributes[(logical_id, "Arn")] = events.create_event_bus(Name=name)["EventBusArn"]
+    sqs = boto3.client("sqs", region_name=region)
+    for logical_id in resources_of_type(template, QUEUE):
+        url = sqs.create_queue(QueueName=physical_name(logical_id, QUEUE))["QueueUrl"]
+        created.refs[logical_id] = url
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        created.attributes[(logical_id, "Arn")] = arn
     return created
 
 

@@ -60,6 +60,7 @@ def aws() -> Iterator[dict[str, str]]:
         PAYMENTS_TABLE_NAME=names["PaymentsTable"],
         IDEMPOTENCY_TABLE_NAME=names["IdempotencyTable"],
         EXPORTS_BUCKET_NAME=names["ExportsBucket"],
+        EVENT_BUS_NAME=names["EventBus"],
     )
     from payments.config import settings
 

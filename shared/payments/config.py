@@ -57,6 +57,12 @@ class ReconcileSettings(Settings):
     give_up_after_hours: int = Field(72, alias="RECONCILE_GIVE_UP_AFTER_HOURS", ge=1)
 
 
+class PublishSettings(Settings):
+    """The outbox publisher's own (docs/events.md): the service's EventBridge bus."""
+
+    event_bus_name: str = Field("payments", alias="EVENT_BUS_NAME", min_length=1)
+
+
 def _unset_if_empty(value: Any) -> Any:
     return None if value == "" else value
 

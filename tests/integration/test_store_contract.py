@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from payments import outbox
 from payments.ids import new_payment_id
 from payments.models import Dispute, DisputeStatus, HistoryEntry, Payment, PaymentMethod, PaymentStatus, RefundStatus
 from payments.money import Money
-from payments.status import Cause, TransitionRefused, note_dispute, refund_progress
-from payments.store import Dedupe, DisputeWritten, PaymentStore, RefundWritten, Store
+from payments.status import Cause, TransitionRefused, apply, note_dispute, refund_progress
+from payments.store import Dedupe, DisputeWritten, PaymentStore, RefundWritten, Store, Written
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus
 from payments.store.memory import MemoryStore
 
@@ -328,3 +329,52 @@ def test_listing_pages_summaries_and_counts(store: Store, customer: str) -> None
     assert store.count(customer, cap=5) == 5
     assert store.count(customer, cap=100, status=PaymentStatus.CANCELLED) == 3
     assert [p.id for p in store.stream(customer, page_size=2)] == newest_first
+
+
+def test_each_status_change_writes_one_outbox_event_and_a_change_that_does_not_commit_none(
+    store: Store, customer: str
+) -> None:
+    """docs/events.md: the outbox item is written in the transaction of the change, once, with a stable id."""
+    pending = payment(customer)
+    store.add(pending)
+    assert store.outbox_event(outbox.event_id(pending)) is None  # a pending payment publishes nothing
+
+    done = store.transition(customer, pending.id, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS, "gateway:x:1")
+    event = store.outbox_event(outbox.event_id(done.payment))
+    assert event == outbox.of_new(done.payment)  # as the pure rule makes it, from the payment after the change
+    assert event is not None and event.detail_type == "payment.completed"
+    assert event.detail()["payment"] == done.payment.to_api().model_dump(mode="json")
+    # Asked again: nothing changes, nothing more is written (the same id would be refused anyway).
+    same = store.transition(customer, pending.id, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS, "gateway:x:2")
+    assert not same.changed
+    assert store.outbox_event(outbox.event_id(done.payment)) == event
+
+    # A refund entry and a chargeback entry, written completed, publish their own kinds; a duplicate writes none.
+    refund = payment(
+        customer, PaymentStatus.COMPLETED, amount_minor=-300, method=PaymentMethod.REFUND, refund_of=pending.id
+    )
+    once = marker()
+    assert store.record_refund(refund, done.payment, once) is RefundWritten.RECORDED
+    again = refund.model_copy(update={"id": new_payment_id(BASE)})
+    assert store.record_refund(again, done.payment, once) is RefundWritten.DUPLICATE
+    refunded = store.outbox_event(outbox.event_id(refund))
+    assert refunded is not None and refunded.detail_type == "payment.refunded"
+    assert store.outbox_event(outbox.event_id(again)) is None
+    chargeback = payment(
+        customer, PaymentStatus.COMPLETED, amount_minor=-200, method=PaymentMethod.CHARGEBACK, refund_of=pending.id
+    )
+    current = store.require(customer, pending.id, consistent=True)
+    assert store.record_dispute_funds(chargeback, current, marker()) is DisputeWritten.RECORDED
+    charged = store.outbox_event(outbox.event_id(chargeback))
+    assert charged is not None and charged.detail_type == "payment.chargeback"
+
+    # A race lost: the change computed from a stale read is not written, and neither is its event.
+    other = payment(customer)
+    store.add(other)
+    late = apply(other, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS, by="gateway:x:3", now=BASE)
+    store.transition(customer, other.id, PaymentStatus.CANCELLED, Cause.OPERATOR, "operator:o")
+    assert store._write_change(late, None) is Written.LOST  # type: ignore[attr-defined]
+    assert store.outbox_event(outbox.event_id(late.after)) is None
+    stored = store.require(customer, other.id, consistent=True)
+    cancelled = store.outbox_event(outbox.event_id(stored))
+    assert cancelled is not None and cancelled.detail_type == "payment.cancelled"

@@ -12,10 +12,12 @@ import pytest
 
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
+from payments.outbox import OutboxEvent
 from payments.store import Dedupe, keys, to_item, writes
 from payments.store import voucher_items as vouchers
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus, export_item
 from payments.store.items import ITEM_TYPES, ItemType
+from payments.store.outbox_items import outbox_item
 
 DATA_MODEL = Path(__file__).resolve().parents[2] / "docs" / "data-model.md"
 MOMENT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -105,6 +107,9 @@ BUILT = {
     "event dedupe": writes.event_item(
         Dedupe("stripe", "e1"), "pay_1", ISSUED, 1, event_type="t", outcome="recorded"
     ),
+    "outbox event": outbox_item(
+        OutboxEvent("evt_1", "payment.completed", "cust-1", "pay_1", ISSUED, "{}"), 1_900_000_000
+    ),
     "voucher": vouchers.voucher_item("f00d", Money(500, "EUR"), 1_900_000_000, ISSUED, "operator:o"),
     "voucher attempts": vouchers.voucher_attempts("cust-1", 1, 1_900_000_000, 1_900_003_600),
     "export": export_item(
@@ -153,6 +158,8 @@ def test_every_key_builder_makes_its_documented_shape() -> None:
         ("bank reference", "SK"): keys.REFERENCE_SK,
         ("event dedupe", "PK"): keys.event_pk("charge", "ab"),
         ("event dedupe", "SK"): keys.EVENT_SK,
+        ("outbox event", "PK"): keys.outbox_pk("evt_1"),
+        ("outbox event", "SK"): keys.OUTBOX_SK,
         ("voucher", "PK"): keys.voucher_pk("f00d"),
         ("voucher", "SK"): keys.VOUCHER_SK,
         ("voucher attempts", "SK"): keys.VOUCHER_ATTEMPTS_SK,

@@ -11,10 +11,22 @@ from pathlib import Path
 import pytest
 
 from local.template import functions, load_template
-from payments.config import LIBRARY_VARIABLES, ExportSettings, ReconcileSettings, Settings, SettingsError, load
+from payments.config import (
+    LIBRARY_VARIABLES,
+    ExportSettings,
+    PublishSettings,
+    ReconcileSettings,
+    Settings,
+    SettingsError,
+    load,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-READ_BY: dict[str, type[Settings]] = {"ReconcileFunction": ReconcileSettings, "ExportCsvFunction": ExportSettings}
+READ_BY: dict[str, type[Settings]] = {
+    "ReconcileFunction": ReconcileSettings,
+    "ExportCsvFunction": ExportSettings,
+    "PublishEventsFunction": PublishSettings,
+}
 
 
 def names(model: type[Settings]) -> set[str]:

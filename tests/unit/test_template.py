@@ -46,6 +46,7 @@ FUNCTION_FOLDERS = {
     "WebhooksFunction": "webhooks",
     "AdminFunction": "admin",
     "ReconcileFunction": "reconcile",
+    "PublishEventsFunction": "publish_events",
 }
 WRITE_ACTION = re.compile(r"^(Put|Update|Delete|TransactWrite|BatchWrite|Create|PartiQL(Insert|Update|Delete)|Restore)")
 # docs/api.md#configuration: the gateway credentials that live in the Secrets Manager secret in AWS.
@@ -372,3 +373,30 @@ def test_reconciliation_runs_on_a_schedule(template: dict[str, Any]) -> None:
         "rate(15 minutes)"
     ]
     assert Counter(e["Type"] for e in events.values())["HttpApi"] == 0
+
+
+def test_the_outbox_is_published_from_the_tables_stream_in_order_and_never_dropped(template: dict[str, Any]) -> None:
+    """docs/events.md: new outbox items only, in stream order, a failed record delivered again (never skipped
+    unseen: past the retry window its batch goes to the failure queue), PutEvents on the service's bus alone."""
+    table = template["Resources"]["PaymentsTable"]["Properties"]
+    props = _functions(template)["PublishEventsFunction"]
+    [event] = props["Events"].values()
+    source = event["Properties"]
+
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert event["Type"] == "DynamoDB" and source["Stream"] == {"Fn::GetAtt": ["PaymentsTable", "StreamArn"]}
+    assert source["StartingPosition"] == "TRIM_HORIZON" and source["ParallelizationFactor"] == 1
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["MaximumRetryAttempts"] == -1 and 0 < source["MaximumRecordAgeInSeconds"] < 24 * 3600
+    failures = source["DestinationConfig"]["OnFailure"]
+    assert failures["Destination"] == {"Fn::GetAtt": ["PublishEventsFailures", "Arn"]}
+    [pattern] = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
+    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["outbox-event"]}}}}
+    assert props["Environment"]["Variables"]["EVENT_BUS_NAME"] == {"Ref": "EventBus"}
+    assert template["Resources"]["EventBus"]["Type"] == "AWS::Events::EventBus"
+    assert {s["Sid"]: (s["Action"], s["Resource"]) for s in _statements(props)} == {
+        "PublishEvents": ("events:PutEvents", {"Fn::GetAtt": ["EventBus", "Arn"]}),
+        "KeepFailedBatches": ("sqs:SendMessage", {"Fn::GetAtt": ["PublishEventsFailures", "Arn"]}),
+    }
+    writers = {n for n, p in _functions(template).items() if "events:PutEvents" in _actions(p)}
+    assert writers == {"PublishEventsFunction"}

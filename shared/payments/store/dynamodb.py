@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from payments.models import Payment
     from payments.money import Money
+    from payments.outbox import OutboxEvent
     from payments.status import Change
     from payments.store.base import Written
     from payments.store.export_records import ExportRecord, ExportStatus
@@ -81,6 +82,11 @@ class PaymentStore(Reads):
         from payments.store import writes
 
         return writes.record_event(self, marker, payment_id, event_type=event_type)
+
+    def outbox_event(self, event_id: str) -> OutboxEvent | None:
+        from payments.store import outbox_items
+
+        return outbox_items.outbox_event(self, event_id)
 
     # ---- the gateway object of a payment (gateway_items) -------------------------------------------
 

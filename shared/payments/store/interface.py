@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
+from payments.outbox import OutboxEvent
 from payments.status import Cause, Change
 from payments.store.export_records import ExportRecord, ExportStatus
 from payments.store.records import Dedupe, DisputeWritten, RefundWritten, TransitionOutcome, Voucher
@@ -190,6 +191,12 @@ class Store(Protocol):
 
     def event_payment_id(self, marker: Dedupe) -> str | None:
         """The payment an event marker names; None if it is not recorded or names none."""
+        ...
+
+    # ---- the outbox (docs/events.md): written by the writes above, read by the stream's publisher ------
+
+    def outbox_event(self, event_id: str) -> OutboxEvent | None:
+        """The outbound event a change wrote, by its id (a consistent read); None if none was written."""
         ...
 
     # ---- the gateway object of a payment: claimed, then recorded once ------------------------------

@@ -80,6 +80,12 @@ ITEM_TYPES: tuple[ItemType, ...] = (
         ("type", "payment_id", "recorded_at", "expires_at", "event_type", "outcome", "withdrawn", "reinstated"),
     ),
     ItemType(
+        "outbox event",
+        "OUTBOX#<event id>",
+        "OUTBOX",
+        ("type", "event_id", "detail_type", "customer_id", "subject_id", "occurred_at", "detail", "expires_at"),
+    ),
+    ItemType(
         "voucher",
         "VOUCHER#<sha256 of code>",
         "VOUCHER",

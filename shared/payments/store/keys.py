@@ -68,3 +68,11 @@ VOUCHER_ATTEMPTS_SK = "VOUCHER_FAILURES"
 
 def export_sk(export_id: str) -> str:
     return f"EXPORT#{export_id}"
+
+
+def outbox_pk(event_id: str) -> str:
+    """An outbound event waiting for the stream's publisher (docs/events.md)."""
+    return f"OUTBOX#{event_id}"
+
+
+OUTBOX_SK = "OUTBOX"

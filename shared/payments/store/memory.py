@@ -16,10 +16,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from payments import outbox
 from payments.ids import PREFIX as PAYMENT_ID_PREFIX
 from payments.ids import id_bound
 from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
+from payments.outbox import OutboxEvent
 from payments.status import Change, counts_in_balance, refundable
 from payments.store.base import StoreBase, Written
 from payments.store.codec import search_text, watch_of
@@ -61,6 +63,7 @@ class Tables:
     vouchers: dict[str, _VoucherItem] = field(default_factory=dict)
     voucher_attempts: dict[str, _Attempts] = field(default_factory=dict)
     exports: dict[tuple[str, str], ExportRecord] = field(default_factory=dict)
+    outbox: dict[str, OutboxEvent] = field(default_factory=dict)  # by event id, in the order written
 
 
 def _between(payment: Payment, created_from: datetime | None, created_to: datetime | None) -> bool:
@@ -195,10 +198,23 @@ class MemoryStore(StoreBase):
             self.tables.events[(dedupe.source, dedupe.key)] = {"payment_id": payment_id, **more}
 
     def _put(self, payment: Payment) -> None:
-        """Put a new payment, moving the balance if it is completed (the caller checked it is new)."""
+        """Put a new payment, moving the balance if it is completed, with its outbound event if it is settled (the
+        caller checked it is new)."""
         self.tables.payments[(payment.customer_id, payment.id)] = payment
         if payment.status is PaymentStatus.COMPLETED:
             self._credit(payment.customer_id, payment.money)
+        self._outbox(outbox.of_new(payment))
+
+    def _outbox(self, event: OutboxEvent | None) -> None:
+        """The outbox item: put once per event id (as `PaymentStore`'s conditional put)."""
+        if event is not None:
+            if event.event_id in self.tables.outbox:
+                raise ConditionFailed(f"outbox event {event.event_id} exists")
+            self.tables.outbox[event.event_id] = event
+
+    def outbox_event(self, event_id: str) -> OutboxEvent | None:
+        with self._lock:
+            return self.tables.outbox.get(event_id)
 
     def _pointer_free(self, provider: str, gateway_ref: str, payment: Payment) -> bool:
         """A gateway pointer may be put if it is new or already names this payment: it never moves."""
@@ -323,6 +339,7 @@ class MemoryStore(StoreBase):
                 if original is not None:
                     released = original.refunded_minor - change.released_minor
                     self.tables.payments[original_key] = original.model_copy(update={"refunded_minor": released})
+                self._outbox(outbox.of_change(change))
             self._record(dedupe, change.before.id)
         return Written.WRITTEN
 

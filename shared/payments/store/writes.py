@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from payments import outbox
 from payments.models import Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
 from payments.status import Change
@@ -26,6 +27,7 @@ from payments.store.keys import (
     payment_sk,
     reference_pk,
 )
+from payments.store.outbox_items import outbox_put
 from payments.store.reads import Reads
 from payments.store.records import Dedupe, DisputeWritten, RefundWritten
 from payments.store.table import Table, cancellation_codes, key
@@ -94,10 +96,14 @@ def add(store: Table, payment: Payment, *, dedupe: Dedupe | None = None) -> bool
 
 def new_payment(store: Table, payment: Payment, *, dedupe: Dedupe | None = None, extra: Sequence[Item] = ()) -> None:
     """The transaction of a new payment: its Put, `extra` (parts that must succeed with it), the balance if
-    it is completed, and `dedupe` last (so a cancellation's last reason tells a duplicate)."""
+    it is completed, its outbound event if it is settled (the outbox: docs/events.md), and `dedupe` last (so a
+    cancellation's last reason tells a duplicate)."""
     parts: list[Item] = [store.put_new(to_item(payment)), *extra]
     if payment.status is PaymentStatus.COMPLETED:
         parts.append(balance_update(store, payment.customer_id, payment.money))
+    event = outbox.of_new(payment)
+    if event is not None:
+        parts.append(outbox_put(store, event))
     if dedupe:
         parts.append(store.put_new(marker_item(dedupe, payment.id)))
     store.transact(parts)
@@ -205,7 +211,7 @@ def record_dispute_funds(store: Table, entry: Payment, original: Payment, marker
         _dispute_marker_update(store, marker, original, this, other, entry.id, moved),
     ]
     try:
-        new_payment(store, entry, extra=parts)  # [entry, claim, marker, balance]
+        new_payment(store, entry, extra=parts)  # [entry, claim, marker, balance, outbox event]
     except store.client.exceptions.TransactionCanceledException as exc:
         reasons = cancellation_codes(exc)
         if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
@@ -271,8 +277,8 @@ def _marker(store: Table, marker: Dedupe) -> Item:
 
 def write_change(store: Table, change: Change, dedupe: Dedupe | None) -> Written:
     """One TransactWriteItems: the payment Update from `change.before` to `change.after` (conditioned on the
-    status it was computed from), the balance ADD of its delta, the dedupe Put. A dedupe marker alone is one
-    PutItem."""
+    status it was computed from), the balance ADD of its delta, the outbound event of a status change (the
+    outbox), the dedupe Put. A dedupe marker alone is one PutItem (nothing changed: no event)."""
     parts: list[Item] = []
     if change.changed:
         parts.append(change_update(store, change))
@@ -280,6 +286,9 @@ def write_change(store: Table, change: Change, dedupe: Dedupe | None) -> Written
             parts.append(balance_update(store, change.before.customer_id, change.balance_delta))
         if change.released_minor and change.before.refund_of:
             parts.append(release_refund(store, change))
+        event = outbox.of_change(change)
+        if event is not None:
+            parts.append(outbox_put(store, event))
     if dedupe:
         parts.append(store.put_new(marker_item(dedupe, change.before.id)))
     try:

@@ -1,0 +1,93 @@
+"""What the service publishes (docs/events.md): one outbound event per status change, decided here, written by the
+store in the transaction of the change (the outbox), put on the EventBridge bus by `payments.events`.
+
+Pure: no I/O. An event is a function of the payment after the change, so a transaction sent again, or the same
+change computed again from the same read, makes the same event with the same `event_id`, and the store's
+conditional put keeps it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, NamedTuple
+
+from payments.models import Payment, PaymentMethod, PaymentStatus, iso_z
+from payments.status import Change
+
+SOURCE = "payments"  # the EventBridge `source` of every event
+
+COMPLETED = "payment.completed"
+CANCELLED = "payment.cancelled"
+REFUNDED = "payment.refunded"
+CHARGEBACK = "payment.chargeback"
+BALANCE_LOW = "balance.low"  # reserved: a balance crossing (a later item) is an event of its own kind
+DETAIL_TYPES = (COMPLETED, CANCELLED, REFUNDED, CHARGEBACK)
+
+
+class OutboxEvent(NamedTuple):
+    """One event as the outbox item holds it and the bus carries it."""
+
+    event_id: str  # stable: the same change always makes the same id (consumers dedupe on it)
+    detail_type: str  # one of DETAIL_TYPES (later also `balance.low`)
+    customer_id: str
+    subject_id: str  # what it is about: the payment id (a balance event would name its currency)
+    occurred_at: str  # ISO 8601 UTC, when the change happened (its history entry)
+    body: str  # the JSON of what it carries: the Payment's API form
+
+    def detail(self) -> dict[str, Any]:
+        """The event's `detail` on the bus (API.md §7): its id, customer, time, and the Payment."""
+        return {
+            "event_id": self.event_id,
+            "customer_id": self.customer_id,
+            "occurred_at": self.occurred_at,
+            "payment": json.loads(self.body),
+        }
+
+
+def detail_type(payment: Payment) -> str | None:
+    """What a payment in its status publishes; None while pending (nothing to tell yet).
+
+    A refund entry counted publishes `payment.refunded`, a chargeback entry `payment.chargeback`; anything else
+    completed (a chargeback reversal too: money back in the balance) `payment.completed`; anything cancelled
+    (a refund entry whose refund failed too) `payment.cancelled`."""
+    if payment.status is PaymentStatus.CANCELLED:
+        return CANCELLED
+    if payment.status is not PaymentStatus.COMPLETED:
+        return None
+    if payment.method is PaymentMethod.REFUND:
+        return REFUNDED
+    if payment.method is PaymentMethod.CHARGEBACK:
+        return CHARGEBACK
+    return COMPLETED
+
+
+def event_id(payment: Payment) -> str:
+    """`evt_` and a hash of the payment id, its status and the length of its history: each status change adds one
+    history entry, so two changes never share an id, and the same change always has the same one."""
+    seed = f"{payment.id}:{payment.status.value}:{len(payment.history)}"
+    return "evt_" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+def event_of(payment: Payment) -> OutboxEvent | None:
+    """The event of `payment` having just reached its status, or None if that publishes nothing."""
+    kind = detail_type(payment)
+    if kind is None:
+        return None
+    moment = payment.history[-1].at if payment.history else (payment.completed_at or payment.created_at)
+    body = json.dumps(payment.to_api().model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+    return OutboxEvent(event_id(payment), kind, payment.customer_id, payment.id, iso_z(moment), body)
+
+
+def of_new(payment: Payment) -> OutboxEvent | None:
+    """The event of a payment written new: completed or cancelled from the start (a voucher, a purchase, a refund
+    or chargeback entry); none for a pending one."""
+    return event_of(payment)
+
+
+def of_change(change: Change) -> OutboxEvent | None:
+    """The event of a change: only one that changes the status publishes (a hold, a dispute note, a refund's
+    progress at its gateway or a partial top-up do not)."""
+    if not change.changed or change.before.status is change.after.status:
+        return None
+    return event_of(change.after)
