@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 import threading
 import uuid
@@ -44,15 +45,66 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+_CLIENTS: dict[tuple[str, str | None], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def aws_client(service: str) -> Any:
+    """A boto3 client for `service` at the current endpoint (AWS_ENDPOINT_URL), made once and then shared: making
+    one costs ~15 ms, more than most requests to the embedded AWS, and tests read stored state thousands of times.
+    boto3 clients are thread-safe; only their creation is not, hence the lock."""
+    import boto3
+
+    key = (service, os.environ.get("AWS_ENDPOINT_URL"))
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = boto3.client(service)
+        return _CLIENTS[key]
+
+
+# The embedded AWS of local/embedded_aws.py (moto, with its patches), served by a process of its own until its
+# standard input closes: when the session ends, or if it dies.
+_EMBEDDED_AWS = """
+import logging, os, sys
+from local import embedded_aws
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+embedded_aws.start(int(sys.argv[1]))
+print("ready", flush=True)
+sys.stdin.read()
+os._exit(0)
+"""
+
+
+def start_embedded_aws(port: int, log_path: Path) -> subprocess.Popen[str]:
+    """moto in a process of its own, not a thread of the test session's: the session's coverage tracer slows down
+    every Python line it runs (about half the handler tests' time went to moto under `--cov`; moto is no code of
+    ours to measure), and on two cores it runs beside the tests. Same server, same patches, same HTTP."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("COVERAGE_")}
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _EMBEDDED_AWS, str(port)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        process.kill()
+        raise RuntimeError(f"the embedded AWS did not start:\n{log_path.read_text(errors='replace')}")
+    return process
+
+
 @pytest.fixture(scope="session")
-def aws() -> Iterator[dict[str, str]]:
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The embedded AWS for in-process tests: endpoint and the physical resource names."""
-    from local import embedded_aws
     from local.resources import create_resources
     from local.template import load_template
 
     port = free_port()
-    server = embedded_aws.start(port)
+    server = start_embedded_aws(port, tmp_path_factory.mktemp("embedded-aws") / "output.log")
     endpoint = f"http://127.0.0.1:{port}"
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     names = create_resources(load_template(), region="us-east-1").refs
@@ -66,7 +118,13 @@ def aws() -> Iterator[dict[str, str]]:
 
     settings.cache_clear()
     yield {"endpoint": endpoint, **names}
-    server.stop()
+    assert server.stdin is not None
+    server.stdin.close()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 @pytest.fixture

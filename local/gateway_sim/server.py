@@ -253,6 +253,8 @@ class _SimServer(ThreadingHTTPServer):
 
 class _HttpHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as adapters' sessions expect
+    # Headers and body are two writes: with Nagle's algorithm the body waited ~40 ms for the delayed ACK.
+    disable_nagle_algorithm = True
     server: _SimServer
 
     def do_GET(self) -> None:

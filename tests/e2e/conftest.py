@@ -1,7 +1,8 @@
 """The real local stack (`python -m local.dev`) as a subprocess on free ports, for HTTP tests against it.
 
 Fixtures: `stack` (session; SEED_DEMO=0, GATEWAY_SIM=on, a test-only JWT secret), `launch_stack(**env)` for a
-further stack that lives for one test, and `run_dev(**env)` for a stack expected to stop by itself. A stack's
+further stack that lives for one test, `run_dev(**env)` for a stack expected to stop by itself, and `browser`
+(session: one headless Chromium for the page's tests, each of which opens a context of its own). A stack's
 console output is attached to every failing test that used it. Each stack keeps its state (LOCAL_STATE_DIR)
 in its own temporary folder unless the test passes one, so no test ever reads or writes a developer's.
 """
@@ -162,6 +163,32 @@ def start_stack(**env: str) -> Stack:
             pytest.fail(f"the local stack did not start (exit {process.returncode}):\n{stack.output()}")
         time.sleep(0.2)
     return stack
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's chromium through Playwright (`executable_path`; Playwright downloads no browser), launched once
+    for test_web_page.py and test_web_views.py: every test works in a browser context of its own."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture(scope="session")

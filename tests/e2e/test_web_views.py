@@ -26,7 +26,6 @@ from tests.e2e.test_web_page import (
     api,
     assert_fits,
     bank_transfer,
-    browser,  # noqa: F401 - the module's Chromium, a fixture
     charge,
     detail,
     detail_field,
@@ -127,7 +126,7 @@ VIEWERS = [
 
 
 @pytest.fixture(scope="module", params=VIEWERS)
-def signed_in(request: pytest.FixtureRequest, browser: Browser, stack: Any, account: Account) -> Iterator[Viewer]:  # noqa: F811
+def signed_in(request: pytest.FixtureRequest, browser: Browser, stack: Any, account: Account) -> Iterator[Viewer]:
     """A page signed in to the shared account, kept for every read-only test of this group and width."""
     group, width = request.param
     with open_page(browser, width, timezone_id=ZONE) as page:
@@ -391,7 +390,7 @@ def test_search_and_the_totals_follow_the_filters(viewer: Viewer, stack: Any, ac
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_signing_out_clears_everything_the_previous_user_saw_or_typed(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     stack: Any,
     width: int,
 ) -> None:
@@ -454,7 +453,7 @@ def test_signing_out_clears_everything_the_previous_user_saw_or_typed(
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_an_operator_sees_a_notice_and_no_customer_forms(browser: Browser, stack: Any, width: int) -> None:  # noqa: F811
+def test_an_operator_sees_a_notice_and_no_customer_forms(browser: Browser, stack: Any, width: int) -> None:
     with open_page(browser, width) as page:
         customer_routes: list[Request] = []
         page.on("request", lambda r: customer_routes.append(r) if re.search(r"/(payments|balance)\b", r.url) else None)
@@ -501,7 +500,7 @@ def assert_not_covered(page: Page, selector: str) -> None:
 
 @pytest.mark.parametrize("width", [360, PHONE])
 def test_phones_scroll_only_downwards_and_the_top_bar_covers_nothing(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     stack: Any,
     width: int,
 ) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-import boto3
 import pytest
 
 from payments.store import PaymentStore
+from tests.conftest import aws_client
 
 
 @pytest.fixture
@@ -20,5 +20,5 @@ def own_store(aws) -> PaymentStore:
     template = load_template()
     props = Resolver(template, region="us-east-1").resolve(template["Resources"]["PaymentsTable"]["Properties"])
     name = f"reconcile-{uuid.uuid4().hex[:8]}"
-    _create_table(boto3.client("dynamodb"), name, props)
+    _create_table(aws_client("dynamodb"), name, props)
     return PaymentStore(table_name=name)

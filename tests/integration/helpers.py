@@ -7,12 +7,10 @@ import json
 import uuid
 from typing import Any
 
-import boto3
-
 from payments.config import settings
 from payments.models import Payment
 from payments.store import PaymentStore
-from tests.conftest import claims_for, http_event, invoke, load_function
+from tests.conftest import aws_client, claims_for, http_event, invoke, load_function
 from tests.integration.webhook_events import Delivery
 
 
@@ -61,7 +59,7 @@ def with_gateway_object(payment: Payment, provider: str, ref: str, store: Paymen
 
 def stored_items(customer: str) -> list[dict[str, Any]]:
     """Every item in the customer's partition (payments, balance, pointers), raw."""
-    client = boto3.client("dynamodb")
+    client = aws_client("dynamodb")
     answer = client.query(
         TableName=settings().payments_table,
         KeyConditionExpression="PK = :pk",

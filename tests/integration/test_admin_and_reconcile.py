@@ -6,7 +6,6 @@ import os
 import uuid
 from datetime import timedelta
 
-import boto3
 import pytest
 
 from payments import checkout, settlement
@@ -16,7 +15,7 @@ from payments.identity import caller_from_event
 from payments.models import Payment, PaymentStatus, utcnow
 from payments.money import Money
 from payments.store import PaymentStore
-from tests.conftest import FakeContext, claims_for, http_event, load_function
+from tests.conftest import FakeContext, aws_client, claims_for, http_event, load_function
 from tests.integration.helpers import balances, post, stored_payments
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -119,7 +118,7 @@ def test_vouchers_have_100_random_bits_and_are_stored_only_as_hashes() -> None:
 
     from payments.config import settings
 
-    items = boto3.client("dynamodb").scan(TableName=settings().payments_table)["Items"]  # a test may Scan
+    items = aws_client("dynamodb").scan(TableName=settings().payments_table)["Items"]  # a test may Scan
     assert not any(code.replace("-", "") in str(items) for code in codes)
 
 

@@ -14,7 +14,6 @@ import json
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 
 from payments import registry
@@ -25,6 +24,7 @@ from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus,
 from payments.money import Money
 from payments.status import Cause
 from payments.store import PaymentStore
+from tests.conftest import aws_client
 from tests.integration import webhook_events as events
 from tests.integration.helpers import balances, deliver, stored_items, with_gateway_object
 
@@ -112,7 +112,7 @@ def target_of(case: str, provider: str) -> Payment:
 
 
 def raw_item(payment: Payment) -> dict[str, Any]:
-    return boto3.client("dynamodb").get_item(
+    return aws_client("dynamodb").get_item(
         TableName=settings().payments_table,
         Key={"PK": {"S": f"CUST#{payment.customer_id}"}, "SK": {"S": f"PAY#{payment.id}"}},
         ConsistentRead=True,

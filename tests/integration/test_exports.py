@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
 import requests
 
@@ -24,7 +23,7 @@ from payments.exports import S3ObjectWriter
 from payments.ids import new_payment_id
 from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.store import PaymentStore
-from tests.conftest import FakeContext, claims_for, http_event, invoke, load_function
+from tests.conftest import FakeContext, aws_client, claims_for, http_event, invoke, load_function
 
 pytestmark = pytest.mark.usefixtures("aws")
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
@@ -162,7 +161,7 @@ def as_row(item: dict[str, Any]) -> list[str]:
 
 
 def export_record(customer: str, export_id: str) -> dict[str, Any]:
-    item = boto3.client("dynamodb").get_item(
+    item = aws_client("dynamodb").get_item(
         TableName=settings().payments_table,
         Key={"PK": {"S": f"CUST#{customer}"}, "SK": {"S": f"EXPORT#{export_id}"}},
         ConsistentRead=True,
@@ -251,7 +250,7 @@ def test_the_object_is_an_encrypted_csv_under_the_customers_prefix(handler, cust
     assert key == f"exports/{customer}/{first['export_id']}.csv"
     assert record["status"]["S"] == "done"
     assert int(record["expires_at"]["N"]) > time.time() + 6 * 86400  # TTL: as long as the bucket keeps it
-    head = boto3.client("s3").head_object(Bucket=settings().exports_bucket, Key=key)
+    head = aws_client("s3").head_object(Bucket=settings().exports_bucket, Key=key)
     assert head["ContentType"] == "text/csv; charset=utf-8"
     assert head["ServerSideEncryption"] == "AES256"
     today = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -325,7 +324,7 @@ def test_an_upload_failing_midway_leaves_no_object_and_no_open_upload(handler, c
     assert "could not be written" in body["message"]
     prefix = f"exports/{customer}/"
     assert [u["Key"] for u in failing.open_uploads_at_failure if u["Key"].startswith(prefix)]  # it was multipart
-    s3 = boto3.client("s3")
+    s3 = aws_client("s3")
     uploads = s3.list_multipart_uploads(Bucket=settings().exports_bucket, Prefix=prefix).get("Uploads", [])
     assert uploads == []
     assert s3.list_objects_v2(Bucket=settings().exports_bucket, Prefix=prefix)["KeyCount"] == 0
@@ -337,7 +336,7 @@ def test_an_upload_failing_midway_leaves_no_object_and_no_open_upload(handler, c
 
 
 def _export_items(customer: str) -> list[dict[str, Any]]:
-    return boto3.client("dynamodb").query(
+    return aws_client("dynamodb").query(
         TableName=settings().payments_table,
         KeyConditionExpression="PK = :pk AND begins_with(SK, :export)",
         ExpressionAttributeValues={":pk": {"S": f"CUST#{customer}"}, ":export": {"S": "EXPORT#"}},

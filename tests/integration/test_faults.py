@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
@@ -30,7 +29,7 @@ from payments.identity import caller_from_event
 from payments.models import PaymentStatus, utcnow
 from payments.status import Cause
 from payments.store import PaymentStore
-from tests.conftest import FakeContext, claims_for, http_event, invoke, load_function
+from tests.conftest import FakeContext, aws_client, claims_for, http_event, invoke, load_function
 from tests.integration.helpers import balances, post, settle_at_sim, stored_payments
 
 pytestmark = pytest.mark.usefixtures("aws", "gateway_sim")
@@ -51,7 +50,7 @@ def throttled(operation: str, code: str = "ProvisionedThroughputExceededExceptio
 
 def cancelled(operation: str, *reasons: str) -> ClientError:
     """A TransactWriteItems cancelled for `reasons` (one per item: ConditionalCheckFailed, ThrottlingError, None)."""
-    error = boto3.client("dynamodb").exceptions.TransactionCanceledException
+    error = aws_client("dynamodb").exceptions.TransactionCanceledException
     return error(
         {
             "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
@@ -212,7 +211,7 @@ def _expire_in_progress_record(customer: str, key: str) -> None:
     its claim on creating the payment's gateway object."""
     for item in stored_payments(customer):
         if "gw_claim_until" in item:
-            boto3.client("dynamodb").update_item(
+            aws_client("dynamodb").update_item(
                 TableName=settings().payments_table,
                 Key={"PK": item["PK"], "SK": item["SK"]},
                 UpdateExpression="SET gw_claim_until = :past",
@@ -220,7 +219,7 @@ def _expire_in_progress_record(customer: str, key: str) -> None:
             )
     persistence = load_function("make_payment").idempotency.persistence
     record_id = persistence._get_hashed_idempotency_key({"customer_id": customer, "key": key})
-    boto3.client("dynamodb").update_item(
+    aws_client("dynamodb").update_item(
         TableName=settings().idempotency_table,
         Key={"id": {"S": record_id}},
         UpdateExpression="SET in_progress_expiration = :past",

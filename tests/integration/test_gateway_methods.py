@@ -9,10 +9,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
 
 from payments.config import settings
+from tests.conftest import aws_client
 from tests.integration.helpers import balances, post, stored_payments
 
 pytestmark = pytest.mark.usefixtures("aws", "gateway_sim")
@@ -115,7 +115,7 @@ def test_card_number_and_cvc_are_never_stored_or_logged(customer: str, capfd, ca
             "card": {**CARD, "number": number[:-1] + "1", "cvc": cvc},
         },
     )  # fails Luhn: 422
-    client = boto3.client("dynamodb")
+    client = aws_client("dynamodb")
     dump = ""
     for table in (settings().payments_table, settings().idempotency_table):
         for page in client.get_paginator("scan").paginate(TableName=table):  # a test may Scan

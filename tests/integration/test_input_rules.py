@@ -14,14 +14,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import pytest
 
 from local.template import functions, load_template, routes
 from payments.config import settings
 from payments.listing import OPENAPI_FILE
 from payments.store import PaymentStore
-from tests.conftest import claims_for, http_event, invoke, load_function
+from tests.conftest import aws_client, claims_for, http_event, invoke, load_function
 from tests.integration import webhook_events as events
 from tests.integration.helpers import post, stored_items, stored_payments
 
@@ -195,12 +194,12 @@ def send(
 
 
 def export_objects(customer: str) -> list[str]:
-    answer = boto3.client("s3").list_objects_v2(Bucket=settings().exports_bucket, Prefix=f"exports/{customer}/")
+    answer = aws_client("s3").list_objects_v2(Bucket=settings().exports_bucket, Prefix=f"exports/{customer}/")
     return [o["Key"] for o in answer.get("Contents", [])]
 
 
 def issued_vouchers(customer: str) -> list[dict[str, Any]]:
-    return boto3.client("dynamodb").scan(  # a test may Scan
+    return aws_client("dynamodb").scan(  # a test may Scan
         TableName=settings().payments_table,
         FilterExpression="issued_by = :by",
         ExpressionAttributeValues={":by": {"S": f"operator:{operator_sub(customer)}"}},

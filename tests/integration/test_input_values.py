@@ -10,13 +10,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 
 from payments.config import settings
 from payments.ids import new_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
 from payments.store import PaymentStore
+from tests.conftest import aws_client
 from tests.integration.helpers import stored_payments
 from tests.integration.test_input_rules import Call, assert_error, refused, send, valid_call
 
@@ -212,7 +212,7 @@ def test_voucher_expiry_outside_years_1_to_9999_is_422(customer: str, text: str)
 
 
 def _export_items(customer: str) -> list[dict[str, Any]]:
-    return boto3.client("dynamodb").query(
+    return aws_client("dynamodb").query(
         TableName=settings().payments_table,
         KeyConditionExpression="PK = :pk AND begins_with(SK, :export)",
         ExpressionAttributeValues={":pk": {"S": f"CUST#{customer}"}, ":export": {"S": "EXPORT#"}},
@@ -241,7 +241,7 @@ def test_an_export_record_that_cannot_be_read_is_answered_as_failed(customer: st
     status, made = send(export)
     assert status == 201, made
     [item] = _export_items(customer)
-    boto3.client("dynamodb").put_item(TableName=settings().payments_table, Item={**item, **damage})
+    aws_client("dynamodb").put_item(TableName=settings().payments_table, Item={**item, **damage})
     status, body = send(_get_export(customer, made["export_id"]))
     assert status == 200, body
     assert body == {
@@ -257,7 +257,7 @@ def test_an_export_record_that_cannot_be_read_is_answered_as_failed(customer: st
 
 def test_an_export_record_missing_its_keys_is_answered_as_failed(customer: str) -> None:
     export_id = "broken-record"
-    boto3.client("dynamodb").put_item(
+    aws_client("dynamodb").put_item(
         TableName=settings().payments_table,
         Item={"PK": {"S": f"CUST#{customer}"}, "SK": {"S": f"EXPORT#{export_id}"}, "type": {"S": "export"}},
     )

@@ -35,7 +35,7 @@ from payments.config import settings
 from payments.models import PaymentStatus
 from payments.status import Cause
 from payments.store import PaymentStore
-from tests.conftest import claims_for, http_event, invoke, load_function
+from tests.conftest import aws_client, claims_for, http_event, invoke, load_function
 from tests.integration import webhook_events as events
 from tests.integration.helpers import balances, post, stored_items, stored_payments
 
@@ -443,9 +443,7 @@ def unkeyed_digests(secret: bytes) -> set[str]:
 
 
 def every_item_of_every_table() -> str:
-    import boto3
-
-    client = boto3.client("dynamodb")
+    client = aws_client("dynamodb")
     text = []
     for table in client.list_tables()["TableNames"]:
         for page in client.get_paginator("scan").paginate(TableName=table):  # a test may Scan; the service never does
