@@ -136,12 +136,40 @@ def customer() -> str:
 _LOADING = threading.Lock()
 
 
+class _ContextPerThread:
+    """A resolver's `context` (Powertools keeps the route being resolved and its arguments there, and clears it when
+    `resolve()` ends), one per thread and resolver."""
+
+    def __init__(self) -> None:
+        self._values = threading.local()
+
+    def _mine(self) -> dict[int, dict[str, Any]]:
+        if not hasattr(self._values, "by_resolver"):
+            self._values.by_resolver = {}
+        return self._values.by_resolver  # type: ignore[no-any-return]
+
+    def __get__(self, resolver: object, owner: type | None = None) -> Any:
+        if resolver is None:
+            return self
+        return self._mine().setdefault(id(resolver), {})
+
+    def __set__(self, resolver: object, value: dict[str, Any]) -> None:
+        self._mine()[id(resolver)] = value
+
+
 def _one_event_per_thread() -> None:
     """In-process tests call handlers from several threads at once, as the local stack does; Powertools keeps
-    the current event per process (Lambda's one request at a time), so keep it per thread here too."""
+    the current event per process (Lambda's one request at a time), so keep it per thread here too. Unlike the
+    local stack, which gives each concurrent request a warm instance of its own, these threads share one module
+    and so one resolver: its `context` is per thread too, or one request's end clears the route another request
+    is validating (KeyError: '_route')."""
+    from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+
     from local.apigw import isolate_powertools_requests
 
     isolate_powertools_requests()
+    if not isinstance(ApiGatewayResolver.__dict__.get("context"), _ContextPerThread):
+        ApiGatewayResolver.context = _ContextPerThread()  # type: ignore[assignment]
 
 
 _one_event_per_thread()
