@@ -309,7 +309,8 @@ def isolate_powertools_requests() -> None:
     a process one request at a time. Here all functions serve concurrent requests on threads of one process,
     so a handler could read another request's event, its caller's claims included.
     """
-    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+    with _import_lock:  # a function may be cold-starting on another thread (the stream poller's publisher)
+        from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
     if isinstance(BaseRouter.__dict__.get("current_event"), _PerThread):
         return

@@ -424,7 +424,7 @@ def main() -> int:
 def _run(
     ports: dict[str, int], sim_on: bool, state_settings: tuple[Path | None, str], stops: list[Callable[[], None]]
 ) -> int:
-    from local.apigw import LocalApi, make_server
+    from local.apigw import LocalApi, isolate_powertools_requests, make_server
     from local.resources import BUCKET, SECRET, TABLE, create_resources, physical_name
 
     aws_url = f"http://127.0.0.1:{ports['AWS_PORT']}"
@@ -453,6 +453,8 @@ def _run(
         sim = start_gateway_sim(ports["GATEWAY_SIM_PORT"], api_url) if sim_on else None
     if sim is not None:
         stops.append(sim.shutdown)
+    # Before the stream poller's thread cold-starts the publisher: the API's Powertools patch is in place first.
+    isolate_powertools_requests()
     poller, capture = start_outbox(template, specs, created.refs["PaymentsTable"], created.refs["EventBus"])
     stops.append(poller.stop)
     seeded = os.environ.get("SEED_DEMO", "1").strip().lower() in ("1", "true", "yes", "on")
