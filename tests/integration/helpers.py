@@ -116,7 +116,9 @@ def settle_at_sim(sim: Any, provider: str, ref: str, outcome: str = "success") -
     result = sim.settle(provider, ref, outcome)
     if result["event"] is None:
         return 0, None
-    record = next(r for r in sim.deliveries()[seen:] if r["provider"] == provider)
+    # Its own delivery: webhooks the simulator sends a moment after an earlier call may have come in between.
+    ours = [r for r in sim.deliveries()[seen:] if r["provider"] == provider]
+    record = next((r for r in ours if r.get("event") == result["event"]), ours[0])
     return deliver(provider, Delivery(record["body"].encode(), dict(record["headers"])))
 
 
