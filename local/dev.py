@@ -371,7 +371,7 @@ def web_routes(sim_url: str | None, capture: Any = None) -> dict[tuple[str, str]
         return HttpResponse(status, [("content-type", "application/json")], payload)
 
     def local_outbox(request: HttpRequest) -> HttpResponse:
-        """API.md §7: everything sent so far (what reached the local bus), local stack only, no auth."""
+        """Everything sent so far (what reached the local bus), local stack only, no auth (docs/events.md#locally)."""
         if capture is None:
             return HttpResponse.of_json(404, {"message": "the outbox publisher is not running"})
         return HttpResponse.of_json(200, capture.outbox())

@@ -217,7 +217,7 @@ class BusCapture:
             return list(self._seen)
 
     def outbox(self) -> dict[str, Any]:
-        """`GET /_local/outbox`'s answer (API.md §7): emails (none sent by this service yet) and events."""
+        """`GET /_local/outbox`'s answer (docs/events.md#locally): emails (none sent by this service yet) and events."""
         return {
             "emails": [],
             "events": [{"detail-type": e.get("detail-type"), "detail": e.get("detail")} for e in self.read()],

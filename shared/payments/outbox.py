@@ -36,7 +36,7 @@ class OutboxEvent(NamedTuple):
     body: str  # the JSON of what it carries: the Payment's API form
 
     def detail(self) -> dict[str, Any]:
-        """The event's `detail` on the bus (API.md §7): its id, customer, time, and the Payment."""
+        """The event's `detail` on the bus (docs/events.md#the-event): its id, customer, time, and the Payment."""
         return {
             "event_id": self.event_id,
             "customer_id": self.customer_id,
