@@ -48,6 +48,18 @@ class Settings(BaseModel):
     portal_return_url: str = Field("http://127.0.0.1:3000/", alias="PORTAL_RETURN_URL")
     # A gateway option (registry `options`), checked here at cold start; its adapter's settings read it.
     nowpayments_partially_paid: Literal["credit", "hold"] = Field("credit", alias="NOWPAYMENTS_PARTIALLY_PAID")
+    # The account settings' deployment-wide defaults (docs/account-settings.md), checked by `payments.account`.
+    account_currency: str = Field("", alias="ACCOUNT_CURRENCY")
+    allowed_currencies: str = Field("", alias="ALLOWED_CURRENCIES")  # comma-separated; empty: any
+    min_payment: str = Field("", alias="MIN_PAYMENT")
+    max_payment: str = Field("", alias="MAX_PAYMENT")
+    max_balance: str = Field("", alias="MAX_BALANCE")
+    disabled_methods: str = Field("", alias="DISABLED_METHODS")  # comma-separated
+    method_surcharges: str = Field("", alias="METHOD_SURCHARGES")  # JSON
+    email_receipts: bool = Field(False, alias="EMAIL_RECEIPTS")
+    credit_limit: str = Field("", alias="CREDIT_LIMIT")
+    provider_name: str = Field("", alias="PROVIDER_NAME")
+    provider_address: str = Field("", alias="PROVIDER_ADDRESS")  # "\\n" separates lines
 
 
 class ReconcileSettings(Settings):

@@ -119,11 +119,22 @@ class Payment(BaseModel):
     refund_ids: frozenset[str] = frozenset()  # on a paid payment: its refunds and chargebacks
     dispute: Dispute | None = None  # on a paid payment its payer disputed
     requested_minor: int | None = None  # set when the amount credited differs from the amount asked for
+    # Surcharge (docs/account-settings.md): the gateway is charged amount + surcharge; only `amount` is credited.
+    surcharge_minor: int = 0
+    gateway_fee_minor: int | None = None  # what the gateway kept, where it reports it (for reference only)
+    payer_email: str | None = None  # the token's e-mail when the payment was made: where its receipt goes
+    # The completed balance in `currency` right after this payment moved it (set from the balance item's stream).
+    balance_after_minor: int | None = None
     history: tuple[HistoryEntry, ...] = ()
 
     @property
     def money(self) -> Money:
         return Money(self.amount_minor, self.currency)
+
+    @property
+    def charged_minor(self) -> int:
+        """What the gateway is asked to charge: the amount credited plus the surcharge."""
+        return self.amount_minor + self.surcharge_minor
 
     @property
     def known_gateway_refs(self) -> frozenset[str]:
@@ -150,6 +161,13 @@ class Payment(BaseModel):
             extra["refunded_amount"] = Money(self.refunded_minor - self.charged_back_minor, self.currency).format()
         if self.requested_minor is not None:
             extra["requested_amount"] = Money(self.requested_minor, self.currency).format()
+        if self.surcharge_minor:
+            extra["surcharge"] = Money(self.surcharge_minor, self.currency).format()
+            extra["charged_amount"] = Money(self.charged_minor, self.currency).format()
+        if self.gateway_fee_minor is not None:
+            extra["gateway_fee"] = Money(self.gateway_fee_minor, self.currency).format()
+        if self.balance_after_minor is not None:
+            extra["balance_after"] = Money(self.balance_after_minor, self.currency).format()
         if self.dispute:
             extra["dispute"] = DisputeOut(
                 status=self.dispute.status,
@@ -262,6 +280,22 @@ class PaymentOut(BaseModel):
         exclude_if=_absent,
         description="When the amount credited differs from the amount asked for: what was asked for (a partial "
         "crypto payment credits what arrived)",
+    )
+    surcharge: str | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="Charged on top of the amount for the method (not credited); present when not zero",
+    )
+    charged_amount: str | None = Field(
+        default=None, exclude_if=_absent, description="What the gateway charged: amount + surcharge"
+    )
+    gateway_fee: str | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="The fee the gateway reported keeping (for reference; it does not change the balance)",
+    )
+    balance_after: str | None = Field(
+        default=None, exclude_if=_absent, description="The completed balance in the currency right after this payment"
     )
     history: list[HistoryOut] | None = Field(
         default=None, exclude_if=_absent, description="GET /payments/{id} and the operator's complete/cancel answers"

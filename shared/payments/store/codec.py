@@ -157,6 +157,13 @@ def to_item(payment: Payment) -> Item:
         item["dispute_minor"] = _n(payment.dispute.amount_minor)
     if payment.requested_minor is not None:
         item["requested_minor"] = _n(payment.requested_minor)
+    if payment.surcharge_minor:
+        item["surcharge_minor"] = _n(payment.surcharge_minor)
+    if payment.gateway_fee_minor is not None:
+        item["gateway_fee_minor"] = _n(payment.gateway_fee_minor)
+    if payment.balance_after_minor is not None:
+        item["balance_after_minor"] = _n(payment.balance_after_minor)
+    optional["payer_email"] = payment.payer_email
     item.update({k: _s(v) for k, v in optional.items() if v})
     if payment.gateway_refs:
         item["gateway_refs"] = {"SS": sorted(payment.gateway_refs)}
@@ -234,6 +241,10 @@ def from_item(item: Item) -> Payment:
         refund_ids=frozenset(item.get("refund_ids", {}).get("SS", ())),
         dispute=_dispute(item),
         requested_minor=int(item["requested_minor"]["N"]) if "requested_minor" in item else None,
+        surcharge_minor=int(item["surcharge_minor"]["N"]) if "surcharge_minor" in item else 0,
+        gateway_fee_minor=int(item["gateway_fee_minor"]["N"]) if "gateway_fee_minor" in item else None,
+        payer_email=_str(item, "payer_email"),
+        balance_after_minor=int(item["balance_after_minor"]["N"]) if "balance_after_minor" in item else None,
         history=history,
     )
 

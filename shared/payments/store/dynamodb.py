@@ -41,6 +41,11 @@ class PaymentStore(Reads):
 
     # ---- payments, balances, event markers (writes) ------------------------------------------------
 
+    def put_account_settings(self, customer_id: str, document: dict[str, Any], by: str) -> None:
+        from payments.store import account_items
+
+        account_items.put_account_settings(self, customer_id, document, by)
+
     def add(self, payment: Payment, *, dedupe: Dedupe | None = None) -> bool:
         from payments.store import writes
 

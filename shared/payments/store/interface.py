@@ -89,6 +89,10 @@ class Store(Protocol):
         """The customer's balance in each currency (the sum of its completed amounts), by currency."""
         ...
 
+    def account_settings(self, customer_id: str) -> dict[str, Any] | None:
+        """The settings document an operator saved for the customer (`payments.account`); None if none was."""
+        ...
+
     def pending_before(self, method: PaymentMethod, before: datetime, *, limit: int) -> list[Payment]:
         """Pending payments of `method` created before `before`, oldest first."""
         ...
@@ -181,6 +185,10 @@ class Store(Protocol):
     ) -> TransitionOutcome:
         """Record that the gateway holds a pending payment, and why (`status.hold`), exactly once; a settled
         payment is left as it is. Raises NotFound, or RetryLater after lost races."""
+        ...
+
+    def put_account_settings(self, customer_id: str, document: dict[str, Any], by: str) -> None:
+        """Replace the customer's settings document."""
         ...
 
     # ---- event markers -----------------------------------------------------------------------------

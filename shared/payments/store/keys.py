@@ -30,6 +30,7 @@ def watch_pk(kind: str) -> str:
 
 
 BALANCE_SK = "BALANCE"
+SETTINGS_SK = "SETTINGS"  # the customer's account settings (docs/account-settings.md)
 
 
 def idempotency_sk(request_key: str) -> str:

@@ -63,6 +63,7 @@ class Tables:
     vouchers: dict[str, _VoucherItem] = field(default_factory=dict)
     voucher_attempts: dict[str, _Attempts] = field(default_factory=dict)
     exports: dict[tuple[str, str], ExportRecord] = field(default_factory=dict)
+    account_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: dict[str, OutboxEvent] = field(default_factory=dict)  # by event id, in the order written
 
 
@@ -153,6 +154,14 @@ class MemoryStore(StoreBase):
         created_to: datetime | None = None,
     ) -> int:
         return min(cap, len(self._listing(customer_id, status, created_from, created_to, None)))
+
+    def account_settings(self, customer_id: str) -> dict[str, Any] | None:
+        document = self.tables.account_settings.get(customer_id)
+        return dict(document) if document is not None else None
+
+    def put_account_settings(self, customer_id: str, document: dict[str, Any], by: str) -> None:
+        with self._lock:
+            self.tables.account_settings[customer_id] = dict(document)
 
     def balances(self, customer_id: str) -> list[Money]:
         with self._lock:

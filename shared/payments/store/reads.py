@@ -184,6 +184,11 @@ class Reads(Table):
             key=lambda m: m.currency,
         )
 
+    def account_settings(self, customer_id: str) -> dict[str, Any] | None:
+        from payments.store import account_items
+
+        return account_items.account_settings(self, customer_id)
+
     def pending_before(self, method: PaymentMethod, before: datetime, *, limit: int) -> list[Payment]:
         """Pending payments of `method` created before `before`, oldest first (sparse index GSI2)."""
         answer = self.client.query(

@@ -100,7 +100,7 @@ def new_payment(store: Table, payment: Payment, *, dedupe: Dedupe | None = None,
     cancellation's last reason tells a duplicate)."""
     parts: list[Item] = [store.put_new(to_item(payment)), *extra]
     if payment.status is PaymentStatus.COMPLETED:
-        parts.append(balance_update(store, payment.customer_id, payment.money))
+        parts.append(balance_update(store, payment.customer_id, payment.money, payment.id))
     event = outbox.of_new(payment)
     if event is not None:
         parts.append(outbox_put(store, event))
@@ -283,7 +283,7 @@ def write_change(store: Table, change: Change, dedupe: Dedupe | None) -> Written
     if change.changed:
         parts.append(change_update(store, change))
         if change.balance_delta is not None:
-            parts.append(balance_update(store, change.before.customer_id, change.balance_delta))
+            parts.append(balance_update(store, change.before.customer_id, change.balance_delta, change.before.id))
         if change.released_minor and change.before.refund_of:
             parts.append(release_refund(store, change))
         event = outbox.of_change(change)
@@ -376,14 +376,18 @@ def payment_key(payment: Payment) -> Item:
     return key(customer_pk(payment.customer_id), payment_sk(payment.id))
 
 
-def balance_update(store: Table, customer_id: str, money: Money) -> Item:
+def balance_update(store: Table, customer_id: str, money: Money, payment_id: str) -> Item:
+    """The balance's ADD of a change's delta. It names the payment that moved it (`last_payment`, `last_currency`), so
+    each stream record of the balance item ties a new balance to the one payment that made it (docs/events.md)."""
     return {
         "Update": {
             "TableName": store.table,
             "Key": key(customer_pk(customer_id), BALANCE_SK),
-            "UpdateExpression": "ADD #cur :delta SET updated_at = :now",
+            "UpdateExpression": "ADD #cur :delta SET updated_at = :now, last_payment = :pid, last_currency = :c",
             "ExpressionAttributeNames": {"#cur": f"bal_{money.currency}"},
-            "ExpressionAttributeValues": values({":delta": money.minor, ":now": iso_z(utcnow())}),
+            "ExpressionAttributeValues": values(
+                {":delta": money.minor, ":now": iso_z(utcnow()), ":pid": payment_id, ":c": money.currency}
+            ),
         }
     }
 
