@@ -1,5 +1,5 @@
 """Operator routes (docs/api.md#operator-routes): settle pending payments, refund paid ones through their gateway,
-record purchases, issue vouchers.
+record purchases, issue vouchers, set a customer's payment settings (docs/account-settings.md).
 
 Only the `operator` group may call them; an operator may name any customer.
 """
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 
-from payments import api, operations, refunds, vouchers
+from payments import account, api, operations, refunds, vouchers
 from payments.checkout import validate_key
 from payments.config import settings
 from payments.gateways import gateway
@@ -22,6 +22,7 @@ from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("admin", wrapped_aws_errors=PERSISTENCE_ERRORS, calls_gateways=True)
 SETTINGS = settings()  # the environment, checked at cold start
+DEFAULTS = account.checked_defaults()  # the account settings' defaults, checked at cold start too
 store = PaymentStore()
 idempotency = IdempotentRoute("admin_charge", validate_on="body", persistence=store.idempotency_records())
 refund_idempotency = IdempotentRoute("admin_refund", validate_on="body", persistence=store.idempotency_records())
@@ -151,6 +152,30 @@ def issue_vouchers(body: Annotated[operations.VoucherBody, Body()]) -> Response[
         ]
     )
     return Response(201, content_types.APPLICATION_JSON, api.serialize(answer))
+
+
+@app.get(
+    "/admin/customers/<customer_id>/settings",
+    tags=["admin"],
+    summary="A customer's payment settings (the deployment's defaults where none are saved)",
+    responses=api.responses({200: ("The settings", account.SettingsOut)}, 401, 403),
+)
+def get_settings(customer_id: CustomerId) -> account.SettingsOut:
+    _operator()
+    return account.for_customer(store, customer_id).to_out()
+
+
+@app.put(
+    "/admin/customers/<customer_id>/settings",
+    tags=["admin"],
+    summary="Replace a customer's payment settings (fields left out take the deployment's defaults)",
+    responses=api.responses({200: ("The settings as saved", account.SettingsOut)}, 401, 403),
+)
+def put_settings(customer_id: CustomerId, body: Annotated[account.SettingsIn, Body()]) -> account.SettingsOut:
+    actor = _operator()
+    saved = account.save(store, customer_id, body, actor)
+    metrics.add_metric(name="AccountSettingsSaved", unit="Count", value=1)
+    return saved.to_out()
 
 
 lambda_handler = api.entrypoint(app, logger, tracer, metrics)

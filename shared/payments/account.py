@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from payments import registry
 from payments.errors import InvalidInput
 from payments.money import Money, MoneyError, parse_currency
+from payments.registry import PaymentMethod
 
 if TYPE_CHECKING:
     from payments.store import Store
@@ -326,3 +327,117 @@ def save(store: Store, customer_id: str, body: SettingsIn, by: str) -> AccountSe
     parsed = parse(body, defaults())
     store.put_account_settings(customer_id, parsed.to_out().model_dump(mode="json"), by)
     return parsed
+
+
+# ---- enforcement (docs/account-settings.md#limits): every payment path asks these ------------------------------
+
+
+def check_method(settings: AccountSettings, method: str, currency: str) -> None:
+    """The method is enabled for the customer and the currency allowed: else 422 naming `method` or `currency`."""
+    if not settings.terms(method).enabled:
+        raise InvalidInput("method", f"method {method} is not available for this account")
+    allowed = settings.allowed_currencies
+    if allowed is not None and currency not in allowed:
+        raise InvalidInput(
+            "currency", f"currency {currency} is not allowed for this account: top up in {', '.join(allowed)}"
+        )
+
+
+def check_amount(settings: AccountSettings, money: Money, field: str = "amount") -> None:
+    """`min_payment` <= amount <= `max_payment` (account currency only: the limits are stated in it)."""
+    if money.currency != settings.account_currency:
+        return
+    shown = f"{field} {money.format()} {money.currency}"
+    if settings.min_payment_minor is not None and money.minor < settings.min_payment_minor:
+        limit = settings.money(settings.min_payment_minor)
+        raise InvalidInput(field, f"{shown} is below the minimum payment of {limit} {money.currency} (min_payment)")
+    if settings.max_payment_minor is not None and money.minor > settings.max_payment_minor:
+        limit = settings.money(settings.max_payment_minor)
+        raise InvalidInput(field, f"{shown} is above the maximum payment of {limit} {money.currency} (max_payment)")
+
+
+def balance_room(settings: AccountSettings, currency: str) -> int | None:
+    """How high the completed balance in `currency` may go (`max_balance`); None: no limit."""
+    return settings.max_balance_minor if currency == settings.account_currency else None
+
+
+def over_max_balance(
+    settings: AccountSettings, money: Money, balance_minor: int, field: str = "amount"
+) -> InvalidInput:
+    """The 422 of a top-up that would take the balance above `max_balance`."""
+    ceiling = settings.max_balance_minor or 0
+    return InvalidInput(
+        field,
+        f"{field} {money.format()} {money.currency} would take the balance to "
+        f"{Money(balance_minor + money.minor, money.currency).format()} {money.currency}, above the maximum balance "
+        f"of {Money(ceiling, money.currency).format()} {money.currency} (max_balance)",
+        max_balance=Money(ceiling, money.currency).format(),
+    )
+
+
+def check_balance(settings: AccountSettings, money: Money, balance_minor: int, field: str = "amount") -> None:
+    """A top-up of `money` onto a completed balance of `balance_minor` stays within `max_balance`."""
+    ceiling = balance_room(settings, money.currency)
+    if ceiling is not None and balance_minor + money.minor > ceiling:
+        raise over_max_balance(settings, money, balance_minor, field)
+
+
+# ---- what the page offers (GET /payment-options) -----------------------------------------------------------------
+
+
+class MethodOption(BaseModel):
+    method: str
+    label: str
+    currencies: list[str] = Field(description="The currencies this method takes for this account")
+    min_amount: str | None = Field(description="In the account currency; null: no minimum")
+    max_amount: str | None = Field(description="In the account currency; null: no maximum but the deployment's")
+    surcharge_fixed: str = Field(description="Added per payment in the account currency (major units)")
+    surcharge_percent: str = Field(description="Added per payment: this percent of the amount, rounded half-up")
+
+
+class PaymentOptionsOut(BaseModel):
+    account_currency: str
+    methods: list[MethodOption] = Field(description="The enabled methods only")
+    max_balance: str | None = Field(description="The completed balance a top-up may not pass; null: no limit")
+
+
+def _gateway_currencies(method: str) -> frozenset[str] | None:
+    """The currencies the gateway behind `method` takes (its adapter module's SUPPORTED_CURRENCIES); None: any."""
+    import importlib
+
+    entry = registry.GATEWAY_BY_METHOD.get(PaymentMethod(method))
+    if entry is None:
+        return None
+    module = importlib.import_module(entry.adapter.partition(":")[0])
+    return frozenset(getattr(module, "SUPPORTED_CURRENCIES", ())) or None
+
+
+def payment_options(settings: AccountSettings) -> PaymentOptionsOut:
+    """What the customer may pay with: enabled methods, their currencies, limits and surcharges."""
+    options = []
+    for method in PAYABLE:
+        terms = settings.terms(method)
+        if not terms.enabled:
+            continue
+        supported = _gateway_currencies(method)
+        allowed = settings.allowed_currencies
+        if supported is None:
+            currencies = list(allowed) if allowed is not None else [settings.account_currency]
+        else:
+            currencies = sorted(c for c in supported if allowed is None or c in allowed)
+        options.append(
+            MethodOption(
+                method=method,
+                label=registry.label(method),
+                currencies=currencies,
+                min_amount=settings.money(settings.min_payment_minor),
+                max_amount=settings.money(settings.max_payment_minor),
+                surcharge_fixed=settings.money(terms.surcharge_fixed_minor) or "0",
+                surcharge_percent=_percent_text(terms.surcharge_percent),
+            )
+        )
+    return PaymentOptionsOut(
+        account_currency=settings.account_currency,
+        methods=options,
+        max_balance=settings.money(settings.max_balance_minor),
+    )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from payments import cards, registry, vouchers
+from payments import account, cards, registry, vouchers
 from payments.config import settings, site_settings
 from payments.cursor import derived_key
 from payments.declines import payer_message
@@ -103,6 +103,14 @@ class Command:
     voucher_code: str | None
     fingerprint: str
     described: bool = True  # False: `description` is ours, to be made more telling once a reference is known
+    surcharge: Money | None = None  # charged on top of `money` (docs/account-settings.md#surcharges)
+    terms: account.AccountSettings | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def charged(self) -> Money:
+        """What the gateway is asked to charge: the amount plus the surcharge."""
+        assert self.money is not None
+        return self.money + self.surcharge if self.surcharge else self.money
 
     def as_idempotency_data(self) -> dict[str, str]:
         # Only these reach the idempotency table: no card data, just a keyed digest of the whole request.
@@ -125,10 +133,24 @@ def _fingerprint(body: PaymentBody) -> str:
     return hmac.new(derived_key("request-fingerprint"), data, hashlib.sha256).hexdigest()
 
 
-def validate(body: PaymentBody, caller: Caller, customer_id: str, key: str, *, today: date) -> Command:
+def validate(
+    body: PaymentBody,
+    caller: Caller,
+    customer_id: str,
+    key: str,
+    *,
+    today: date,
+    terms: account.AccountSettings | None = None,
+) -> Command:
     """All input checks, before anything is stored or sent. Raises InvalidInput or MoneyError (422) naming
-    the field; the amount's and the currency's problems are reported together (MoneyError.problems)."""
+    the field; the amount's and the currency's problems are reported together (MoneyError.problems).
+
+    `terms`: the customer's account settings (docs/account-settings.md): the method must be enabled, the currency
+    allowed, the amount within `min_payment`..`max_payment`; the surcharge is worked out here. The balance's own
+    limit (`max_balance`) needs the balance: `Checkout.run` checks it."""
     from payments.money import MoneyError, parse_currency, parse_positive
+
+    terms = terms or account.defaults()
 
     method = body.method
     card = None
@@ -167,6 +189,11 @@ def validate(body: PaymentBody, caller: Caller, customer_id: str, key: str, *, t
     entry = registry.GATEWAY_BY_METHOD.get(PaymentMethod(method))
     if entry and entry.needs_payer_email and not caller.email:
         raise InvalidInput("email", f"{entry.provider} needs the email claim in the token")
+    account.check_method(terms, method, currency)
+    surcharge = None
+    if money is not None:
+        account.check_amount(terms, money)
+        surcharge = terms.surcharge(money, method)
     return Command(
         customer_id=customer_id,
         idempotency_key=key,
@@ -181,6 +208,8 @@ def validate(body: PaymentBody, caller: Caller, customer_id: str, key: str, *, t
         payment_method=body.payment_method,
         voucher_code=body.voucher_code.strip() if body.voucher_code else None,
         fingerprint=_fingerprint(body),
+        surcharge=surcharge if surcharge is not None and surcharge.minor else None,
+        terms=terms,
     )
 
 
@@ -224,6 +253,7 @@ class Checkout:
         self.remaining_seconds = remaining_seconds
 
     def run(self, command: Command) -> Outcome:
+        terms = command.terms or account.defaults()
         if command.method == "voucher":
             assert command.voucher_code is not None
             payment = vouchers.redeem(
@@ -233,11 +263,28 @@ class Checkout:
                 command.currency,
                 actor=command.actor,
                 description=command.description if command.described else None,
+                terms=terms,
+                payer_email=command.email,
             )
             return Outcome(payment)
+        self._check_balance(command, terms)
         if command.method == "bank_transfer":
             return self._bank_transfer(command)
         return self._gateway_payment(command)
+
+    def _check_balance(self, command: Command, terms: account.AccountSettings) -> None:
+        """A top-up may not take the completed balance above `max_balance`. Pending top-ups are not counted: one
+        that completes later is credited in full, as its money has been taken (docs/account-settings.md#limits).
+        A retry of a request whose payment exists is not refused: it answers with that payment."""
+        assert command.money is not None
+        if account.balance_room(terms, command.money.currency) is None:
+            return
+        balance = next((m.minor for m in self.store.balances(command.customer_id) if m.currency == command.currency), 0)
+        try:
+            account.check_balance(terms, command.money, balance)
+        except InvalidInput:
+            if self.store.find_by_request(command.customer_id, _gateway_key(command)) is None:
+                raise
 
     # -- bank transfer --
 
@@ -251,7 +298,7 @@ class Checkout:
         next_action = {
             "type": "bank_transfer_instructions",
             "reference": payment.reference,
-            "amount": payment.money.format(),
+            "amount": Money(payment.charged_minor, payment.currency).format(),
             "currency": payment.currency,
             "account_name": config.bank_account_name,
             "iban": config.bank_iban,
@@ -267,7 +314,7 @@ class Checkout:
         provider = registry.GATEWAY_BY_METHOD[PaymentMethod(command.method)].provider
         adapter = self.gateway_for(provider)
         try:
-            adapter.check_currency(command.money)
+            adapter.check_currency(command.charged)
         except GatewayInputRejected as exc:
             raise InvalidInput(exc.field, exc.message) from exc
         # A new payment is put with its claim on creating the gateway object already held (one write less).
@@ -301,7 +348,7 @@ class Checkout:
         request = CreateRequest(
             payment_id=payment.id,
             customer_id=command.customer_id,
-            money=command.money,
+            money=command.charged,
             description=command.description,
             idempotency_key=_gateway_key(command),
             email=command.email,
@@ -372,6 +419,8 @@ class Checkout:
             description=command.description,
             reference=reference,
             card_last4=command.card.number[-4:] if command.card else None,
+            surcharge_minor=command.surcharge.minor if command.surcharge else 0,
+            payer_email=command.email,
             gateway_attempts=1 if claim else 0,
             gateway_claim_until=self.store.claim_until(claim[2]) if claim else None,
             gateway_refs=frozenset({first_ref}) if first_ref else frozenset(),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from payments import cursor as cursors
 from payments.errors import BadRequest, InvalidInput
 from payments.models import BalanceOut, BalancesOut, PaymentPage, PaymentsSummary, PaymentStatus, iso_z
+from payments.money import Money
 
 if TYPE_CHECKING:
     from payments.store import Store
@@ -112,9 +113,24 @@ def summary(store: Store, customer_id: str, query: PageQuery) -> PaymentsSummary
 
 
 def balances(store: Store, customer_id: str) -> BalancesOut:
-    return BalancesOut(
-        balances=[BalanceOut(currency=m.currency, amount=m.format()) for m in store.balances(customer_id)]
-    )
+    """The balance per currency; with a credit limit, the account currency's entry (there even before any payment)
+    adds `credit_limit` and `available` (docs/account-settings.md). One BatchGetItem."""
+    from payments import account
+
+    found, document = store.balances_and_settings(customer_id)
+    terms = account.of_document(document) if document is not None else account.defaults()
+    if terms.credit_limit_minor and all(m.currency != terms.account_currency for m in found):
+        found = sorted([*found, Money(0, terms.account_currency)], key=lambda m: m.currency)
+    limit = Money(terms.credit_limit_minor, terms.account_currency)
+    out = [
+        BalanceOut(currency=m.currency, amount=m.format())
+        if not limit.minor or m.currency != limit.currency
+        else BalanceOut(
+            currency=m.currency, amount=m.format(), credit_limit=limit.format(), available=(m + limit).format()
+        )
+        for m in found
+    ]
+    return BalancesOut(balances=out)
 
 
 @cache

@@ -310,6 +310,12 @@ class PaymentPage(BaseModel):
 class BalanceOut(BaseModel):
     currency: str
     amount: str
+    credit_limit: str | None = Field(
+        default=None, exclude_if=_absent, description="Account currency, with a credit limit: how far below zero"
+    )
+    available: str | None = Field(
+        default=None, exclude_if=_absent, description="Account currency, with a credit limit: amount + credit limit"
+    )
 
 
 class PaymentsSummary(BaseModel):

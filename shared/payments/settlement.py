@@ -30,6 +30,7 @@ from payments.models import (
     RefundStatus,
     utcnow,
 )
+from payments.money import Money
 from payments.status import (
     Cause,
     TransitionRefused,
@@ -164,10 +165,11 @@ def apply_event(store: Store, adapter: Gateway, event: GatewayEvent) -> Result:
     if event.kind is EventKind.PARTIAL or (event.kind is EventKind.SUCCESS and payment.requested_minor is not None):
         return _credit_arrived(store, event, payment)
     if event.kind is EventKind.SUCCESS:
-        if event.money != payment.money:
+        charged = Money(payment.charged_minor, payment.currency)  # amount + surcharge: what the gateway was asked
+        if event.money != charged:
             logger.error(
                 "success event amount differs from the payment",
-                extra={"payment_id": payment.id, "expected": str(payment.money), "got": str(event.money)},
+                extra={"payment_id": payment.id, "expected": str(charged), "got": str(event.money)},
             )
             return _recorded(store, event, payment.id, Outcome.MISMATCH)
         return _transition(store, event, payment, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS)
@@ -197,9 +199,16 @@ def _transition(store: Store, event: GatewayEvent, payment: Payment, target: Pay
 def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
     """A refund the gateway reports: a new negative payment, counted against a completed original only."""
     money = event.money
-    if money is None or money.currency != original.currency or not 0 < money.minor <= abs(original.amount_minor):
+    if money is None or money.currency != original.currency or not 0 < money.minor <= original.charged_minor:
         logger.error("refund event amount is not refundable", extra={"payment_id": original.id})
         return _recorded(store, event, original.id, Outcome.MISMATCH)
+    credited_left = abs(original.amount_minor) - original.refunded_minor
+    if original.surcharge_minor and money.minor > credited_left:
+        # A dashboard refund of the charged amount returns the surcharge too, which was never credited: the
+        # balance gives back what is left of the amount (docs/account-settings.md#surcharges).
+        if credited_left <= 0:
+            return _recorded(store, event, original.id, Outcome.IGNORED)
+        money = Money(credited_left, money.currency)
     if event.uncaptured:  # the gateway returns money it never took (an uncaptured payment): nothing counted
         logger.warning("refund of a payment the gateway never captured ignored", extra={"payment_id": original.id})
         return _recorded(store, event, original.id, Outcome.REFUSED)

@@ -218,9 +218,11 @@ def credit_arrived(payment: Payment, arrived: Money, requested: Money, *, by: st
     saying what was asked for while they differ. Pending: it completes with that amount; completed: it grows by
     the difference, and only grows. The balance moves by what it adds."""
     asked = payment.requested_minor if payment.requested_minor is not None else payment.amount_minor
-    if requested != Money(asked, payment.currency) or arrived.currency != payment.currency or arrived.minor <= 0:
+    charged = asked + payment.surcharge_minor  # the gateway's price: what was asked for plus the surcharge
+    if requested != Money(charged, payment.currency) or arrived.currency != payment.currency or arrived.minor <= 0:
         raise TransitionRefused(payment.status, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS)
-    credited = min(arrived.minor, asked)
+    # What arrived pays the amount and its surcharge in proportion; credited rounds down (never more than paid).
+    credited = min(arrived.minor * asked // charged, asked)
     counted = payment.amount_minor if payment.status is PaymentStatus.COMPLETED else 0
     if credited <= counted:
         return Change(payment, payment)

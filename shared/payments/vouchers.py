@@ -22,6 +22,7 @@ from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus,
 from payments.money import Money
 
 if TYPE_CHECKING:
+    from payments.account import AccountSettings
     from payments.store import Store
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 letters: 5 bits each, no 0/O/1/I
@@ -87,10 +88,26 @@ def _locked_out(window_end: int, now: int) -> TooManyRequests:
 
 
 def redeem(
-    store: Store, customer_id: str, code: str, currency: str, *, actor: str, description: str | None = None
+    store: Store,
+    customer_id: str,
+    code: str,
+    currency: str,
+    *,
+    actor: str,
+    description: str | None = None,
+    terms: AccountSettings | None = None,
+    payer_email: str | None = None,
 ) -> Payment:
     """Redeem voucher `code` for the customer in `currency`, in one transaction. Raises InvalidInput (422) or 429.
-    `description`: the customer's own; by default the payment names the code's last 4 characters."""
+    `description`: the customer's own; by default the payment names the code's last 4 characters.
+
+    `terms`: the account's limits hold for vouchers too (docs/account-settings.md#limits): its value within
+    `min_payment`..`max_payment`, and the balance never above `max_balance` (a condition of the transaction, so
+    concurrent redemptions cannot pass it together)."""
+    from payments import account
+    from payments.store.records import BalanceCeiling
+
+    terms = terms or account.defaults()
     now = int(time.time())
     _count_attempt(store, customer_id, now)
     hashed = code_hash(code)
@@ -103,6 +120,8 @@ def redeem(
     )
     if not usable or voucher is None:
         raise InvalidInput("voucher_code", INVALID_VOUCHER)
+    account.check_amount(terms, voucher.money, field="voucher_code")
+    ceiling = account.balance_room(terms, currency)
     moment = utcnow()
     ending = normalise(code)[-4:]
     payment = Payment(
@@ -116,9 +135,15 @@ def redeem(
         method=PaymentMethod.VOUCHER,
         description=description or f"Voucher ending {ending}",
         reference=f"VOUCHER-{ending}",
+        payer_email=payer_email,
         history=(HistoryEntry(at=moment, status=PaymentStatus.COMPLETED, by=actor, note="voucher redeemed"),),
     )
-    if not store.redeem_voucher(hashed, payment, now=now):
+    try:
+        redeemed = store.redeem_voucher(hashed, payment, now=now, balance_at_most=ceiling)
+    except BalanceCeiling:
+        balance = next((m.minor for m in store.balances(customer_id) if m.currency == currency), 0)
+        raise account.over_max_balance(terms, voucher.money, balance, field="voucher_code") from None
+    if not redeemed:
         raise InvalidInput("voucher_code", INVALID_VOUCHER)
     return payment
 

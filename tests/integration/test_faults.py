@@ -136,7 +136,7 @@ def assert_retry_advice(status: int, body: dict[str, Any], *codes: int) -> None:
     ("path", "route", "operation"),
     [
         ("/payments", "/payments", "query"),
-        ("/balance", "/balance", "get_item"),
+        ("/balance", "/balance", "batch_get_item"),
         ("/payments/pay_01JDQ4W6S8X7C3M2K9V5T0R1AB", "/payments/{id}", "get_item"),
     ],
 )

@@ -20,15 +20,17 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /payments, next page (cursor)": {"Query": 1},
     "GET /payments?status=completed": {"Query": 1},
     "GET /payments/{id}": {"GetItem": 1},
-    "GET /balance": {"GetItem": 1},
-    # pending payment + IDEM pointer + bank reference in one transaction
-    "POST /payments, bank transfer": {**IDEMPOTENCY, "TransactWriteItems": 1},
+    # the balance item and the account settings (a credit limit adds to the answer) in one request
+    "GET /balance": {"BatchGetItem": 1},
+    # every POST /payments: 1 GetItem of the account settings (limits, surcharges); with a max_balance, 1 more of
+    # the balance. Pending payment + IDEM pointer + bank reference in one transaction
+    "POST /payments, bank transfer": {"GetItem": 1, **IDEMPOTENCY, "TransactWriteItems": 1},
     # the attempt counted (one conditional update), voucher read, then voucher claim + payment + balance + the
     # attempt given back in one transaction
-    "POST /payments, voucher": {"PutItem": 1, "UpdateItem": 2, "GetItem": 1, "TransactWriteItems": 1},
+    "POST /payments, voucher": {"PutItem": 1, "UpdateItem": 2, "GetItem": 2, "TransactWriteItems": 1},
     # pending + pointer + the claim on creating the PaymentIntent; gateway ref + pointer; completion
     # (status + balance), neither read back
-    "POST /payments, card settled at once (Stripe)": {**IDEMPOTENCY, "TransactWriteItems": 3},
+    "POST /payments, card settled at once (Stripe)": {"GetItem": 1, **IDEMPOTENCY, "TransactWriteItems": 3},
     # find the payment; completion: read, transaction (status + balance + event dedupe), read back
     "POST /webhooks/stripe, payment succeeded": {"GetItem": 1, "TransactWriteItems": 1},
     # COUNT estimate, export record, one page of payments, record done; the file is one PutObject

@@ -129,6 +129,11 @@ def request_for(route_key: str, customer: str) -> Request:
                 "headers": {"Idempotency-Key": uuid.uuid4().hex}}  # fmt: skip
     if route_key == "POST /admin/vouchers":
         return {"path": "/admin/vouchers", "body": {"amount": "5.00", "currency": "EUR"}, "ok": 201}
+    if route_key == "GET /payment-options":
+        return {"path": "/payment-options", "ok": 200}
+    if route_key in ("GET /admin/customers/{customer_id}/settings", "PUT /admin/customers/{customer_id}/settings"):
+        body = {"body": {"email_receipts": True}} if route_key.startswith("PUT") else {}
+        return {"path": f"{admin}/settings", "path_params": {"customer_id": customer}, "ok": 200, **body}
     raise AssertionError(f"no request for {route_key}: add it, and its row in EXPECTED")
 
 
@@ -147,6 +152,9 @@ EXPECTED = {
     "POST /admin/customers/{customer_id}/payments/{id}/refunds": OPERATORS,
     "POST /admin/customers/{customer_id}/charges": OPERATORS,
     "POST /admin/vouchers": OPERATORS,
+    "GET /payment-options": READERS,
+    "GET /admin/customers/{customer_id}/settings": OPERATORS,
+    "PUT /admin/customers/{customer_id}/settings": OPERATORS,
 }
 ROUTES = {route.route_key: route for route in routes(TEMPLATE)}
 

@@ -37,6 +37,9 @@ SPEC_ROUTES = {
     ("POST", "/admin/customers/{customer_id}/payments/{id}/cancel"): "AdminFunction",
     ("POST", "/admin/customers/{customer_id}/charges"): "AdminFunction",
     ("POST", "/admin/vouchers"): "AdminFunction",
+    ("GET", "/payment-options"): "MakePaymentFunction",
+    ("GET", "/admin/customers/{customer_id}/settings"): "AdminFunction",
+    ("PUT", "/admin/customers/{customer_id}/settings"): "AdminFunction",
 }
 PUBLIC_ROUTES = {("GET", "/openapi.json"), ("POST", "/webhooks/{provider}")}
 FUNCTION_FOLDERS = {
@@ -194,7 +197,7 @@ def test_http_events_are_plain_and_attached_to_the_api(template: dict[str, Any])
         for (method, path), properties in _http_routes(props):
             assert set(properties) <= {"ApiId", "Path", "Method", "Auth"}, path
             assert properties["ApiId"] == {"Ref": "HttpApi"}
-            assert method in {"GET", "POST"}
+            assert method in {"GET", "POST", "PUT", "DELETE"}
             assert path.startswith("/")
 
 
@@ -219,7 +222,7 @@ def test_cors_allows_only_the_portal_origin_and_needed_headers(template: dict[st
 
     assert cors["AllowOrigins"] == [{"Ref": "PortalOrigin"}]
     assert set(cors["AllowHeaders"]) == {"Authorization", "Content-Type", "Idempotency-Key"}
-    assert set(cors["AllowMethods"]) == {"GET", "POST", "OPTIONS"}
+    assert set(cors["AllowMethods"]) == {"GET", "POST", "PUT", "DELETE", "OPTIONS"}
 
 
 def test_routes_are_throttled_and_access_logged(template: dict[str, Any]) -> None:

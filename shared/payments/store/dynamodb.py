@@ -150,10 +150,10 @@ class PaymentStore(Reads):
             self, customer_id, now=now, limit=limit, window_seconds=window_seconds
         )
 
-    def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int) -> bool:
+    def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int, balance_at_most: int | None = None) -> bool:
         from payments.store import voucher_items
 
-        return voucher_items.redeem_voucher(self, code_hash, payment, now=now)
+        return voucher_items.redeem_voucher(self, code_hash, payment, now=now, balance_at_most=balance_at_most)
 
     # ---- export records (export_items) -------------------------------------------------------------
 

@@ -89,6 +89,10 @@ class Store(Protocol):
         """The customer's balance in each currency (the sum of its completed amounts), by currency."""
         ...
 
+    def balances_and_settings(self, customer_id: str) -> tuple[list[Money], dict[str, Any] | None]:
+        """`balances` and `account_settings` in one request."""
+        ...
+
     def account_settings(self, customer_id: str) -> dict[str, Any] | None:
         """The settings document an operator saved for the customer (`payments.account`); None if none was."""
         ...
@@ -256,10 +260,11 @@ class Store(Protocol):
         over); None once counted, or, when `limit` attempts are counted already, the epoch second it ends."""
         ...
 
-    def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int) -> bool:
+    def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int, balance_at_most: int | None = None) -> bool:
         """Redeem the voucher for `payment` (new, completed, of its value) at once: the voucher unused ->
-        redeemed (if still of the payment's currency and not expired at `now`), the payment, the balance, the
-        customer's attempt given back. False if the voucher could not be redeemed."""
+        redeemed (if still of the payment's currency and not expired at `now`), the payment, the balance (never
+        above `balance_at_most`: else BalanceCeiling, nothing written), the customer's attempt given back. False
+        if the voucher could not be redeemed."""
         ...
 
     # ---- export records ----------------------------------------------------------------------------

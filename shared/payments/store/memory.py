@@ -26,7 +26,7 @@ from payments.status import Change, counts_in_balance, refundable
 from payments.store.base import StoreBase, Written
 from payments.store.codec import search_text, watch_of
 from payments.store.export_records import ExportRecord, ExportStatus
-from payments.store.records import Dedupe, DisputeWritten, RefundWritten, Voucher
+from payments.store.records import BalanceCeiling, Dedupe, DisputeWritten, RefundWritten, Voucher
 
 PaymentKey = tuple[str, str]  # (customer id, payment id)
 
@@ -154,6 +154,9 @@ class MemoryStore(StoreBase):
         created_to: datetime | None = None,
     ) -> int:
         return min(cap, len(self._listing(customer_id, status, created_from, created_to, None)))
+
+    def balances_and_settings(self, customer_id: str) -> tuple[list[Money], dict[str, Any] | None]:
+        return self.balances(customer_id), self.account_settings(customer_id)
 
     def account_settings(self, customer_id: str) -> dict[str, Any] | None:
         document = self.tables.account_settings.get(customer_id)
@@ -478,7 +481,7 @@ class MemoryStore(StoreBase):
                 return attempts.window_end
         return None
 
-    def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int) -> bool:
+    def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int, balance_at_most: int | None = None) -> bool:
         with self._lock:
             held = self.tables.vouchers.get(code_hash)
             if (
@@ -489,6 +492,9 @@ class MemoryStore(StoreBase):
                 or (payment.customer_id, payment.id) in self.tables.payments
             ):
                 return False
+            balance = self.tables.balances.get(payment.customer_id, {}).get(payment.currency, 0)
+            if balance_at_most is not None and balance + payment.amount_minor > balance_at_most:
+                raise BalanceCeiling(payment.customer_id)
             held.voucher = held.voucher._replace(state="redeemed")
             held.redeemed_by, held.payment_id = payment.customer_id, payment.id
             self._put(payment)

@@ -178,11 +178,28 @@ class Reads(Table):
             TableName=self.table,
             Key=key(customer_pk(customer_id), BALANCE_SK),
         )
-        item = answer.get("Item") or {}
-        return sorted(
-            (Money(int(v["N"]), k.removeprefix("bal_")) for k, v in item.items() if k.startswith("bal_")),
-            key=lambda m: m.currency,
-        )
+        return _balances_of(answer.get("Item") or {})
+
+    def balances_and_settings(self, customer_id: str) -> tuple[list[Money], dict[str, Any] | None]:
+        """The balance item and the account settings document together: one BatchGetItem (GET /balance with a
+        credit limit). Unprocessed keys (throttling) are asked again."""
+        import json
+
+        from payments.store.keys import SETTINGS_SK
+
+        wanted = [key(customer_pk(customer_id), BALANCE_SK), key(customer_pk(customer_id), SETTINGS_SK)]
+        found: list[Item] = []
+        request: dict[str, Any] = {self.table: {"Keys": wanted}}
+        for _ in range(5):
+            answer = self.client.batch_get_item(RequestItems=request)
+            found += answer.get("Responses", {}).get(self.table, [])
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        balance = next((i for i in found if i["SK"]["S"] == BALANCE_SK), {})
+        settings = next((i for i in found if i["SK"]["S"] == SETTINGS_SK), None)
+        document = json.loads(settings["document"]["S"]) if settings and "document" in settings else None
+        return _balances_of(balance), document if isinstance(document, dict) else None
 
     def account_settings(self, customer_id: str) -> dict[str, Any] | None:
         from payments.store import account_items
@@ -240,3 +257,10 @@ class Reads(Table):
             TableName=self.table, Key=key(event_pk(marker.source, marker.key), EVENT_SK), ConsistentRead=True
         ).get("Item")
         return item["payment_id"]["S"] if item and "payment_id" in item else None
+
+
+def _balances_of(item: Item) -> list[Money]:
+    return sorted(
+        (Money(int(v["N"]), k.removeprefix("bal_")) for k, v in item.items() if k.startswith("bal_")),
+        key=lambda m: m.currency,
+    )

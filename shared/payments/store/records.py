@@ -50,3 +50,7 @@ class Voucher(NamedTuple):
     state: str  # "unused" or "redeemed"
     money: Money
     expires_epoch: int | None = None  # it cannot be redeemed from this second on
+
+
+class BalanceCeiling(Exception):
+    """A completed top-up was not written: it would have taken the balance above the ceiling it was given."""

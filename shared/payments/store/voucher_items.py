@@ -125,10 +125,13 @@ def count_voucher_attempt(store: Table, customer_id: str, *, now: int, limit: in
     raise RetryLater(BUSY_ATTEMPTS, http_status=503)
 
 
-def redeem_voucher(store: Table, code_hash: str, payment: Payment, *, now: int) -> bool:
+def redeem_voucher(
+    store: Table, code_hash: str, payment: Payment, *, now: int, balance_at_most: int | None = None
+) -> bool:
     """Redeem the voucher for `payment` (completed, of its value, new) in one transaction: the voucher
     unused -> redeemed (still of the payment's currency and not expired at `now`), the payment put, the
-    balance added, and the customer's attempt given back. False if the voucher could not be redeemed."""
+    balance added (never above `balance_at_most`: else BalanceCeiling), and the customer's attempt given back.
+    False if the voucher could not be redeemed."""
     claim: Item = {
         "Update": {
             "TableName": store.table,
@@ -160,7 +163,7 @@ def redeem_voucher(store: Table, code_hash: str, payment: Payment, *, now: int) 
         }
     }
     try:
-        new_payment(store, payment, extra=[claim, give_back])
+        new_payment(store, payment, extra=[claim, give_back], balance_at_most=balance_at_most)
     except store.client.exceptions.TransactionCanceledException:
         return False
     return True

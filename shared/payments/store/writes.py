@@ -14,7 +14,7 @@ from payments.models import Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
 from payments.status import Change
 from payments.store.base import Written
-from payments.store.codec import Item, history_value, item_of, to_item, values
+from payments.store.codec import Item, history_value, item_of, to_item, value, values
 from payments.store.keys import (
     BALANCE_SK,
     EVENT_SK,
@@ -29,7 +29,7 @@ from payments.store.keys import (
 )
 from payments.store.outbox_items import outbox_put
 from payments.store.reads import Reads
-from payments.store.records import Dedupe, DisputeWritten, RefundWritten
+from payments.store.records import BalanceCeiling, Dedupe, DisputeWritten, RefundWritten
 from payments.store.table import Table, cancellation_codes, key
 
 EVENT_TTL_SECONDS = 90 * 24 * 3600  # longer than any gateway retries (PayPal: 3 days)
@@ -94,19 +94,43 @@ def add(store: Table, payment: Payment, *, dedupe: Dedupe | None = None) -> bool
     return True
 
 
-def new_payment(store: Table, payment: Payment, *, dedupe: Dedupe | None = None, extra: Sequence[Item] = ()) -> None:
+def new_payment(
+    store: Table,
+    payment: Payment,
+    *,
+    dedupe: Dedupe | None = None,
+    extra: Sequence[Item] = (),
+    balance_at_most: int | None = None,
+) -> None:
     """The transaction of a new payment: its Put, `extra` (parts that must succeed with it), the balance if
     it is completed, its outbound event if it is settled (the outbox: docs/events.md), and `dedupe` last (so a
-    cancellation's last reason tells a duplicate)."""
+    cancellation's last reason tells a duplicate). `balance_at_most`: the balance may not end above it (the
+    balance part's condition; raises BalanceCeiling when that is what cancelled the transaction)."""
     parts: list[Item] = [store.put_new(to_item(payment)), *extra]
     if payment.status is PaymentStatus.COMPLETED:
-        parts.append(balance_update(store, payment.customer_id, payment.money, payment.id))
+        balance = balance_update(store, payment.customer_id, payment.money, payment.id)
+        if balance_at_most is not None:
+            room = balance_at_most - payment.money.minor  # a missing balance is 0: it fits only if room >= 0
+            fits = "attribute_not_exists(#cur) OR #cur <= :room" if room >= 0 else "#cur <= :room"
+            balance["Update"]["ConditionExpression"] = fits
+            balance["Update"]["ExpressionAttributeValues"][":room"] = value(room)
+        parts.append(balance)
     event = outbox.of_new(payment)
     if event is not None:
         parts.append(outbox_put(store, event))
     if dedupe:
         parts.append(store.put_new(marker_item(dedupe, payment.id)))
-    store.transact(parts)
+    if balance_at_most is None:
+        store.transact(parts)
+        return
+    try:
+        store.transact(parts)
+    except store.client.exceptions.TransactionCanceledException as exc:
+        place = 1 + len(extra)  # the balance part
+        codes = cancellation_codes(exc)
+        if len(codes) > place and codes[place] == "ConditionalCheckFailed":
+            raise BalanceCeiling(payment.customer_id) from None
+        raise
 
 
 def put_pending(
