@@ -37,6 +37,8 @@ SPEC_ROUTES = {
     ("POST", "/admin/customers/{customer_id}/payments/{id}/cancel"): "AdminFunction",
     ("POST", "/admin/customers/{customer_id}/charges"): "AdminFunction",
     ("POST", "/admin/vouchers"): "AdminFunction",
+    ("GET", "/alerts/low-balance"): "AccountFunction",
+    ("PUT", "/alerts/low-balance"): "AccountFunction",
 }
 PUBLIC_ROUTES = {("GET", "/openapi.json"), ("POST", "/webhooks/{provider}")}
 FUNCTION_FOLDERS = {
@@ -47,6 +49,7 @@ FUNCTION_FOLDERS = {
     "AdminFunction": "admin",
     "ReconcileFunction": "reconcile",
     "PublishEventsFunction": "publish_events",
+    "AccountFunction": "account",
 }
 WRITE_ACTION = re.compile(r"^(Put|Update|Delete|TransactWrite|BatchWrite|Create|PartiQL(Insert|Update|Delete)|Restore)")
 # docs/api.md#configuration: the gateway credentials that live in the Secrets Manager secret in AWS.
@@ -194,7 +197,7 @@ def test_http_events_are_plain_and_attached_to_the_api(template: dict[str, Any])
         for (method, path), properties in _http_routes(props):
             assert set(properties) <= {"ApiId", "Path", "Method", "Auth"}, path
             assert properties["ApiId"] == {"Ref": "HttpApi"}
-            assert method in {"GET", "POST"}
+            assert method in {"GET", "POST", "PUT"}
             assert path.startswith("/")
 
 
@@ -219,7 +222,7 @@ def test_cors_allows_only_the_portal_origin_and_needed_headers(template: dict[st
 
     assert cors["AllowOrigins"] == [{"Ref": "PortalOrigin"}]
     assert set(cors["AllowHeaders"]) == {"Authorization", "Content-Type", "Idempotency-Key"}
-    assert set(cors["AllowMethods"]) == {"GET", "POST", "OPTIONS"}
+    assert set(cors["AllowMethods"]) == {"GET", "POST", "PUT", "OPTIONS"}
 
 
 def test_routes_are_throttled_and_access_logged(template: dict[str, Any]) -> None:
@@ -390,13 +393,19 @@ def test_the_outbox_is_published_from_the_tables_stream_in_order_and_never_dropp
     assert source["MaximumRetryAttempts"] == -1 and 0 < source["MaximumRecordAgeInSeconds"] < 24 * 3600
     failures = source["DestinationConfig"]["OnFailure"]
     assert failures["Destination"] == {"Fn::GetAtt": ["PublishEventsFailures", "Arn"]}
-    [pattern] = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
-    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["outbox-event"]}}}}
+    outbox_items, balance_items = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
+    assert outbox_items == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["outbox-event"]}}}}
+    # docs/alerts.md: the balance item's changes, for the low-balance alerts and the payments' balance_after
+    assert balance_items == {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"Keys": {"SK": {"S": ["BALANCE"]}}}}
     assert props["Environment"]["Variables"]["EVENT_BUS_NAME"] == {"Ref": "EventBus"}
     assert template["Resources"]["EventBus"]["Type"] == "AWS::Events::EventBus"
     assert {s["Sid"]: (s["Action"], s["Resource"]) for s in _statements(props)} == {
         "PublishEvents": ("events:PutEvents", {"Fn::GetAtt": ["EventBus", "Arn"]}),
         "KeepFailedBatches": ("sqs:SendMessage", {"Fn::GetAtt": ["PublishEventsFailures", "Arn"]}),
+        "JudgeBalanceChanges": (
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"],
+            {"Fn::GetAtt": ["PaymentsTable", "Arn"]},
+        ),
     }
     writers = {n for n, p in _functions(template).items() if "events:PutEvents" in _actions(p)}
     assert writers == {"PublishEventsFunction"}
