@@ -47,9 +47,9 @@ TOO_DEEP = "request body is nested too deeply (at most 64 levels)"
 NOT_JSON = "request body is not valid JSON"
 
 
-def test_every_post_route_but_the_webhook_takes_a_json_body() -> None:
+def test_every_post_and_put_route_but_the_webhook_takes_a_json_body() -> None:
     """Guards the parametrisations below: if the document stopped describing bodies they would test nothing."""
-    assert set(BODY_ROUTES) == {key for key in ROUTES if key.startswith("POST ") and key != WEBHOOK}
+    assert set(BODY_ROUTES) == {key for key in ROUTES if key.startswith(("POST ", "PUT ")) and key != WEBHOOK}
     assert WEBHOOK in OTHER_ROUTES and "GET /payments" in OTHER_ROUTES
 
 
@@ -152,6 +152,10 @@ def valid_call(route_key: str, customer: str) -> Call:
                     claims=operator, ok=201)  # fmt: skip
     if route_key == "POST /admin/vouchers":
         return Call(route_key, "/admin/vouchers", {"amount": "5.00", "currency": "EUR"}, claims=operator, ok=201)
+    if route_key == "GET /alerts/low-balance":
+        return Call(route_key, "/alerts/low-balance", claims=payer)
+    if route_key == "PUT /alerts/low-balance":
+        return Call(route_key, "/alerts/low-balance", {"threshold": "5.00", "emails": ["a@example.com"]}, claims=payer)
     raise AssertionError(f"no request for {route_key}: add one")
 
 
