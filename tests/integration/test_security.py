@@ -129,6 +129,10 @@ def request_for(route_key: str, customer: str) -> Request:
                 "headers": {"Idempotency-Key": uuid.uuid4().hex}}  # fmt: skip
     if route_key == "POST /admin/vouchers":
         return {"path": "/admin/vouchers", "body": {"amount": "5.00", "currency": "EUR"}, "ok": 201}
+    if route_key == "GET /alerts/low-balance":
+        return {"path": "/alerts/low-balance", "ok": 200}
+    if route_key == "PUT /alerts/low-balance":
+        return {"path": "/alerts/low-balance", "body": {"threshold": "5.00"}, "ok": 200}
     raise AssertionError(f"no request for {route_key}: add it, and its row in EXPECTED")
 
 
@@ -147,6 +151,8 @@ EXPECTED = {
     "POST /admin/customers/{customer_id}/payments/{id}/refunds": OPERATORS,
     "POST /admin/customers/{customer_id}/charges": OPERATORS,
     "POST /admin/vouchers": OPERATORS,
+    "GET /alerts/low-balance": READERS,  # the caller's own alert: docs/alerts.md
+    "PUT /alerts/low-balance": PAYERS,
 }
 ROUTES = {route.route_key: route for route in routes(TEMPLATE)}
 
