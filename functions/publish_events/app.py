@@ -1,5 +1,9 @@
 """The outbox's publisher (docs/events.md): fed by the payments table's DynamoDB Stream (filtered to new outbox
-items), it puts each outbound event on the service's EventBridge bus, in stream order, at least once.
+items and the balance items' changes), it puts each outbound event on the service's EventBridge bus, in stream
+order, at least once; and judges each balance change (docs/alerts.md): the balance after it on its payment, and a
+low-balance alert's crossing, whose `balance.low` event it writes to the outbox (it comes back as a new outbox item).
+
+Balance records are judged in order up to the first that fails; events are put on the bus only up to there.
 
 Records are published in order and the first one not published stops the batch: it and every record after it
 are reported as batch item failures (Powertools' `BatchProcessor`, `ReportBatchItemFailures`), so the stream
@@ -17,14 +21,18 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord, DynamoDBRecordEventName
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from payments import alerts
 from payments.config import PublishSettings, load
 from payments.events import EventPublisher
 from payments.outbox import OutboxEvent
+from payments.store import PaymentStore
+from payments.store.alert_items import balance_record_of
 from payments.store.outbox_items import OUTBOX_TYPE, event_of_image
 
 logger = Logger()
 SETTINGS = load(PublishSettings)  # checked at cold start
 publisher = EventPublisher(SETTINGS.event_bus_name)
+store = PaymentStore()
 
 
 class NotPublished(Exception):
@@ -35,8 +43,8 @@ UNREADABLE = "unreadable"  # an outbox item whose image does not hold a whole ev
 
 
 def outbox_events(records: list[dict[str, Any]]) -> list[tuple[str, OutboxEvent | str | None]]:
-    """(sequence number, its event) of each record, in order; None for anything but a new outbox item (the
-    mapping's filter lets none through), UNREADABLE for an outbox item that cannot be read."""
+    """(sequence number, its event) of each record, in order; None for anything but a new outbox item (a balance
+    record, or what the mapping's filter lets not through), UNREADABLE for an outbox item that cannot be read."""
     found: list[tuple[str, OutboxEvent | str | None]] = []
     for raw in records:
         record = DynamoDBRecord(raw)
@@ -48,6 +56,23 @@ def outbox_events(records: list[dict[str, Any]]) -> list[tuple[str, OutboxEvent 
     return found
 
 
+def judge_balances(records: list[dict[str, Any]], until: int) -> int:
+    """Judge the balance records among the first `until`, in order (docs/alerts.md); where the first that failed is
+    (it and everything after it are delivered again), else `until`."""
+    for place, raw in enumerate(records[:until]):
+        record = balance_record_of(raw)
+        if record is None:
+            continue
+        try:
+            outcome = alerts.on_balance_change(store, record)
+        except Exception:
+            logger.exception("a balance record was not judged", extra={"sequence_number": record.sequence})
+            return place
+        if outcome is alerts.Outcome.FIRED:
+            logger.info("balance low", extra={"customer_id": record.customer_id, "currency": record.currency})
+    return until
+
+
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records: list[dict[str, Any]] = event.get("Records") or []
@@ -56,6 +81,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     readable = next((i for i, (_, e) in enumerate(found) if e == UNREADABLE), len(found))
     if readable < len(found):
         logger.error("an outbox item cannot be read", extra={"sequence_number": found[readable][0]})
+    readable = judge_balances(records, readable)
     places = [i for i, (_, e) in enumerate(found[:readable]) if isinstance(e, OutboxEvent)]
     events = [e for _, e in found[:readable] if isinstance(e, OutboxEvent)]
     published, problem = publisher.publish(events)

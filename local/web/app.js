@@ -448,7 +448,7 @@ async function loadSummary(filters, ticket) {
 }
 
 async function refreshAll() {
-  await Promise.all([loadPayments(), loadBalance().catch((error) => say($("list-error"), error.message))]);
+  await Promise.all([loadPayments(), loadBalance().catch((error) => say($("list-error"), error.message)), loadAlert()]);
 }
 
 // ---- one payment's detail ------------------------------------------------------------------------------
@@ -950,6 +950,49 @@ function searchSoon() {
   clearTimeout(state.searchTimer);
   state.searchTimer = setTimeout(() => loadPayments(), SEARCH_DELAY_MS);
 }
+
+// ---- low-balance alert (docs/alerts.md): GET/PUT /alerts/low-balance ---------------------------------------
+
+function showAlert(alert) {
+  $("alert-currency").textContent = alert.currency;
+  $("alert-threshold").value = alert.threshold ?? "";
+  $("alert-reset").value = alert.threshold !== null && alert.reset_threshold !== alert.threshold ? alert.reset_threshold : "";
+  $("alert-emails").value = (alert.emails || []).join(", ");
+  say($("alert-state"), alert.threshold === null
+    ? "No alert set."
+    : alert.state === "below"
+      ? `Below ${alert.threshold} ${alert.currency}: alerts again after it rises above ${alert.reset_threshold}.`
+      : `Armed: alerts when the balance falls below ${alert.threshold} ${alert.currency}.`);
+  show($("alert-buttons"), state.canPay);
+  for (const id of ["alert-threshold", "alert-reset", "alert-emails"]) $(id).disabled = !state.canPay;
+}
+
+async function loadAlert() {
+  say($("alert-error"), "");
+  try {
+    showAlert((await call("GET", "/alerts/low-balance")).data);
+  } catch (error) {
+    say($("alert-error"), error.message);
+  }
+}
+
+async function saveAlert(threshold) {
+  say($("alert-error"), "");
+  const emails = $("alert-emails").value.split(",").map((e) => e.trim()).filter(Boolean);
+  const body = { currency: $("alert-currency").textContent, threshold, emails };
+  if (threshold !== null && $("alert-reset").value.trim()) body.reset_threshold = $("alert-reset").value.trim();
+  try {
+    showAlert((await call("PUT", "/alerts/low-balance", { body })).data);
+  } catch (error) {
+    say($("alert-error"), error.message);
+  }
+}
+
+$("alert-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  saveAlert($("alert-threshold").value.trim() || null);
+});
+$("alert-off").addEventListener("click", () => saveAlert(null));
 
 async function start() {
   $("picker-form").addEventListener("submit", pickerSignIn);

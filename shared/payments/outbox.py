@@ -21,22 +21,30 @@ COMPLETED = "payment.completed"
 CANCELLED = "payment.cancelled"
 REFUNDED = "payment.refunded"
 CHARGEBACK = "payment.chargeback"
-BALANCE_LOW = "balance.low"  # reserved: a balance crossing (a later item) is an event of its own kind
-DETAIL_TYPES = (COMPLETED, CANCELLED, REFUNDED, CHARGEBACK)
+BALANCE_LOW = "balance.low"  # a balance falling below its low-balance alert's threshold (payments.alerts)
+DETAIL_TYPES = (COMPLETED, CANCELLED, REFUNDED, CHARGEBACK, BALANCE_LOW)
 
 
 class OutboxEvent(NamedTuple):
     """One event as the outbox item holds it and the bus carries it."""
 
     event_id: str  # stable: the same change always makes the same id (consumers dedupe on it)
-    detail_type: str  # one of DETAIL_TYPES (later also `balance.low`)
+    detail_type: str  # one of DETAIL_TYPES
     customer_id: str
-    subject_id: str  # what it is about: the payment id (a balance event would name its currency)
+    subject_id: str  # what it is about: the payment id (a balance.low event: its currency)
     occurred_at: str  # ISO 8601 UTC, when the change happened (its history entry)
-    body: str  # the JSON of what it carries: the Payment's API form
+    body: str  # the JSON of what it carries: the Payment's API form (a balance.low event: the rest of its detail)
 
     def detail(self) -> dict[str, Any]:
-        """The event's `detail` on the bus (docs/events.md#the-event): its id, customer, time, and the Payment."""
+        """The event's `detail` on the bus (docs/events.md#the-event): its id, customer, time, and the Payment; a
+        `balance.low` event's detail carries its balance, thresholds and payment id instead (docs/alerts.md)."""
+        if self.detail_type == BALANCE_LOW:
+            return {
+                "event_id": self.event_id,
+                "customer_id": self.customer_id,
+                "occurred_at": self.occurred_at,
+                **json.loads(self.body),
+            }
         return {
             "event_id": self.event_id,
             "customer_id": self.customer_id,

@@ -159,6 +159,10 @@ def valid_call(route_key: str, customer: str) -> Call:
     if route_key == "PUT /admin/customers/{customer_id}/settings":
         return Call(route_key, f"{admin}/settings", {"min_payment": "1.00"}, path_params={"customer_id": customer},
                     claims=operator)  # fmt: skip
+    if route_key == "GET /alerts/low-balance":
+        return Call(route_key, "/alerts/low-balance", claims=payer)
+    if route_key == "PUT /alerts/low-balance":
+        return Call(route_key, "/alerts/low-balance", {"threshold": "5.00", "emails": ["a@example.com"]}, claims=payer)
     raise AssertionError(f"no request for {route_key}: add one")
 
 

@@ -54,6 +54,13 @@ def write_changes(store: PaymentStore, customer: str, completed: int = 3) -> lis
     return ids
 
 
+def outbox_places(records: list[dict[str, Any]]) -> list[int]:
+    """Where the outbox items are in a delivered batch: the balance item's records come too (docs/alerts.md)."""
+    return [
+        i for i, r in enumerate(records) if (r["dynamodb"].get("NewImage") or {}).get("type") == {"S": "outbox-event"}
+    ]
+
+
 def published(capture: BusCapture) -> list[dict[str, Any]]:
     return [event["detail"] for event in capture.outbox()["events"]]
 
@@ -82,15 +89,22 @@ def test_a_batch_of_stream_records_puts_each_outbox_event_on_the_bus_once(
 ) -> None:
     expected = write_changes(own_store, customer)
     answers: list[Any] = []
+    records: list[dict[str, Any]] = []
 
     def deliver(event: dict[str, Any]) -> Any:
+        records.extend(event["Records"])
         answers.append(publisher.lambda_handler(event, FakeContext()))
         return answers[-1]
 
     delivered = poller(own_store, deliver).drain()
 
     details = published(capture)
-    assert delivered == len(expected) and answers == [{"batchItemFailures": []}]  # the filter kept outbox items only
+    assert answers == [{"batchItemFailures": []}]
+    # The filter kept the outbox items and the balance item's changes: 4 (three written completed, one completed),
+    # and moto's own record of the item's creation, its keys alone, before the first (DynamoDB writes no such record).
+    balance = [r for r in records if r["dynamodb"]["Keys"]["SK"] == {"S": "BALANCE"}]
+    assert len(outbox_places(records)) == len(expected) and len(balance) == delivered - len(expected)
+    assert sum(1 for r in balance if "last_payment" in r["dynamodb"]["NewImage"]) == 4
     assert [d["event_id"] for d in details] == expected  # in stream order
     kinds = Counter(e["detail-type"] for e in capture.outbox()["events"])
     assert kinds == {"payment.completed": 4, "payment.cancelled": 1}
@@ -110,18 +124,21 @@ def test_a_refused_entry_is_reported_with_everything_after_it_and_delivered_agai
     faulty = Faulty(boto3.client("events"), {1: "refuse-third"})
     monkeypatch.setattr(publisher.publisher, "_client", faulty)
     batches: list[tuple[list[str], Any]] = []
+    thirds: list[int] = []
 
     def deliver(event: dict[str, Any]) -> Any:
         answer = publisher.lambda_handler(event, FakeContext())
         batches.append(([r["dynamodb"]["SequenceNumber"] for r in event["Records"]], answer))
+        thirds.append(outbox_places(event["Records"])[2])
         return answer
 
     poller(own_store, deliver).drain()
 
     (first_batch, first_answer), (second_batch, second_answer) = batches
     failed = [f["itemIdentifier"] for f in first_answer["batchItemFailures"]]
-    assert failed == first_batch[2:]  # the refused record and nothing after it reported done
-    assert second_batch == first_batch[2:] and second_answer == {"batchItemFailures": []}
+    third = thirds[0]  # the third outbox item: the refused entry
+    assert failed == first_batch[third:]  # the refused record and nothing after it reported done
+    assert second_batch == first_batch[third:] and second_answer == {"batchItemFailures": []}
     ids = [d["event_id"] for d in published(capture)]
     assert set(ids) == set(expected) and len(ids) == len(expected) + 2  # entries 4 and 5 went out twice
 

@@ -134,6 +134,10 @@ def request_for(route_key: str, customer: str) -> Request:
     if route_key in ("GET /admin/customers/{customer_id}/settings", "PUT /admin/customers/{customer_id}/settings"):
         body = {"body": {"email_receipts": True}} if route_key.startswith("PUT") else {}
         return {"path": f"{admin}/settings", "path_params": {"customer_id": customer}, "ok": 200, **body}
+    if route_key == "GET /alerts/low-balance":
+        return {"path": "/alerts/low-balance", "ok": 200}
+    if route_key == "PUT /alerts/low-balance":
+        return {"path": "/alerts/low-balance", "body": {"threshold": "5.00"}, "ok": 200}
     raise AssertionError(f"no request for {route_key}: add it, and its row in EXPECTED")
 
 
@@ -155,6 +159,8 @@ EXPECTED = {
     "GET /payment-options": READERS,
     "GET /admin/customers/{customer_id}/settings": OPERATORS,
     "PUT /admin/customers/{customer_id}/settings": OPERATORS,
+    "GET /alerts/low-balance": READERS,  # the caller's own alert: docs/alerts.md
+    "PUT /alerts/low-balance": PAYERS,
 }
 ROUTES = {route.route_key: route for route in routes(TEMPLATE)}
 

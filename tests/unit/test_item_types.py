@@ -15,9 +15,11 @@ from payments.money import Money
 from payments.outbox import OutboxEvent
 from payments.store import Dedupe, keys, to_item, writes
 from payments.store import voucher_items as vouchers
+from payments.store.alert_items import alert_item
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus, export_item
 from payments.store.items import ITEM_TYPES, ItemType
 from payments.store.outbox_items import outbox_item
+from payments.store.records import LowBalanceAlert
 
 DATA_MODEL = Path(__file__).resolve().parents[2] / "docs" / "data-model.md"
 MOMENT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -110,6 +112,9 @@ BUILT = {
     "outbox event": outbox_item(
         OutboxEvent("evt_1", "payment.completed", "cust-1", "pay_1", ISSUED, "{}"), 1_900_000_000
     ),
+    "low-balance alert": alert_item(
+        "cust-1", LowBalanceAlert("USD", 500, 1000, ("a@example.com",), True, 3, "r1", ISSUED)
+    ),
     "voucher": vouchers.voucher_item("f00d", Money(500, "EUR"), 1_900_000_000, ISSUED, "operator:o"),
     "voucher attempts": vouchers.voucher_attempts("cust-1", 1, 1_900_000_000, 1_900_003_600),
     "export": export_item(
@@ -151,6 +156,7 @@ def test_every_key_builder_makes_its_documented_shape() -> None:
         ("payment", "GSI1PK"): keys.status_pk("c", PaymentStatus.CANCELLED),
         ("payment", "GSI2PK"): keys.pending_pk(PaymentMethod.PAYPAL),
         ("balance", "SK"): keys.BALANCE_SK,
+        ("low-balance alert", "SK"): keys.LOW_BALANCE_ALERT_SK,
         ("idempotency pointer", "SK"): keys.idempotency_sk("ab"),
         ("gateway pointer", "PK"): keys.gateway_ref_pk("stripe", "pi_1"),
         ("gateway pointer", "SK"): keys.GATEWAY_REF_SK,

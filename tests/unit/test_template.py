@@ -40,6 +40,8 @@ SPEC_ROUTES = {
     ("GET", "/payment-options"): "MakePaymentFunction",
     ("GET", "/admin/customers/{customer_id}/settings"): "AdminFunction",
     ("PUT", "/admin/customers/{customer_id}/settings"): "AdminFunction",
+    ("GET", "/alerts/low-balance"): "AccountFunction",
+    ("PUT", "/alerts/low-balance"): "AccountFunction",
 }
 PUBLIC_ROUTES = {("GET", "/openapi.json"), ("POST", "/webhooks/{provider}")}
 FUNCTION_FOLDERS = {
@@ -50,6 +52,7 @@ FUNCTION_FOLDERS = {
     "AdminFunction": "admin",
     "ReconcileFunction": "reconcile",
     "PublishEventsFunction": "publish_events",
+    "AccountFunction": "account",
 }
 WRITE_ACTION = re.compile(r"^(Put|Update|Delete|TransactWrite|BatchWrite|Create|PartiQL(Insert|Update|Delete)|Restore)")
 # docs/api.md#configuration: the gateway credentials that live in the Secrets Manager secret in AWS.
@@ -393,13 +396,19 @@ def test_the_outbox_is_published_from_the_tables_stream_in_order_and_never_dropp
     assert source["MaximumRetryAttempts"] == -1 and 0 < source["MaximumRecordAgeInSeconds"] < 24 * 3600
     failures = source["DestinationConfig"]["OnFailure"]
     assert failures["Destination"] == {"Fn::GetAtt": ["PublishEventsFailures", "Arn"]}
-    [pattern] = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
-    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["outbox-event"]}}}}
+    outbox_items, balance_items = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
+    assert outbox_items == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["outbox-event"]}}}}
+    # docs/alerts.md: the balance item's changes, for the low-balance alerts and the payments' balance_after
+    assert balance_items == {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"Keys": {"SK": {"S": ["BALANCE"]}}}}
     assert props["Environment"]["Variables"]["EVENT_BUS_NAME"] == {"Ref": "EventBus"}
     assert template["Resources"]["EventBus"]["Type"] == "AWS::Events::EventBus"
     assert {s["Sid"]: (s["Action"], s["Resource"]) for s in _statements(props)} == {
         "PublishEvents": ("events:PutEvents", {"Fn::GetAtt": ["EventBus", "Arn"]}),
         "KeepFailedBatches": ("sqs:SendMessage", {"Fn::GetAtt": ["PublishEventsFailures", "Arn"]}),
+        "JudgeBalanceChanges": (
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"],
+            {"Fn::GetAtt": ["PaymentsTable", "Arn"]},
+        ),
     }
     writers = {n for n, p in _functions(template).items() if "events:PutEvents" in _actions(p)}
     assert writers == {"PublishEventsFunction"}

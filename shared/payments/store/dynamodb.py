@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from payments.status import Change
     from payments.store.base import Written
     from payments.store.export_records import ExportRecord, ExportStatus
-    from payments.store.records import Dedupe, DisputeWritten, RefundWritten, Voucher
+    from payments.store.records import Dedupe, DisputeWritten, LowBalanceAlert, RefundWritten, Voucher
 
 
 class PaymentStore(Reads):
@@ -92,6 +92,45 @@ class PaymentStore(Reads):
         from payments.store import outbox_items
 
         return outbox_items.outbox_event(self, event_id)
+
+    # ---- low-balance alerts (alert_items) ----------------------------------------------------------
+
+    def low_balance_alert(self, customer_id: str) -> LowBalanceAlert | None:
+        from payments.store import alert_items
+
+        return alert_items.low_balance_alert(self, customer_id)
+
+    def balance_state(self, customer_id: str, currency: str) -> tuple[int, int]:
+        from payments.store import alert_items
+
+        return alert_items.balance_state(self, customer_id, currency)
+
+    def put_low_balance_alert(self, customer_id: str, alert: LowBalanceAlert) -> LowBalanceAlert | None:
+        from payments.store import alert_items
+
+        return alert_items.put_low_balance_alert(self, customer_id, alert)
+
+    def delete_low_balance_alert(self, customer_id: str) -> None:
+        from payments.store import alert_items
+
+        alert_items.delete_low_balance_alert(self, customer_id)
+
+    def disarm_low_balance(
+        self, customer_id: str, alert: LowBalanceAlert, version: int, event: OutboxEvent
+    ) -> bool | None:
+        from payments.store import alert_items
+
+        return alert_items.disarm_with_event(self, customer_id, alert, version, event)
+
+    def rearm_low_balance(self, customer_id: str, alert: LowBalanceAlert, version: int) -> bool:
+        from payments.store import alert_items
+
+        return alert_items.rearm(self, customer_id, alert, version)
+
+    def set_balance_after(self, customer_id: str, payment_id: str, minor: int) -> bool:
+        from payments.store import alert_items
+
+        return alert_items.set_balance_after(self, customer_id, payment_id, minor)
 
     # ---- the gateway object of a payment (gateway_items) -------------------------------------------
 

@@ -16,7 +16,14 @@ from payments.money import Money
 from payments.outbox import OutboxEvent
 from payments.status import Cause, Change
 from payments.store.export_records import ExportRecord, ExportStatus
-from payments.store.records import Dedupe, DisputeWritten, RefundWritten, TransitionOutcome, Voucher
+from payments.store.records import (
+    Dedupe,
+    DisputeWritten,
+    LowBalanceAlert,
+    RefundWritten,
+    TransitionOutcome,
+    Voucher,
+)
 
 
 class Store(Protocol):
@@ -209,6 +216,41 @@ class Store(Protocol):
 
     def outbox_event(self, event_id: str) -> OutboxEvent | None:
         """The outbound event a change wrote, by its id (a consistent read); None if none was written."""
+        ...
+
+    # ---- low-balance alerts (docs/alerts.md): the account routes and the stream's balance records ----
+
+    def low_balance_alert(self, customer_id: str) -> LowBalanceAlert | None:
+        """The customer's low-balance alert (a consistent read); None if none is set."""
+        ...
+
+    def balance_state(self, customer_id: str, currency: str) -> tuple[int, int]:
+        """(the completed balance in `currency` in minor units, the balance item's version), consistently read."""
+        ...
+
+    def put_low_balance_alert(self, customer_id: str, alert: LowBalanceAlert) -> LowBalanceAlert | None:
+        """Replace the customer's alert (a new save: its own `rev`), only while the balance item's version is still
+        `alert.seen_version` (its `armed` was judged at it); the alert as stored, None if the balance moved since."""
+        ...
+
+    def delete_low_balance_alert(self, customer_id: str) -> None:
+        """Turn the customer's alert off."""
+        ...
+
+    def disarm_low_balance(
+        self, customer_id: str, alert: LowBalanceAlert, version: int, event: OutboxEvent
+    ) -> bool | None:
+        """A crossing down, once: the alert armed -> not armed and `event` (balance.low) in the outbox, at once, only
+        if the alert is still `alert` (same save, armed) and has seen no version >= `version`. True if written, None
+        if the event was written before (a redelivery), False if the alert changed (read it again)."""
+        ...
+
+    def rearm_low_balance(self, customer_id: str, alert: LowBalanceAlert, version: int) -> bool:
+        """A rise above the reset threshold: not armed -> armed, under the same conditions. False if it changed."""
+        ...
+
+    def set_balance_after(self, customer_id: str, payment_id: str, minor: int) -> bool:
+        """The balance right after the payment's change, on the payment, if it exists and has none yet."""
         ...
 
     # ---- the gateway object of a payment: claimed, then recorded once ------------------------------

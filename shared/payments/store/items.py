@@ -73,7 +73,15 @@ ITEM_TYPES: tuple[ItemType, ...] = (
             ("GSI2SK", "PAY#<payment id>"),
         ),
     ),
-    ItemType("balance", "CUST#<customer>", "BALANCE", ("bal_<CUR>", "updated_at", "last_payment", "last_currency")),
+    ItemType(
+        "balance", "CUST#<customer>", "BALANCE", ("bal_<CUR>", "updated_at", "last_payment", "last_currency", "version")
+    ),
+    ItemType(
+        "low-balance alert",
+        "CUST#<customer>",
+        "ALERT#low_balance",
+        ("type", "currency", "threshold_minor", "reset_minor", "emails", "armed", "seen_version", "rev", "updated_at"),
+    ),
     ItemType("account settings", "CUST#<customer>", "SETTINGS", ("type", "document", "updated_at", "updated_by")),
     ItemType("idempotency pointer", "CUST#<customer>", "IDEM#<hash of customer+key>", ("type", "payment_id")),
     ItemType("gateway pointer", "GWREF#<provider>#<gateway ref>", "GWREF", ("type", "customer_id", "payment_id")),

@@ -9,6 +9,11 @@ def customer_pk(customer_id: str) -> str:
     return f"CUST#{customer_id}"
 
 
+def customer_of_pk(pk: str) -> str | None:
+    """The customer a `CUST#<customer>` partition key names; None for any other key."""
+    return pk.removeprefix("CUST#") if pk.startswith("CUST#") and len(pk) > 5 else None
+
+
 def payment_sk(payment_id: str) -> str:
     return f"PAY#{payment_id}"
 
@@ -31,6 +36,7 @@ def watch_pk(kind: str) -> str:
 
 BALANCE_SK = "BALANCE"
 SETTINGS_SK = "SETTINGS"  # the customer's account settings (docs/account-settings.md)
+LOW_BALANCE_ALERT_SK = "ALERT#low_balance"  # the customer's low-balance alert (docs/alerts.md)
 
 
 def idempotency_sk(request_key: str) -> str:

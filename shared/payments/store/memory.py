@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -19,14 +20,14 @@ from typing import Any
 from payments import outbox
 from payments.ids import PREFIX as PAYMENT_ID_PREFIX
 from payments.ids import id_bound
-from payments.models import Payment, PaymentMethod, PaymentStatus
+from payments.models import Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money
 from payments.outbox import OutboxEvent
 from payments.status import Change, counts_in_balance, refundable
 from payments.store.base import StoreBase, Written
 from payments.store.codec import search_text, watch_of
 from payments.store.export_records import ExportRecord, ExportStatus
-from payments.store.records import BalanceCeiling, Dedupe, DisputeWritten, RefundWritten, Voucher
+from payments.store.records import BalanceCeiling, Dedupe, DisputeWritten, LowBalanceAlert, RefundWritten, Voucher
 
 PaymentKey = tuple[str, str]  # (customer id, payment id)
 
@@ -65,6 +66,8 @@ class Tables:
     exports: dict[tuple[str, str], ExportRecord] = field(default_factory=dict)
     account_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: dict[str, OutboxEvent] = field(default_factory=dict)  # by event id, in the order written
+    balance_versions: dict[str, int] = field(default_factory=dict)  # the balance item's `version`
+    alerts: dict[str, LowBalanceAlert] = field(default_factory=dict)  # low-balance alerts, by customer
 
 
 def _between(payment: Payment, created_from: datetime | None, created_to: datetime | None) -> bool:
@@ -201,6 +204,7 @@ class MemoryStore(StoreBase):
     def _credit(self, customer_id: str, money: Money) -> None:
         held = self.tables.balances.setdefault(customer_id, {})
         held[money.currency] = held.get(money.currency, 0) + money.minor
+        self.tables.balance_versions[customer_id] = self.tables.balance_versions.get(customer_id, 0) + 1
 
     def _event_is_new(self, dedupe: Dedupe | None) -> bool:
         return dedupe is None or (dedupe.source, dedupe.key) not in self.tables.events
@@ -439,6 +443,62 @@ class MemoryStore(StoreBase):
                 return
             self.tables.payments[key] = stored.model_copy(update={"gateway_claim_until": None})
             self.tables.last_errors[key] = problem[:500]
+
+    # ---- low-balance alerts ------------------------------------------------------------------------
+
+    def low_balance_alert(self, customer_id: str) -> LowBalanceAlert | None:
+        with self._lock:
+            return self.tables.alerts.get(customer_id)
+
+    def balance_state(self, customer_id: str, currency: str) -> tuple[int, int]:
+        with self._lock:
+            held = self.tables.balances.get(customer_id, {})
+            return held.get(currency, 0), self.tables.balance_versions.get(customer_id, 0)
+
+    def put_low_balance_alert(self, customer_id: str, alert: LowBalanceAlert) -> LowBalanceAlert | None:
+        saved = alert._replace(rev=uuid.uuid4().hex, updated_at=iso_z(utcnow()))
+        with self._lock:
+            if self.tables.balance_versions.get(customer_id, 0) != alert.seen_version:
+                return None
+            self.tables.alerts[customer_id] = saved
+        return saved
+
+    def delete_low_balance_alert(self, customer_id: str) -> None:
+        with self._lock:
+            self.tables.alerts.pop(customer_id, None)
+
+    def _as_judged(self, customer_id: str, alert: LowBalanceAlert, version: int) -> bool:
+        held = self.tables.alerts.get(customer_id)
+        return held is not None and held.rev == alert.rev and held.armed is alert.armed and held.seen_version < version
+
+    def disarm_low_balance(
+        self, customer_id: str, alert: LowBalanceAlert, version: int, event: OutboxEvent
+    ) -> bool | None:
+        with self._lock:
+            if event.event_id in self.tables.outbox:
+                return None
+            if not self._as_judged(customer_id, alert, version):
+                return False
+            self.tables.alerts[customer_id] = self.tables.alerts[customer_id]._replace(
+                armed=False, seen_version=version
+            )
+            self._outbox(event)
+        return True
+
+    def rearm_low_balance(self, customer_id: str, alert: LowBalanceAlert, version: int) -> bool:
+        with self._lock:
+            if not self._as_judged(customer_id, alert, version):
+                return False
+            self.tables.alerts[customer_id] = self.tables.alerts[customer_id]._replace(armed=True, seen_version=version)
+        return True
+
+    def set_balance_after(self, customer_id: str, payment_id: str, minor: int) -> bool:
+        with self._lock:
+            stored = self.tables.payments.get((customer_id, payment_id))
+            if stored is None or stored.balance_after_minor is not None:
+                return False
+            self.tables.payments[(customer_id, payment_id)] = stored.model_copy(update={"balance_after_minor": minor})
+        return True
 
     # ---- event markers -----------------------------------------------------------------------------
 

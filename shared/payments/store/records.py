@@ -54,3 +54,34 @@ class Voucher(NamedTuple):
 
 class BalanceCeiling(Exception):
     """A completed top-up was not written: it would have taken the balance above the ceiling it was given."""
+
+
+class LowBalanceAlert(NamedTuple):
+    """A customer's low-balance alert as stored (docs/alerts.md): one per customer, in one currency.
+
+    `armed`: the next fall below the threshold alerts. `seen_version`: the balance item's version (one per change
+    of the balance) the alert was last set for, by a save or a crossing; a stream record of that version or an
+    older one is already accounted for and changes nothing (a redelivery). `rev`: which save this is, so a
+    crossing judged by an earlier save's settings is refused."""
+
+    currency: str
+    threshold_minor: int
+    reset_minor: int
+    emails: tuple[str, ...]
+    armed: bool
+    seen_version: int = 0
+    rev: str = ""
+    updated_at: str = ""
+
+
+class BalanceRecord(NamedTuple):
+    """One stream record of a customer's balance item (docs/alerts.md): the change one payment made to one currency."""
+
+    customer_id: str
+    currency: str  # the balance item's `last_currency`
+    old_minor: int  # the OldImage's balance in it (0 if it had none)
+    new_minor: int  # the NewImage's
+    payment_id: str  # `last_payment`: the payment whose change this is
+    version: int  # the NewImage's version: one more with each change of the item
+    sequence: str  # the record's stream SequenceNumber
+    updated_at: str = ""  # the NewImage's `updated_at`: when the change was made

@@ -402,15 +402,17 @@ def payment_key(payment: Payment) -> Item:
 
 def balance_update(store: Table, customer_id: str, money: Money, payment_id: str) -> Item:
     """The balance's ADD of a change's delta. It names the payment that moved it (`last_payment`, `last_currency`), so
-    each stream record of the balance item ties a new balance to the one payment that made it (docs/events.md)."""
+    each stream record of the balance item ties a new balance to the one payment that made it (docs/events.md), and
+    counts its changes (`version`, one more each time: docs/alerts.md tells a redelivered record by it)."""
     return {
         "Update": {
             "TableName": store.table,
             "Key": key(customer_pk(customer_id), BALANCE_SK),
-            "UpdateExpression": "ADD #cur :delta SET updated_at = :now, last_payment = :pid, last_currency = :c",
-            "ExpressionAttributeNames": {"#cur": f"bal_{money.currency}"},
+            "UpdateExpression": "ADD #cur :delta, #version :one "
+            "SET updated_at = :now, last_payment = :pid, last_currency = :c",
+            "ExpressionAttributeNames": {"#cur": f"bal_{money.currency}", "#version": "version"},
             "ExpressionAttributeValues": values(
-                {":delta": money.minor, ":now": iso_z(utcnow()), ":pid": payment_id, ":c": money.currency}
+                {":delta": money.minor, ":one": 1, ":now": iso_z(utcnow()), ":pid": payment_id, ":c": money.currency}
             ),
         }
     }

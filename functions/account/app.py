@@ -1,0 +1,47 @@
+"""The customer's account routes (docs/api.md#low-balance-alert): GET and PUT /alerts/low-balance, the caller's own
+low-balance alert (docs/alerts.md). Later customer-account settings (auto top-up) join it here.
+
+Each customer sees and sets only their own: the route names no customer, the token does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from payments import alerts, api
+from payments.config import settings
+from payments.identity import PAYERS, READERS
+from payments.store import PaymentStore
+
+app, logger, tracer, metrics = api.build("account")
+SETTINGS = settings()  # the environment, checked at cold start
+store = PaymentStore()
+
+
+@app.get(
+    "/alerts/low-balance",
+    summary="The caller's low-balance alert (nulls when none is set)",
+    tags=["account"],
+    responses=api.responses({200: ("The alert", alerts.AlertOut)}, 401, 403),
+)
+def get_low_balance_alert() -> dict[str, Any]:
+    customer = api.caller(app).customer_for(READERS)
+    return alerts.get(store, customer)
+
+
+@app.put(
+    "/alerts/low-balance",
+    summary='Set the caller\'s low-balance alert; "threshold": null turns it off',
+    tags=["account"],
+    responses=api.responses({200: ("The alert as saved", alerts.AlertOut)}, 401, 403),
+)
+def put_low_balance_alert(body: Annotated[alerts.AlertIn, Body()]) -> dict[str, Any]:
+    customer = api.caller(app).customer_for(PAYERS)
+    saved = alerts.save(store, customer, body)
+    metrics.add_metric(name="LowBalanceAlertSaved", unit="Count", value=1)
+    return saved
+
+
+lambda_handler = api.entrypoint(app, logger, tracer, metrics)
