@@ -42,7 +42,7 @@ def parse(raw: str, *, message_id: str = "", source: str = "", destinations: tup
     assert isinstance(message, EmailMessage)
     body = message.get_body(preferencelist=("plain",))
     attachments = tuple(
-        (part.get_filename() or "", part.get_content_type(), part.get_payload(decode=True) or b"")
+        (part.get_filename() or "", part.get_content_type(), _bytes(part.get_payload(decode=True)))
         for part in message.iter_attachments()
     )
     date = message.get("Date")
@@ -60,6 +60,10 @@ def parse(raw: str, *, message_id: str = "", source: str = "", destinations: tup
         attachments=attachments,
         sent_at=sent_at,
     )
+
+
+def _bytes(payload: object) -> bytes:
+    return payload if isinstance(payload, bytes) else b""
 
 
 def sent_emails(endpoint: str | None = None, *, timeout: float = 5) -> list[SentEmail]:

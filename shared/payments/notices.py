@@ -69,7 +69,9 @@ def deliver(
     if not store.claim_email(email.key, customer_id, hold_seconds=CLAIM_SECONDS):
         return "duplicate"
     if send is None:
-        from payments.emails import send
+        from payments import emails
+
+        send = emails.send
     try:
         message_id = send(email, sender=sender, sender_name=sender_name)
     except BaseException:

@@ -8,6 +8,7 @@ redelivery (SQS keeps a message 4 days here; EventBridge retries for 24 hours).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -66,7 +67,7 @@ def mark_email_sent(store: Table, email_key: str, message_id: str) -> None:
 
 def release_email(store: Table, email_key: str) -> None:
     """SES refused or failed: the claim ends now, so the next delivery may send at once (a sent marker stays)."""
-    try:
+    with contextlib.suppress(store.client.exceptions.ConditionalCheckFailedException):
         store.client.update_item(
             TableName=store.table,
             Key=key(email_pk(email_key), EMAIL_SK),
@@ -75,8 +76,6 @@ def release_email(store: Table, email_key: str) -> None:
             ExpressionAttributeNames={"#s": "state"},
             ExpressionAttributeValues=values({":zero": 0, ":claimed": CLAIMED}),
         )
-    except store.client.exceptions.ConditionalCheckFailedException:
-        pass
 
 
 def email_marker(store: Table, email_key: str) -> dict[str, object] | None:

@@ -80,7 +80,8 @@ OUTBOX_SK = "OUTBOX"
 
 
 def email_pk(key: str) -> str:
-    """The marker of one e-mail (its `Email.key`: the event it tells of), claimed before it is sent (docs/receipts.md)."""
+    """The marker of one e-mail (its `Email.key`: the event it tells of), claimed before it is sent
+    (docs/receipts.md)."""
     return f"EMAIL#{key}"
 
 
