@@ -17,6 +17,11 @@ moto's attribute objects, slow) and then keeps the partition asked for. At 5,000
 partition took ~0.1 s, so every test slowed down as the session's table filled. Here a Query of the table
 reads just its partition, and the table's items are sorted by their plain key values (moto's own order):
 same answers, in time proportional to the partition.
+
+moto keeps the e-mails SES was given (`sent_messages` of its SES backend, which sesv2 sends through) but no API
+of SES lists them, and moto's own `/moto-api/data.json` dumps every object of every service (each DynamoDB item
+copy included). So the embedded AWS serves one more route, `GET /moto-api/local/sent-emails`: the raw messages,
+oldest first (`SENT_EMAILS_PATH`; local/mailbox.py reads and parses them for `GET /_local/outbox` and the tests).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ _OPERATIONS = (
     "batch_execute_statement",
 )
 _patched = False
+SENT_EMAILS_PATH = "/moto-api/local/sent-emails"
 
 
 def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -220,11 +226,43 @@ def isolate_dynamodb() -> None:
     _patched = True
 
 
+def sent_emails(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    """`GET /moto-api/local/sent-emails`: every raw message SES took, in every account and region, oldest first."""
+    import json
+
+    from moto.ses.models import RawMessage, ses_backends
+
+    found = []
+    for account_id, regions in ses_backends.items():
+        for region, backend in regions.items():
+            for message in backend.sent_messages:
+                if isinstance(message, RawMessage):
+                    found.append(
+                        {
+                            "id": message.id,
+                            "account": account_id,
+                            "region": region,
+                            "source": message.source,
+                            "destinations": list(message.destinations),
+                            "raw": message.raw_data,
+                        }
+                    )
+    return 200, {"Content-Type": "application/json"}, json.dumps({"emails": found})
+
+
+def serve_sent_emails() -> None:
+    """Add `SENT_EMAILS_PATH` to moto's own API routes (idempotent); before the server's first moto-api request."""
+    from moto.moto_api._internal import urls
+
+    urls.url_paths.setdefault("{0}" + SENT_EMAILS_PATH + "$", sent_emails)
+
+
 def start(port: int, host: str = "127.0.0.1") -> Any:
     """Start moto's server on host:port with isolated DynamoDB; returns the server (call .stop())."""
     from moto.server import ThreadedMotoServer
 
     isolate_dynamodb()
+    serve_sent_emails()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     return server

@@ -1,12 +1,14 @@
-"""Creates template.yaml's tables, buckets, secrets, event buses and queues in the embedded AWS (or any endpoint
-boto3 is pointed at).
+"""Creates template.yaml's tables, buckets, secrets, event buses, queues and event rules in the embedded AWS (or any
+endpoint boto3 is pointed at), and verifies the SES identity of the `EmailFrom` parameter's domain.
 
 Only what the handlers can observe is created: key schemas, indexes, TTL and streams for tables; buckets; secret
-values; buses by name; queues. IAM, encryption and lifecycle settings have no local meaning.
+values; buses by name; queues; rules with their pattern and targets (the bus delivers to a rule's queue as in AWS).
+IAM, queue policies, redrive, encryption, alarms and lifecycle settings have no local meaning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Mapping
@@ -23,6 +25,7 @@ BUCKET = "AWS::S3::Bucket"
 SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a password
 EVENT_BUS = "AWS::Events::EventBus"
 QUEUE = "AWS::SQS::Queue"
+RULE = "AWS::Events::Rule"
 
 
 def physical_name(logical_id: str, resource_type: str) -> str:
@@ -73,6 +76,26 @@ def create_resources(template: Mapping[str, Any], region: str) -> CreatedResourc
         created.refs[logical_id] = url
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         created.attributes[(logical_id, "Arn")] = arn
+    rules = Resolver(template, created.refs, created.attributes, region=region)  # a rule names the bus and queues
+    for logical_id, resource in resources_of_type(template, RULE).items():
+        props = rules.resolve(resource.get("Properties", {}))
+        name, bus = physical_name(logical_id, RULE), str(props.get("EventBusName") or "default")
+        arn = events.put_rule(
+            Name=name,
+            EventBusName=bus,
+            EventPattern=json.dumps(props["EventPattern"]),
+            State=props.get("State", "ENABLED"),
+        )["RuleArn"]
+        targets = [{"Id": str(t["Id"]), "Arn": str(t["Arn"])} for t in props.get("Targets", [])]
+        if targets:
+            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        created.refs[logical_id] = name
+        created.attributes[(logical_id, "Arn")] = arn
+    sender = resolver.resolve({"Ref": "EmailFrom"}) if "EmailFrom" in template.get("Parameters", {}) else None
+    if isinstance(sender, str) and "@" in sender:  # SES sends only from a verified identity: its domain here
+        sesv2 = boto3.client("sesv2", region_name=region)
+        with contextlib.suppress(sesv2.exceptions.AlreadyExistsException):
+            sesv2.create_email_identity(EmailIdentity=sender.rpartition("@")[2])
     return created
 
 

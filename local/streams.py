@@ -217,8 +217,15 @@ class BusCapture:
             return list(self._seen)
 
     def outbox(self) -> dict[str, Any]:
-        """`GET /_local/outbox`'s answer (docs/events.md#locally): emails (none sent by this service yet) and events."""
+        """`GET /_local/outbox`'s answer (docs/events.md#locally): the e-mails the embedded AWS's SES was given
+        (local/mailbox.py), and the events, oldest first."""
+        from local.mailbox import sent_emails
+
+        try:
+            emails = [email.as_outbox() for email in sent_emails()]
+        except (OSError, ValueError, KeyError):  # not the embedded AWS, or it stopped: the events still show
+            emails = []
         return {
-            "emails": [],
+            "emails": emails,
             "events": [{"detail-type": e.get("detail-type"), "detail": e.get("detail")} for e in self.read()],
         }

@@ -51,6 +51,7 @@ const state = {
   searchTimer: null,
   detailId: null,
   detailOpener: null, // what had the focus before the detail opened, to give it back
+  lastReceipt: null, // {id, url} of the receipt last opened (the browser tests read it)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -382,7 +383,8 @@ function paymentRow(payment) {
   },
   el("td", { className: "when" }, payment.completed_at ? when(payment.completed_at) : notYet()),
   el("td", { className: `num total${isNegative(payment.amount) ? " negative" : ""}` }, money(payment.amount, payment.currency)),
-  el("td", { className: "status" }, badge(payment.status), payment.status === "pending" ? settleButtons(payment, "compact") : null),
+  el("td", { className: "status" }, badge(payment.status), payment.status === "pending" ? settleButtons(payment, "compact") : null,
+    payment.status === "completed" ? receiptLink(payment) : null),
   el("td", { className: "desc" },
     el("div", { className: "description" }, payment.description),
     extra ? el("div", { className: "muted small sub" }, extra) : null,
@@ -448,7 +450,12 @@ async function loadSummary(filters, ticket) {
 }
 
 async function refreshAll() {
-  await Promise.all([loadPayments(), loadBalance().catch((error) => say($("list-error"), error.message)), loadAlert()]);
+  await Promise.all([
+    loadPayments(),
+    loadBalance().catch((error) => say($("list-error"), error.message)),
+    loadAlert(),
+    loadOutbox(),
+  ]);
 }
 
 // ---- one payment's detail ------------------------------------------------------------------------------
@@ -541,6 +548,7 @@ function renderDetail(payment) {
   $("detail-title").textContent = payment.description || "Payment";
   fill($("detail-body"),
     detailRows(payment),
+    payment.status === "completed" ? el("p", {}, receiptLink(payment)) : null,
     payment.status === "pending" ? settleButtons(payment, "full") : null,
     REFUNDABLE(payment) ? refundForm(payment) : null,
     ...(historyList(payment.history) || []),
@@ -905,6 +913,76 @@ async function followNextAction(payment, action) {
   } else {
     showResult("info", `Payment ${STATUS_LABELS[payment.status]}`, [el("p", {}, `${paid} by ${methodLabel(payment.method)}.`)], payment);
   }
+}
+
+// ---- receipts (docs/receipts.md) -------------------------------------------------------------------------------
+
+function receiptLink(payment) {
+  return el("button", {
+    type: "button", className: "link receipt", "data-receipt": payment.id,
+    "aria-label": `Receipt of ${payment.id} (PDF)`, onclick: (event) => openReceipt(payment.id, event.currentTarget),
+  }, "Receipt");
+}
+
+// The route needs the token, which a plain link cannot send: fetch the PDF, then open it from a blob URL.
+async function openReceipt(id, button) {
+  const session = state.session;
+  button.disabled = true;
+  say($("list-error"), "");
+  try {
+    const response = await fetch(`/payments/${encodeURIComponent(id)}/receipt`, { headers: { Authorization: `Bearer ${state.token}` } });
+    if (session !== state.session) return;
+    if (response.status === 401) {
+      signOut("Signed out: the token was refused.");
+      return;
+    }
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new ApiError(response.status, body);
+    }
+    const url = URL.createObjectURL(new Blob([await response.arrayBuffer()], { type: "application/pdf" }));
+    state.lastReceipt = { id, url };
+    if (!window.open(url, "_blank")) { // a blocked pop-up: download it instead
+      el("a", { href: url, download: `receipt-${id}.pdf` }).click();
+    }
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (error) {
+    say($("list-error"), error.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- what the local stack sent: GET /_local/outbox (docs/events.md#locally) -------------------------------------
+
+const OUTBOX_SHOWN = 5;
+
+async function loadOutbox() {
+  if (!state.localTools) return;
+  let data;
+  try {
+    const response = await fetch("/_local/outbox");
+    if (!response.ok) return;
+    data = await response.json();
+  } catch {
+    return;
+  }
+  show($("outbox-card"), true);
+  const emails = (data.emails || []).slice(-OUTBOX_SHOWN).reverse();
+  const events = (data.events || []).slice(-OUTBOX_SHOWN).reverse();
+  fill($("outbox-emails"), emails.length ? emails.map((email) =>
+    el("li", { className: "email" },
+      el("div", { className: "subject" }, email.subject),
+      el("div", { className: "muted small" }, `to ${email.to.join(", ")}`, email.sent_at ? [" · ", when(email.sent_at)] : null),
+      email.attachments.length ? el("div", { className: "muted small" }, `📎 ${email.attachments.join(", ")}`) : null))
+    : [el("li", { className: "muted" }, "No e-mails sent yet")]);
+  fill($("outbox-events"), events.length ? events.map((event) => {
+    const payment = (event.detail && event.detail.payment) || {};
+    return el("li", { className: "event small" },
+      el("span", { className: "mono" }, event["detail-type"]), " ",
+      payment.amount ? `${payment.amount} ${payment.currency}` : null,
+      payment.id ? el("span", { className: "muted" }, ` · ${payment.id}`) : null);
+  }) : [el("li", { className: "muted" }, "No events yet")]);
 }
 
 // ---- CSV export ----------------------------------------------------------------------------------------------

@@ -75,6 +75,13 @@ class PublishSettings(Settings):
     event_bus_name: str = Field("payments", alias="EVENT_BUS_NAME", min_length=1)
 
 
+class NotifySettings(Settings):
+    """The e-mail sender's own (docs/receipts.md): the address e-mails come from, a verified SES identity (or in
+    its domain). The sender's name is the customer's provider (account settings)."""
+
+    email_from: str = Field("receipts@example.com", alias="EMAIL_FROM", pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
 def _unset_if_empty(value: Any) -> Any:
     return None if value == "" else value
 

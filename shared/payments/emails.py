@@ -8,7 +8,7 @@ function that sends e-mail loads it. Nothing here decides whether to send: the c
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr, formatdate, make_msgid
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -36,6 +36,7 @@ def mime(email: Email, sender: str, sender_name: str = "") -> bytes:
     message["From"] = formataddr((sender_name, sender)) if sender_name else sender
     message["To"] = ", ".join(email.to)
     message["Subject"] = email.subject
+    message["Date"] = formatdate(usegmt=True)  # RFC 5322 requires it; the local outbox shows it as sent_at
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(email.text)
     for attachment in email.attachments:

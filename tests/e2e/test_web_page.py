@@ -759,3 +759,27 @@ def test_a_voucher_lockout_is_shown_until_it_ends_and_voucher_pay_is_disabled(
         page.get_by_label("Pay via").select_option("voucher")
         expect(pay_button).to_be_enabled()
         expect(lock).to_be_hidden()
+
+
+def test_the_receipt_link_fetches_the_pdf_with_the_token_and_the_outbox_panel_shows(
+    page: Page, stack: Any, customer: str
+) -> None:
+    """docs/receipts.md: a completed payment's "Receipt" sends the Authorization header (a plain link could not)
+    and opens the PDF from a blob; a pending one has no link; the local stack's outbox panel is beside the list."""
+    entry = charge(stack, customer, "4.20", "USD", "Data pack")
+    pending = bank_transfer(stack, customer, "9.00")
+    sign_in_with_token(page, stack, customer)
+    wait_for_rows(page, [pending["id"], entry["id"]])
+
+    expect(row(page, pending["id"]).locator("button.receipt")).to_have_count(0)
+    with page.expect_response(lambda r: r.url.endswith(f"/payments/{entry['id']}/receipt")) as answer:
+        row(page, entry["id"]).get_by_role("button", name=f"Receipt of {entry['id']} (PDF)").click()
+    response = answer.value
+    assert response.status == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.request.headers["authorization"].startswith("Bearer ")
+    assert response.body().startswith(b"%PDF-")
+    page.wait_for_function(f"() => state.lastReceipt && state.lastReceipt.id === {json.dumps(entry['id'])}")
+    expect(page.locator("#outbox-card")).to_be_visible()
+    expect(page.locator("#outbox-events li").first).to_be_visible()
+    expect(page.locator("#list-error")).to_be_hidden()

@@ -121,6 +121,13 @@ def valid_call(route_key: str, customer: str) -> Call:
     if route_key == "GET /payments/{id}":
         payment_id = bank_transfer(customer)["id"]
         return Call(route_key, f"/payments/{payment_id}", path_params={"id": payment_id}, claims=payer)
+    if route_key == "GET /payments/{id}/receipt":  # a completed payment's: an operator completes a transfer
+        payment_id = bank_transfer(customer)["id"]
+        complete = "POST /admin/customers/{customer_id}/payments/{id}/complete"
+        done = Call(complete, f"{admin}/payments/{payment_id}/complete", None,
+                    path_params={"customer_id": customer, "id": payment_id}, claims=operator)  # fmt: skip
+        assert send(done)[0] == 200
+        return Call(route_key, f"/payments/{payment_id}/receipt", path_params={"id": payment_id}, claims=payer)
     if route_key == "POST /payments":
         body = {"method": "bank_transfer", "amount": "5.00", "currency": "EUR"}
         return Call(route_key, "/payments", body, headers=key, claims=payer, ok=201)

@@ -26,6 +26,9 @@ NEVER_ON_READ_PATHS = (
     "payments.store.gateway_items",
     "payments.store.voucher_items",
     "ulid",  # python-ulid: payments.ids is our own codec
+    "fpdf",  # receipts: their own function (functions/receipts), ~0.4 s of imports
+    "PIL",
+    "payments.receipts",
 )
 
 
@@ -61,3 +64,10 @@ def test_the_guard_sees_what_a_write_function_imports() -> None:
 
     assert "payments.gateways" in modules
     assert "aws_lambda_powertools.utilities.idempotency" in modules
+
+
+def test_the_guard_sees_the_pdf_library_of_the_receipts_function() -> None:
+    modules = imported_modules("receipts")
+
+    assert "payments.receipts" in modules
+    assert "payments.gateways" not in modules  # and no gateway code either

@@ -14,6 +14,7 @@ from local.template import functions, load_template
 from payments.config import (
     LIBRARY_VARIABLES,
     ExportSettings,
+    NotifySettings,
     PublishSettings,
     ReconcileSettings,
     Settings,
@@ -26,6 +27,7 @@ READ_BY: dict[str, type[Settings]] = {
     "ReconcileFunction": ReconcileSettings,
     "ExportCsvFunction": ExportSettings,
     "PublishEventsFunction": PublishSettings,
+    "NotifyFunction": NotifySettings,
 }
 
 

@@ -28,6 +28,7 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 SPEC_ROUTES = {
     ("GET", "/payments"): "ListPaymentsFunction",
     ("GET", "/payments/{id}"): "ListPaymentsFunction",
+    ("GET", "/payments/{id}/receipt"): "ReceiptsFunction",
     ("GET", "/balance"): "ListPaymentsFunction",
     ("GET", "/openapi.json"): "ListPaymentsFunction",
     ("POST", "/payments"): "MakePaymentFunction",
@@ -53,6 +54,8 @@ FUNCTION_FOLDERS = {
     "ReconcileFunction": "reconcile",
     "PublishEventsFunction": "publish_events",
     "AccountFunction": "account",
+    "ReceiptsFunction": "receipts",
+    "NotifyFunction": "notify",
 }
 WRITE_ACTION = re.compile(r"^(Put|Update|Delete|TransactWrite|BatchWrite|Create|PartiQL(Insert|Update|Delete)|Restore)")
 # docs/api.md#configuration: the gateway credentials that live in the Secrets Manager secret in AWS.
@@ -412,3 +415,49 @@ def test_the_outbox_is_published_from_the_tables_stream_in_order_and_never_dropp
     }
     writers = {n for n, p in _functions(template).items() if "events:PutEvents" in _actions(p)}
     assert writers == {"PublishEventsFunction"}
+
+
+def test_receipts_are_read_only_and_e_mails_are_sent_once_from_the_notify_queue(template: dict[str, Any]) -> None:
+    """docs/receipts.md: the receipt route may only read the table; the notify function reads it, claims and marks
+    e-mail markers, sends as the EmailFrom identity only, and is fed by the rule on the service's bus through a
+    queue only that rule may send to, whose failures go to an alarmed dead-letter queue."""
+    functions, resources = _functions(template), template["Resources"]
+    table = {"Fn::GetAtt": ["PaymentsTable", "Arn"]}
+    receipts = functions["ReceiptsFunction"]
+    assert {s["Sid"]: (s["Action"], s["Resource"]) for s in _statements(receipts)} == {
+        "ReadPayments": ("dynamodb:GetItem", table)
+    }
+    assert "Environment" not in receipts or "EMAIL_FROM" not in receipts["Environment"]["Variables"]
+
+    notify = functions["NotifyFunction"]
+    statements = {s["Sid"]: s for s in _statements(notify)}
+    assert set(statements) == {"ReadPaymentsAndMarkEmails", "SendEmail"}
+    assert set(statements["ReadPaymentsAndMarkEmails"]["Action"]) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert statements["ReadPaymentsAndMarkEmails"]["Resource"] == table
+    assert set(statements["SendEmail"]["Action"]) == {"ses:SendRawEmail", "ses:SendEmail"}
+    condition, given, derived = statements["SendEmail"]["Resource"]["Fn::If"]
+    assert (condition, given) == ("HasSesIdentityArn", {"Ref": "SesIdentityArn"})
+    assert derived["Fn::Sub"][0].endswith(":identity/${Domain}")
+    assert derived["Fn::Sub"][1]["Domain"] == {"Fn::Select": [1, {"Fn::Split": ["@", {"Ref": "EmailFrom"}]}]}
+    assert notify["Environment"]["Variables"] == {"EMAIL_FROM": {"Ref": "EmailFrom"}}
+    senders = {n for n, p in functions.items() if any(a.startswith("ses:") for a in _actions(p))}
+    assert senders == {"NotifyFunction"}
+
+    [event] = notify["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["NotifyQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources["NotifyQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * notify["Timeout"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["NotifyDeadLetters", "Arn"]}
+    assert queue["RedrivePolicy"]["maxReceiveCount"] > 4  # a receipt waits for its balance-after until the 4th
+    rule = resources["NotifyRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "EventBus"}
+    assert rule["EventPattern"] == {"source": ["payments"], "detail-type": ["payment.completed", "balance.low"]}
+    assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": ["NotifyQueue", "Arn"]}]
+    [grant] = resources["NotifyQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert grant["Principal"] == {"Service": "events.amazonaws.com"} and grant["Action"] == "sqs:SendMessage"
+    assert grant["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["NotifyRule", "Arn"]}}}
+    alarm = resources["NotifyDeadLettersAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["NotifyDeadLetters", "QueueName"]}}]
+    assert (alarm["MetricName"], alarm["Threshold"]) == ("ApproximateNumberOfMessagesVisible", 0)

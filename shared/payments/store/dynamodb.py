@@ -46,6 +46,28 @@ class PaymentStore(Reads):
 
         account_items.put_account_settings(self, customer_id, document, by)
 
+    # ---- e-mail markers (email_items, docs/receipts.md#once-per-event) --------------------------------
+
+    def claim_email(self, email_key: str, customer_id: str, *, hold_seconds: float) -> bool:
+        from payments.store import email_items
+
+        return email_items.claim_email(self, email_key, customer_id, hold_seconds=hold_seconds)
+
+    def mark_email_sent(self, email_key: str, message_id: str) -> None:
+        from payments.store import email_items
+
+        email_items.mark_email_sent(self, email_key, message_id)
+
+    def release_email(self, email_key: str) -> None:
+        from payments.store import email_items
+
+        email_items.release_email(self, email_key)
+
+    def email_marker(self, email_key: str) -> dict[str, object] | None:
+        from payments.store import email_items
+
+        return email_items.email_marker(self, email_key)
+
     def add(self, payment: Payment, *, dedupe: Dedupe | None = None) -> bool:
         from payments.store import writes
 

@@ -202,6 +202,25 @@ class Store(Protocol):
         """Replace the customer's settings document."""
         ...
 
+    # ---- e-mail markers (docs/receipts.md#once-per-event) -------------------------------------------
+
+    def claim_email(self, email_key: str, customer_id: str, *, hold_seconds: float) -> bool:
+        """Claim the e-mail `email_key` for `hold_seconds`: True if the caller may send it now; False if it was
+        sent, or another sender's claim has not expired."""
+        ...
+
+    def mark_email_sent(self, email_key: str, message_id: str) -> None:
+        """SES took the e-mail: it is never sent again."""
+        ...
+
+    def release_email(self, email_key: str) -> None:
+        """Sending failed: end the claim now, so the next delivery may send (a sent marker stays sent)."""
+        ...
+
+    def email_marker(self, email_key: str) -> dict[str, object] | None:
+        """The marker's attributes (state, claims, sent_at, message_id); None if never claimed."""
+        ...
+
     # ---- event markers -----------------------------------------------------------------------------
 
     def record_event(self, marker: Dedupe, payment_id: str | None = None, *, event_type: str = "") -> bool:

@@ -115,6 +115,12 @@ ITEM_TYPES: tuple[ItemType, ...] = (
             "payment_id",
         ),
     ),
+    ItemType(
+        "e-mail marker",
+        "EMAIL#<e-mail key>",
+        "EMAIL",
+        ("type", "state", "claim_until", "claims", "customer_id", "sent_at", "message_id", "expires_at"),
+    ),
     ItemType("voucher attempts", "CUST#<customer>", "VOUCHER_FAILURES", ("count", "window_end", "expires_at")),
     ItemType(
         "export",

@@ -83,3 +83,12 @@ def outbox_pk(event_id: str) -> str:
 
 
 OUTBOX_SK = "OUTBOX"
+
+
+def email_pk(key: str) -> str:
+    """The marker of one e-mail (its `Email.key`: the event it tells of), claimed before it is sent
+    (docs/receipts.md)."""
+    return f"EMAIL#{key}"
+
+
+EMAIL_SK = "EMAIL"

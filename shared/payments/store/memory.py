@@ -68,6 +68,7 @@ class Tables:
     outbox: dict[str, OutboxEvent] = field(default_factory=dict)  # by event id, in the order written
     balance_versions: dict[str, int] = field(default_factory=dict)  # the balance item's `version`
     alerts: dict[str, LowBalanceAlert] = field(default_factory=dict)  # low-balance alerts, by customer
+    emails: dict[str, dict[str, Any]] = field(default_factory=dict)  # e-mail markers by key
 
 
 def _between(payment: Payment, created_from: datetime | None, created_to: datetime | None) -> bool:
@@ -168,6 +169,38 @@ class MemoryStore(StoreBase):
     def put_account_settings(self, customer_id: str, document: dict[str, Any], by: str) -> None:
         with self._lock:
             self.tables.account_settings[customer_id] = dict(document)
+
+    def claim_email(self, email_key: str, customer_id: str, *, hold_seconds: float) -> bool:
+        now = int(time.time() * 1000)
+        with self._lock:
+            marker = self.tables.emails.get(email_key)
+            if marker is not None and (marker["state"] != "claimed" or marker["claim_until"] >= now):
+                return False
+            claims = (marker or {}).get("claims", 0) + 1
+            self.tables.emails[email_key] = {
+                "state": "claimed",
+                "claim_until": self.claim_until(hold_seconds),
+                "claims": claims,
+                "customer_id": customer_id,
+            }
+            return True
+
+    def mark_email_sent(self, email_key: str, message_id: str) -> None:
+        with self._lock:
+            marker = self.tables.emails.setdefault(email_key, {"claims": 0})
+            marker.pop("claim_until", None)
+            marker.update(state="sent", message_id=message_id, sent_at=iso_z(utcnow()))
+
+    def release_email(self, email_key: str) -> None:
+        with self._lock:
+            marker = self.tables.emails.get(email_key)
+            if marker is not None and marker["state"] == "claimed":
+                marker["claim_until"] = 0
+
+    def email_marker(self, email_key: str) -> dict[str, object] | None:
+        with self._lock:
+            marker = self.tables.emails.get(email_key)
+            return dict(marker) if marker is not None else None
 
     def balances(self, customer_id: str) -> list[Money]:
         with self._lock:
