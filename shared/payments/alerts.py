@@ -212,9 +212,10 @@ def on_balance_change(store: Store, record: BalanceRecord) -> Outcome:
 # ---- the e-mail -------------------------------------------------------------------------------------------------
 
 
-def low_balance_email(store: Store, detail: dict[str, Any]) -> Email | None:
+def low_balance_email(store: Store, detail: dict[str, Any], *, wait: bool = True) -> Email | None:
     """The e-mail of a `balance.low` event's detail: to the alert's addresses; None if the alert has none, was turned
-    off or moved to another currency since. `key` is the event id (one e-mail per event)."""
+    off or moved to another currency since. `key` is the event id (one e-mail per event). It waits for nothing
+    (`wait`, the notices' contract, is not needed)."""
     customer_id = str(detail["customer_id"])
     alert = store.low_balance_alert(customer_id)
     balance = detail["balance"]

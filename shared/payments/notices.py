@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 NOTICES: dict[str, str] = {
     "payment.completed": "payments.receipts:receipt_email",
+    "balance.low": "payments.alerts:low_balance_email",
 }
 # Longer than the notify function can run (its Timeout), shorter than the queue's visibility timeout: a claim
 # outlives the sender that holds it, and has expired by the time SQS delivers the message again.
