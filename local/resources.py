@@ -1,8 +1,10 @@
-"""Creates template.yaml's tables, buckets, secrets, event buses and queues in the embedded AWS (or any endpoint
-boto3 is pointed at).
+"""Creates template.yaml's tables, buckets, secrets, event buses, queues, KMS keys and EventBridge rules in the
+embedded AWS (or any endpoint boto3 is pointed at).
 
 Only what the handlers can observe is created: key schemas, indexes, TTL and streams for tables; buckets; secret
-values; buses by name; queues. IAM, encryption and lifecycle settings have no local meaning.
+values; buses by name; queues with their visibility timeout and redrive policy; KMS keys (a fresh one each
+start: docs/webhooks-outbound.md#locally); rules with their pattern and targets. IAM, encryption and lifecycle
+settings have no local meaning.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ BUCKET = "AWS::S3::Bucket"
 SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a password
 EVENT_BUS = "AWS::Events::EventBus"
 QUEUE = "AWS::SQS::Queue"
+KMS_KEY = "AWS::KMS::Key"
+RULE = "AWS::Events::Rule"
 
 
 def physical_name(logical_id: str, resource_type: str) -> str:
@@ -73,7 +77,39 @@ def create_resources(template: Mapping[str, Any], region: str) -> CreatedResourc
         created.refs[logical_id] = url
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         created.attributes[(logical_id, "Arn")] = arn
+        created.attributes[(logical_id, "QueueName")] = physical_name(logical_id, QUEUE)
+    resolved = Resolver(template, created.refs, created.attributes, region=region)
+    for logical_id, resource in resources_of_type(template, QUEUE).items():
+        attributes = _queue_attributes(resolved.resolve(resource.get("Properties", {})))
+        if attributes:
+            sqs.set_queue_attributes(QueueUrl=created.refs[logical_id], Attributes=attributes)
+    kms = boto3.client("kms", region_name=region)
+    for logical_id, resource in resources_of_type(template, KMS_KEY).items():
+        key = kms.create_key(Description=str(resource.get("Properties", {}).get("Description", logical_id)))
+        created.refs[logical_id] = key["KeyMetadata"]["KeyId"]
+        created.attributes[(logical_id, "Arn")] = key["KeyMetadata"]["Arn"]
+    for logical_id, resource in resources_of_type(template, RULE).items():
+        _create_rule(events, physical_name(logical_id, RULE), resolved.resolve(resource.get("Properties", {})))
     return created
+
+
+def _queue_attributes(props: Mapping[str, Any]) -> dict[str, str]:
+    """The attributes the handlers and the local queue poller observe: visibility timeout, redrive policy."""
+    attributes = {}
+    if "VisibilityTimeout" in props:
+        attributes["VisibilityTimeout"] = str(props["VisibilityTimeout"])
+    if isinstance(props.get("RedrivePolicy"), Mapping):
+        attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+    return attributes
+
+
+def _create_rule(events: Any, name: str, props: Mapping[str, Any]) -> None:
+    """A rule on its bus with its event pattern and its targets (their ARNs resolved to local resources)."""
+    bus = str(props.get("EventBusName") or "default")
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED")
+    targets = [{"Id": str(target["Id"]), "Arn": str(target["Arn"])} for target in props.get("Targets", [])]
+    if targets:
+        events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
 
 
 def _create_table(client: Any, name: str, props: Mapping[str, Any]) -> str:
