@@ -37,7 +37,8 @@ def test_a_function_imports_only_the_layer_powertools_pydantic_and_the_standard_
 
 def test_the_functions_are_all_found() -> None:
     assert [p.parent.name for p in HANDLERS] == [
-        "admin", "export_csv", "list_payments", "make_payment", "publish_events", "reconcile", "webhooks"
+        "admin", "deliver_webhooks", "export_csv", "list_payments", "make_payment", "publish_events", "reconcile",
+        "webhook_endpoints", "webhooks",
     ]  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from payments.config import (
     ReconcileSettings,
     Settings,
     SettingsError,
+    WebhookSettings,
     load,
 )
 
@@ -26,6 +27,8 @@ READ_BY: dict[str, type[Settings]] = {
     "ReconcileFunction": ReconcileSettings,
     "ExportCsvFunction": ExportSettings,
     "PublishEventsFunction": PublishSettings,
+    "WebhookEndpointsFunction": WebhookSettings,
+    "DeliverWebhooksFunction": WebhookSettings,
 }
 
 

@@ -37,6 +37,10 @@ SPEC_ROUTES = {
     ("POST", "/admin/customers/{customer_id}/payments/{id}/cancel"): "AdminFunction",
     ("POST", "/admin/customers/{customer_id}/charges"): "AdminFunction",
     ("POST", "/admin/vouchers"): "AdminFunction",
+    ("POST", "/admin/webhook-endpoints"): "WebhookEndpointsFunction",
+    ("GET", "/admin/webhook-endpoints"): "WebhookEndpointsFunction",
+    ("DELETE", "/admin/webhook-endpoints/{id}"): "WebhookEndpointsFunction",
+    ("GET", "/admin/webhook-endpoints/{id}/deliveries"): "WebhookEndpointsFunction",
 }
 PUBLIC_ROUTES = {("GET", "/openapi.json"), ("POST", "/webhooks/{provider}")}
 FUNCTION_FOLDERS = {
@@ -47,6 +51,8 @@ FUNCTION_FOLDERS = {
     "AdminFunction": "admin",
     "ReconcileFunction": "reconcile",
     "PublishEventsFunction": "publish_events",
+    "WebhookEndpointsFunction": "webhook_endpoints",
+    "DeliverWebhooksFunction": "deliver_webhooks",
 }
 WRITE_ACTION = re.compile(r"^(Put|Update|Delete|TransactWrite|BatchWrite|Create|PartiQL(Insert|Update|Delete)|Restore)")
 # docs/api.md#configuration: the gateway credentials that live in the Secrets Manager secret in AWS.
@@ -194,7 +200,7 @@ def test_http_events_are_plain_and_attached_to_the_api(template: dict[str, Any])
         for (method, path), properties in _http_routes(props):
             assert set(properties) <= {"ApiId", "Path", "Method", "Auth"}, path
             assert properties["ApiId"] == {"Ref": "HttpApi"}
-            assert method in {"GET", "POST"}
+            assert method in {"GET", "POST", "DELETE"}
             assert path.startswith("/")
 
 
