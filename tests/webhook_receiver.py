@@ -44,7 +44,7 @@ def receiver(script: list[Any] | None = None, *, then: int = 200, on_request: An
     state = Receiver(list(script or []), then, on_request)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             request = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
             step = state.next_step(request)

@@ -106,8 +106,8 @@ def refusal(address: IPAddress, *, allow_loopback: bool = False) -> str | None:
         ("an unspecified address", address.is_unspecified),
         ("a link-local address", address.is_link_local),
         ("a multicast address", address.is_multicast),
-        ("a private address", address.is_private),
         ("a reserved address", address.is_reserved),
+        ("a private address", address.is_private),
     ):
         if flag:
             return kind

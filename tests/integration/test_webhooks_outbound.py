@@ -21,13 +21,13 @@ from payments.events import EventPublisher
 from payments.outbox import OutboxEvent
 from payments.store import PaymentStore
 from tests.conftest import ROOT, FakeContext, aws_client, claims_for, http_event, invoke, load_function
-from tests.webhook_receiver import Receiver, receiver
+from tests.webhook_receiver import receiver
 
 OPERATOR = claims_for(None, "operator", sub="op-1")
 
 
 @pytest.fixture(scope="module")
-def functions(aws: dict[str, str]) -> Iterator[tuple[Any, Any]]:
+def functions(aws: dict[str, str]) -> tuple[Any, Any]:
     """The two functions, loaded with the template's queue, dead-letter queue and KMS key (as `make dev` sets
     them), loopback receivers allowed."""
     os.environ.update(
@@ -36,7 +36,7 @@ def functions(aws: dict[str, str]) -> Iterator[tuple[Any, Any]]:
         WEBHOOK_DLQ_URL=aws["WebhookDeliveriesDLQ"],
         WEBHOOK_ALLOW_LOOPBACK="1",
     )
-    yield load_function("webhook_endpoints"), load_function("deliver_webhooks")
+    return load_function("webhook_endpoints"), load_function("deliver_webhooks")
 
 
 @pytest.fixture
