@@ -152,6 +152,18 @@ def valid_call(route_key: str, customer: str) -> Call:
                     claims=operator, ok=201)  # fmt: skip
     if route_key == "POST /admin/vouchers":
         return Call(route_key, "/admin/vouchers", {"amount": "5.00", "currency": "EUR"}, claims=operator, ok=201)
+    hooks = "/admin/webhook-endpoints"
+    endpoint = {"url": "https://8.8.8.8/hooks", "events": ["payment.completed"], "customer_id": customer}
+    if route_key == f"POST {hooks}":
+        return Call(route_key, hooks, endpoint, claims=operator, ok=201)
+    if route_key == f"GET {hooks}":
+        return Call(route_key, hooks, claims=operator)
+    if route_key.startswith(("DELETE /admin/webhook-endpoints/", "GET /admin/webhook-endpoints/")):
+        status, created = send(Call(f"POST {hooks}", hooks, endpoint, claims=operator))
+        assert status == 201, created
+        path = f"{hooks}/{created['id']}" + ("/deliveries" if route_key.endswith("/deliveries") else "")
+        return Call(route_key, path, path_params={"id": created["id"]}, claims=operator,
+                    ok=204 if route_key.startswith("DELETE") else 200)  # fmt: skip
     raise AssertionError(f"no request for {route_key}: add one")
 
 

@@ -28,14 +28,9 @@ OPERATOR = claims_for(None, "operator", sub="op-1")
 
 @pytest.fixture(scope="module")
 def functions(aws: dict[str, str]) -> tuple[Any, Any]:
-    """The two functions, loaded with the template's queue, dead-letter queue and KMS key (as `make dev` sets
-    them), loopback receivers allowed."""
-    os.environ.update(
-        WEBHOOK_KEY_ID=aws["WebhookSecretsKey"],
-        WEBHOOK_QUEUE_URL=aws["WebhookDeliveries"],
-        WEBHOOK_DLQ_URL=aws["WebhookDeliveriesDLQ"],
-        WEBHOOK_ALLOW_LOOPBACK="1",
-    )
+    """The two functions, loaded with the template's queue, dead-letter queue and KMS key and loopback receivers
+    allowed (the `aws` fixture sets them, as `make dev` does)."""
+    assert os.environ["WEBHOOK_KEY_ID"] == aws["WebhookSecretsKey"]
     return load_function("webhook_endpoints"), load_function("deliver_webhooks")
 
 
