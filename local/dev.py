@@ -11,8 +11,8 @@ The flow, in order:
    environment is the union of all functions' variables; a variable you set in your shell wins, unless it
    names a local resource.
 5. Start the gateway simulator (GATEWAY_SIM=on), the outbox's stream poller (local/streams.py: the table's
-   stream -> the publisher function -> the local EventBridge bus, seen at GET /_local/outbox), and seed demo data
-   (SEED_DEMO=1, local/seed.py).
+   stream -> the publisher function -> the local EventBridge bus, seen at GET /_local/outbox), the queue pollers
+   (local/queues.py: the webhook delivery queue -> its function), and seed demo data (SEED_DEMO=1, local/seed.py).
 6. Serve the HTTP API: routes from template.yaml, JWT check, payload 2.0 events, real handlers
    (local/apigw.py). Foreground until Ctrl-C or SIGTERM, which save the state and stop everything started here.
 """
@@ -241,6 +241,8 @@ def apply_environment(template_env: dict[str, str], resource_refs: Iterable[str]
         **template_env,
         "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
         "POWERTOOLS_METRICS_DISABLED": "true",  # no CloudWatch; keeps EMF blobs out of the console
+        # Outbound webhooks may go to http://127.0.0.1 (a receiver on this machine); never set in AWS.
+        "WEBHOOK_ALLOW_LOOPBACK": "1",
     }
     wanted.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Payments")
     pinned = {name for name, value in wanted.items() if any(ref in value for ref in resource_refs)}
@@ -315,6 +317,27 @@ def start_outbox(template: Mapping[str, Any], specs: dict[str, FunctionSpec], ta
 
 
 PUBLISHER = "PublishEventsFunction"
+
+
+def start_queue_consumers(
+    template: Mapping[str, Any], specs: dict[str, FunctionSpec], queue_urls: Mapping[str, str]
+) -> list[Any]:
+    """A poller per SQS event source mapping of template.yaml (local/queues.py), invoking its function as Lambda's
+    mapping would: the outbound webhooks' delivery function reads its queue (docs/webhooks-outbound.md#locally)."""
+    from local.apigw import FunctionPool
+    from local.queues import SqsPoller, queue_sources
+
+    pollers = []
+    for function, queue, batch_size in queue_sources(template):
+        poller = SqsPoller(
+            queue_urls[queue],
+            FunctionPool(specs[function]).invoke,
+            batch_size=batch_size,
+            log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+        poller.start()
+        pollers.append(poller)
+    return pollers
 
 
 def web_routes(sim_url: str | None, capture: Any = None) -> dict[tuple[str, str], Callable[[Any], Any]]:
@@ -457,6 +480,7 @@ def _run(
     isolate_powertools_requests()
     poller, capture = start_outbox(template, specs, created.refs["PaymentsTable"], created.refs["EventBus"])
     stops.append(poller.stop)
+    stops.extend(consumer.stop for consumer in start_queue_consumers(template, specs, created.refs))
     seeded = os.environ.get("SEED_DEMO", "1").strip().lower() in ("1", "true", "yes", "on")
     if seeded:
         from local.seed import DEMO_CUSTOMER, OTHER_CUSTOMER, demo_data_present, seed_demo
@@ -475,7 +499,7 @@ def _run(
         server = make_server(api, ports["API_PORT"])
     stops.append(server.server_close)
 
-    print(f"embedded AWS       {aws_url}  (DynamoDB and its streams, S3, Secrets Manager, EventBridge, SQS)")
+    print(f"embedded AWS       {aws_url}  (DynamoDB and its streams, S3, Secrets Manager, EventBridge, SQS, KMS)")
     for logical_id, ref in created.refs.items():
         print(f"  {logical_id:<18} {ref}")
     if sim is not None:
@@ -485,6 +509,7 @@ def _run(
     else:
         print("gateway simulator  off (GATEWAY_SIM=off); gateway API bases come from your environment")
     print(f"outbound events    {api_url}/_local/outbox  (the table's stream -> {PUBLISHER} -> the local bus)")
+    print("outbound webhooks  the bus -> WebhookDeliveries queue -> DeliverWebhooksFunction (http://127.0.0.1 allowed)")
     print(f"web page           {api_url}/  (local only: demo sign-in, settle at the simulator; docs/web-page.md)")
     print(f"HTTP API           {api_url}  ({len(all_routes)} routes from template.yaml)")
     for route in all_routes:

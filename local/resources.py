@@ -1,9 +1,11 @@
-"""Creates template.yaml's tables, buckets, secrets, event buses, queues and event rules in the embedded AWS (or any
-endpoint boto3 is pointed at), and verifies the SES identity of the `EmailFrom` parameter's domain.
+"""Creates template.yaml's tables, buckets, secrets, event buses, queues, KMS keys and EventBridge rules in the
+embedded AWS (or any endpoint boto3 is pointed at), and verifies the SES identity of the `EmailFrom` parameter's
+domain.
 
 Only what the handlers can observe is created: key schemas, indexes, TTL and streams for tables; buckets; secret
-values; buses by name; queues; rules with their pattern and targets (the bus delivers to a rule's queue as in AWS).
-IAM, queue policies, redrive, encryption, alarms and lifecycle settings have no local meaning.
+values; buses by name; queues with their visibility timeout and redrive policy; KMS keys (a fresh one each
+start: docs/webhooks-outbound.md#locally); rules with their pattern and targets (the bus delivers to a rule's
+queue as in AWS). IAM, queue policies, encryption, alarms and lifecycle settings have no local meaning.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ BUCKET = "AWS::S3::Bucket"
 SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a password
 EVENT_BUS = "AWS::Events::EventBus"
 QUEUE = "AWS::SQS::Queue"
+KMS_KEY = "AWS::KMS::Key"
 RULE = "AWS::Events::Rule"
 
 
@@ -76,27 +79,50 @@ def create_resources(template: Mapping[str, Any], region: str) -> CreatedResourc
         created.refs[logical_id] = url
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         created.attributes[(logical_id, "Arn")] = arn
-    rules = Resolver(template, created.refs, created.attributes, region=region)  # a rule names the bus and queues
+        created.attributes[(logical_id, "QueueName")] = physical_name(logical_id, QUEUE)
+    resolved = Resolver(template, created.refs, created.attributes, region=region)
+    for logical_id, resource in resources_of_type(template, QUEUE).items():
+        attributes = _queue_attributes(resolved.resolve(resource.get("Properties", {})))
+        if attributes:
+            sqs.set_queue_attributes(QueueUrl=created.refs[logical_id], Attributes=attributes)
+    kms = boto3.client("kms", region_name=region)
+    for logical_id, resource in resources_of_type(template, KMS_KEY).items():
+        key = kms.create_key(Description=str(resource.get("Properties", {}).get("Description", logical_id)))
+        created.refs[logical_id] = key["KeyMetadata"]["KeyId"]
+        created.attributes[(logical_id, "Arn")] = key["KeyMetadata"]["Arn"]
     for logical_id, resource in resources_of_type(template, RULE).items():
-        props = rules.resolve(resource.get("Properties", {}))
-        name, bus = physical_name(logical_id, RULE), str(props.get("EventBusName") or "default")
-        arn = events.put_rule(
-            Name=name,
-            EventBusName=bus,
-            EventPattern=json.dumps(props["EventPattern"]),
-            State=props.get("State", "ENABLED"),
-        )["RuleArn"]
-        targets = [{"Id": str(t["Id"]), "Arn": str(t["Arn"])} for t in props.get("Targets", [])]
-        if targets:
-            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        name = physical_name(logical_id, RULE)
         created.refs[logical_id] = name
-        created.attributes[(logical_id, "Arn")] = arn
+        created.attributes[(logical_id, "Arn")] = _create_rule(
+            events, name, resolved.resolve(resource.get("Properties", {}))
+        )
     sender = resolver.resolve({"Ref": "EmailFrom"}) if "EmailFrom" in template.get("Parameters", {}) else None
     if isinstance(sender, str) and "@" in sender:  # SES sends only from a verified identity: its domain here
         sesv2 = boto3.client("sesv2", region_name=region)
         with contextlib.suppress(sesv2.exceptions.AlreadyExistsException):
             sesv2.create_email_identity(EmailIdentity=sender.rpartition("@")[2])
     return created
+
+
+def _queue_attributes(props: Mapping[str, Any]) -> dict[str, str]:
+    """The attributes the handlers and the local queue poller observe: visibility timeout, redrive policy."""
+    attributes = {}
+    if "VisibilityTimeout" in props:
+        attributes["VisibilityTimeout"] = str(props["VisibilityTimeout"])
+    if isinstance(props.get("RedrivePolicy"), Mapping):
+        attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+    return attributes
+
+
+def _create_rule(events: Any, name: str, props: Mapping[str, Any]) -> str:
+    """A rule on its bus with its event pattern and its targets (their ARNs resolved to local resources); its ARN."""
+    bus = str(props.get("EventBusName") or "default")
+    pattern = json.dumps(props["EventPattern"])
+    arn = str(events.put_rule(Name=name, EventBusName=bus, EventPattern=pattern, State="ENABLED")["RuleArn"])
+    targets = [{"Id": str(target["Id"]), "Arn": str(target["Arn"])} for target in props.get("Targets", [])]
+    if targets:
+        events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+    return arn
 
 
 def _create_table(client: Any, name: str, props: Mapping[str, Any]) -> str:

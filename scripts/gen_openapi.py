@@ -16,7 +16,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "shared" / "payments" / "openapi.json"
-FUNCTIONS = ("list_payments", "make_payment", "export_csv", "webhooks", "admin", "account", "receipts")
+FUNCTIONS = (
+    "list_payments",
+    "make_payment",
+    "export_csv",
+    "webhooks",
+    "admin",
+    "account",
+    "receipts",
+    "webhook_endpoints",
+)
 PUBLIC_PATHS = {"/openapi.json", "/webhooks/{provider}"}
 BUSY_RESPONSE = {
     "description": "Busy (DynamoDB/S3 throttled) or a gateway timed out; retry with the same Idempotency-Key",

@@ -113,6 +113,11 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         IDEMPOTENCY_TABLE_NAME=names["IdempotencyTable"],
         EXPORTS_BUCKET_NAME=names["ExportsBucket"],
         EVENT_BUS_NAME=names["EventBus"],
+        # Outbound webhooks (docs/webhooks-outbound.md): as the local stack sets them, receivers on 127.0.0.1.
+        WEBHOOK_KEY_ID=names["WebhookSecretsKey"],
+        WEBHOOK_QUEUE_URL=names["WebhookDeliveries"],
+        WEBHOOK_DLQ_URL=names["WebhookDeliveriesDLQ"],
+        WEBHOOK_ALLOW_LOOPBACK="1",
     )
     from payments.config import settings
 

@@ -86,6 +86,22 @@ def _unset_if_empty(value: Any) -> Any:
     return None if value == "" else value
 
 
+class WebhookSettings(Settings):
+    """Outbound webhooks' own (docs/webhooks-outbound.md): the KMS key of the endpoints' secrets, the delivery queue
+    and its dead-letter queue, and the delivery rules. The retry timings are settings so tests compress time."""
+
+    key_id: Annotated[str | None, BeforeValidator(_unset_if_empty)] = Field(None, alias="WEBHOOK_KEY_ID")
+    queue_url: Annotated[str | None, BeforeValidator(_unset_if_empty)] = Field(None, alias="WEBHOOK_QUEUE_URL")
+    dlq_url: Annotated[str | None, BeforeValidator(_unset_if_empty)] = Field(None, alias="WEBHOOK_DLQ_URL")
+    # http:// and loopback addresses allowed: set by the local stack (and tests) only, never by template.yaml.
+    allow_loopback: bool = Field(False, alias="WEBHOOK_ALLOW_LOOPBACK")
+    timeout_seconds: float = Field(10, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
+    retry_base_seconds: float = Field(30, alias="WEBHOOK_RETRY_BASE_SECONDS", ge=0)
+    retry_cap_seconds: float = Field(3600, alias="WEBHOOK_RETRY_CAP_SECONDS", ge=0)
+    retry_window_seconds: float = Field(24 * 3600, alias="WEBHOOK_RETRY_WINDOW_SECONDS", gt=0)
+    max_response_bytes: int = Field(64 * 1024, alias="WEBHOOK_MAX_RESPONSE_BYTES", ge=0)
+
+
 class ExportSettings(Settings):
     """The CSV export's own (docs/exports.md): read at each export's start, so a test or the local stack can
     change them at run time; the function checks them at cold start too."""

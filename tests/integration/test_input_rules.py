@@ -170,6 +170,18 @@ def valid_call(route_key: str, customer: str) -> Call:
         return Call(route_key, "/alerts/low-balance", claims=payer)
     if route_key == "PUT /alerts/low-balance":
         return Call(route_key, "/alerts/low-balance", {"threshold": "5.00", "emails": ["a@example.com"]}, claims=payer)
+    hooks = "/admin/webhook-endpoints"
+    endpoint = {"url": "https://8.8.8.8/hooks", "events": ["payment.completed"], "customer_id": customer}
+    if route_key == f"POST {hooks}":
+        return Call(route_key, hooks, endpoint, claims=operator, ok=201)
+    if route_key == f"GET {hooks}":
+        return Call(route_key, hooks, claims=operator)
+    if route_key.startswith(("DELETE /admin/webhook-endpoints/", "GET /admin/webhook-endpoints/")):
+        status, created = send(Call(f"POST {hooks}", hooks, endpoint, claims=operator))
+        assert status == 201, created
+        path = f"{hooks}/{created['id']}" + ("/deliveries" if route_key.endswith("/deliveries") else "")
+        return Call(route_key, path, path_params={"id": created["id"]}, claims=operator,
+                    ok=204 if route_key.startswith("DELETE") else 200)  # fmt: skip
     raise AssertionError(f"no request for {route_key}: add one")
 
 

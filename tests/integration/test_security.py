@@ -138,6 +138,21 @@ def request_for(route_key: str, customer: str) -> Request:
         return {"path": "/alerts/low-balance", "ok": 200}
     if route_key == "PUT /alerts/low-balance":
         return {"path": "/alerts/low-balance", "body": {"threshold": "5.00"}, "ok": 200}
+    hooks = "/admin/webhook-endpoints"
+    endpoint = {"url": "https://8.8.8.8/hooks", "events": ["*"], "customer_id": customer}
+    if route_key == f"POST {hooks}":
+        return {"path": hooks, "body": endpoint, "ok": 201}
+    if route_key == f"GET {hooks}":
+        return {"path": hooks, "ok": 200}
+    if route_key.startswith(("DELETE /admin/webhook-endpoints/", "GET /admin/webhook-endpoints/")):
+        status, created = call(f"POST {hooks}", {"path": hooks, "body": endpoint}, claims_for(None, "operator"))
+        assert status == 201, created
+        path = f"{hooks}/{created['id']}" + ("/deliveries" if route_key.endswith("/deliveries") else "")
+        return {
+            "path": path,
+            "path_params": {"id": created["id"]},
+            "ok": 204 if route_key.startswith("DELETE") else 200,
+        }
     raise AssertionError(f"no request for {route_key}: add it, and its row in EXPECTED")
 
 
@@ -161,6 +176,10 @@ EXPECTED = {
     "PUT /admin/customers/{customer_id}/settings": OPERATORS,
     "GET /alerts/low-balance": READERS,  # the caller's own alert: docs/alerts.md
     "PUT /alerts/low-balance": PAYERS,
+    "POST /admin/webhook-endpoints": OPERATORS,
+    "GET /admin/webhook-endpoints": OPERATORS,
+    "DELETE /admin/webhook-endpoints/{id}": OPERATORS,
+    "GET /admin/webhook-endpoints/{id}/deliveries": OPERATORS,
 }
 ROUTES = {route.route_key: route for route in routes(TEMPLATE)}
 

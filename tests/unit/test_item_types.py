@@ -20,6 +20,7 @@ from payments.store.export_records import ExportFilters, ExportRecord, ExportSta
 from payments.store.items import ITEM_TYPES, ItemType
 from payments.store.outbox_items import outbox_item
 from payments.store.records import LowBalanceAlert
+from payments.store.webhook_items import Delivery, DeliveryState, WebhookEndpoint, delivery_item, endpoint_item
 
 DATA_MODEL = Path(__file__).resolve().parents[2] / "docs" / "data-model.md"
 MOMENT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -124,6 +125,12 @@ BUILT = {
         ),
         "customer:c",
     ),
+    "webhook endpoint": endpoint_item(
+        WebhookEndpoint("whe_1", "https://example.com/h", ("payment.completed",), "cust-1", "Y2lwaGVy", ISSUED, "o")
+    ),
+    "webhook delivery": delivery_item(
+        Delivery("whe_1", "evt_1", "payment.completed", "cust-1", DeliveryState.PENDING, ISSUED), 1_900_000_000
+    ),
 }  # fmt: skip
 
 
@@ -170,6 +177,10 @@ def test_every_key_builder_makes_its_documented_shape() -> None:
         ("voucher", "SK"): keys.VOUCHER_SK,
         ("voucher attempts", "SK"): keys.VOUCHER_ATTEMPTS_SK,
         ("export", "SK"): keys.export_sk("e1"),
+        ("webhook endpoint", "PK"): keys.WEBHOOKS_PK,
+        ("webhook endpoint", "SK"): keys.endpoint_sk("whe_1"),
+        ("webhook delivery", "PK"): keys.webhook_pk("whe_1"),
+        ("webhook delivery", "SK"): keys.delivery_sk("evt_1"),
     }
     for (name, attribute), built_key in built.items():
         item_type = by_name[name]

@@ -19,6 +19,7 @@ from payments.config import (
     ReconcileSettings,
     Settings,
     SettingsError,
+    WebhookSettings,
     load,
 )
 
@@ -28,6 +29,8 @@ READ_BY: dict[str, type[Settings]] = {
     "ExportCsvFunction": ExportSettings,
     "PublishEventsFunction": PublishSettings,
     "NotifyFunction": NotifySettings,
+    "WebhookEndpointsFunction": WebhookSettings,
+    "DeliverWebhooksFunction": WebhookSettings,
 }
 
 

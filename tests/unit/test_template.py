@@ -43,6 +43,10 @@ SPEC_ROUTES = {
     ("PUT", "/admin/customers/{customer_id}/settings"): "AdminFunction",
     ("GET", "/alerts/low-balance"): "AccountFunction",
     ("PUT", "/alerts/low-balance"): "AccountFunction",
+    ("POST", "/admin/webhook-endpoints"): "WebhookEndpointsFunction",
+    ("GET", "/admin/webhook-endpoints"): "WebhookEndpointsFunction",
+    ("DELETE", "/admin/webhook-endpoints/{id}"): "WebhookEndpointsFunction",
+    ("GET", "/admin/webhook-endpoints/{id}/deliveries"): "WebhookEndpointsFunction",
 }
 PUBLIC_ROUTES = {("GET", "/openapi.json"), ("POST", "/webhooks/{provider}")}
 FUNCTION_FOLDERS = {
@@ -56,6 +60,8 @@ FUNCTION_FOLDERS = {
     "AccountFunction": "account",
     "ReceiptsFunction": "receipts",
     "NotifyFunction": "notify",
+    "WebhookEndpointsFunction": "webhook_endpoints",
+    "DeliverWebhooksFunction": "deliver_webhooks",
 }
 WRITE_ACTION = re.compile(r"^(Put|Update|Delete|TransactWrite|BatchWrite|Create|PartiQL(Insert|Update|Delete)|Restore)")
 # docs/api.md#configuration: the gateway credentials that live in the Secrets Manager secret in AWS.
@@ -461,3 +467,91 @@ def test_receipts_are_read_only_and_e_mails_are_sent_once_from_the_notify_queue(
     alarm = resources["NotifyDeadLettersAlarm"]["Properties"]
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["NotifyDeadLetters", "QueueName"]}}]
     assert (alarm["MetricName"], alarm["Threshold"]) == ("ApproximateNumberOfMessagesVisible", 0)
+
+
+def test_outbound_webhooks_flow_from_the_bus_through_a_queue_with_a_dead_letter_queue_and_its_alarm(
+    template: dict[str, Any],
+) -> None:
+    """docs/webhooks-outbound.md: the rule routes every event an endpoint may ask for to the delivery queue (the
+    queue policy lets that rule alone send), the function reads it by a mapping of its own with partial batch
+    answers, the dead-letter queue alarms as soon as it holds a message, the KMS key rotates."""
+    from payments.webhook_endpoints import EVENT_TYPES
+
+    resources = template["Resources"]
+    rule = resources["WebhookEventsRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "EventBus"}
+    assert rule["EventPattern"] == {"source": ["payments"], "detail-type": list(EVENT_TYPES)}
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["WebhookDeliveries", "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["WebhookDeliveriesDLQ", "Arn"]}}
+    policy = resources["WebhookDeliveriesQueuePolicy"]["Properties"]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["WebhookEventsRule", "Arn"]}}}
+    queue = resources["WebhookDeliveries"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["WebhookDeliveriesDLQ", "Arn"]}
+    function = _functions(template)["DeliverWebhooksFunction"]
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]  # as Lambda asks of an SQS source
+    mapping = resources["DeliverWebhooksEventSource"]["Properties"]
+    assert mapping["FunctionName"] == {"Ref": "DeliverWebhooksFunction"}
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["WebhookDeliveries", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] * 10 < function["Timeout"]  # a batch of attempts of 10 s each fits
+    assert "Events" not in function  # a SAM SQS event would attach a managed policy reading every queue
+    alarm = resources["WebhookDeliveriesDLQAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["WebhookDeliveriesDLQ", "QueueName"]}}
+    ]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert resources["WebhookSecretsKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_the_webhook_delivery_function_has_least_privilege(template: dict[str, Any]) -> None:
+    props = _functions(template)["DeliverWebhooksFunction"]
+    statements = {s["Sid"]: s for s in _statements(props)}
+
+    assert _actions(props) == {
+        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "kms:Decrypt",
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage",
+    }  # fmt: skip  # no Scan, no DeleteItem, no Encrypt, no wildcard
+    assert statements["WebhookItems"]["Resource"] == {"Fn::GetAtt": ["PaymentsTable", "Arn"]}  # no index
+    assert statements["DecryptSigningSecrets"]["Resource"] == {"Fn::GetAtt": ["WebhookSecretsKey", "Arn"]}
+    assert statements["DecryptSigningSecrets"]["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:purpose": "webhook-signing-secret"}
+    }
+    assert statements["ReadDeliveryQueue"]["Resource"] == {"Fn::GetAtt": ["WebhookDeliveries", "Arn"]}
+    assert _resource_refs(statements["SendTasksAndDeadLetters"]) == [
+        {"Fn::GetAtt": ["WebhookDeliveries", "Arn"]},
+        {"Fn::GetAtt": ["WebhookDeliveriesDLQ", "Arn"]},
+    ]
+    for statement in _statements(props):
+        assert all("*" not in str(ref) for ref in _resource_refs(statement)), statement
+    variables = props["Environment"]["Variables"]
+    assert variables["WEBHOOK_QUEUE_URL"] == {"Ref": "WebhookDeliveries"}
+    assert variables["WEBHOOK_DLQ_URL"] == {"Ref": "WebhookDeliveriesDLQ"}
+    assert variables["WEBHOOK_KEY_ID"] == {"Ref": "WebhookSecretsKey"}
+
+
+def test_only_the_webhook_route_function_encrypts_secrets_and_only_the_delivery_function_decrypts_them(
+    template: dict[str, Any],
+) -> None:
+    functions = _functions(template)
+    routes = functions["WebhookEndpointsFunction"]
+
+    assert _actions(routes) == {
+        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "kms:Encrypt"
+    }  # fmt: skip
+    kms_users = {name: {a for a in _actions(p) if a.startswith("kms:")} for name, p in functions.items()}
+    assert {name: actions for name, actions in kms_users.items() if actions} == {
+        "WebhookEndpointsFunction": {"kms:Encrypt"},
+        "DeliverWebhooksFunction": {"kms:Decrypt"},
+    }
+    senders = {name for name, p in functions.items() if any(a.startswith("sqs:") for a in _actions(p))}
+    assert senders == {"PublishEventsFunction", "DeliverWebhooksFunction"}
+
+
+def test_no_function_may_loosen_the_ssrf_rules_in_aws(template: dict[str, Any]) -> None:
+    for name, props in _functions(template).items():
+        assert "WEBHOOK_ALLOW_LOOPBACK" not in props.get("Environment", {}).get("Variables", {}), name

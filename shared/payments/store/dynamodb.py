@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from payments.store.base import Written
     from payments.store.export_records import ExportRecord, ExportStatus
     from payments.store.records import Dedupe, DisputeWritten, LowBalanceAlert, RefundWritten, Voucher
+    from payments.store.webhook_items import Attempt, Delivery, DeliveryState, WebhookEndpoint
 
 
 class PaymentStore(Reads):
@@ -234,3 +235,57 @@ class PaymentStore(Reads):
         from payments.store import export_items
 
         return export_items.get_export(self, customer_id, export_id)
+
+    # ---- outbound webhooks: endpoints and deliveries (webhook_items) -------------------------------
+
+    def put_webhook_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        from payments.store import webhook_items
+
+        webhook_items.put_endpoint(self, endpoint)
+
+    def webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
+        from payments.store import webhook_items
+
+        return webhook_items.get_endpoint(self, endpoint_id)
+
+    def webhook_endpoints(self) -> list[WebhookEndpoint]:
+        from payments.store import webhook_items
+
+        return webhook_items.list_endpoints(self)
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> bool:
+        from payments.store import webhook_items
+
+        return webhook_items.delete_endpoint(self, endpoint_id)
+
+    def open_webhook_delivery(self, delivery: Delivery, expires_at: int) -> tuple[Delivery, bool]:
+        from payments.store import webhook_items
+
+        return webhook_items.open_delivery(self, delivery, expires_at)
+
+    def webhook_delivery(self, endpoint_id: str, event_id: str) -> Delivery | None:
+        from payments.store import webhook_items
+
+        return webhook_items.get_delivery(self, endpoint_id, event_id)
+
+    def webhook_deliveries(self, endpoint_id: str, *, limit: int) -> list[Delivery]:
+        from payments.store import webhook_items
+
+        return webhook_items.list_deliveries(self, endpoint_id, limit=limit)
+
+    def claim_webhook_attempt(self, endpoint_id: str, event_id: str, number: int, now_ms: int, lease_ms: int) -> bool:
+        from payments.store import webhook_items
+
+        return webhook_items.claim_attempt(self, endpoint_id, event_id, number, now_ms, lease_ms)
+
+    def finish_webhook_attempt(
+        self, endpoint_id: str, event_id: str, attempt: Attempt, state: DeliveryState, *, delivered_at: str | None
+    ) -> bool:
+        from payments.store import webhook_items
+
+        return webhook_items.finish_attempt(self, endpoint_id, event_id, attempt, state, delivered_at=delivered_at)
+
+    def cancel_webhook_delivery(self, endpoint_id: str, event_id: str) -> None:
+        from payments.store import webhook_items
+
+        webhook_items.cancel_delivery(self, endpoint_id, event_id)

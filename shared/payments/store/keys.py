@@ -92,3 +92,19 @@ def email_pk(key: str) -> str:
 
 
 EMAIL_SK = "EMAIL"
+WEBHOOKS_PK = "WEBHOOKS"  # every outbound webhook endpoint, in one partition: operators register a few
+
+
+def endpoint_sk(endpoint_id: str) -> str:
+    """An outbound webhook endpoint (docs/webhooks-outbound.md)."""
+    return f"ENDPOINT#{endpoint_id}"
+
+
+def webhook_pk(endpoint_id: str) -> str:
+    """The partition of an endpoint's deliveries."""
+    return f"WEBHOOK#{endpoint_id}"
+
+
+def delivery_sk(event_id: str) -> str:
+    """The one delivery of an event to an endpoint."""
+    return f"DELIVERY#{event_id}"
