@@ -71,6 +71,17 @@ _CURRENCY_DIGITS = {
     ], 2),
     **dict.fromkeys(["HUF", "JPY", "TWD"], 0),
 }  # fmt: skip
+# PayPal's fixed fee per transaction (its standard checkout pricing: 3.49% plus this), in minor units; other
+# currencies take 49 minor units (whole-unit currencies: 40).
+_FIXED_FEE = {"USD": 49, "EUR": 39, "GBP": 29, "CAD": 59, "AUD": 59, "JPY": 40, "HUF": 149, "TWD": 14}
+
+
+def paypal_fee(gross: int, code: str, digits: int) -> int:
+    """PayPal's fee on a capture of `gross` minor units: 3.49% (rounded half up) plus the fixed fee, at most `gross`."""
+    fixed = _FIXED_FEE.get(code, 49 if digits else 40)
+    return min((gross * 349 + 5_000) // 10_000 + fixed, gross)
+
+
 _ERROR_MESSAGES = {
     "INVALID_REQUEST": "Request is not well-formed, syntactically incorrect, or violates schema.",
     "UNPROCESSABLE_ENTITY": (
@@ -618,7 +629,7 @@ class PayPal(SimGateway):
         code = unit["amount"]["currency_code"]
         digits = _CURRENCY_DIGITS[code]
         gross = to_minor(value, code, digits)
-        fee = gross * 349 // 10_000  # about PayPal's 3.49 %
+        fee = paypal_fee(gross, code, digits)
         capture_id = token(17, UPPER_ALNUM)
         capture_url = f"{self.base_url}/paypal/v2/payments/captures/{capture_id}"
         capture = {

@@ -100,6 +100,19 @@ def transaction(reference: str, amount: int, currency: str, *, email: str, metad
     }
 
 
+LOCAL_FEE_CAP_KOBO = 200_000  # Paystack caps its Nigerian local card fee at NGN 2,000
+
+
+def fees(paid: int, currency: str) -> int:
+    """Paystack's fee on `paid` subunits: 1.5% plus NGN 100 (the 100 waived under NGN 2,500), capped at NGN 2,000,
+    for NGN; 1.5% elsewhere (a simplification of its per-country pricing), in whole subunits."""
+    percent = paid * 15 // 1000
+    if currency != "NGN":
+        return percent
+    flat = 10_000 if paid >= 250_000 else 0
+    return min(percent + flat, LOCAL_FEE_CAP_KOBO)
+
+
 def charge(of_transaction: dict[str, Any], paid: int) -> None:
     """Mark `of_transaction` paid `paid` (minor units) by card, as a successful charge does."""
     now = iso_ms()
@@ -111,7 +124,7 @@ def charge(of_transaction: dict[str, Any], paid: int) -> None:
         paid_at=now,
         paidAt=now,
         ip_address="127.0.0.1",
-        fees=paid * 15 // 1000,
+        fees=fees(paid, of_transaction["currency"]),
         authorization={
             "authorization_code": f"AUTH_{token(10, LOWER_ALNUM)}",
             "bin": "408408",

@@ -59,9 +59,17 @@ def order(
     }
 
 
+def fees(amount: int) -> tuple[int, int]:
+    """(`fee`, `tax`) of a captured payment of `amount` subunits, as Razorpay's standard plan prices it: 2% of the
+    amount plus 18% GST on that, `fee` including the GST (`tax`), all in whole subunits."""
+    base = amount * 2 // 100
+    tax = base * 18 // 100
+    return base + tax, tax
+
+
 def payment(of_order: dict[str, Any], amount: int, captured: bool) -> dict[str, Any]:
     """A payment attempt of `amount` against `of_order`, captured or failed (counted in the order's attempts)."""
-    fee = amount * 2 // 100 if captured else None
+    fee, tax = fees(amount) if captured else (None, None)
     attempt = {
         "id": f"pay_{token(14)}",
         "entity": "payment",
@@ -85,7 +93,7 @@ def payment(of_order: dict[str, Any], amount: int, captured: bool) -> dict[str, 
         # Checkout-supplied notes: the portal passes the order's notes on to Checkout.
         "notes": copy.deepcopy(of_order["notes"]),
         "fee": fee,
-        "tax": fee * 18 // 118 if fee is not None else None,
+        "tax": tax,
         "error_code": None if captured else "BAD_REQUEST_ERROR",
         "error_description": None if captured else "Payment failed",
         "error_source": None if captured else "customer",
@@ -115,7 +123,8 @@ def authorized(of_order: dict[str, Any], amount: int) -> dict[str, Any]:
 
 def take(of_order: dict[str, Any], held: dict[str, Any]) -> None:
     """Capture authorized `held`: it counts in `of_order` now."""
-    held.update(status="captured", captured=True, fee=held["amount"] * 2 // 100, tax=0)
+    fee, tax = fees(held["amount"])
+    held.update(status="captured", captured=True, fee=fee, tax=tax)
     of_order["amount_paid"] += held["amount"]
     of_order["amount_due"] = max(of_order["amount"] - of_order["amount_paid"], 0)
     of_order["status"] = "paid" if of_order["amount_due"] == 0 else "attempted"

@@ -37,6 +37,7 @@ from payments.status import (
     credit_arrived,
     decide,
     note_dispute,
+    note_fee,
     refund_progress,
     refundable,
 )
@@ -67,6 +68,7 @@ class Outcome(StrEnum):
     MISMATCH = "mismatch"  # names a payment its gateway object does not belong to, or the wrong amount
     REFUSED = "refused"  # breaks the status rules (a failure after a success, a refund of what never counted)
     DEFERRED = "deferred"  # not yet: a refund of a payment still pending; not recorded, so the gateway resends
+    FEE_RECORDED = "fee_recorded"  # the gateway's fee, reported after the fact, now shows on the payment
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,8 @@ def apply_event(store: Store, adapter: Gateway, event: GatewayEvent) -> Result:
         return _hold(store, event, payment)
     if event.kind is EventKind.DISPUTE:
         return _dispute(store, event, payment)
+    if event.kind is EventKind.FEE:
+        return _fee(store, event, payment)
     if event.kind is EventKind.CHARGEBACK or event.kind is EventKind.CHARGEBACK_REVERSAL:
         return _dispute_funds(store, event, payment)
     if event.kind is EventKind.PARTIAL or (event.kind is EventKind.SUCCESS and payment.requested_minor is not None):
@@ -187,6 +191,7 @@ def _transition(store: Store, event: GatewayEvent, payment: Payment, target: Pay
             note=event.reason,
             dedupe=_dedupe(event),
             current=payment,
+            fee_minor=fee_minor(event, payment) if target is PaymentStatus.COMPLETED else None,
         )
     except TransitionRefused:
         # e.g. a failure after a success: the payment stays completed; remember the event.
@@ -194,6 +199,40 @@ def _transition(store: Store, event: GatewayEvent, payment: Payment, target: Pay
     if outcome.duplicate:
         return Result(Outcome.DUPLICATE, payment.id)
     return Result(Outcome(target.value) if outcome.changed else Outcome.UNCHANGED, payment.id)
+
+
+def fee_minor(event: GatewayEvent, payment: Payment) -> int | None:
+    """The gateway's fee the event reports, in the payment's minor units; None if it reports none, or reports it in
+    another currency (Stripe's balance transaction is in the account's settlement currency when Stripe converts):
+    a fee is recorded as reported, never converted (docs/gateways.md#gateway-fees)."""
+    fee = event.fee
+    if fee is None:
+        return None
+    if fee.currency != payment.currency or fee.minor < 0:
+        logger.info(
+            "gateway fee not recorded: not in the payment's currency",
+            extra={"payment_id": payment.id, "fee_currency": fee.currency, "currency": payment.currency},
+        )
+        return None
+    return fee.minor
+
+
+def _fee(store: Store, event: GatewayEvent, payment: Payment) -> Result:
+    """The gateway reports its fee after the payment settled (Stripe's charge.updated): the payment shows it, once
+    (`status.note_fee`); no status, amount or balance moves and nothing is published."""
+    minor = fee_minor(event, payment)
+    if minor is None:
+        return _recorded(store, event, payment.id, Outcome.IGNORED)
+    outcome = store.apply_change(
+        payment.customer_id,
+        payment.id,
+        lambda current: note_fee(current, minor),
+        dedupe=_dedupe(event),
+        current=payment,
+    )
+    if outcome.duplicate:
+        return Result(Outcome.DUPLICATE, payment.id)
+    return Result(Outcome.FEE_RECORDED if outcome.changed else Outcome.UNCHANGED, payment.id)
 
 
 def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
@@ -505,6 +544,7 @@ def _capture(store: Store, adapter: Gateway, event: GatewayEvent, payment: Payme
         gateway_ref=event.gateway_ref,
         money=answer.money,
         reason=answer.reason,
+        fee=answer.fee,
     )
     if answer.kind is EventKind.IGNORED:  # capture pending: a later PAYMENT.CAPTURE.* settles it
         return _recorded(store, settled, payment.id, Outcome.IGNORED)
@@ -584,6 +624,7 @@ def _reconcile_one(store: Store, provider: str, adapter: Gateway, payment: Payme
             gateway_ref=payment.gateway_ref,
             money=answer.money,
             reason=answer.reason,
+            fee=answer.fee,
         )
         return _REPORTED.get(apply_event(store, adapter, event).outcome, "still_pending")
     if payment.created_at > give_up:

@@ -110,15 +110,17 @@ def apply(
     now: datetime,
     note: str | None = None,
     failure_field: str | None = None,
+    fee_minor: int | None = None,
 ) -> Change:
     """Move `payment` to `target` for `cause`, as `by` (who or what: `gateway:<provider>:<event id>`,
     `operator:<sub>`, `system:reconcile`) at `now`. Raises TransitionRefused; a payment already in `target`
     comes back unchanged.
 
     The change appends a history entry; completing sets `completed_at`; cancelling keeps `note` as the
-    failure reason and `failure_field` (a field the gateway refused); a settled payment's gateway object is
-    no longer being created, so any claim on creating it ends. The balance moves by the amount when the payment
-    starts or stops counting in it.
+    failure reason and `failure_field` (a field the gateway refused); completing keeps `fee_minor`, the fee the
+    gateway reported with the success in the payment's currency, as `gateway_fee_minor` unless one is set; a
+    settled payment's gateway object is no longer being created, so any claim on creating it ends. The balance
+    moves by the amount when the payment starts or stops counting in it.
     """
     entry = is_refund_entry(payment)
     if cause in (Cause.REFUND_FAILED, Cause.SUPERSEDED) and not entry:
@@ -137,6 +139,8 @@ def apply(
     }
     if target is PaymentStatus.COMPLETED:
         update["completed_at"] = now
+        if fee_minor is not None and fee_minor >= 0 and payment.gateway_fee_minor is None and not entry:
+            update["gateway_fee_minor"] = fee_minor
     if target is PaymentStatus.CANCELLED and note:
         update["failure_reason"] = note
     if target is PaymentStatus.CANCELLED and failure_field:
@@ -203,6 +207,16 @@ def hold(payment: Payment, reason: str, *, by: str, now: datetime) -> Change:
         return Change(payment, payment)
     entry = HistoryEntry(at=now, status=PaymentStatus.PENDING, by=by, note=reason)
     return Change(payment, payment.model_copy(update={"pending_reason": reason, "history": (*payment.history, entry)}))
+
+
+def note_fee(payment: Payment, fee_minor: int) -> Change:
+    """The gateway reports the fee it kept on `payment` after the fact (Stripe's charge.updated, once the charge's
+    balance transaction exists), in the payment's currency: the payment shows it as `gateway_fee_minor`, for
+    reference. Only the first fee counts: one already recorded, a refund entry or a negative fee come back
+    unchanged. No status, amount or balance changes, so nothing is published (`outbox.of_change`)."""
+    if payment.gateway_fee_minor is not None or fee_minor < 0 or is_refund_entry(payment) or payment.amount_minor <= 0:
+        return Change(payment, payment)
+    return Change(payment, payment.model_copy(update={"gateway_fee_minor": fee_minor}))
 
 
 def balance_delta(current: PaymentStatus, target: PaymentStatus, money: Money) -> Money | None:

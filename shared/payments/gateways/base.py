@@ -189,6 +189,7 @@ class EventKind(StrEnum):
     DISPUTE = "dispute"  # a dispute opened, changed or decided: the payment shows it; no money moves
     CHARGEBACK = "chargeback"  # the gateway withdrew a dispute's funds (or reversed the payment): a negative entry
     CHARGEBACK_REVERSAL = "chargeback_reversal"  # it reinstated them: a positive entry
+    FEE = "fee"  # the gateway reports its fee later (Stripe's charge.updated): the payment shows it; nothing moves
     IGNORED = "ignored"  # anything else: answered 200 and dropped
 
 
@@ -216,6 +217,9 @@ class GatewayEvent:
     # dispute's (PayPal: the capture, which a dispute lost and a PAYMENT.CAPTURE.REVERSED both take back).
     funds_id: str | None = None
     requested: Money | None = None  # PARTIAL: the amount the payment was asked for (`money`: what arrived)
+    # SUCCESS (and FEE): the fee the gateway says it kept, in the currency it says (settlement records it only in the
+    # payment's currency, docs/gateways.md#gateway-fees); None where the event carries none or it cannot be read.
+    fee: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +242,7 @@ class StatusAnswer:
     kind: EventKind  # SUCCESS, FAILURE, CAPTURE (PayPal: approved, not captured yet) or IGNORED (still open / unknown)
     money: Money | None = None
     reason: str | None = None
+    fee: Money | None = None  # SUCCESS: the gateway's fee, where its answer says (as GatewayEvent.fee)
 
 
 class Gateway(Protocol):

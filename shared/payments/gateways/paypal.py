@@ -386,6 +386,7 @@ class PayPalGateway:
             refund_id: str | None = None,
             refund_status: RefundStatus | None = None,
             as_kind: EventKind | None = None,
+            fee: Money | None = None,
         ) -> GatewayEvent:
             return GatewayEvent(
                 provider=self.name,
@@ -399,6 +400,7 @@ class PayPalGateway:
                 reason=reason,
                 refund_id=refund_id,
                 refund_status=refund_status,
+                fee=fee,
             )
 
         if isinstance(resource, Order):  # CHECKOUT.* events
@@ -451,6 +453,7 @@ class PayPalGateway:
             resource.order_id,
             money=_amount(resource) if kind is EventKind.SUCCESS else None,
             reason=reason if kind in (EventKind.FAILURE, EventKind.HELD) else None,
+            fee=resource.fee if kind is EventKind.SUCCESS else None,
         )
 
     def _dispute_event(self, event: DisputeEvent) -> GatewayEvent:
@@ -565,7 +568,7 @@ class PayPalGateway:
         capture = order.first_capture
         if capture is not None:
             if capture.status in {"COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED"}:  # paid; refunds come as events
-                return StatusAnswer(EventKind.SUCCESS, money=_amount(capture))
+                return StatusAnswer(EventKind.SUCCESS, money=_amount(capture), fee=capture.fee)
             if capture.status in {"DECLINED", "FAILED"}:
                 return StatusAnswer(EventKind.FAILURE, reason=capture.status_details.reason or capture.status)
             if capture.status == "PENDING":

@@ -29,6 +29,30 @@ class PayPalAmount(Payload):
         return Money.parse(self.value, self.currency_code)
 
 
+def _amount_or_none(value: object) -> dict[str, Any] | None:
+    """An amount object whose fields are both strings, else None: a fee we cannot read is no fee, never a refusal."""
+    if isinstance(value, dict) and isinstance(value.get("currency_code"), str) and isinstance(value.get("value"), str):
+        return value
+    return None
+
+
+class SellerReceivableBreakdown(Payload):
+    """A capture's `seller_receivable_breakdown`: the gross amount, PayPal's fee and what the seller receives, each in
+    the capture's currency unless PayPal converted (`receivable_amount`, `exchange_rate` then)."""
+
+    paypal_fee: Annotated[PayPalAmount | None, BeforeValidator(_amount_or_none)] = None
+
+    @property
+    def fee(self) -> Money | None:
+        """PayPal's fee exactly (`"0.59"` USD is 59 cents), or None if it is absent or not a readable amount."""
+        if self.paypal_fee is None:
+            return None
+        try:
+            return self.paypal_fee.money
+        except ValueError:
+            return None
+
+
 class Link(Payload):
     href: MaybeText = None
     rel: MaybeText = None
@@ -62,7 +86,16 @@ class Payment(Payload):
     note_to_payer: MaybeText = None  # a refund's ("Payment reversed" on a reversal)
     status_details: Annotated[StatusDetails, BeforeValidator(object_or_empty)] = StatusDetails()
     supplementary_data: Annotated[SupplementaryData, BeforeValidator(object_or_empty)] = SupplementaryData()
+    # A capture's: PayPal's fee (`paypal_fee`), where PayPal reports it (a completed capture).
+    seller_receivable_breakdown: Annotated[SellerReceivableBreakdown, BeforeValidator(object_or_empty)] = (
+        SellerReceivableBreakdown()
+    )
     links: Links = Field(default_factory=list)
+
+    @property
+    def fee(self) -> Money | None:
+        """PayPal's fee on a capture, where it says (`seller_receivable_breakdown.paypal_fee`)."""
+        return self.seller_receivable_breakdown.fee
 
     @property
     def order_id(self) -> str | None:

@@ -217,6 +217,7 @@ class PaystackGateway(HttpGateway):
             reason="failed" if kind is EventKind.REFUND_FAILED else None,
             refund_id=refund_id,
             refund_status=_REFUND_STATUSES[event.event.removeprefix("refund.")] if kind is EventKind.REFUND else None,
+            fee=data.fee if kind is EventKind.SUCCESS else None,
         )
 
     def _dispute_event(self, event: DisputeEvent) -> GatewayEvent:
@@ -250,7 +251,7 @@ class PaystackGateway(HttpGateway):
         if transaction is None:
             return StatusAnswer(EventKind.IGNORED, reason="paystack does not know this reference")
         if transaction.status == "success":
-            return StatusAnswer(EventKind.SUCCESS, money=transaction.money)
+            return StatusAnswer(EventKind.SUCCESS, money=transaction.money, fee=transaction.fee)
         if transaction.status in _FAILED_STATUSES:
             return StatusAnswer(EventKind.FAILURE, reason=transaction.gateway_response or transaction.status)
         return StatusAnswer(EventKind.IGNORED)  # ongoing, pending, queued, ...

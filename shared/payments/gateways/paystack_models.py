@@ -80,10 +80,16 @@ class Transaction(Payload):
     currency: MaybeText = None
     gateway_response: MaybeText = None
     metadata: Annotated[Metadata, BeforeValidator(_metadata_object)] = Metadata()
+    fees: Subunits = None  # what Paystack kept, in subunits of `currency` (a successful transaction's)
 
     @property
     def money(self) -> Money | None:
         return money_of(self.amount, self.currency)
+
+    @property
+    def fee(self) -> Money | None:
+        """Paystack's fee (`fees`), or None where it says none."""
+        return money_of(self.fees, self.currency)
 
 
 class TransactionReference(Payload):

@@ -205,6 +205,7 @@ class RazorpayGateway(HttpGateway):
             uncaptured: bool = False,
             refund_status: RefundStatus | None = None,
             dispute_status: DisputeStatus | None = None,
+            fee: Money | None = None,
         ) -> GatewayEvent:
             return GatewayEvent(
                 provider=self.name,
@@ -221,11 +222,12 @@ class RazorpayGateway(HttpGateway):
                 refund_status=refund_status,
                 dispute_id=dispute.id if dispute is not None else None,
                 dispute_status=dispute_status,
+                fee=fee,
             )
 
         if event.event in _SUCCESS_EVENTS:
             if payment is not None:
-                return make(EventKind.SUCCESS, payment.money)
+                return make(EventKind.SUCCESS, payment.money, fee=payment.fee_money)
             return make(EventKind.SUCCESS, order.paid if order is not None else None)
         if event.event == "payment.authorized":  # held, not taken: we capture it (the capture's answer settles)
             return make(EventKind.CAPTURE, payment.money if payment is not None else None)
@@ -273,7 +275,7 @@ class RazorpayGateway(HttpGateway):
         payments = read_answer(Payments, answer, self.name, "the order's payments").items
         for payment in payments:
             if payment.status == "captured":
-                return StatusAnswer(EventKind.SUCCESS, money=payment.money)
+                return StatusAnswer(EventKind.SUCCESS, money=payment.money, fee=payment.fee_money)
         if any(p.status == "authorized" for p in payments):
             return StatusAnswer(EventKind.CAPTURE)  # its payment.authorized was lost: the caller captures it
         if payments and all(p.status == "failed" for p in payments):
@@ -292,7 +294,7 @@ class RazorpayGateway(HttpGateway):
         payments = read_answer(Payments, answer, self.name, "the order's payments").items
         captured = [p for p in payments if p.status == "captured"]
         if captured:
-            return StatusAnswer(EventKind.SUCCESS, money=captured[0].money)
+            return StatusAnswer(EventKind.SUCCESS, money=captured[0].money, fee=captured[0].fee_money)
         authorized = [p for p in payments if p.status == "authorized"]
         if not authorized:
             return StatusAnswer(EventKind.IGNORED, reason="no authorized payment to capture")
@@ -309,7 +311,7 @@ class RazorpayGateway(HttpGateway):
         payment = read_answer(Payment, taken, self.name, "the capture")
         if payment.status != "captured":
             return StatusAnswer(EventKind.IGNORED, reason=f"payment {payment.status}")
-        return StatusAnswer(EventKind.SUCCESS, money=payment.money)
+        return StatusAnswer(EventKind.SUCCESS, money=payment.money, fee=payment.fee_money)
 
     # ---- refunds --------------------------------------------------------------------------------
 

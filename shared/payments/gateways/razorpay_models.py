@@ -80,6 +80,14 @@ class Payment(Entity):
     captured: bool | None = None  # False on the automatic refund of a payment never captured
     error_code: MaybeText = None
     error_description: MaybeText = None
+    # Set once captured, in subunits of `currency`: `fee` is all Razorpay kept, GST included; `tax` is that GST part.
+    fee: Subunits = None
+    tax: Subunits = None
+
+    @property
+    def fee_money(self) -> Money | None:
+        """What Razorpay kept (`fee`, its GST `tax` included), or None where it says none."""
+        return money_of(self.fee, self.currency)
 
 
 class Refund(Entity):

@@ -53,6 +53,8 @@ from payments.gateways.base import (
 )
 from payments.gateways.payload import read_answer, read_webhook
 from payments.gateways.stripe_models import (
+    ChargeBalanceTransaction,
+    ChargeEvent,
     ChargeRefundedEvent,
     Dispute,
     DisputeEvent,
@@ -134,6 +136,14 @@ def _from_stripe_amount(amount: int | None, currency: str | None) -> Money:
     if code not in MINOR_DIGITS:
         raise ValueError(f"unknown currency {currency!r}")
     return Money.from_decimal(Decimal(amount).scaleb(-_exponent(code)), code)
+
+
+def _stripe_fee(transaction: ChargeBalanceTransaction) -> Money | None:
+    """The balance transaction's `fee` as Money of its own currency (settlement keeps it only in the payment's)."""
+    try:
+        return _from_stripe_amount(transaction.fee, transaction.currency)
+    except ValueError:
+        return None
 
 
 def _bounded_key(key: str) -> str:
@@ -390,6 +400,8 @@ class StripeGateway:
             error = intent.last_payment_error
             reason = _error_reason(error) if error is not None else intent.cancellation_reason
             return self._event(event, kind, intent.id, intent.metadata, reason=reason or event.type)
+        if kind is EventKind.FEE:  # charge.succeeded, charge.updated
+            return self._fee_event(read_webhook(ChargeEvent, body, f"stripe {event_type} event"))
         if event_type == "charge.refunded":
             return self._refund_event(read_webhook(ChargeRefundedEvent, body, "stripe charge.refunded event"))
         if kind in (EventKind.REFUND, EventKind.REFUND_FAILED):  # refund.created, refund.updated, refund.failed
@@ -398,6 +410,32 @@ class StripeGateway:
             return self._dispute_event(read_webhook(DisputeEvent, body, f"stripe {event_type} event"), kind)
         other = read_webhook(OtherEvent, body, "stripe event")
         return self._event(other, EventKind.IGNORED, other.data.object.id, other.data.object.metadata)
+
+    def _fee_event(self, event: ChargeEvent) -> GatewayEvent:
+        """charge.succeeded, or the charge.updated Stripe sends when the charge's balance transaction exists: Stripe's
+        fee, read from the balance transaction. Webhooks carry only its id, so it is asked for once (no retries); an
+        answer that fails or cannot be read leaves the fee unknown, never the webhook failed. A charge.updated about
+        anything else, or a charge without a balance transaction yet, is IGNORED without a call."""
+        charge = event.data.object
+        transaction = charge.balance_transaction
+        about_fee = event.type == "charge.succeeded" or "balance_transaction" in event.data.previous_attributes
+        if transaction is None or not about_fee or not charge.payment_intent:
+            return self._event(event, EventKind.IGNORED, charge.payment_intent or charge.id, charge.metadata)
+        if transaction.fee is None or transaction.currency is None:
+            transaction = self._balance_transaction(transaction.id)
+        fee = _stripe_fee(transaction) if transaction is not None else None
+        return self._event(event, EventKind.FEE, charge.payment_intent, charge.metadata, fee=fee)
+
+    def _balance_transaction(self, transaction_id: str | None) -> ChargeBalanceTransaction | None:
+        """GET /v1/balance_transactions/{id}, tried once; None if it cannot be had (logged)."""
+        if transaction_id is None or not _OBJECT_ID.fullmatch(transaction_id):
+            return None
+        try:
+            answer = self.client.v1.balance_transactions.retrieve(transaction_id, options={"max_network_retries": 0})
+            return ChargeBalanceTransaction.model_validate(answer.to_dict())
+        except Exception as exc:  # the fee is for reference: any failure (network, Stripe, shape) leaves it unknown
+            logger.warning("stripe fee not read", extra={"error": type(exc).__name__})
+            return None
 
     def _refund_event(self, event: ChargeRefundedEvent) -> GatewayEvent:
         """charge.refunded: `amount_refunded` is the charge's running total, so the refund this event
@@ -476,6 +514,7 @@ class StripeGateway:
         refund_status: RefundStatus | None = None,
         dispute_id: str | None = None,
         dispute_status: DisputeStatus | None = None,
+        fee: Money | None = None,
     ) -> GatewayEvent:
         return GatewayEvent(
             provider=self.name,
@@ -491,6 +530,7 @@ class StripeGateway:
             refund_status=refund_status,
             dispute_id=dispute_id,
             dispute_status=dispute_status,
+            fee=fee,
         )
 
     # -- reconciliation --------------------------------------------------------------------------
@@ -520,7 +560,10 @@ EVENT_KINDS: dict[str, EventKind] = {
     "payment_intent.payment_failed": EventKind.FAILURE,
     "payment_intent.canceled": EventKind.FAILURE,
     "charge.refunded": EventKind.REFUND,
-    "payment_intent.processing": EventKind.HELD,  # a bank debit: days until it succeeds or fails
+    "payment_intent.processing": EventKind.HELD,
+    # The charge of a PaymentIntent: read only for Stripe's fee, on its balance transaction (`_fee_event`).
+    "charge.succeeded": EventKind.FEE,
+    "charge.updated": EventKind.FEE,  # a bank debit: days until it succeeds or fails
     "refund.failed": EventKind.REFUND_FAILED,  # sent for every refund since API version 2024-10-28
     # The Refund itself (docs.stripe.com/refunds): made (succeeded), or still on its way (pending, requires_action);
     # one whose status is failed or canceled reads as REFUND_FAILED (`_refund_object_event`).

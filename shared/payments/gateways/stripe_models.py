@@ -10,7 +10,7 @@ adapter converts them. API answers are the SDK's own objects (`stripe.PaymentInt
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, StrictInt
 
@@ -90,6 +90,36 @@ class ChargeChanges(Payload):
     amount_refunded: StrictInt = 0
 
 
+def _balance_transaction(value: object) -> dict[str, Any] | None:
+    """A charge's `balance_transaction`: its id (as webhooks carry it), the object when expanded, or none yet."""
+    if isinstance(value, str) and value:
+        return {"id": value}
+    return value if isinstance(value, dict) else None
+
+
+def _fee_amount(value: object) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+class ChargeBalanceTransaction(Payload):
+    """The balance transaction of a charge (GET /v1/balance_transactions/{id}, or an expanded `balance_transaction`):
+    `fee` is what Stripe kept, in Stripe's unit of the transaction's `currency`, which is the account's settlement
+    currency: not the charge's when Stripe converted it. A fee we cannot read is none (never a refusal)."""
+
+    id: MaybeText = None  # txn_...
+    fee: Annotated[int | None, BeforeValidator(_fee_amount)] = None
+    currency: MaybeText = None  # lower case
+
+
+class FeeCharge(StripeObject):
+    """charge.succeeded's and charge.updated's object, as read for the fee: the PaymentIntent it belongs to and its
+    balance transaction (an id in webhooks; none until Stripe has made it)."""
+
+    id: Text  # ch_...
+    payment_intent: MaybeText = None
+    balance_transaction: Annotated[ChargeBalanceTransaction | None, BeforeValidator(_balance_transaction)] = None
+
+
 class Event(Payload):
     id: Text  # evt_...
     type: Text
@@ -101,6 +131,17 @@ class _AnyData(Payload):
 
 class OtherEvent(Event):
     data: _AnyData
+
+
+class _ChargeData(Payload):
+    object: FeeCharge
+    previous_attributes: Annotated[dict[str, Any], BeforeValidator(object_or_empty)] = Field(default_factory=dict)
+
+
+class ChargeEvent(Event):
+    """charge.succeeded, charge.updated: read for the charge's fee only."""
+
+    data: _ChargeData
 
 
 class _PaymentIntentData(Payload):

@@ -102,19 +102,28 @@ class StoreBase(ABC):
         dedupe: Dedupe | None = None,
         current: Payment | None = None,
         failure_field: str | None = None,
+        fee_minor: int | None = None,
     ) -> TransitionOutcome:
         """Move a payment to `target` if the status rules allow it, exactly once.
 
         Reads the payment (consistently), asks `status.apply`, and writes the `Change` with the dedupe marker at
         once, conditioned on the status it read. A lost race reads and applies again; one lost race after
         another ends in RetryLater (503), never in a wrong answer. Raises NotFound or TransitionRefused.
-        `current` saves the first read when the caller has just read the payment.
+        `current` saves the first read when the caller has just read the payment; `fee_minor` is the gateway's fee
+        a completion records (`status.apply`).
         """
         return self._change(
             customer_id,
             payment_id,
             lambda payment: rules.apply(
-                payment, target, cause, by=by, note=note, now=utcnow(), failure_field=failure_field
+                payment,
+                target,
+                cause,
+                by=by,
+                note=note,
+                now=utcnow(),
+                failure_field=failure_field,
+                fee_minor=fee_minor,
             ),
             dedupe=dedupe,
             current=current,

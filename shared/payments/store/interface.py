@@ -171,10 +171,12 @@ class Store(Protocol):
         dedupe: Dedupe | None = None,
         current: Payment | None = None,
         failure_field: str | None = None,
+        fee_minor: int | None = None,
     ) -> TransitionOutcome:
         """Move a payment to `target` if the status rules allow it (`status.apply`), exactly once, with its
         balance delta and `dedupe`. Raises NotFound, TransitionRefused, or RetryLater after lost races.
-        `current` saves the first read when the caller has just read the payment."""
+        `current` saves the first read when the caller has just read the payment; `fee_minor` is the gateway's
+        fee a completion records (in the payment's currency)."""
         ...
 
     def apply_change(
