@@ -25,10 +25,9 @@ if TYPE_CHECKING:
 ENDPOINT_PREFIX = "whe_"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 ALL_EVENTS = "*"
-# What an endpoint may ask for: the events the service publishes, and those items of issue #15 will add.
+# What an endpoint may ask for: the events the service publishes (balance.low among them), and the auto top-up ones.
 EVENT_TYPES = (
     *outbox.DETAIL_TYPES,
-    outbox.BALANCE_LOW,
     "autotopup.succeeded",
     "autotopup.requires_action",
     "autotopup.failed",

@@ -437,7 +437,10 @@ def test_receipts_are_read_only_and_e_mails_are_sent_once_from_the_notify_queue(
 
     notify = functions["NotifyFunction"]
     statements = {s["Sid"]: s for s in _statements(notify)}
-    assert set(statements) == {"ReadPaymentsAndMarkEmails", "SendEmail"}
+    assert set(statements) == {"ReadNoticeQueue", "ReadPaymentsAndMarkEmails", "SendEmail"}
+    reads = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+    assert set(statements["ReadNoticeQueue"]["Action"]) == reads
+    assert statements["ReadNoticeQueue"]["Resource"] == {"Fn::GetAtt": ["NotifyQueue", "Arn"]}
     assert set(statements["ReadPaymentsAndMarkEmails"]["Action"]) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert statements["ReadPaymentsAndMarkEmails"]["Resource"] == table
     assert set(statements["SendEmail"]["Action"]) == {"ses:SendRawEmail", "ses:SendEmail"}
@@ -449,10 +452,11 @@ def test_receipts_are_read_only_and_e_mails_are_sent_once_from_the_notify_queue(
     senders = {n for n, p in functions.items() if any(a.startswith("ses:") for a in _actions(p))}
     assert senders == {"NotifyFunction"}
 
-    [event] = notify["Events"].values()
-    assert event["Type"] == "SQS"
-    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["NotifyQueue", "Arn"]}
-    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "Events" not in notify  # its mapping is its own resource: SAM's SQS event would grant every queue
+    mapping = resources["NotifyQueueMapping"]["Properties"]
+    assert mapping["FunctionName"] == {"Ref": "NotifyFunction"}
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["NotifyQueue", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     queue = resources["NotifyQueue"]["Properties"]
     assert queue["VisibilityTimeout"] >= 6 * notify["Timeout"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["NotifyDeadLetters", "Arn"]}
@@ -548,8 +552,10 @@ def test_only_the_webhook_route_function_encrypts_secrets_and_only_the_delivery_
         "WebhookEndpointsFunction": {"kms:Encrypt"},
         "DeliverWebhooksFunction": {"kms:Decrypt"},
     }
-    senders = {name for name, p in functions.items() if any(a.startswith("sqs:") for a in _actions(p))}
+    senders = {name for name, p in functions.items() if "sqs:SendMessage" in _actions(p)}
     assert senders == {"PublishEventsFunction", "DeliverWebhooksFunction"}
+    readers = {name for name, p in functions.items() if "sqs:ReceiveMessage" in _actions(p)}
+    assert readers == {"DeliverWebhooksFunction", "NotifyFunction"}
 
 
 def test_no_function_may_loosen_the_ssrf_rules_in_aws(template: dict[str, Any]) -> None:
