@@ -38,6 +38,7 @@ const state = {
   claims: {},
   customer: null,
   canPay: false,
+  options: null, // GET /payment-options: the methods, limits and surcharges the account allows
   config: FALLBACK_CONFIG,
   localTools: false, // the stack serves /web/config.json, /web/token and /web/sim/settle
   session: 0, // bumped at every sign-in and sign-out: answers for an earlier session are dropped
@@ -211,6 +212,7 @@ function signIn(token) {
 function resetView() {
   state.session += 1;
   state.cursor = null;
+  state.options = null;
   state.attempt = null;
   state.paying = false;
   state.detailId = null;
@@ -303,7 +305,11 @@ async function loadBalance() {
   const { data } = await call("GET", "/balance");
   const items = data.balances.map((balance) =>
     el("li", { className: isNegative(balance.amount) ? "negative" : "", "data-currency": balance.currency },
-      money(balance.amount, balance.currency)),
+      money(balance.amount, balance.currency),
+      // With a credit limit: what calls may still use, below zero included (docs/account-settings.md).
+      ...(balance.available
+        ? [el("span", { className: "muted credit" }, ` · available ${money(balance.available, balance.currency)} (credit limit ${money(balance.credit_limit, balance.currency)})`)]
+        : [])),
   );
   $("balances").replaceChildren(...(items.length ? items : [el("li", { className: "muted" }, "No completed payments yet")]));
 }
@@ -455,7 +461,83 @@ async function refreshAll() {
     loadBalance().catch((error) => say($("list-error"), error.message)),
     loadAlert(),
     loadOutbox(),
+    loadOptions().catch((error) => say($("pay-terms"), error.message)),
   ]);
+}
+
+// ---- payment options (GET /payment-options, docs/account-settings.md) --------------------------------------
+// The Make Payment form offers what the account's settings allow: disabled methods are absent, and the
+// selected method's currencies, limits and surcharge are shown before paying (with what will be charged).
+
+const minorDigits = (currency) => {
+  try {
+    return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
+  } catch {
+    return 2;
+  }
+};
+
+// "12.50" -> 1250n in the currency's minor units; null if it is not a plain amount with at most those digits.
+function toMinor(text, digits) {
+  const match = /^\s*([0-9]+)(?:\.([0-9]*))?\s*$/.exec(String(text));
+  if (!match || (match[2] || "").length > digits) return null;
+  return BigInt(match[1] + (match[2] || "").padEnd(digits, "0"));
+}
+
+function fromMinor(minor, digits) {
+  const text = minor.toString().padStart(digits + 1, "0");
+  return digits ? `${text.slice(0, -digits)}.${text.slice(-digits)}` : text;
+}
+
+// The service's rule, exactly: fixed (account currency only) + amount x percent / 100, rounded half-up.
+function surchargeOf(option, amountMinor, currency) {
+  const digits = minorDigits(currency);
+  const [whole, fraction = ""] = String(option.surcharge_percent).split(".");
+  const scaled = BigInt(whole + fraction.padEnd(4, "0").slice(0, 4)); // percent x 10^4
+  const denominator = 1000000n; // 100 x 10^4
+  const percentPart = (amountMinor * scaled * 2n + denominator) / (2n * denominator);
+  const fixed = currency === state.options.account_currency ? toMinor(option.surcharge_fixed, digits) || 0n : 0n;
+  return percentPart + fixed;
+}
+
+async function loadOptions() {
+  if (!state.canPay) return;
+  const { data } = await call("GET", "/payment-options");
+  state.options = data;
+  const select = $("pay-method");
+  const chosen = select.value;
+  select.replaceChildren(...data.methods.map((entry) => el("option", { value: entry.method }, entry.label)));
+  if (data.methods.some((entry) => entry.method === chosen)) select.value = chosen;
+  showFieldsFor(select.value);
+  showTerms();
+}
+
+function showTerms() {
+  const options = state.options;
+  const option = options && options.methods.find((entry) => entry.method === $("pay-method").value);
+  if (!option) {
+    say($("pay-terms"), "");
+    say($("pay-charged"), "");
+    return;
+  }
+  const account = options.account_currency;
+  const parts = [`Currencies: ${option.currencies.join(", ")}`];
+  if (option.min_amount) parts.push(`minimum ${money(option.min_amount, account)}`);
+  if (option.max_amount) parts.push(`maximum ${money(option.max_amount, account)}`);
+  if (options.max_balance) parts.push(`balance up to ${money(options.max_balance, account)}`);
+  const fixed = toMinor(option.surcharge_fixed, minorDigits(account)) || 0n;
+  if (fixed || option.surcharge_percent !== "0") {
+    const fee = [fixed ? money(option.surcharge_fixed, account) : null, option.surcharge_percent !== "0" ? `${option.surcharge_percent}%` : null];
+    parts.push(`surcharge ${fee.filter(Boolean).join(" + ")}`);
+  }
+  say($("pay-terms"), parts.join(" · "));
+  const currency = $("pay-currency").value.trim().toUpperCase();
+  const digits = minorDigits(currency);
+  const amount = option.method === "voucher" ? null : toMinor($("pay-amount").value, digits);
+  const surcharge = amount ? surchargeOf(option, amount, currency) : 0n;
+  say($("pay-charged"), amount && surcharge
+    ? `Surcharge ${money(fromMinor(surcharge, digits), currency)}: you will be charged ${money(fromMinor(amount + surcharge, digits), currency)} and credited ${money(fromMinor(amount, digits), currency)}.`
+    : "");
 }
 
 // ---- one payment's detail ------------------------------------------------------------------------------
@@ -1079,8 +1161,11 @@ async function start() {
   $("pay-form").addEventListener("submit", pay);
   $("pay-method").addEventListener("change", (event) => {
     showFieldsFor(event.target.value);
+    showTerms();
     hideResult();
   });
+  $("pay-amount").addEventListener("input", showTerms);
+  $("pay-currency").addEventListener("input", showTerms);
   $("filters").addEventListener("change", (event) => {
     if (event.target.id !== "filter-q") loadPayments(); // the search box has its own, quicker trigger
   });

@@ -63,3 +63,11 @@ def test_only_the_settings_read_the_environment() -> None:
         if ("os.environ" in line or "getenv(" in line) and '"STRIPE_LOG"' not in line
     ]
     assert reads == []
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    """pytest imports test files by basename (rootdir-relative, no packages): two `test_x.py` in different folders
+    stop the collection of the whole suite on a clean clone."""
+    root = Path(__file__).resolve().parents[1]
+    names = [p.name for p in root.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
