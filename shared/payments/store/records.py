@@ -85,3 +85,21 @@ class BalanceRecord(NamedTuple):
     version: int  # the NewImage's version: one more with each change of the item
     sequence: str  # the record's stream SequenceNumber
     updated_at: str = ""  # the NewImage's `updated_at`: when the change was made
+
+
+class SavedCard(NamedTuple):
+    """A card a customer saved for later, off-session use (docs/saved-cards.md): what Stripe said about it, never
+    more than brand, last 4 and expiry. `id` is ours (`card_...`); `payment_method` Stripe's (`pm_...`);
+    `setup_intent` the SetupIntent we created for it (the only object whose webhook may change it)."""
+
+    id: str
+    customer_id: str
+    payment_method: str | None  # None until the SetupIntent made one (a card saved from raw fields)
+    setup_intent: str
+    state: str  # "pending" (the bank wants 3-D Secure on setup), "active", "failed", "removed"
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+    default: bool
+    created_at: str  # ISO 8601 UTC
