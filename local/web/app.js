@@ -293,6 +293,8 @@ function isNegative(amount) {
   return String(amount).trim().startsWith("-");
 }
 
+const moneyText = (amount, currency) => `${amount} ${currency}`; // in a sentence
+
 function money(amount, currency) {
   return [
     el("span", { className: "amount" }, amount),
@@ -308,7 +310,7 @@ async function loadBalance() {
       money(balance.amount, balance.currency),
       // With a credit limit: what calls may still use, below zero included (docs/account-settings.md).
       ...(balance.available
-        ? [el("span", { className: "muted credit" }, ` · available ${money(balance.available, balance.currency)} (credit limit ${money(balance.credit_limit, balance.currency)})`)]
+        ? [el("span", { className: "muted credit" }, ` · available ${moneyText(balance.available, balance.currency)} (credit limit ${moneyText(balance.credit_limit, balance.currency)})`)]
         : [])),
   );
   $("balances").replaceChildren(...(items.length ? items : [el("li", { className: "muted" }, "No completed payments yet")]));
@@ -522,12 +524,12 @@ function showTerms() {
   }
   const account = options.account_currency;
   const parts = [`Currencies: ${option.currencies.join(", ")}`];
-  if (option.min_amount) parts.push(`minimum ${money(option.min_amount, account)}`);
-  if (option.max_amount) parts.push(`maximum ${money(option.max_amount, account)}`);
-  if (options.max_balance) parts.push(`balance up to ${money(options.max_balance, account)}`);
+  if (option.min_amount) parts.push(`minimum ${moneyText(option.min_amount, account)}`);
+  if (option.max_amount) parts.push(`maximum ${moneyText(option.max_amount, account)}`);
+  if (options.max_balance) parts.push(`balance up to ${moneyText(options.max_balance, account)}`);
   const fixed = toMinor(option.surcharge_fixed, minorDigits(account)) || 0n;
   if (fixed || option.surcharge_percent !== "0") {
-    const fee = [fixed ? money(option.surcharge_fixed, account) : null, option.surcharge_percent !== "0" ? `${option.surcharge_percent}%` : null];
+    const fee = [fixed ? moneyText(option.surcharge_fixed, account) : null, option.surcharge_percent !== "0" ? `${option.surcharge_percent}%` : null];
     parts.push(`surcharge ${fee.filter(Boolean).join(" + ")}`);
   }
   say($("pay-terms"), parts.join(" · "));
@@ -536,7 +538,7 @@ function showTerms() {
   const amount = option.method === "voucher" ? null : toMinor($("pay-amount").value, digits);
   const surcharge = amount ? surchargeOf(option, amount, currency) : 0n;
   say($("pay-charged"), amount && surcharge
-    ? `Surcharge ${money(fromMinor(surcharge, digits), currency)}: you will be charged ${money(fromMinor(amount + surcharge, digits), currency)} and credited ${money(fromMinor(amount, digits), currency)}.`
+    ? `Surcharge ${moneyText(fromMinor(surcharge, digits), currency)}: you will be charged ${moneyText(fromMinor(amount + surcharge, digits), currency)} and credited ${moneyText(fromMinor(amount, digits), currency)}.`
     : "");
 }
 

@@ -82,3 +82,11 @@ def test_the_walkthrough_pays_settles_and_refunds_at_every_gateway(stack: Any) -
     assert partial and partial[0]["amount"] == "20.00" and by_id[partial[0]["id"]]["amount"] == "50.00", partial
     methods = {p["method"] for p in listed}
     assert methods >= {"bank_transfer", "paypal", "credit_card", "razorpay", "paystack", "nowpayments", "voucher"}
+    # The prepaid account: the operator's settings, the options, a surcharge charged at PayPal and not credited.
+    offered = [a for a in answers if isinstance(a, dict) and "account_currency" in a and "methods" in a]
+    assert offered and isinstance(offered[-1]["methods"], list), offered
+    surcharged = [p for p in listed if p.get("surcharge") == "0.59"]
+    assert [(p["amount"], p["charged_amount"], p["status"]) for p in surcharged] == [("10.00", "10.59", "completed")]
+    assert "%PDF-" in done.stdout
+    usd = [b for b in stack.call("GET", "/balance", token=token).json()["balances"] if b["currency"] == "USD"]
+    assert usd and usd[0]["credit_limit"] == "20.00", usd

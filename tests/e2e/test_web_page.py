@@ -783,3 +783,44 @@ def test_the_receipt_link_fetches_the_pdf_with_the_token_and_the_outbox_panel_sh
     expect(page.locator("#outbox-card")).to_be_visible()
     expect(page.locator("#outbox-events li").first).to_be_visible()
     expect(page.locator("#list-error")).to_be_hidden()
+
+
+def test_the_form_offers_what_the_settings_allow_and_shows_the_surcharge_before_paying(
+    page: Page, stack: Any, customer: str
+) -> None:
+    settings = {
+        "methods": {
+            "nowpayments": {"enabled": False},
+            "paypal": {"surcharge_fixed": "0.30", "surcharge_percent": "2.9"},
+        },
+        "min_payment": "5.00",
+        "credit_limit": "20.00",
+    }
+    operator = stack.token(None, ["operator"])
+    api(stack, "PUT", f"/admin/customers/{customer}/settings", operator, settings)
+    sign_in_with_token(page, stack, customer)
+
+    offered = page.locator("#pay-method option")
+    expect(offered).to_have_count(len(api(stack, "GET", "/payment-options", stack.token(customer))["methods"]))
+    assert "nowpayments" not in offered.evaluate_all("(nodes) => nodes.map((n) => n.value)")
+    page.get_by_label("Pay via").select_option("paypal")
+    expect(page.locator("#pay-terms")).to_contain_text("minimum 5.00 USD")
+    expect(page.locator("#pay-terms")).to_contain_text("surcharge 0.30 USD + 2.9%")
+    page.get_by_label("Amount").fill("10.00")
+    expect(page.locator("#pay-charged")).to_have_text(
+        "Surcharge 0.59 USD: you will be charged 10.59 USD and credited 10.00 USD."
+    )
+    page.get_by_label("Amount").fill("5.00")  # 2.9% of it is 14.5 cents: half-up to 15, as the service rounds it
+    expect(page.locator("#pay-charged")).to_contain_text("Surcharge 0.45 USD: you will be charged 5.45 USD")
+    expect(balances(page)).to_have_text(["0.00 USD · available 20.00 USD (credit limit 20.00 USD)"])
+
+    page.get_by_label("Amount").fill("10.00")
+    page.get_by_role("button", name="Pay", exact=True).click()
+    page.wait_for_url(f"{stack.sim_url}/paypal/checkoutnow?token=*")
+    expect(page.locator(".amount")).to_have_text("10.59 USD")  # PayPal is asked for the charged amount
+    page.get_by_role("button", name="Pay").click()
+    page.get_by_role("link", name="Return to the merchant").click()
+    expect(page.locator("#notice")).to_contain_text("Completed")
+    [payment] = listed(stack, customer)
+    assert (payment["status"], payment["amount"], payment["surcharge"]) == ("completed", "10.00", "0.59")
+    expect(balances(page)).to_have_text(["10.00 USD · available 30.00 USD (credit limit 20.00 USD)"])

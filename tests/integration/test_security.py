@@ -97,6 +97,10 @@ def request_for(route_key: str, customer: str) -> Request:
     admin = f"/admin/customers/{customer}"
     if route_key in ("GET /payments", "GET /payments/summary", "GET /balance", "GET /openapi.json"):
         return {"path": route_key.split()[1], "ok": 200}
+    if route_key == "GET /payments/{id}/receipt":  # a completed payment's PDF
+        payment_id = bank_transfer(customer)["id"]
+        PaymentStore().transition(customer, payment_id, PaymentStatus.COMPLETED, Cause.OPERATOR, "operator:o")
+        return {"path": f"/payments/{payment_id}/receipt", "path_params": {"id": payment_id}, "ok": 200}
     if route_key == "GET /payments/{id}":
         payment_id = bank_transfer(customer)["id"]
         return {"path": f"/payments/{payment_id}", "path_params": {"id": payment_id}, "ok": 200}
@@ -159,6 +163,7 @@ def request_for(route_key: str, customer: str) -> Request:
 EXPECTED = {
     "GET /payments": READERS,
     "GET /payments/{id}": READERS,
+    "GET /payments/{id}/receipt": READERS,
     "GET /payments/summary": READERS,
     "GET /balance": READERS,
     "GET /openapi.json": ANYONE,
