@@ -161,7 +161,7 @@ def test_limits_hold_on_every_method_and_nothing_is_stored_when_refused(customer
 
 def test_vouchers_stop_at_max_balance_even_redeemed_in_parallel_over_the_handler(customer: str) -> None:
     assert put_settings(customer, {"account_currency": "JPY", "max_balance": "10000"})[0] == 200
-    codes = issue_vouchers("3000", "JPY", count=6)
+    codes = issue_vouchers("3000", "JPY", count=5)  # 5: more at once meet the brute-force allowance (429)
     answers: list[tuple[int, Any]] = []
 
     def redeem(code: str) -> None:
@@ -173,7 +173,7 @@ def test_vouchers_stop_at_max_balance_even_redeemed_in_parallel_over_the_handler
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(status for status, _ in answers) == [201] * 3 + [422] * 3
+    assert sorted(status for status, _ in answers) == [201] * 3 + [422] * 2
     refused = [body for status, body in answers if status == 422]
     assert all(b["errors"][0]["field"] == "voucher_code" and "(max_balance)" in b["message"] for b in refused)
     assert balances(customer) == {"JPY": "9000"}

@@ -88,7 +88,7 @@ class BalanceRecord(NamedTuple):
 
 
 class SavedCard(NamedTuple):
-    """A card a customer saved for later, off-session use (docs/saved-cards.md): what Stripe said about it, never
+    """A card a customer saved for later, off-session use (the saved cards): what Stripe said about it, never
     more than brand, last 4 and expiry. `id` is ours (`card_...`); `payment_method` Stripe's (`pm_...`);
     `setup_intent` the SetupIntent we created for it (the only object whose webhook may change it)."""
 
