@@ -35,8 +35,12 @@ token: $(STAMP) ## Print a local token: make token CUSTOMER=acme GROUPS=finance
 unlock-vouchers: $(STAMP) ## Lift a voucher lockout on make dev: make unlock-vouchers CUSTOMER=demo
 	@$(PY) -m local.unlock --customer "$(or $(CUSTOMER),demo)"
 
+# Test files run on this many processes (pytest-xdist; a file's tests stay together, each process has its own
+# embedded AWS and stacks on free ports). `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= auto
+
 test: $(STAMP) lint typecheck cfn-lint ## Everything CI runs: lint, types, template, tests (coverage floor 90%)
-	$(PY) -m pytest --cov=shared/payments --cov=functions --cov-report=term:skip-covered --cov-fail-under=90
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --cov=shared/payments --cov=functions --cov-report=term:skip-covered --cov-fail-under=90
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
