@@ -80,6 +80,8 @@ _TEST_CARDS = {
     **dict.fromkeys(["4000002500003155", "4000000000003220", "4000000000003063"], "authenticate"),
     # authentication on every payment, however it was set up: off-session ones fail (authentication_required)
     "4000002760003184": "authenticate_always",
+    # saving it to a Customer succeeds, every charge of it is declined (generic_decline)
+    "4000000000000341": "attach_then_decline",
     "4000000000000002": "generic_decline",
     "4000000000009995": "insufficient_funds",
     "4000000000009987": "lost_card",
@@ -99,6 +101,7 @@ _TEST_PAYMENT_METHODS = {
     "pm_card_authenticationRequiredSetupForOffSession": "4000002500003155",
     "pm_card_threeDSecure2Required": "4000000000003220",
     "pm_card_chargeDeclined": "4000000000000002",
+    "pm_card_chargeCustomerFail": "4000000000000341",
     "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
     "pm_card_chargeDeclinedLostCard": "4000000000009987",
     "pm_card_chargeDeclinedStolenCard": "4000000000009979",
@@ -687,6 +690,8 @@ class Stripe(SimGateway):
         if not confirm or payment_method is None:
             return Answer(200, self._expanded(intent, form.get("expand")))
         behaviour = self.extra[payment_method["id"]]["behaviour"]
+        if behaviour == "attach_then_decline":
+            behaviour = "generic_decline"
         if form.get("off_session") == "true":
             return self._off_session(intent, amount, behaviour, payment_method, form.get("expand"))
         if behaviour == "succeed":
@@ -869,7 +874,7 @@ class Stripe(SimGateway):
         if not confirm or payment_method is None:
             return Answer(200, self._expanded(setup, form.get("expand")))
         behaviour = self.extra[payment_method["id"]]["behaviour"]
-        if behaviour == "succeed":
+        if behaviour in ("succeed", "attach_then_decline"):
             self._setup_succeeded(setup)
             self._host.later(FOLLOW_UP_WEBHOOK_DELAY_SECONDS, [self._webhook(event("setup_intent.succeeded", setup))])
         elif behaviour in _NEEDS_AUTHENTICATION:

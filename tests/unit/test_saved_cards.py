@@ -101,7 +101,9 @@ def test_the_command_holds_no_unkeyed_card_data() -> None:
 def test_one_stripe_customer_however_many_race() -> None:
     store, stripe = MemoryStore(), FakeStripe()
     with ThreadPoolExecutor(10) as pool:
-        found = list(pool.map(lambda i: saved_cards.ensure_stripe_customer(store, stripe, "cust-1", f"u{i}@x"), range(10)))
+        found = list(
+            pool.map(lambda i: saved_cards.ensure_stripe_customer(store, stripe, "cust-1", f"u{i}@x"), range(10))
+        )
     assert len(set(found)) == 1 and stripe.created == 1
     assert store.stripe_customer("cust-1") == found[0]
 
@@ -145,8 +147,14 @@ def test_3ds_on_setup_then_the_webhook_activates_the_card_once() -> None:
     with pytest.raises(InvalidInput) as caught:
         saved_cards.usable_card(store, "cust-1", saved["body"]["id"])
     assert caught.value.field == "saved_payment_method"
-    assert apply_event(store, None, _setup_event(EventKind.SETUP_SUCCEEDED, "seti_other")).outcome is Outcome.UNKNOWN_PAYMENT  # type: ignore[arg-type]
-    assert apply_event(store, None, _setup_event(EventKind.SETUP_SUCCEEDED, "seti_1", pm="pm_9", event_id="e0")).outcome is Outcome.MISMATCH  # type: ignore[arg-type]
+    assert (
+        apply_event(store, None, _setup_event(EventKind.SETUP_SUCCEEDED, "seti_other")).outcome
+        is Outcome.UNKNOWN_PAYMENT
+    )  # type: ignore[arg-type]
+    assert (
+        apply_event(store, None, _setup_event(EventKind.SETUP_SUCCEEDED, "seti_1", pm="pm_9", event_id="e0")).outcome
+        is Outcome.MISMATCH
+    )  # type: ignore[arg-type]
     assert apply_event(store, None, _setup_event(EventKind.SETUP_SUCCEEDED, "seti_1")).outcome is Outcome.CARD_ACTIVE  # type: ignore[arg-type]
     assert apply_event(store, None, _setup_event(EventKind.SETUP_SUCCEEDED, "seti_1")).outcome is Outcome.DUPLICATE  # type: ignore[arg-type]
     card, customer = saved_cards.usable_card(store, "cust-1", saved["body"]["id"])

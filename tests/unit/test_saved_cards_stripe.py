@@ -154,7 +154,9 @@ def _event(event_type: str, obj: dict[str, Any]) -> bytes:
 
 
 def test_setup_webhooks_read_into_setup_events(adapter: StripeGateway) -> None:
-    succeeded = adapter.parse_event({}, _event("setup_intent.succeeded", setup_intent("succeeded", payment_method="pm_1")))
+    succeeded = adapter.parse_event(
+        {}, _event("setup_intent.succeeded", setup_intent("succeeded", payment_method="pm_1"))
+    )
     assert succeeded.kind is EventKind.SETUP_SUCCEEDED
     assert (succeeded.gateway_ref, succeeded.payment_method, succeeded.payment_id) == ("seti_1Q0abc", "pm_1", None)
     error = {"code": "setup_intent_authentication_failure", "message": "authentication failed"}
