@@ -116,27 +116,27 @@ def list_cards() -> dict[str, Any]:
 
 
 @app.delete(
-    "/payment-methods/<card_id>",
+    "/payment-methods/<id>",
     summary="Remove a saved card (detached at Stripe; an auto top-up that used it is turned off)",
     tags=["account"],
     responses={204: {"description": "Removed"}, **api.responses({}, 401, 403, 404, 502, 503)},
 )
-def remove_card(card_id: Annotated[str, Path(max_length=64)]) -> Response[Any]:
+def remove_card(id: Annotated[str, Path(max_length=64)]) -> Response[Any]:  # noqa: A002 - the route's name
     customer = api.caller(app).customer_for(PAYERS)
-    saved_cards.remove(store, customer, card_id)
+    saved_cards.remove(store, customer, id)
     metrics.add_metric(name="CardRemoved", unit="Count", value=1)
     return Response(204, None, "")
 
 
 @app.post(
-    "/payment-methods/<card_id>/default",
+    "/payment-methods/<id>/default",
     summary="Make a saved card the default",
     tags=["account"],
     responses=api.responses({200: ("The card", saved_cards.SavedCardOut)}, 401, 403, 404, 409),
 )
-def make_default_card(card_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+def make_default_card(id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:  # noqa: A002 - the route's name
     customer = api.caller(app).customer_for(PAYERS)
-    return saved_cards.make_default(store, customer, card_id)
+    return saved_cards.make_default(store, customer, id)
 
 
 lambda_handler = api.entrypoint(app, logger, tracer, metrics)

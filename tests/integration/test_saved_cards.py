@@ -31,7 +31,7 @@ def call(method: str, path: str, customer: str, *, route: str, card_id: str | No
         path,
         route=route,
         claims=claims_for(customer, "finance"),
-        path_params={"card_id": card_id} if card_id else None,
+        path_params={"id": card_id} if card_id else None,
     )
     return invoke(load_function("account"), event)
 
@@ -43,7 +43,7 @@ def listed(customer: str) -> list[dict[str, Any]]:
 
 
 def remove(customer: str, card_id: str) -> tuple[int, Any]:
-    return call("DELETE", f"/payment-methods/{card_id}", customer, route="/payment-methods/{card_id}", card_id=card_id)
+    return call("DELETE", f"/payment-methods/{card_id}", customer, route="/payment-methods/{id}", card_id=card_id)
 
 
 def sim_stripe(gateway_sim: Any, kind: str) -> list[dict[str, Any]]:
@@ -112,7 +112,7 @@ def test_default_and_removal(customer: str, gateway_sim: Any) -> None:
         "POST",
         f"/payment-methods/{second['id']}/default",
         customer,
-        route="/payment-methods/{card_id}/default",
+        route="/payment-methods/{id}/default",
         card_id=second["id"],
     )
     assert status == 200 and made["default"] and made["brand"] == "mastercard"

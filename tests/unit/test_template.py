@@ -383,7 +383,13 @@ def test_gateway_credentials_reach_only_the_functions_that_talk_to_gateways(temp
     }
 
     # AccountFunction: saved cards are Stripe Customers and SetupIntents (docs/saved-cards.md)
-    assert readers == {"MakePaymentFunction", "WebhooksFunction", "AdminFunction", "ReconcileFunction", "AccountFunction"}
+    assert readers == {
+        "MakePaymentFunction",
+        "WebhooksFunction",
+        "AdminFunction",
+        "ReconcileFunction",
+        "AccountFunction",
+    }
 
 
 def test_reconciliation_runs_on_a_schedule(template: dict[str, Any]) -> None:
