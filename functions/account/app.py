@@ -121,7 +121,7 @@ def list_cards() -> dict[str, Any]:
     tags=["account"],
     responses={204: {"description": "Removed"}, **api.responses({}, 401, 403, 404, 502, 503)},
 )
-def remove_card(id: Annotated[str, Path(max_length=64)]) -> Response[Any]:  # noqa: A002 - the route's name
+def remove_card(id: Annotated[str, Path(max_length=64)]) -> Response[Any]:
     customer = api.caller(app).customer_for(PAYERS)
     saved_cards.remove(store, customer, id)
     metrics.add_metric(name="CardRemoved", unit="Count", value=1)
@@ -134,7 +134,7 @@ def remove_card(id: Annotated[str, Path(max_length=64)]) -> Response[Any]:  # no
     tags=["account"],
     responses=api.responses({200: ("The card", saved_cards.SavedCardOut)}, 401, 403, 404, 409),
 )
-def make_default_card(id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:  # noqa: A002 - the route's name
+def make_default_card(id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     customer = api.caller(app).customer_for(PAYERS)
     return saved_cards.make_default(store, customer, id)
 

@@ -906,6 +906,7 @@ class Stripe(SimGateway):
             method["customer"] = setup["customer"]  # Stripe attaches it to the Customer
 
     def _setup_failed(self, setup: dict[str, Any], decline_code: str, method: dict[str, Any] | None) -> dict[str, Any]:
+        error: dict[str, Any]
         if decline_code in _DECLINES:
             code, message = _DECLINES[decline_code]
             error = {"code": code, "decline_code": decline_code, "message": message, "type": "card_error"}

@@ -76,7 +76,7 @@ def test_3ds_on_setup_is_pending_until_the_webhook(customer: str, gateway_sim: A
     assert (status, answer["outcome"]) == (200, "card_active")
     [shown] = listed(customer)
     assert (shown["state"], shown["default"]) == ("active", True)
-    # an active card can pay; on-session, Stripe's 3155 still wants 3-D Secure for the payment (off-session it would not)
+    # an active card can pay; on-session Stripe's 3155 still wants 3-D Secure (off-session it would not)
     status, paid = post(
         "make_payment",
         "/payments",

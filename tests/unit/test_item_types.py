@@ -13,13 +13,12 @@ import pytest
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
 from payments.outbox import OutboxEvent
-from payments.store import Dedupe, keys, to_item, writes
+from payments.store import Dedupe, card_items, keys, to_item, writes
 from payments.store import voucher_items as vouchers
 from payments.store.alert_items import alert_item
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus, export_item
 from payments.store.items import ITEM_TYPES, ItemType
 from payments.store.outbox_items import outbox_item
-from payments.store import card_items
 from payments.store.records import LowBalanceAlert, SavedCard
 from payments.store.webhook_items import Delivery, DeliveryState, WebhookEndpoint, delivery_item, endpoint_item
 

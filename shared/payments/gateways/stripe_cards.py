@@ -102,7 +102,8 @@ class StripeCards:
             params: SetupIntentCreateParams = {
                 "customer": stripe_customer,
                 "payment_method": payment_method,
-                "payment_method_types": ["card"],  # no redirecting methods: no return_url needed
+                # no redirecting methods, so confirming needs no return_url
+                "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
                 "usage": "off_session",
                 "confirm": True,
                 "use_stripe_sdk": True,  # next_action is then for Stripe.js handleNextAction(client_secret)
