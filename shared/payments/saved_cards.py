@@ -153,7 +153,8 @@ CardsFor = Callable[[], "StripeCards"]
 
 
 def ensure_stripe_customer(store: Store, stripe: StripeCards, customer_id: str, email: str | None) -> str:
-    """The customer's one Stripe Customer, created once however many requests race (docs/saved-cards.md#customer):
+    """The customer's one Stripe Customer, created once however many requests race
+    (docs/saved-cards.md#one-stripe-customer-however-many-requests-race):
 
     1. recorded already: use it;
     2. claim it (`CUST#<customer>`/`STRIPE_CUSTOMER`, the first claim's e-mail kept);

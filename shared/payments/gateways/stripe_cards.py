@@ -231,7 +231,7 @@ def _setup_declined(exc: stripe.CardError, known: SavedCardDetails) -> SetupResu
 
 def setup_event(provider: str, event: SetupIntentEvent, kind: EventKind) -> GatewayEvent:
     """setup_intent.succeeded / setup_intent.setup_failed: about the SetupIntent (`gateway_ref`), whose pointer we
-    stored is the only proof of which card it is (docs/saved-cards.md#binding)."""
+    stored is the only proof of which card it is (docs/saved-cards.md#binding-which-card-an-event-may-change)."""
     intent = event.data.object
     method = intent.payment_method
     details = _details(method)
