@@ -304,7 +304,8 @@ def remove_saved_card(
 ) -> bool:
     """Remove a card: `state` removed and `autotopup_off` set (what the auto top-up reads: a removed card is never
     charged again), and where it was the default, `new_default` (or none) in its place, conditioned on it still
-    being the default. One transaction; False if the card was removed before or the default changed meanwhile."""
+    being the default (else, on it still not being it). One transaction; False if the card was removed before or the
+    default changed meanwhile."""
     now = iso_z(utcnow())
     parts: list[Item] = [
         {
@@ -331,6 +332,17 @@ def remove_saved_card(
             update["UpdateExpression"] = "REMOVE default_card"
             update["ExpressionAttributeValues"] = values({":old": card_id})
         parts.append({"Update": update})
+    else:  # judged not the default: it must not have become it meanwhile
+        parts.append(
+            {
+                "ConditionCheck": {
+                    "TableName": store.table,
+                    "Key": key(customer_pk(customer_id), STRIPE_CUSTOMER_SK),
+                    "ConditionExpression": "attribute_not_exists(default_card) OR default_card <> :card",
+                    "ExpressionAttributeValues": values({":card": card_id}),
+                }
+            }
+        )
     try:
         store.transact(parts)
     except store.client.exceptions.TransactionCanceledException as exc:

@@ -641,7 +641,7 @@ class MemoryStore(StoreBase):
             customer = self.tables.stripe_customers.setdefault(customer_id, {})
             if held is None or held["card"].state == "removed":
                 return False
-            if was_default and customer.get("default_card") != card_id:
+            if was_default != (customer.get("default_card") == card_id):
                 return False
             held["card"] = held["card"]._replace(state="removed")
             held["autotopup_off"] = True
