@@ -1,21 +1,27 @@
-"""The customer's account routes (docs/api.md#low-balance-alert): GET and PUT /alerts/low-balance, the caller's own
-low-balance alert (docs/alerts.md). Later customer-account settings (auto top-up) join it here.
+"""The customer's account routes: the low-balance alert (docs/api.md#low-balance-alert, docs/alerts.md: GET and PUT
+/alerts/low-balance) and saved cards (docs/saved-cards.md: GET and POST /payment-methods, DELETE
+/payment-methods/{id}, POST /payment-methods/{id}/default). Later customer-account settings (auto top-up) join it
+here.
 
-Each customer sees and sets only their own: the route names no customer, the token does.
+Each customer sees and sets only their own: the route names no customer, the token does. The card routes import
+the saved-card use case (and through it the Stripe SDK) when first called, so the alert routes stay light.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 
-from payments import alerts, api
+from payments import alerts, api, saved_cards
 from payments.config import settings
+from payments.idempotency import PERSISTENCE_ERRORS, IdempotentRoute
 from payments.identity import PAYERS, READERS
 from payments.store import PaymentStore
 
-app, logger, tracer, metrics = api.build("account")
+app, logger, tracer, metrics = api.build("account", wrapped_aws_errors=PERSISTENCE_ERRORS)
 SETTINGS = settings()  # the environment, checked at cold start
 store = PaymentStore()
 
@@ -42,6 +48,95 @@ def put_low_balance_alert(body: Annotated[alerts.AlertIn, Body()]) -> dict[str, 
     saved = alerts.save(store, customer, body)
     metrics.add_metric(name="LowBalanceAlertSaved", unit="Count", value=1)
     return saved
+
+
+# ---- saved cards (docs/saved-cards.md) ---------------------------------------------------------------------
+
+
+@cache
+def _save_card_route() -> Any:
+    """POST /payment-methods under its Idempotency-Key (Powertools' record, keyed `payment_methods#...`), built at
+    the first card request."""
+    idempotency = IdempotentRoute("payment_methods", validate_on="fingerprint", persistence=store.idempotency_records())
+
+    @idempotency.wrap
+    def save(request: dict[str, Any], command: saved_cards.SaveCommand) -> dict[str, Any]:
+        answer = saved_cards.save(store, command)
+        metrics.add_metric(name="CardSaved" if answer["status"] == 201 else "CardRefused", unit="Count", value=1)
+        return answer
+
+    return idempotency, save
+
+
+@app.post(
+    "/payment-methods",
+    summary="Save a card for later, off-session use (Stripe SetupIntent)",
+    tags=["account"],
+    responses=api.responses(
+        {201: ("The card, active or pending 3-D Secure (next_action)", saved_cards.SavedCardCreatedOut)},
+        401,
+        402,
+        403,
+        409,
+        502,
+        503,
+    ),
+)
+def save_card(
+    body: Annotated[saved_cards.SaveCardBody, Body()],
+    idempotency_key: Annotated[
+        str, Header(alias="idempotency-key", min_length=1, max_length=255, description="1-255 printable characters")
+    ],
+) -> Response[Any]:
+    from payments import checkout
+    from payments.models import utcnow
+
+    caller = api.caller(app)
+    customer = caller.customer_for(PAYERS)
+    key = checkout.validate_key(idempotency_key)
+    command = saved_cards.validate(body, caller, customer, key, today=utcnow().date())
+    idempotency, save = _save_card_route()
+    result = idempotency.call(app, save, request=command.as_idempotency_data(), command=command)
+    answer = result["body"]
+    if result["status"] >= 400:
+        extra = {k: v for k, v in answer.items() if k not in ("message", "errors", "field")}
+        return api.error_response(result["status"], answer["message"], field=answer.get("field"), **extra)
+    return Response(result["status"], content_types.APPLICATION_JSON, api.serialize(answer))
+
+
+@app.get(
+    "/payment-methods",
+    summary="The caller's saved cards (active and pending 3-D Secure)",
+    tags=["account"],
+    responses=api.responses({200: ("The cards", saved_cards.SavedCardsOut)}, 401, 403),
+)
+def list_cards() -> dict[str, Any]:
+    customer = api.caller(app).customer_for(READERS)
+    return saved_cards.listing(store, customer)
+
+
+@app.delete(
+    "/payment-methods/<id>",
+    summary="Remove a saved card (detached at Stripe; an auto top-up that used it is turned off)",
+    tags=["account"],
+    responses={204: {"description": "Removed"}, **api.responses({}, 401, 403, 404, 502, 503)},
+)
+def remove_card(id: Annotated[str, Path(max_length=64)]) -> Response[Any]:
+    customer = api.caller(app).customer_for(PAYERS)
+    saved_cards.remove(store, customer, id)
+    metrics.add_metric(name="CardRemoved", unit="Count", value=1)
+    return Response(204, None, "")
+
+
+@app.post(
+    "/payment-methods/<id>/default",
+    summary="Make a saved card the default",
+    tags=["account"],
+    responses=api.responses({200: ("The card", saved_cards.SavedCardOut)}, 401, 403, 404, 409),
+)
+def make_default_card(id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    customer = api.caller(app).customer_for(PAYERS)
+    return saved_cards.make_default(store, customer, id)
 
 
 lambda_handler = api.entrypoint(app, logger, tracer, metrics)

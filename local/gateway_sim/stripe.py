@@ -1,7 +1,9 @@
 """Stripe as the simulator acts it out: PaymentMethods and PaymentIntents (form bodies, `Idempotency-Key`), the
 3-D Secure page, and the signed webhooks about them (docs/gateways.md#stripe).
 
-Endpoints below /stripe: POST /v1/payment_methods, GET /v1/payment_methods/{id}, POST /v1/payment_intents,
+Endpoints below /stripe: POST /v1/payment_methods, GET /v1/payment_methods/{id}, POST /v1/payment_methods/{id}/attach
+and /detach, POST /v1/customers, GET /v1/customers/{id}, GET /v1/customers/{id}/payment_methods, POST
+/v1/setup_intents, GET /v1/setup_intents/{id} (saved cards: docs/saved-cards.md), POST /v1/payment_intents,
 GET /v1/payment_intents/{id}, POST /v1/refunds, GET /v1/refunds (?payment_intent=, charge=, limit=, starting_after=),
 GET /v1/refunds/{id}, GET /v1/disputes/{id}; payer page GET /3ds/{pi}. A refund made through the API is the same
 object the control outcomes `refund` and `refund_failed` make and fail: one running total per PaymentIntent;
@@ -74,7 +76,12 @@ _TEST_CARDS = {
         ],
         "succeed",
     ),
-    **dict.fromkeys(["4000002500003155", "4000002760003184", "4000000000003220", "4000000000003063"], "authenticate"),
+    # 3-D Secure on setup and on-session payments; once set up for off-session use, off-session payments succeed
+    **dict.fromkeys(["4000002500003155", "4000000000003220", "4000000000003063"], "authenticate"),
+    # authentication on every payment, however it was set up: off-session ones fail (authentication_required)
+    "4000002760003184": "authenticate_always",
+    # saving it to a Customer succeeds, every charge of it is declined (generic_decline)
+    "4000000000000341": "attach_then_decline",
     "4000000000000002": "generic_decline",
     "4000000000009995": "insufficient_funds",
     "4000000000009987": "lost_card",
@@ -90,9 +97,11 @@ _TEST_PAYMENT_METHODS = {
     "pm_card_mastercard": "5555555555554444",
     "pm_card_amex": "378282246310005",
     "pm_card_discover": "6011111111111117",
-    "pm_card_authenticationRequired": "4000002500003155",
+    "pm_card_authenticationRequired": "4000002760003184",
+    "pm_card_authenticationRequiredSetupForOffSession": "4000002500003155",
     "pm_card_threeDSecure2Required": "4000000000003220",
     "pm_card_chargeDeclined": "4000000000000002",
+    "pm_card_chargeCustomerFail": "4000000000000341",
     "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
     "pm_card_chargeDeclinedLostCard": "4000000000009987",
     "pm_card_chargeDeclinedStolenCard": "4000000000009979",
@@ -114,7 +123,12 @@ _DECLINES = {
         "processing_error",
         "An error occurred while processing your card. Try again in a little bit.",
     ),
+    "authentication_required": (
+        "authentication_required",
+        "Your card was declined. This transaction requires authentication.",
+    ),
 }
+_NEEDS_AUTHENTICATION = ("authenticate", "authenticate_always")
 _RETURN_URL_MESSAGE = (
     "A `return_url` must be specified because this Payment Intent is configured to automatically accept the "
     "payment methods enabled in the Dashboard, some of which may require a full page redirect to succeed. If you "
@@ -402,7 +416,7 @@ class Stripe(SimGateway):
     api_base_var = API_BASE_VAR
     credentials = CREDENTIALS
     event_type_field = "type"
-    kinds = ("payment_methods", "payment_intents", "refunds", "disputes")
+    kinds = ("payment_methods", "payment_intents", "refunds", "disputes", "customers", "setup_intents")
 
     def reset(self) -> None:
         super().reset()
@@ -412,6 +426,13 @@ class Stripe(SimGateway):
         return [
             ("POST", "/v1/payment_methods", self._create_payment_method),
             ("GET", "/v1/payment_methods/(?P<id>[^/]+)", self._get_payment_method),
+            ("POST", "/v1/payment_methods/(?P<id>[^/]+)/attach", self._attach_payment_method),
+            ("POST", "/v1/payment_methods/(?P<id>[^/]+)/detach", self._detach_payment_method),
+            ("POST", "/v1/customers", self._create_customer),
+            ("GET", "/v1/customers/(?P<id>[^/]+)", self._get_customer),
+            ("GET", "/v1/customers/(?P<id>[^/]+)/payment_methods", self._list_customer_payment_methods),
+            ("POST", "/v1/setup_intents", self._create_setup_intent),
+            ("GET", "/v1/setup_intents/(?P<id>[^/]+)", self._get_setup_intent),
             ("POST", "/v1/payment_intents", self._create_payment_intent),
             ("GET", "/v1/payment_intents/(?P<id>[^/]+)", self._get_payment_intent),
             ("POST", "/v1/refunds", self._create_refund),
@@ -607,6 +628,7 @@ class Stripe(SimGateway):
                 raise self._error(
                     400, f"No such PaymentMethod: '{reference}'", code="resource_missing", param="payment_method"
                 )
+            self._check_owner(found, form.get("customer"))
             return found
         data = form.get("payment_method_data")
         if isinstance(data, dict):
@@ -668,9 +690,13 @@ class Stripe(SimGateway):
         if not confirm or payment_method is None:
             return Answer(200, self._expanded(intent, form.get("expand")))
         behaviour = self.extra[payment_method["id"]]["behaviour"]
+        if behaviour == "attach_then_decline":
+            behaviour = "generic_decline"
+        if form.get("off_session") == "true":
+            return self._off_session(intent, amount, behaviour, payment_method, form.get("expand"))
         if behaviour == "succeed":
             succeed(intent, amount)
-        elif behaviour == "authenticate":
+        elif behaviour in _NEEDS_AUTHENTICATION:
             intent.update(
                 status="requires_action",
                 next_action={
@@ -687,6 +713,233 @@ class Stripe(SimGateway):
             body = {"error": {**error, "payment_intent": copy.deepcopy(intent)}}
             return Answer(402, body, {"Request-Id": f"req_{token(14)}"})
         return Answer(200, self._expanded(intent, form.get("expand")))
+
+    def _off_session(
+        self, intent: dict[str, Any], amount: int, behaviour: str, payment_method: dict[str, Any], expand: Any
+    ) -> Answer:
+        """A PaymentIntent confirmed with `off_session=true` (a saved card, the customer away): no 3-D Secure is
+        possible. Stripe's off-session test cards: pm_card_authenticationRequired (4000002760003184) fails with
+        authentication_required (back to requires_payment_method), the decline cards decline, others (3155 once set
+        up) succeed. Stripe then sends payment_intent.succeeded or payment_intent.payment_failed: here a moment
+        after the answer."""
+        if behaviour == "authenticate_always":
+            behaviour = "authentication_required"
+        if behaviour in ("succeed", "authenticate"):
+            succeed(intent, amount)
+            self._host.later(
+                FOLLOW_UP_WEBHOOK_DELAY_SECONDS, [self._webhook(event("payment_intent.succeeded", intent))]
+            )
+            return Answer(200, self._expanded(intent, expand))
+        error = decline(intent, behaviour, payment_method)
+        self._host.later(
+            FOLLOW_UP_WEBHOOK_DELAY_SECONDS, [self._webhook(event("payment_intent.payment_failed", intent))]
+        )
+        body = {"error": {**error, "payment_intent": copy.deepcopy(intent)}}
+        return Answer(402, body, {"Request-Id": f"req_{token(14)}"})
+
+    def _webhook(self, stripe_event: dict[str, Any]) -> Webhook:
+        return Webhook(self.name, stripe_event, *signed(stripe_event))
+
+    def _check_owner(self, payment_method: dict[str, Any], customer: Any) -> None:
+        """As Stripe: a PaymentMethod detached from its Customer cannot be used again, and one attached to a Customer
+        only with that Customer."""
+        if self.extra.get(payment_method["id"], {}).get("detached"):
+            raise self._error(
+                400,
+                "This PaymentMethod was previously used without being attached to a Customer or was detached from a "
+                "Customer, and may not be used again.",
+                param="payment_method",
+            )
+        owner = payment_method.get("customer")
+        if owner and customer != owner:
+            raise self._error(
+                400,
+                "The provided PaymentMethod was previously attached to a different Customer."
+                if customer
+                else "The provided PaymentMethod is attached to a Customer; provide that Customer in `customer`.",
+                param="payment_method" if customer else "customer",
+            )
+
+    # -- customers and saved cards (SetupIntents) ---------------------------------------------------------
+
+    def _create_customer(self, request: Request) -> Answer:
+        self._auth(request)
+        return self._idempotent(request, lambda form: Answer(200, self._new_customer(form)))
+
+    def _new_customer(self, form: dict[str, Any]) -> dict[str, Any]:
+        customer_id = f"cus_{token(14)}"
+        customer = {
+            "id": customer_id,
+            "object": "customer",
+            "created": int(time.time()),
+            "description": form.get("description"),
+            "email": form.get("email"),
+            "invoice_settings": {"default_payment_method": None},
+            "livemode": False,
+            "metadata": self._metadata(form.get("metadata")),
+            "name": form.get("name"),
+        }
+        return self.store("customers", customer_id, customer)
+
+    def _get_customer(self, request: Request) -> Answer:
+        self._auth(request)
+        customer = self.find("customers", request.params["id"])
+        if customer is None:
+            raise self._missing("customer", request.params["id"], "id")
+        return Answer(200, copy.deepcopy(customer))
+
+    def _list_customer_payment_methods(self, request: Request) -> Answer:
+        self._auth(request)
+        customer_id = request.params["id"]
+        if self.find("customers", customer_id) is None:
+            raise self._missing("customer", customer_id, "customer")
+        methods = [copy.deepcopy(m) for m in self.objects["payment_methods"].values() if m["customer"] == customer_id]
+        methods.reverse()  # newest first
+        body = {
+            "object": "list",
+            "data": methods,
+            "has_more": False,
+            "url": f"/v1/customers/{customer_id}/payment_methods",
+        }
+        return Answer(200, body)
+
+    def _attach_payment_method(self, request: Request) -> Answer:
+        self._auth(request)
+        return self._idempotent(request, lambda form: self._attach(request.params["id"], form))
+
+    def _attach(self, method_id: str, form: dict[str, Any]) -> Answer:
+        method = self.find("payment_methods", method_id)
+        if method is None:
+            raise self._missing("payment_method", method_id, "payment_method")
+        customer = form.get("customer")
+        if not isinstance(customer, str) or self.find("customers", customer) is None:
+            raise self._error(400, f"No such customer: '{customer}'", code="resource_missing", param="customer")
+        self._check_owner(method, customer)
+        method["customer"] = customer
+        return Answer(200, copy.deepcopy(method))
+
+    def _detach_payment_method(self, request: Request) -> Answer:
+        self._auth(request)
+        method = self.find("payment_methods", request.params["id"])
+        if method is None:
+            raise self._missing("payment_method", request.params["id"], "payment_method")
+        if not method.get("customer"):
+            raise self._error(
+                400,
+                "The payment method you provided is not attached to a customer so detachment is impossible.",
+                code="payment_method_unexpected_state",
+            )
+        method["customer"] = None
+        self.extra[method["id"]]["detached"] = True
+        return Answer(200, copy.deepcopy(method))
+
+    def _create_setup_intent(self, request: Request) -> Answer:
+        self._auth(request)
+        return self._idempotent(request, self._new_setup_intent)
+
+    def _new_setup_intent(self, form: dict[str, Any]) -> Answer:
+        """POST /v1/setup_intents (customer, payment_method or payment_method_data, confirm, usage, metadata): with
+        confirm=true the card decides, as Stripe's test cards do on setup: 4242 / pm_card_visa succeed (the
+        PaymentMethod is attached to the Customer, setup_intent.succeeded follows), 3155 / 3184 want 3-D Secure
+        (requires_action; settle the seti to finish it), the decline cards fail (402 with the SetupIntent,
+        setup_intent.setup_failed follows)."""
+        customer = form.get("customer")
+        if customer is not None and self.find("customers", str(customer)) is None:
+            raise self._error(400, f"No such customer: '{customer}'", code="resource_missing", param="customer")
+        usage = form.get("usage", "off_session")
+        if usage not in ("off_session", "on_session"):
+            raise self._error(400, f"Invalid usage: {usage}", param="usage")
+        payment_method = self._payment_method_for_intent(form)
+        confirm = form.get("confirm") == "true"
+        setup_id = f"seti_1{token(23)}"
+        setup = {
+            "id": setup_id,
+            "object": "setup_intent",
+            "cancellation_reason": None,
+            "client_secret": f"{setup_id}_secret_{token(25)}",
+            "created": int(time.time()),
+            "customer": customer,
+            "description": form.get("description"),
+            "last_setup_error": None,
+            "latest_attempt": None,
+            "livemode": False,
+            "metadata": self._metadata(form.get("metadata")),
+            "next_action": None,
+            "payment_method": payment_method["id"] if payment_method else None,
+            "payment_method_types": ["card"],
+            "status": "requires_confirmation" if payment_method else "requires_payment_method",
+            "usage": usage,
+        }
+        self.store("setup_intents", setup_id, setup)
+        if not confirm or payment_method is None:
+            return Answer(200, self._expanded(setup, form.get("expand")))
+        behaviour = self.extra[payment_method["id"]]["behaviour"]
+        if behaviour in ("succeed", "attach_then_decline"):
+            self._setup_succeeded(setup)
+            self._host.later(FOLLOW_UP_WEBHOOK_DELAY_SECONDS, [self._webhook(event("setup_intent.succeeded", setup))])
+        elif behaviour in _NEEDS_AUTHENTICATION:
+            setup.update(
+                status="requires_action",
+                next_action={
+                    "type": "use_stripe_sdk",
+                    "use_stripe_sdk": {
+                        "type": "three_d_secure_redirect",
+                        "stripe_js": f"{self.base_url}/stripe/3ds/{setup_id}",
+                        "source": f"src_1{token(23)}",
+                    },
+                },
+            )
+        else:
+            error = self._setup_failed(setup, behaviour, payment_method)
+            self._host.later(
+                FOLLOW_UP_WEBHOOK_DELAY_SECONDS, [self._webhook(event("setup_intent.setup_failed", setup))]
+            )
+            return Answer(
+                402, {"error": {**error, "setup_intent": copy.deepcopy(setup)}}, {"Request-Id": f"req_{token(14)}"}
+            )
+        return Answer(200, self._expanded(setup, form.get("expand")))
+
+    def _setup_succeeded(self, setup: dict[str, Any]) -> None:
+        setup.update(status="succeeded", next_action=None, last_setup_error=None)
+        method = self.find("payment_methods", setup["payment_method"]) if setup["payment_method"] else None
+        if method is not None and setup["customer"]:
+            method["customer"] = setup["customer"]  # Stripe attaches it to the Customer
+
+    def _setup_failed(self, setup: dict[str, Any], decline_code: str, method: dict[str, Any] | None) -> dict[str, Any]:
+        error: dict[str, Any]
+        if decline_code in _DECLINES:
+            code, message = _DECLINES[decline_code]
+            error = {"code": code, "decline_code": decline_code, "message": message, "type": "card_error"}
+        else:  # 3-D Secure on setup failed or was abandoned
+            error = {
+                "code": "setup_intent_authentication_failure",
+                "message": "The latest attempt to set up the payment method has failed because authentication failed.",
+                "type": "invalid_request_error",
+            }
+        error["payment_method"] = copy.deepcopy(method)
+        setup.update(status="requires_payment_method", next_action=None, last_setup_error=error, payment_method=None)
+        return error
+
+    def _get_setup_intent(self, request: Request) -> Answer:
+        self._auth(request)
+        setup = self.find("setup_intents", request.params["id"])
+        if setup is None:
+            raise self._missing("setup_intent", request.params["id"], "intent")
+        expand = [value for name, value in request.query.items() if name.startswith("expand")]
+        return Answer(200, self._expanded(setup, expand))
+
+    def _settle_setup(self, setup: dict[str, Any], outcome: str) -> Webhook:
+        """The payer finished (success) or failed 3-D Secure on setup."""
+        if setup["status"] != "requires_action":
+            raise SettleError(409, f"{setup['id']} is {setup['status']}, not waiting for 3-D Secure")
+        if outcome == "success":
+            self._setup_succeeded(setup)
+            return self._webhook(event("setup_intent.succeeded", setup))
+        if outcome == "failure":
+            method = self.find("payment_methods", setup["payment_method"]) if setup["payment_method"] else None
+            self._setup_failed(setup, "authentication_failed", method)
+            return self._webhook(event("setup_intent.setup_failed", setup))
+        raise SettleError(409, f"a SetupIntent can only succeed or fail, not {outcome}")
 
     def _expanded(self, intent: dict[str, Any], expand: Any) -> dict[str, Any]:
         """A copy of `intent` with `expand[]=payment_method` honoured: the PaymentMethod object in place of its id,
@@ -893,6 +1146,18 @@ class Stripe(SimGateway):
         return Answer(200, copy.deepcopy(dispute))
 
     def _page(self, request: Request) -> Answer:
+        setup = self.find("setup_intents", request.params["id"])
+        if setup is not None:  # 3-D Secure on saving a card: nothing is charged
+            page = pages.checkout_page(
+                gateway="Stripe 3-D Secure",
+                provider="stripe",
+                ref=setup["id"],
+                amount="0.00",
+                currency="usd",
+                description="Save your card for later payments",
+                payable=setup["status"] == "requires_action",
+            )
+            return Answer(200, page)
         intent = self.find("payment_intents", request.params["id"])
         if intent is None:
             return Answer(404, pages.missing_page(gateway="Stripe 3-D Secure", what="No such PaymentIntent."))
@@ -910,6 +1175,9 @@ class Stripe(SimGateway):
     # -- settling ---------------------------------------------------------------------------------------------
 
     def settle(self, ref: str, outcome: str, amount: str | None) -> Webhook:
+        setup = self.find("setup_intents", ref)
+        if setup is not None:
+            return self._settle_setup(setup, outcome)
         intent = self.find("payment_intents", ref)
         if intent is None:
             raise SettleError(404, f"no Stripe PaymentIntent {ref}")

@@ -462,6 +462,7 @@ async function refreshAll() {
     loadPayments(),
     loadBalance().catch((error) => say($("list-error"), error.message)),
     loadAlert(),
+    loadCards(),
     loadOutbox(),
     loadOptions().catch((error) => say($("pay-terms"), error.message)),
   ]);
@@ -876,7 +877,9 @@ function paymentBody() {
   body.amount = $("pay-amount").value.trim(); // as typed: the API validates and answers 422 naming the field
   const description = $("pay-description").value.trim();
   if (description) body.description = description;
-  if (method === "credit_card") {
+  if (method === "credit_card" && $("pay-saved-card").value) { // saved cards block
+    body.saved_payment_method = $("pay-saved-card").value;
+  } else if (method === "credit_card") {
     body.card = {
       number: $("card-number").value.replace(/[\s-]/g, ""),
       exp_month: $("card-exp-month").value.trim(),
@@ -1155,6 +1158,131 @@ $("alert-form").addEventListener("submit", (event) => {
   saveAlert($("alert-threshold").value.trim() || null);
 });
 $("alert-off").addEventListener("click", () => saveAlert(null));
+
+// ---- saved cards (docs/saved-cards.md): GET/POST/DELETE /payment-methods, POST /payment-methods/{id}/default -----
+
+const CARD_WAIT_MS = 60000;
+
+function savedCardLabel(card) {
+  const brand = card.brand ? card.brand[0].toUpperCase() + card.brand.slice(1) : "Card";
+  const expiry = card.exp_month ? ` · ${String(card.exp_month).padStart(2, "0")}/${String(card.exp_year).slice(-2)}` : "";
+  return `${brand} •••• ${card.last4 || "????"}${expiry}`;
+}
+
+function showCards(cards) {
+  state.savedCards = cards;
+  fill($("saved-cards"), cards.length ? cards.map((card) =>
+    el("li", { className: "saved-card", "data-card": card.id },
+      el("span", { className: "card-label" }, savedCardLabel(card)),
+      card.default ? el("span", { className: "badge completed" }, "Default") : null,
+      card.state === "pending" ? el("span", { className: "badge pending" }, "Needs 3-D Secure") : null,
+      state.canPay && card.state === "active" && !card.default
+        ? el("button", { type: "button", className: "link", onclick: () => makeDefaultCard(card.id) }, "Make default") : null,
+      state.canPay
+        ? el("button", { type: "button", className: "link danger", onclick: () => removeCard(card.id) }, "Remove") : null))
+    : [el("li", { className: "muted" }, "No saved cards")]);
+  // Make Payment's choice of card: the active ones, the default first.
+  const select = $("pay-saved-card");
+  const chosen = select.value;
+  const usable = cards.filter((card) => card.state === "active").sort((a, b) => Number(b.default) - Number(a.default));
+  select.replaceChildren(el("option", { value: "" }, "A new card"),
+    ...usable.map((card) => el("option", { value: card.id }, savedCardLabel(card))));
+  select.value = usable.some((card) => card.id === chosen) ? chosen : "";
+  showSavedCardChoice();
+  show($("card-form"), state.canPay);
+}
+
+function showSavedCardChoice() {
+  const fields = document.querySelector("#pay-form .card-fields");
+  if ($("pay-method").value === "credit_card") show(fields, !$("pay-saved-card").value);
+}
+
+async function loadCards() {
+  say($("cards-error"), "");
+  try {
+    showCards((await call("GET", "/payment-methods")).data.items);
+  } catch (error) {
+    say($("cards-error"), error.message);
+  }
+}
+
+function cardAction(content) {
+  fill($("card-action"), ...content);
+  show($("card-action"), content.length > 0);
+}
+
+async function saveCard(event) {
+  event.preventDefault();
+  say($("cards-error"), "");
+  cardAction([]);
+  let body = { card: {
+    number: $("save-card-number").value.replace(/[\s-]/g, ""),
+    exp_month: $("save-card-exp-month").value.trim(),
+    exp_year: $("save-card-exp-year").value.trim(),
+    cvc: $("save-card-cvc").value.trim(),
+  } };
+  for (const id of ["save-card-number", "save-card-exp-month", "save-card-exp-year", "save-card-cvc"]) $(id).value = "";
+  $("card-save").disabled = true;
+  try {
+    const { data } = await call("POST", "/payment-methods", { body, headers: { "Idempotency-Key": crypto.randomUUID() } });
+    await loadCards();
+    if (data.next_action && data.next_action.type === "stripe_sdk") {
+      // 3-D Secure on setup: in the portal Stripe.js handleNextAction(client_secret); locally the simulator's page.
+      const setup = data.next_action.client_secret.split("_secret_")[0];
+      cardAction([
+        el("p", {}, `Your bank asks you to confirm ${savedCardLabel(data)} before it can be used.`),
+        el("button", { type: "button", className: "primary", onclick: () => confirmCard(data.id, setup) }, "Confirm with your bank"),
+      ]);
+    } else {
+      cardAction([el("p", {}, `${savedCardLabel(data)} saved.`)]);
+    }
+  } catch (error) {
+    say($("cards-error"), error.message);
+  } finally {
+    body = null;
+    $("card-save").disabled = false;
+  }
+}
+
+async function confirmCard(cardId, setup) {
+  window.open(`${state.config.simulator}/stripe/3ds/${setup}`, "_blank");
+  cardAction([el("p", {}, "Waiting for your bank's confirmation…")]);
+  const until = Date.now() + CARD_WAIT_MS;
+  while (Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await loadCards();
+    const card = (state.savedCards || []).find((c) => c.id === cardId);
+    if (!card || card.state !== "pending") {
+      cardAction([el("p", {}, card ? `${savedCardLabel(card)} is ready to use.` : "The bank did not confirm the card.")]);
+      return;
+    }
+  }
+  cardAction([el("p", {}, "Still waiting for the bank: refresh later.")]);
+}
+
+async function makeDefaultCard(cardId) {
+  say($("cards-error"), "");
+  try {
+    await call("POST", `/payment-methods/${encodeURIComponent(cardId)}/default`, { body: {} });
+    await loadCards();
+  } catch (error) {
+    say($("cards-error"), error.message);
+  }
+}
+
+async function removeCard(cardId) {
+  say($("cards-error"), "");
+  try {
+    await call("DELETE", `/payment-methods/${encodeURIComponent(cardId)}`);
+    await loadCards();
+  } catch (error) {
+    say($("cards-error"), error.message);
+  }
+}
+
+$("card-form").addEventListener("submit", saveCard);
+$("pay-saved-card").addEventListener("change", showSavedCardChoice);
+$("pay-method").addEventListener("change", () => queueMicrotask(showSavedCardChoice)); // after showFieldsFor
 
 async function start() {
   $("picker-form").addEventListener("submit", pickerSignIn);

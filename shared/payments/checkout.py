@@ -84,6 +84,11 @@ class PaymentBody(BaseModel):
         default=None, max_length=255, description="credit_card: a Stripe PaymentMethod id (pm_...)"
     )
     voucher_code: str | None = Field(default=None, max_length=64, description="voucher: the code")
+    saved_payment_method: str | None = Field(
+        default=None,
+        max_length=64,
+        description="credit_card: one of the caller's saved cards (card_..., GET /payment-methods)",
+    )
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ class Command:
     described: bool = True  # False: `description` is ours, to be made more telling once a reference is known
     surcharge: Money | None = None  # charged on top of `money` (docs/account-settings.md#surcharges)
     terms: account.AccountSettings | None = dataclasses.field(default=None, compare=False)
+    saved_payment_method: str | None = None  # credit_card: our saved card's id (docs/saved-cards.md)
+    stripe_customer: str | None = None  # ... and, once resolved (`Checkout.run`), the Customer it is attached to
 
     @property
     def charged(self) -> Money:
@@ -175,8 +182,12 @@ def validate(
         money = parse_positive(body.amount, body.currency, limit=settings().max_amount)
         currency = money.currency
     if method == "credit_card":
-        if body.card is None and not body.payment_method:
-            raise InvalidInput("card", "credit_card needs card fields or a payment_method token")
+        if body.saved_payment_method is not None and (body.card is not None or body.payment_method):
+            raise InvalidInput("saved_payment_method", "send either a saved_payment_method or card / payment_method")
+        if body.card is None and not body.payment_method and not body.saved_payment_method:
+            raise InvalidInput(
+                "card", "credit_card needs card fields, a payment_method token or a saved_payment_method"
+            )
         if body.card is not None and body.payment_method:
             raise InvalidInput("payment_method", "send either card or payment_method, not both")
         if body.card is not None:
@@ -186,6 +197,10 @@ def validate(
             raise InvalidInput("payment_method", "payment_method must be a Stripe PaymentMethod id (pm_...)")
     elif body.card is not None or body.payment_method:
         raise InvalidInput("card", f"card fields are only accepted with method credit_card, not {method}")
+    elif body.saved_payment_method is not None:
+        raise InvalidInput(
+            "saved_payment_method", f"a saved card is only accepted with method credit_card, not {method}"
+        )
     entry = registry.GATEWAY_BY_METHOD.get(PaymentMethod(method))
     if entry and entry.needs_payer_email and not caller.email:
         raise InvalidInput("email", f"{entry.provider} needs the email claim in the token")
@@ -210,6 +225,7 @@ def validate(
         fingerprint=_fingerprint(body),
         surcharge=surcharge if surcharge is not None and surcharge.minor else None,
         terms=terms,
+        saved_payment_method=body.saved_payment_method,
     )
 
 
@@ -267,10 +283,20 @@ class Checkout:
                 payer_email=command.email,
             )
             return Outcome(payment)
+        if command.saved_payment_method is not None:
+            command = self._with_saved_card(command)
         self._check_balance(command, terms)
         if command.method == "bank_transfer":
             return self._bank_transfer(command)
         return self._gateway_payment(command)
+
+    def _with_saved_card(self, command: Command) -> Command:
+        """A saved card (docs/saved-cards.md): its PaymentMethod and Customer, or 422 naming saved_payment_method."""
+        from payments import saved_cards
+
+        assert command.saved_payment_method is not None
+        card, customer = saved_cards.usable_card(self.store, command.customer_id, command.saved_payment_method)
+        return dataclasses.replace(command, payment_method=card.payment_method, stripe_customer=customer)
 
     def _check_balance(self, command: Command, terms: account.AccountSettings) -> None:
         """A top-up may not take the completed balance above `max_balance`. Pending top-ups are not counted: one
@@ -357,6 +383,7 @@ class Checkout:
             card=command.card,
             payment_method=command.payment_method,
             attempt=payment.gateway_attempts,
+            stripe_customer=command.stripe_customer,
         )
         try:
             with reading_answers(provider, "create the payment"):

@@ -69,6 +69,8 @@ class Outcome(StrEnum):
     REFUSED = "refused"  # breaks the status rules (a failure after a success, a refund of what never counted)
     DEFERRED = "deferred"  # not yet: a refund of a payment still pending; not recorded, so the gateway resends
     FEE_RECORDED = "fee_recorded"  # the gateway's fee, reported after the fact, now shows on the payment
+    CARD_ACTIVE = "card_active"  # a saved card's SetupIntent succeeded: the card is usable (docs/saved-cards.md)
+    CARD_FAILED = "card_failed"  # ... or failed: the card is marked failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,10 @@ def apply_event(store: Store, adapter: Gateway, event: GatewayEvent) -> Result:
     """Act on a verified event exactly once. Never raises for business outcomes: gateways want a 2xx."""
     if event.kind is EventKind.IGNORED:
         return _recorded(store, event, None, Outcome.IGNORED)
+    if event.kind is EventKind.SETUP_SUCCEEDED or event.kind is EventKind.SETUP_FAILED:  # a saved card's SetupIntent
+        from payments import saved_cards
+
+        return saved_cards.apply_setup_event(store, event)
     payment, named = bound_payment(store, event)
     if payment is None:
         if named is not None:

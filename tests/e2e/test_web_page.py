@@ -824,3 +824,57 @@ def test_the_form_offers_what_the_settings_allow_and_shows_the_surcharge_before_
     [payment] = listed(stack, customer)
     assert (payment["status"], payment["amount"], payment["surcharge"]) == ("completed", "10.00", "0.59")
     expect(balances(page)).to_have_text(["10.00 USD · available 30.00 USD (credit limit 20.00 USD)"])
+
+
+# ---- saved cards (docs/saved-cards.md) ---------------------------------------------------------------
+
+
+def test_saved_cards_add_with_3ds_make_default_pay_and_remove(page: Page, stack: Any, customer: str) -> None:
+    sign_in_with_picker(page, stack, customer)
+    year = str(datetime.now(UTC).year + 3)
+    cards = page.locator("#saved-cards li.saved-card")
+
+    def save_card(number: str) -> None:
+        page.get_by_label("Number to save").fill(number)
+        page.get_by_label("Expires (month)").fill("12")
+        page.get_by_label("Expires (year)").fill(year)
+        page.get_by_label("Security code").fill("123")
+        page.get_by_role("button", name="Save card").click()
+
+    save_card(CARD_OK)
+    expect(page.locator("#card-action")).to_contain_text("saved")
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("Visa •••• 4242")
+    expect(cards.first.locator(".badge")).to_have_text("Default")
+    expect(page.get_by_label("Number to save")).to_have_value("")
+
+    # 3-D Secure on setup: the simulator's page opens in a tab; the card waits until the bank confirms.
+    save_card(CARD_3DS)
+    expect(page.locator("#saved-cards li", has_text="3155")).to_contain_text("Needs 3-D Secure")
+    with page.context.expect_page() as opened:
+        page.locator("#card-action").get_by_role("button", name="Confirm with your bank").click()
+    bank = opened.value
+    bank.get_by_role("button", name="Pay").click()
+    expect(page.locator("#card-action")).to_contain_text("is ready to use")
+    second = page.locator("#saved-cards li", has_text="3155")
+    expect(second).not_to_contain_text("Needs 3-D Secure")
+
+    second.get_by_role("button", name="Make default").click()
+    expect(second.locator(".badge")).to_have_text("Default")
+    expect(page.locator("#saved-cards li", has_text="4242").locator(".badge")).to_have_count(0)
+
+    # Make Payment offers the saved cards; the card fields go away when one is chosen.
+    page.get_by_label("Pay via").select_option("credit_card")
+    page.get_by_label("Pay with").select_option(label=f"Visa •••• 4242 · 12/{year[-2:]}")
+    expect(page.get_by_label("Card number", exact=True)).to_be_hidden()
+    page.get_by_label("Amount").fill("9.00")
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page.locator("#pay-result")).to_contain_text("Payment completed")
+    expect(balances(page)).to_have_text(["9.00 USD"])
+
+    second.get_by_role("button", name="Remove").click()
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("4242")
+    expect(cards.first.locator(".badge")).to_have_text("Default")
+    shown = api(stack, "GET", "/payment-methods", stack.token(customer))["items"]
+    assert [card["last4"] for card in shown] == ["4242"]

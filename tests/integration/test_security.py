@@ -142,6 +142,17 @@ def request_for(route_key: str, customer: str) -> Request:
         return {"path": "/alerts/low-balance", "ok": 200}
     if route_key == "PUT /alerts/low-balance":
         return {"path": "/alerts/low-balance", "body": {"threshold": "5.00"}, "ok": 200}
+    if route_key == "POST /payment-methods":
+        return {"path": "/payment-methods", "body": {"payment_method": "pm_card_visa"}, "ok": 201,
+                "headers": {"Idempotency-Key": uuid.uuid4().hex}}  # fmt: skip
+    if route_key == "GET /payment-methods":
+        return {"path": "/payment-methods", "ok": 200}
+    if route_key.startswith(("DELETE /payment-methods/", "POST /payment-methods/")):
+        status, card = post("account", "/payment-methods", {"payment_method": "pm_card_visa"}, customer=customer)
+        assert status == 201, card
+        suffix = "/default" if route_key.endswith("/default") else ""
+        return {"path": f"/payment-methods/{card['id']}{suffix}", "path_params": {"id": card["id"]},
+                "ok": 204 if route_key.startswith("DELETE") else 200}  # fmt: skip
     hooks = "/admin/webhook-endpoints"
     endpoint = {"url": "https://8.8.8.8/hooks", "events": ["*"], "customer_id": customer}
     if route_key == f"POST {hooks}":
@@ -181,6 +192,10 @@ EXPECTED = {
     "PUT /admin/customers/{customer_id}/settings": OPERATORS,
     "GET /alerts/low-balance": READERS,  # the caller's own alert: docs/alerts.md
     "PUT /alerts/low-balance": PAYERS,
+    "POST /payment-methods": PAYERS,  # saved cards: docs/saved-cards.md
+    "GET /payment-methods": READERS,
+    "DELETE /payment-methods/{id}": PAYERS,
+    "POST /payment-methods/{id}/default": PAYERS,
     "POST /admin/webhook-endpoints": OPERATORS,
     "GET /admin/webhook-endpoints": OPERATORS,
     "DELETE /admin/webhook-endpoints/{id}": OPERATORS,
@@ -494,18 +509,25 @@ def every_item_of_every_table() -> str:
     [("4242424242424242", "737", 201), ("4000000000000002", "3141", 402), ("4000002500003155", "4321", 201)],
     ids=["succeeds", "declined", "needs-3ds"],
 )
+@pytest.mark.parametrize("route", ["POST /payments", "POST /payment-methods"])
 def test_no_unkeyed_digest_of_card_data_is_stored_or_logged(
-    customer: str, number: str, cvc: str, outcome: int, capfd, caplog
+    customer: str, number: str, cvc: str, outcome: int, route: str, capfd, caplog
 ) -> None:
     caplog.set_level(logging.DEBUG)
     card = {"number": number, "exp_month": 12, "exp_year": 2031, "cvc": cvc}
-    body = {"method": "credit_card", "amount": "12.34", "currency": "USD", "card": card}
-    exact = json.dumps(body).encode()
-    status, answer = post("make_payment", "/payments", exact.decode(), customer=customer)
-    assert status == outcome, answer
-    from payments.checkout import PaymentBody
+    if route == "POST /payment-methods":  # saving the card (docs/saved-cards.md)
+        from payments.saved_cards import SaveCardBody as Body
 
-    canonical = PaymentBody.model_validate(body).model_dump_json(exclude_none=True).encode()
+        body: dict[str, Any] = {"card": card}
+        status, answer = post("account", "/payment-methods", json.dumps(body), customer=customer)
+    else:
+        from payments.checkout import PaymentBody as Body  # type: ignore[assignment]
+
+        body = {"method": "credit_card", "amount": "12.34", "currency": "USD", "card": card}
+        status, answer = post("make_payment", "/payments", json.dumps(body), customer=customer)
+    exact = json.dumps(body).encode()
+    assert status == outcome, answer
+    canonical = Body.model_validate(body).model_dump_json(exclude_none=True).encode()
     secrets_ = {
         "PAN": number.encode(),
         "PAN+CVC": (number + cvc).encode(),

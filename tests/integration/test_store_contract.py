@@ -378,3 +378,51 @@ def test_each_status_change_writes_one_outbox_event_and_a_change_that_does_not_c
     stored = store.require(customer, other.id, consistent=True)
     cancelled = store.outbox_event(outbox.event_id(stored))
     assert cancelled is not None and cancelled.detail_type == "payment.cancelled"
+
+
+# ---- saved cards (docs/saved-cards.md): what the account routes, the webhooks and the auto top-up rely on ----------
+
+
+def _card(customer: str, card_id: str, state: str, at: str) -> Any:
+    from payments.store.records import SavedCard
+
+    return SavedCard(card_id, customer, f"pm_{card_id}", f"seti_{uuid.uuid4().hex}", state, "visa", "4242", 12, 2031,
+                     False, at)  # fmt: skip
+
+
+def test_the_stripe_customer_is_claimed_and_recorded_once(store: Store, customer: str) -> None:
+    assert store.stripe_customer(customer) is None
+    assert store.claim_stripe_customer(customer, "first@example.com") == (None, "first@example.com")
+    assert store.claim_stripe_customer(customer, "second@example.com") == (None, "first@example.com")
+    assert store.record_stripe_customer(customer, "cus_1") == "cus_1"
+    assert store.record_stripe_customer(customer, "cus_2") == "cus_1"
+    assert store.stripe_customer(customer) == "cus_1"
+    assert store.claim_stripe_customer(customer, None) == ("cus_1", "first@example.com")
+
+
+def test_saved_cards_default_settle_and_removal(store: Store, customer: str) -> None:
+    store.claim_stripe_customer(customer, None)
+    first = _card(customer, f"card_a{secrets.token_hex(4)}", "active", "2026-03-01T12:00:00.000Z")
+    pending = _card(customer, f"card_b{secrets.token_hex(4)}", "pending", "2026-03-01T12:00:01.000Z")
+    stored, created = store.put_saved_card(first, "stripe")
+    assert created and stored.default and stored.state == "active"
+    again, created = store.put_saved_card(first._replace(setup_intent=first.setup_intent), "stripe")
+    assert not created and again.id == first.id
+    assert store.put_saved_card(pending, "stripe")[1]
+    assert [c.id for c in store.saved_cards(customer)] == [pending.id, first.id]  # newest first
+    assert store.card_by_setup("stripe", pending.setup_intent) == store.saved_card(customer, pending.id)
+    assert store.saved_card(f"{customer}-other", first.id) is None
+    assert not store.set_default_card(customer, pending.id)  # not active yet
+    assert store.settle_saved_card(customer, pending.id, "active", details={"last4": "3155"})
+    assert not store.settle_saved_card(customer, pending.id, "failed")  # settled before
+    settled = store.saved_card(customer, pending.id)
+    assert settled is not None and (settled.state, settled.last4, settled.default) == ("active", "3155", False)
+    assert store.set_default_card(customer, pending.id)
+    assert not store.remove_saved_card(customer, pending.id, was_default=False, new_default=None)  # it is the default
+    assert store.remove_saved_card(customer, pending.id, was_default=True, new_default=first.id)
+    assert not store.remove_saved_card(customer, pending.id, was_default=False, new_default=None)  # removed before
+    removed = store.saved_card(customer, pending.id)
+    assert removed is not None and removed.state == "removed" and not store.card_detached(customer, pending.id)
+    store.mark_card_detached(customer, pending.id)
+    assert store.card_detached(customer, pending.id)
+    assert [(c.id, c.default) for c in store.saved_cards(customer)] == [(first.id, True)]

@@ -13,13 +13,13 @@ import pytest
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
 from payments.outbox import OutboxEvent
-from payments.store import Dedupe, keys, to_item, writes
+from payments.store import Dedupe, card_items, keys, to_item, writes
 from payments.store import voucher_items as vouchers
 from payments.store.alert_items import alert_item
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus, export_item
 from payments.store.items import ITEM_TYPES, ItemType
 from payments.store.outbox_items import outbox_item
-from payments.store.records import LowBalanceAlert
+from payments.store.records import LowBalanceAlert, SavedCard
 from payments.store.webhook_items import Delivery, DeliveryState, WebhookEndpoint, delivery_item, endpoint_item
 
 DATA_MODEL = Path(__file__).resolve().parents[2] / "docs" / "data-model.md"
@@ -128,6 +128,9 @@ BUILT = {
     "webhook endpoint": endpoint_item(
         WebhookEndpoint("whe_1", "https://example.com/h", ("payment.completed",), "cust-1", "Y2lwaGVy", ISSUED, "o")
     ),
+    "saved card": card_items._card_item(
+        SavedCard("card_1", "cust-1", "pm_1", "seti_1", "active", "visa", "4242", 12, 2031, True, ISSUED), ISSUED
+    ),
     "webhook delivery": delivery_item(
         Delivery("whe_1", "evt_1", "payment.completed", "cust-1", DeliveryState.PENDING, ISSUED), 1_900_000_000
     ),
@@ -181,6 +184,8 @@ def test_every_key_builder_makes_its_documented_shape() -> None:
         ("webhook endpoint", "SK"): keys.endpoint_sk("whe_1"),
         ("webhook delivery", "PK"): keys.webhook_pk("whe_1"),
         ("webhook delivery", "SK"): keys.delivery_sk("evt_1"),
+        ("stripe customer", "SK"): keys.STRIPE_CUSTOMER_SK,
+        ("saved card", "SK"): keys.card_sk("card_1"),
     }
     for (name, attribute), built_key in built.items():
         item_type = by_name[name]

@@ -43,6 +43,10 @@ SPEC_ROUTES = {
     ("PUT", "/admin/customers/{customer_id}/settings"): "AdminFunction",
     ("GET", "/alerts/low-balance"): "AccountFunction",
     ("PUT", "/alerts/low-balance"): "AccountFunction",
+    ("POST", "/payment-methods"): "AccountFunction",
+    ("GET", "/payment-methods"): "AccountFunction",
+    ("DELETE", "/payment-methods/{id}"): "AccountFunction",
+    ("POST", "/payment-methods/{id}/default"): "AccountFunction",
     ("POST", "/admin/webhook-endpoints"): "WebhookEndpointsFunction",
     ("GET", "/admin/webhook-endpoints"): "WebhookEndpointsFunction",
     ("DELETE", "/admin/webhook-endpoints/{id}"): "WebhookEndpointsFunction",
@@ -378,7 +382,14 @@ def test_gateway_credentials_reach_only_the_functions_that_talk_to_gateways(temp
         if {"Ref": "GatewaySecret"} in _resource_refs(statement)
     }
 
-    assert readers == {"MakePaymentFunction", "WebhooksFunction", "AdminFunction", "ReconcileFunction"}
+    # AccountFunction: saved cards are Stripe Customers and SetupIntents (docs/saved-cards.md)
+    assert readers == {
+        "MakePaymentFunction",
+        "WebhooksFunction",
+        "AdminFunction",
+        "ReconcileFunction",
+        "AccountFunction",
+    }
 
 
 def test_reconciliation_runs_on_a_schedule(template: dict[str, Any]) -> None:

@@ -138,6 +138,8 @@ class CreateRequest:
     card: CardInput | None = None  # credit_card only
     payment_method: str | None = None  # credit_card only: a Stripe PaymentMethod id (pm_...)
     attempt: int = 1  # which claim of the payment makes this call (2+ after a request died mid-way)
+    # credit_card with a saved card (docs/saved-cards.md): the Stripe Customer the card's PaymentMethod is attached to
+    stripe_customer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,8 @@ class EventKind(StrEnum):
     CHARGEBACK = "chargeback"  # the gateway withdrew a dispute's funds (or reversed the payment): a negative entry
     CHARGEBACK_REVERSAL = "chargeback_reversal"  # it reinstated them: a positive entry
     FEE = "fee"  # the gateway reports its fee later (Stripe's charge.updated): the payment shows it; nothing moves
+    SETUP_SUCCEEDED = "setup_succeeded"  # a saved card's SetupIntent succeeded (3-D Secure done): the card is usable
+    SETUP_FAILED = "setup_failed"  # ... or failed: the card is marked failed (docs/saved-cards.md)
     IGNORED = "ignored"  # anything else: answered 200 and dropped
 
 
@@ -220,6 +224,42 @@ class GatewayEvent:
     # SUCCESS (and FEE): the fee the gateway says it kept, in the currency it says (settlement records it only in the
     # payment's currency, docs/gateways.md#gateway-fees); None where the event carries none or it cannot be read.
     fee: Money | None = None
+    # SETUP_SUCCEEDED, SETUP_FAILED (`gateway_ref`: the SetupIntent): its PaymentMethod, and the card's details where
+    # the event carries them (an expanded PaymentMethod); `reason` why it failed.
+    payment_method: str | None = None
+    card: SavedCardDetails | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCardDetails:
+    """What may be stored of a card: brand, last 4 digits, expiry. Never the number or the CVC."""
+
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetupResult:
+    """What the gateway said about a SetupIntent (saving a card for off-session use, docs/saved-cards.md).
+
+    `status`: "succeeded" (usable now), "requires_action" (3-D Secure: `client_secret` for the client, never
+    stored) or "failed" (`failure_reason`). `setup_intent` may be "" for a card refused before any SetupIntent."""
+
+    setup_intent: str
+    status: str
+    payment_method: str | None = None
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    failure_reason: str | None = None
+
+    @property
+    def card(self) -> SavedCardDetails:
+        return SavedCardDetails(self.brand, self.last4, self.exp_month, self.exp_year)
 
 
 @dataclass(frozen=True, slots=True)

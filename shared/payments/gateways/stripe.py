@@ -14,6 +14,9 @@ charge.dispute.funds_withdrawn as CHARGEBACK and charge.dispute.funds_reinstated
 PaymentIntent the Dispute names (`payment_intent`; a dispute naming none is about no payment of ours). Reconciliation
 asks `fetch_dispute` (GET /v1/disputes/{id}) and `fetch_refund` (GET /v1/refunds/{id}).
 
+Saved cards (Customers, SetupIntents, detaching; setup_intent.* webhooks) are `stripe_cards`, over this adapter's
+client; a payment with a saved card is a PaymentIntent with `customer` set (`CreateRequest.stripe_customer`).
+
 Raw card numbers and CVCs pass through `create` to Stripe's PaymentMethod API and nowhere else:
 not into logs (the SDK's debug log of request bodies is filtered below), exceptions or results.
 """
@@ -255,7 +258,7 @@ class StripeGateway:
         return _result_of(intent, None, None)
 
     def _intent_params(self, request: CreateRequest, method_id: str) -> PaymentIntentCreateParams:
-        return {
+        params: PaymentIntentCreateParams = {
             "amount": _to_stripe_amount(request.money),
             "currency": request.money.currency.lower(),
             "payment_method": method_id,
@@ -266,6 +269,9 @@ class StripeGateway:
             "metadata": {"payment_id": request.payment_id, "customer_id": request.customer_id},
             "expand": ["payment_method"],
         }
+        if request.stripe_customer:  # a saved card: its PaymentMethod is attached to this Customer
+            params["customer"] = request.stripe_customer
+        return params
 
     def _payment_method(self, request: CreateRequest) -> tuple[str, str | None, str | None]:
         """The PaymentMethod to charge, and its brand/last4 when we already know them."""
@@ -389,6 +395,14 @@ class StripeGateway:
         body = json_object(raw_body, "stripe webhook body")
         event_type = read_webhook(Event, body, "stripe event").type
         kind = EVENT_KINDS.get(event_type, EventKind.IGNORED)
+        if event_type.startswith("setup_intent."):  # saved cards (docs/saved-cards.md)
+            from payments.gateways import stripe_cards
+            from payments.gateways.stripe_models import SetupIntentEvent
+
+            setup_kind = stripe_cards.SETUP_EVENT_KINDS.get(event_type)
+            if setup_kind is not None:
+                setup = read_webhook(SetupIntentEvent, body, f"stripe {event_type} event")
+                return stripe_cards.setup_event(self.name, setup, setup_kind)
         if kind in (EventKind.SUCCESS, EventKind.FAILURE, EventKind.HELD):
             event = read_webhook(PaymentIntentEvent, body, "stripe payment_intent event")
             intent = event.data.object

@@ -234,3 +234,53 @@ class _DisputeData(Payload):
 
 class DisputeEvent(Event):
     data: _DisputeData
+
+
+# -- saved cards (docs/saved-cards.md): SetupIntents and their PaymentMethods ---------------------------------
+
+
+class CardDetails(Payload):
+    """A PaymentMethod's `card`: what may be stored of it (never the number: Stripe does not send it)."""
+
+    brand: MaybeText = None
+    last4: MaybeText = None
+    exp_month: StrictInt | None = None
+    exp_year: StrictInt | None = None
+
+
+class SavedPaymentMethod(Payload):
+    """A PaymentMethod (an API answer, or an expanded `payment_method`)."""
+
+    id: Text  # pm_...
+    customer: MaybeText = None  # cus_... once attached
+    card: Annotated[CardDetails | None, BeforeValidator(object_or_none)] = None
+
+
+def _method_reference(value: object) -> dict[str, Any] | None:
+    """A SetupIntent's `payment_method`: its id (as webhooks carry it) or the expanded object."""
+    if isinstance(value, str) and value:
+        return {"id": value}
+    return value if isinstance(value, dict) else None
+
+
+class SetupIntent(StripeObject):
+    """A SetupIntent (docs.stripe.com/api/setup_intents/object), as setup_intent.* events and the API carry it.
+    `status`: requires_payment_method, requires_confirmation, requires_action, processing, canceled, succeeded."""
+
+    id: Text  # seti_...
+    status: MaybeText = None
+    customer: MaybeText = None
+    usage: MaybeText = None
+    client_secret: MaybeText = Field(default=None, repr=False)
+    payment_method: Annotated[SavedPaymentMethod | None, BeforeValidator(_method_reference)] = None
+    last_setup_error: Annotated[PaymentError | None, BeforeValidator(object_or_none)] = None
+
+
+class _SetupIntentData(Payload):
+    object: SetupIntent
+
+
+class SetupIntentEvent(Event):
+    """setup_intent.succeeded, setup_intent.setup_failed."""
+
+    data: _SetupIntentData

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from payments.status import Change
     from payments.store.base import Written
     from payments.store.export_records import ExportRecord, ExportStatus
-    from payments.store.records import Dedupe, DisputeWritten, LowBalanceAlert, RefundWritten, Voucher
+    from payments.store.records import Dedupe, DisputeWritten, LowBalanceAlert, RefundWritten, SavedCard, Voucher
     from payments.store.webhook_items import Attempt, Delivery, DeliveryState, WebhookEndpoint
 
 
@@ -154,6 +154,80 @@ class PaymentStore(Reads):
         from payments.store import alert_items
 
         return alert_items.set_balance_after(self, customer_id, payment_id, minor)
+
+    # ---- saved cards and the Stripe Customer (card_items, docs/saved-cards.md) ----------------------
+
+    def stripe_customer(self, customer_id: str) -> str | None:
+        from payments.store import card_items
+
+        return card_items.stripe_customer(self, customer_id)
+
+    def claim_stripe_customer(self, customer_id: str, email: str | None) -> tuple[str | None, str | None]:
+        from payments.store import card_items
+
+        return card_items.claim_stripe_customer(self, customer_id, email)
+
+    def record_stripe_customer(self, customer_id: str, stripe_customer: str) -> str:
+        from payments.store import card_items
+
+        return card_items.record_stripe_customer(self, customer_id, stripe_customer)
+
+    def saved_card(self, customer_id: str, card_id: str) -> SavedCard | None:
+        from payments.store import card_items
+
+        return card_items.saved_card(self, customer_id, card_id)
+
+    def saved_cards(self, customer_id: str) -> list[SavedCard]:
+        from payments.store import card_items
+
+        return card_items.saved_cards(self, customer_id)
+
+    def card_by_setup(self, provider: str, setup_intent: str) -> SavedCard | None:
+        from payments.store import card_items
+
+        return card_items.card_by_setup(self, provider, setup_intent)
+
+    def put_saved_card(self, card: SavedCard, provider: str) -> tuple[SavedCard, bool]:
+        from payments.store import card_items
+
+        return card_items.put_saved_card(self, card, provider)
+
+    def settle_saved_card(
+        self,
+        customer_id: str,
+        card_id: str,
+        state: str,
+        *,
+        payment_method: str | None = None,
+        details: Mapping[str, object] | None = None,
+    ) -> bool:
+        from payments.store import card_items
+
+        return card_items.settle_saved_card(
+            self, customer_id, card_id, state, payment_method=payment_method, details=details
+        )
+
+    def set_default_card(self, customer_id: str, card_id: str) -> bool:
+        from payments.store import card_items
+
+        return card_items.set_default_card(self, customer_id, card_id)
+
+    def remove_saved_card(self, customer_id: str, card_id: str, *, was_default: bool, new_default: str | None) -> bool:
+        from payments.store import card_items
+
+        return card_items.remove_saved_card(
+            self, customer_id, card_id, was_default=was_default, new_default=new_default
+        )
+
+    def mark_card_detached(self, customer_id: str, card_id: str) -> None:
+        from payments.store import card_items
+
+        card_items.mark_card_detached(self, customer_id, card_id)
+
+    def card_detached(self, customer_id: str, card_id: str) -> bool:
+        from payments.store import card_items
+
+        return card_items.card_detached(self, customer_id, card_id)
 
     # ---- the gateway object of a payment (gateway_items) -------------------------------------------
 

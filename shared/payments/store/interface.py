@@ -21,6 +21,7 @@ from payments.store.records import (
     DisputeWritten,
     LowBalanceAlert,
     RefundWritten,
+    SavedCard,
     TransitionOutcome,
     Voucher,
 )
@@ -275,6 +276,66 @@ class Store(Protocol):
         ...
 
     # ---- the gateway object of a payment: claimed, then recorded once ------------------------------
+
+    # ---- saved cards and the Stripe Customer (docs/saved-cards.md) ----------------------------------
+
+    def stripe_customer(self, customer_id: str) -> str | None:
+        """The customer's Stripe Customer (cus_...), once recorded; None before."""
+        ...
+
+    def claim_stripe_customer(self, customer_id: str, email: str | None) -> tuple[str | None, str | None]:
+        """Claim creating the Stripe Customer (the first claim's e-mail is kept): (the Customer if recorded already,
+        the e-mail every caller creates it with)."""
+        ...
+
+    def record_stripe_customer(self, customer_id: str, stripe_customer: str) -> str:
+        """Record the Stripe Customer unless another is recorded; the one recorded."""
+        ...
+
+    def saved_card(self, customer_id: str, card_id: str) -> SavedCard | None:
+        """One of the customer's cards, whatever its state (removed too); another customer's id is not found. Only
+        `state == "active"` may be charged."""
+        ...
+
+    def saved_cards(self, customer_id: str) -> list[SavedCard]:
+        """The customer's cards that are not removed (pending, active, failed), newest first."""
+        ...
+
+    def card_by_setup(self, provider: str, setup_intent: str) -> SavedCard | None:
+        """The card whose SetupIntent this is, through the pointer stored when it was created."""
+        ...
+
+    def put_saved_card(self, card: SavedCard, provider: str) -> tuple[SavedCard, bool]:
+        """Put a new card and its SetupIntent pointer (active: the default if none); (stored card, True), or the
+        card a request before stored for the same SetupIntent (or id) and False."""
+        ...
+
+    def settle_saved_card(
+        self,
+        customer_id: str,
+        card_id: str,
+        state: str,
+        *,
+        payment_method: str | None = None,
+        details: Mapping[str, object] | None = None,
+    ) -> bool:
+        """A pending card becomes `state` (active or failed); False if it is not pending."""
+        ...
+
+    def set_default_card(self, customer_id: str, card_id: str) -> bool:
+        """Make an active card the default; False if it is not active."""
+        ...
+
+    def remove_saved_card(self, customer_id: str, card_id: str, *, was_default: bool, new_default: str | None) -> bool:
+        """Mark the card removed (and off for the auto top-up); where it was the default, `new_default` in its place.
+        False if it was removed before or the default changed meanwhile."""
+        ...
+
+    def mark_card_detached(self, customer_id: str, card_id: str) -> None:
+        """The removed card's PaymentMethod is detached at Stripe."""
+        ...
+
+    def card_detached(self, customer_id: str, card_id: str) -> bool: ...
 
     def claim_until(self, hold_seconds: float) -> int:
         """The epoch-ms end of a claim held for `hold_seconds` from now."""

@@ -84,7 +84,37 @@ ITEM_TYPES: tuple[ItemType, ...] = (
     ),
     ItemType("account settings", "CUST#<customer>", "SETTINGS", ("type", "document", "updated_at", "updated_by")),
     ItemType("idempotency pointer", "CUST#<customer>", "IDEM#<hash of customer+key>", ("type", "payment_id")),
-    ItemType("gateway pointer", "GWREF#<provider>#<gateway ref>", "GWREF", ("type", "customer_id", "payment_id")),
+    ItemType(
+        "gateway pointer", "GWREF#<provider>#<gateway ref>", "GWREF", ("type", "customer_id", "payment_id", "card_id")
+    ),
+    ItemType(
+        "stripe customer",
+        "CUST#<customer>",
+        "STRIPE_CUSTOMER",
+        ("type", "claimed_at", "email", "stripe_customer", "created_at", "default_card"),
+    ),
+    ItemType(
+        "saved card",
+        "CUST#<customer>",
+        "CARD#<card id>",
+        (
+            "type",
+            "id",
+            "customer_id",
+            "payment_method",
+            "setup_intent",
+            "state",
+            "brand",
+            "last4",
+            "exp_month",
+            "exp_year",
+            "created_at",
+            "updated_at",
+            "removed_at",
+            "autotopup_off",
+            "detached",
+        ),
+    ),
     ItemType("bank reference", "REF#<reference>", "REF", ("payment_id",)),
     ItemType(
         "event dedupe",

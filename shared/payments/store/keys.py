@@ -37,6 +37,13 @@ def watch_pk(kind: str) -> str:
 BALANCE_SK = "BALANCE"
 SETTINGS_SK = "SETTINGS"  # the customer's account settings (docs/account-settings.md)
 LOW_BALANCE_ALERT_SK = "ALERT#low_balance"  # the customer's low-balance alert (docs/alerts.md)
+STRIPE_CUSTOMER_SK = "STRIPE_CUSTOMER"  # the customer's Stripe Customer, claimed once (docs/saved-cards.md)
+CARD_SK_PREFIX = "CARD#"
+
+
+def card_sk(card_id: str) -> str:
+    """A card the customer saved (docs/saved-cards.md)."""
+    return f"{CARD_SK_PREFIX}{card_id}"
 
 
 def idempotency_sk(request_key: str) -> str:

@@ -27,7 +27,15 @@ from payments.status import Change, counts_in_balance, refundable
 from payments.store.base import StoreBase, Written
 from payments.store.codec import search_text, watch_of
 from payments.store.export_records import ExportRecord, ExportStatus
-from payments.store.records import BalanceCeiling, Dedupe, DisputeWritten, LowBalanceAlert, RefundWritten, Voucher
+from payments.store.records import (
+    BalanceCeiling,
+    Dedupe,
+    DisputeWritten,
+    LowBalanceAlert,
+    RefundWritten,
+    SavedCard,
+    Voucher,
+)
 
 PaymentKey = tuple[str, str]  # (customer id, payment id)
 
@@ -69,6 +77,11 @@ class Tables:
     balance_versions: dict[str, int] = field(default_factory=dict)  # the balance item's `version`
     alerts: dict[str, LowBalanceAlert] = field(default_factory=dict)  # low-balance alerts, by customer
     emails: dict[str, dict[str, Any]] = field(default_factory=dict)  # e-mail markers by key
+    # saved cards (docs/saved-cards.md): the Stripe Customer item by customer, cards by (customer, card id), the
+    # SetupIntent pointers by (provider, seti)
+    stripe_customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cards: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    setup_pointers: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
 
 def _between(payment: Payment, created_from: datetime | None, created_to: datetime | None) -> bool:
@@ -532,6 +545,120 @@ class MemoryStore(StoreBase):
                 return False
             self.tables.payments[(customer_id, payment_id)] = stored.model_copy(update={"balance_after_minor": minor})
         return True
+
+    # ---- saved cards and the Stripe Customer -------------------------------------------------------
+
+    def stripe_customer(self, customer_id: str) -> str | None:
+        with self._lock:
+            return self.tables.stripe_customers.get(customer_id, {}).get("stripe_customer")
+
+    def claim_stripe_customer(self, customer_id: str, email: str | None) -> tuple[str | None, str | None]:
+        with self._lock:
+            item = self.tables.stripe_customers.setdefault(customer_id, {})
+            item.setdefault("claimed_at", iso_z(utcnow()))
+            item.setdefault("email", email or "")
+            return item.get("stripe_customer"), item["email"] or None
+
+    def record_stripe_customer(self, customer_id: str, stripe_customer: str) -> str:
+        with self._lock:
+            item = self.tables.stripe_customers.setdefault(customer_id, {})
+            return str(item.setdefault("stripe_customer", stripe_customer))
+
+    def _saved(self, held: dict[str, Any]) -> SavedCard:
+        card: SavedCard = held["card"]
+        default_card = self.tables.stripe_customers.get(card.customer_id, {}).get("default_card")
+        return card._replace(default=default_card == card.id)
+
+    def saved_card(self, customer_id: str, card_id: str) -> SavedCard | None:
+        with self._lock:
+            held = self.tables.cards.get((customer_id, card_id))
+            return self._saved(held) if held else None
+
+    def saved_cards(self, customer_id: str) -> list[SavedCard]:
+        with self._lock:
+            cards = [self._saved(h) for (c, _), h in self.tables.cards.items() if c == customer_id]
+        return sorted((c for c in cards if c.state != "removed"), key=lambda c: (c.created_at, c.id), reverse=True)
+
+    def card_by_setup(self, provider: str, setup_intent: str) -> SavedCard | None:
+        with self._lock:
+            pointer = self.tables.setup_pointers.get((provider, setup_intent))
+            return self.saved_card(*pointer) if pointer else None
+
+    def _default_if_none(self, customer_id: str, card_id: str) -> None:
+        self.tables.stripe_customers.setdefault(customer_id, {}).setdefault("default_card", card_id)
+
+    def put_saved_card(self, card: SavedCard, provider: str) -> tuple[SavedCard, bool]:
+        with self._lock:
+            existing = self.tables.cards.get((card.customer_id, card.id))
+            pointer = self.tables.setup_pointers.get((provider, card.setup_intent)) if card.setup_intent else None
+            if existing is not None or pointer is not None:
+                found = self.saved_card(card.customer_id, card.id) or (self.saved_card(*pointer) if pointer else None)
+                if found is None or found.customer_id != card.customer_id:
+                    raise ConditionFailed(card.id)
+                return found, False
+            self.tables.cards[(card.customer_id, card.id)] = {"card": card._replace(default=False)}
+            if card.setup_intent:
+                self.tables.setup_pointers[(provider, card.setup_intent)] = (card.customer_id, card.id)
+            if card.state == "active":
+                self._default_if_none(card.customer_id, card.id)
+            return self._saved(self.tables.cards[(card.customer_id, card.id)]), True
+
+    def settle_saved_card(
+        self,
+        customer_id: str,
+        card_id: str,
+        state: str,
+        *,
+        payment_method: str | None = None,
+        details: Mapping[str, object] | None = None,
+    ) -> bool:
+        with self._lock:
+            held = self.tables.cards.get((customer_id, card_id))
+            if held is None or held["card"].state != "pending":
+                return False
+            update: dict[str, Any] = {"state": state}
+            if payment_method:
+                update["payment_method"] = payment_method
+            for name, value in (details or {}).items():
+                if value is not None and name in ("brand", "last4", "exp_month", "exp_year"):
+                    update[name] = value
+            held["card"] = held["card"]._replace(**update)
+            if state == "active":
+                self._default_if_none(customer_id, card_id)
+        return True
+
+    def set_default_card(self, customer_id: str, card_id: str) -> bool:
+        with self._lock:
+            held = self.tables.cards.get((customer_id, card_id))
+            if held is None or held["card"].state != "active":
+                return False
+            self.tables.stripe_customers.setdefault(customer_id, {})["default_card"] = card_id
+        return True
+
+    def remove_saved_card(self, customer_id: str, card_id: str, *, was_default: bool, new_default: str | None) -> bool:
+        with self._lock:
+            held = self.tables.cards.get((customer_id, card_id))
+            customer = self.tables.stripe_customers.setdefault(customer_id, {})
+            if held is None or held["card"].state == "removed":
+                return False
+            if was_default != (customer.get("default_card") == card_id):
+                return False
+            held["card"] = held["card"]._replace(state="removed")
+            held["autotopup_off"] = True
+            if was_default:
+                if new_default:
+                    customer["default_card"] = new_default
+                else:
+                    customer.pop("default_card", None)
+        return True
+
+    def mark_card_detached(self, customer_id: str, card_id: str) -> None:
+        with self._lock:
+            self.tables.cards[(customer_id, card_id)]["detached"] = True
+
+    def card_detached(self, customer_id: str, card_id: str) -> bool:
+        with self._lock:
+            return bool(self.tables.cards.get((customer_id, card_id), {}).get("detached"))
 
     # ---- event markers -----------------------------------------------------------------------------
 

@@ -238,7 +238,7 @@ class Reads(Table):
         item = self.client.get_item(
             TableName=self.table, Key=key(gateway_ref_pk(provider, gateway_ref), GATEWAY_REF_SK)
         ).get("Item")
-        if not item:
+        if not item or "payment_id" not in item:  # none, or a saved card's SetupIntent (docs/saved-cards.md)
             return None
         return self.get(item["customer_id"]["S"], item["payment_id"]["S"], consistent=True)
 
