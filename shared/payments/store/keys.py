@@ -37,6 +37,12 @@ def watch_pk(kind: str) -> str:
 BALANCE_SK = "BALANCE"
 SETTINGS_SK = "SETTINGS"  # the customer's account settings (docs/account-settings.md)
 LOW_BALANCE_ALERT_SK = "ALERT#low_balance"  # the customer's low-balance alert (docs/alerts.md)
+AUTOTOPUP_SK = "AUTOTOPUP"  # the customer's auto top-up (docs/auto-topup.md)
+
+
+def mandate_sk(mandate_id: str) -> str:
+    """One consent to off-session charges (docs/auto-topup.md#consent)."""
+    return f"MANDATE#{mandate_id}"
 
 
 def idempotency_sk(request_key: str) -> str:

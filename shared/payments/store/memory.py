@@ -27,7 +27,16 @@ from payments.status import Change, counts_in_balance, refundable
 from payments.store.base import StoreBase, Written
 from payments.store.codec import search_text, watch_of
 from payments.store.export_records import ExportRecord, ExportStatus
-from payments.store.records import BalanceCeiling, Dedupe, DisputeWritten, LowBalanceAlert, RefundWritten, Voucher
+from payments.store.records import (
+    AutoTopup,
+    BalanceCeiling,
+    Dedupe,
+    DisputeWritten,
+    LowBalanceAlert,
+    Mandate,
+    RefundWritten,
+    Voucher,
+)
 
 PaymentKey = tuple[str, str]  # (customer id, payment id)
 
@@ -69,6 +78,8 @@ class Tables:
     balance_versions: dict[str, int] = field(default_factory=dict)  # the balance item's `version`
     alerts: dict[str, LowBalanceAlert] = field(default_factory=dict)  # low-balance alerts, by customer
     emails: dict[str, dict[str, Any]] = field(default_factory=dict)  # e-mail markers by key
+    auto_topups: dict[str, AutoTopup] = field(default_factory=dict)  # by customer
+    mandates: dict[tuple[str, str], Mandate] = field(default_factory=dict)  # (customer, mandate id)
 
 
 def _between(payment: Payment, created_from: datetime | None, created_to: datetime | None) -> bool:
@@ -532,6 +543,45 @@ class MemoryStore(StoreBase):
                 return False
             self.tables.payments[(customer_id, payment_id)] = stored.model_copy(update={"balance_after_minor": minor})
         return True
+
+    # ---- the auto top-up ---------------------------------------------------------------------------
+
+    def auto_topup(self, customer_id: str) -> AutoTopup | None:
+        with self._lock:
+            return self.tables.auto_topups.get(customer_id)
+
+    def mandate(self, customer_id: str, mandate_id: str) -> Mandate | None:
+        with self._lock:
+            return self.tables.mandates.get((customer_id, mandate_id))
+
+    def write_auto_topup(
+        self,
+        customer_id: str,
+        topup: AutoTopup,
+        *,
+        seen_rev: str | None,
+        mandate: Mandate | None = None,
+        payment: Payment | None = None,
+        event: OutboxEvent | None = None,
+    ) -> tuple[Written, AutoTopup | None]:
+        saved = topup._replace(rev=uuid.uuid4().hex, updated_at=iso_z(utcnow()))
+        with self._lock:
+            held = self.tables.auto_topups.get(customer_id)
+            if (held is None) != (seen_rev is None) or (held is not None and held.rev != seen_rev):
+                return Written.LOST, None
+            if (
+                (mandate is not None and (customer_id, mandate.id) in self.tables.mandates)
+                or (payment is not None and (payment.customer_id, payment.id) in self.tables.payments)
+                or (event is not None and event.event_id in self.tables.outbox)
+            ):
+                return Written.DUPLICATE, None
+            self.tables.auto_topups[customer_id] = saved
+            if mandate is not None:
+                self.tables.mandates[(customer_id, mandate.id)] = mandate
+            if payment is not None:
+                self._put(payment)
+            self._outbox(event)
+        return Written.WRITTEN, saved
 
     # ---- event markers -----------------------------------------------------------------------------
 
