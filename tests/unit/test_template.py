@@ -383,7 +383,9 @@ def test_gateway_credentials_reach_only_the_functions_that_talk_to_gateways(temp
         if {"Ref": "GatewaySecret"} in _resource_refs(statement)
     }
 
-    assert readers == {"MakePaymentFunction", "WebhooksFunction", "AdminFunction", "ReconcileFunction", "AutoTopupFunction"}
+    assert readers == {
+        "MakePaymentFunction", "WebhooksFunction", "AdminFunction", "ReconcileFunction", "AutoTopupFunction"
+    }  # fmt: skip
 
 
 def test_reconciliation_runs_on_a_schedule(template: dict[str, Any]) -> None:
