@@ -104,7 +104,7 @@ def test_the_crossing_rule(setting: AutoTopup, currency: str, old: int, new: int
 
 
 def _armed(store: MemoryStore, **fields: Any) -> AutoTopup:
-    written, saved = store.write_auto_topup(CUSTOMER, topup(**fields), seen_rev=None)
+    _, saved = store.write_auto_topup(CUSTOMER, topup(**fields), seen_rev=None)
     assert saved is not None
     return saved
 
