@@ -198,9 +198,12 @@ def get_auto_topup(customer_id: CustomerId) -> dict[str, Any]:
     summary="Turn a customer's auto top-up off (recorded with the operator)",
     responses=api.responses({200: ("The auto top-up, off", autotopup.AutoTopupOut)}, 401, 403, 404),
 )
-def disable_auto_topup(customer_id: CustomerId) -> dict[str, Any]:
+def disable_auto_topup(
+    customer_id: CustomerId, body: Annotated[operations.SettleBody | None, Body()] = None
+) -> dict[str, Any]:
     actor = _operator()
     answer = autotopup.disable(store, customer_id, "operator", actor)
+    logger.info("auto top-up disabled", extra={"customer_id": customer_id, "note": body.note if body else None})
     metrics.add_metric(name="AutoTopupDisabledByOperator", unit="Count", value=1)
     return answer
 
