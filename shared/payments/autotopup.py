@@ -516,6 +516,8 @@ def charge(store: Store, cards: Cards, detail: dict[str, Any], charger: Charger 
             note="card_unavailable",
             current=payment,
         )
+        # A removed or expired card turns the auto top-up off (the saved cards tell a removal too: card_removed).
+        card_removed(store, customer_id, card_id, "card_expired" if problem == "has expired" else "card_removed")
         return Charged.SETTLED
     request = CreateRequest(
         payment_id=payment.id,

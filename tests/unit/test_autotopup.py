@@ -255,12 +255,34 @@ def test_a_removed_card_cancels_the_charge_and_turns_it_off() -> None:
     payment_id = _start(store)
     assert _charge(store, payment_id, Charger(), FakeCards(card(state="removed"))) is autotopup.Charged.SETTLED
     assert store.require(CUSTOMER, payment_id).failure_reason == "card_unavailable"
-    assert autotopup.card_removed(store, CUSTOMER, "card_other") is False
-    assert autotopup.card_removed(store, CUSTOMER, "card_1") is True
     held = store.auto_topup(CUSTOMER)
     assert held is not None and (held.state, held.reason) == ("disabled", "card_removed")
     [event] = _events(store, outbox.AUTOTOPUP_DISABLED)
     assert event["disabled"] is True and event["reason"] == "card_removed"
+    assert autotopup.on_payment(store, CUSTOMER, payment_id) is autotopup.Handled.FAILED  # in flight no more
+    held = store.auto_topup(CUSTOMER)
+    assert held is not None and (held.in_flight, held.state, held.failures) == (None, "disabled", 1)
+
+
+def test_the_saved_cards_removing_a_card_turn_off_only_the_auto_top_up_that_charges_it() -> None:
+    store = MemoryStore()
+    _armed(store)
+    assert autotopup.card_removed(store, CUSTOMER, "card_other") is False
+    assert autotopup.card_removed(store, CUSTOMER, "card_1") is True
+    assert autotopup.card_removed(store, CUSTOMER, "card_1") is False  # off already
+    held = store.auto_topup(CUSTOMER)
+    assert held is not None and (held.state, held.reason, held.enabled) == ("disabled", "card_removed", False)
+    [event] = _events(store, outbox.AUTOTOPUP_DISABLED)
+    assert event["reason"] == "card_removed"
+
+
+def test_an_expired_card_at_charge_time_turns_it_off() -> None:
+    store = MemoryStore()
+    _armed(store)
+    payment_id = _start(store)
+    _charge(store, payment_id, Charger(), FakeCards(card(exp_year=2020)))
+    held = store.auto_topup(CUSTOMER)
+    assert held is not None and (held.state, held.reason) == ("disabled", "card_expired")
 
 
 # ---- settings, consent, mandates ------------------------------------------------------------------------------------
