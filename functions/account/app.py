@@ -1,21 +1,18 @@
 """The customer's account routes: the low-balance alert (docs/api.md#low-balance-alert, docs/alerts.md: GET and PUT
 /alerts/low-balance) and saved cards (docs/saved-cards.md: GET and POST /payment-methods, DELETE
-/payment-methods/{id}, POST /payment-methods/{id}/default). Later customer-account settings (auto top-up) join it
-here.
-
-Each customer sees and sets only their own: the route names no customer, the token does. The card routes import
-the saved-card use case (and through it the Stripe SDK) when first called, so the alert routes stay light.
+/payment-methods/{id}, POST /payment-methods/{id}/default) and the auto top-up (docs/auto-topup.md: GET and PUT
+/auto-topup).
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 
-from payments import alerts, api, saved_cards
+from payments import alerts, api, autotopup, saved_cards
 from payments.config import settings
 from payments.idempotency import PERSISTENCE_ERRORS, IdempotentRoute
 from payments.identity import PAYERS, READERS
@@ -137,6 +134,39 @@ def remove_card(id: Annotated[str, Path(max_length=64)]) -> Response[Any]:
 def make_default_card(id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     customer = api.caller(app).customer_for(PAYERS)
     return saved_cards.make_default(store, customer, id)
+
+
+# ---- auto top-up (docs/auto-topup.md) ----------------------------------------------------------------------------
+
+
+def _cards() -> autotopup.Cards:
+    """The saved cards, as the store keeps them (payments.saved_cards)."""
+    return cast(autotopup.Cards, store)
+
+
+@app.get(
+    "/auto-topup",
+    summary="The caller's auto top-up (off, with nulls, when none is set)",
+    tags=["account"],
+    responses=api.responses({200: ("The auto top-up", autotopup.AutoTopupOut)}, 401, 403),
+)
+def get_auto_topup() -> dict[str, Any]:
+    customer = api.caller(app).customer_for(READERS)
+    return autotopup.get(store, customer)
+
+
+@app.put(
+    "/auto-topup",
+    summary="Set the caller's auto top-up; turning it on or changing its terms records the caller's consent",
+    tags=["account"],
+    responses=api.responses({200: ("The auto top-up as saved", autotopup.AutoTopupOut)}, 401, 403),
+)
+def put_auto_topup(body: Annotated[autotopup.AutoTopupIn, Body()]) -> dict[str, Any]:
+    caller = api.caller(app)
+    customer = caller.customer_for(PAYERS)
+    saved = autotopup.save(store, _cards(), customer, body, caller)
+    metrics.add_metric(name="AutoTopupSaved", unit="Count", value=1)
+    return saved
 
 
 lambda_handler = api.entrypoint(app, logger, tracer, metrics)

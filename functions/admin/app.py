@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 
-from payments import account, api, operations, refunds, vouchers
+from payments import account, api, autotopup, operations, refunds, vouchers
 from payments.checkout import validate_key
 from payments.config import settings
 from payments.gateways import gateway
@@ -176,6 +176,36 @@ def put_settings(customer_id: CustomerId, body: Annotated[account.SettingsIn, Bo
     saved = account.save(store, customer_id, body, actor)
     metrics.add_metric(name="AccountSettingsSaved", unit="Count", value=1)
     return saved.to_out()
+
+
+# ---- auto top-up (docs/auto-topup.md) ----------------------------------------------------------------------------
+
+
+@app.get(
+    "/admin/customers/<customer_id>/auto-topup",
+    tags=["admin"],
+    summary="A customer's auto top-up: state, settings, the mandate in force, the last attempt",
+    responses=api.responses({200: ("The auto top-up", autotopup.AutoTopupOut)}, 401, 403),
+)
+def get_auto_topup(customer_id: CustomerId) -> dict[str, Any]:
+    _operator()
+    return autotopup.view(store, customer_id, store.auto_topup(customer_id), with_mandate=True)
+
+
+@app.post(
+    "/admin/customers/<customer_id>/auto-topup/disable",
+    tags=["admin"],
+    summary="Turn a customer's auto top-up off (recorded with the operator)",
+    responses=api.responses({200: ("The auto top-up, off", autotopup.AutoTopupOut)}, 401, 403, 404),
+)
+def disable_auto_topup(
+    customer_id: CustomerId, body: Annotated[operations.SettleBody | None, Body()] = None
+) -> dict[str, Any]:
+    actor = _operator()
+    answer = autotopup.disable(store, customer_id, "operator", actor)
+    logger.info("auto top-up disabled", extra={"customer_id": customer_id, "note": body.note if body else None})
+    metrics.add_metric(name="AutoTopupDisabledByOperator", unit="Count", value=1)
+    return answer
 
 
 lambda_handler = api.entrypoint(app, logger, tracer, metrics)

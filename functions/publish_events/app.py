@@ -1,7 +1,8 @@
 """The outbox's publisher (docs/events.md): fed by the payments table's DynamoDB Stream (filtered to new outbox
 items and the balance items' changes), it puts each outbound event on the service's EventBridge bus, in stream
 order, at least once; and judges each balance change (docs/alerts.md): the balance after it on its payment, and a
-low-balance alert's crossing, whose `balance.low` event it writes to the outbox (it comes back as a new outbox item).
+low-balance alert's crossing, whose `balance.low` event it writes to the outbox (it comes back as a new outbox item),
+and an auto top-up's crossing (docs/auto-topup.md), which puts its pending payment and `autotopup.charge` event.
 
 Balance records are judged in order up to the first that fails; events are put on the bus only up to there.
 
@@ -21,7 +22,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord, DynamoDBRecordEventName
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments import alerts
+from payments import alerts, autotopup
 from payments.config import PublishSettings, load
 from payments.events import EventPublisher
 from payments.outbox import OutboxEvent
@@ -70,6 +71,15 @@ def judge_balances(records: list[dict[str, Any]], until: int) -> int:
             return place
         if outcome is alerts.Outcome.FIRED:
             logger.info("balance low", extra={"customer_id": record.customer_id, "currency": record.currency})
+        try:  # the auto top-up's crossing (docs/auto-topup.md), judged from the same record
+            started = autotopup.on_balance_change(store, record)
+        except Exception:
+            logger.exception(
+                "a balance record was not judged for auto top-up", extra={"sequence_number": record.sequence}
+            )
+            return place
+        if started is autotopup.Started.STARTED:
+            logger.info("auto top-up started", extra={"customer_id": record.customer_id, "currency": record.currency})
     return until
 
 

@@ -61,3 +61,12 @@ def is_payment_id(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def derived_payment_id(created_at: datetime, seed: str) -> str:
+    """The id of a payment something made deterministically (an auto top-up's crossing, docs/auto-topup.md): its
+    sort position is `created_at`, its 80 other bits a hash of `seed`, so the same seed and time make the same id."""
+    import hashlib
+
+    bits = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:10], "big")
+    return PREFIX + _encode(_millis(created_at) << 80 | bits)

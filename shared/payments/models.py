@@ -125,6 +125,7 @@ class Payment(BaseModel):
     payer_email: str | None = None  # the token's e-mail when the payment was made: where its receipt goes
     # The completed balance in `currency` right after this payment moved it (set from the balance item's stream).
     balance_after_minor: int | None = None
+    auto_topup: bool = False  # an off-session charge of a saved card the auto top-up made (docs/auto-topup.md)
     history: tuple[HistoryEntry, ...] = ()
 
     @property
@@ -175,6 +176,8 @@ class Payment(BaseModel):
                 reason=self.dispute.reason,
                 opened_at=iso_z(self.dispute.opened_at),
             )
+        if self.auto_topup:
+            extra["auto_topup"] = True
         if self.refund_ids:
             extra["refunds"] = sorted(self.refund_ids, reverse=True)  # ids sort by time: newest first
         if with_history:
@@ -296,6 +299,9 @@ class PaymentOut(BaseModel):
     )
     balance_after: str | None = Field(
         default=None, exclude_if=_absent, description="The completed balance in the currency right after this payment"
+    )
+    auto_topup: bool | None = Field(
+        default=None, exclude_if=_absent, description="true: an off-session charge the auto top-up made"
     )
     history: list[HistoryOut] | None = Field(
         default=None, exclude_if=_absent, description="GET /payments/{id} and the operator's complete/cancel answers"

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 NOTICES: dict[str, str] = {
     "payment.completed": "payments.receipts:receipt_email",
     "balance.low": "payments.alerts:low_balance_email",
+    "autotopup.requires_action": "payments.autotopup:requires_action_email",
+    "autotopup.failed": "payments.autotopup:disabled_email",  # only the failure that turned it off sends one
+    "autotopup.disabled": "payments.autotopup:disabled_email",
 }
 # Longer than the notify function can run (its Timeout), shorter than the queue's visibility timeout: a claim
 # outlives the sender that holds it, and has expired by the time SQS delivers the message again.

@@ -22,7 +22,27 @@ CANCELLED = "payment.cancelled"
 REFUNDED = "payment.refunded"
 CHARGEBACK = "payment.chargeback"
 BALANCE_LOW = "balance.low"  # a balance falling below its low-balance alert's threshold (payments.alerts)
-DETAIL_TYPES = (COMPLETED, CANCELLED, REFUNDED, CHARGEBACK, BALANCE_LOW)
+# The auto top-up's outcomes (payments.autotopup, docs/auto-topup.md); their detail is flat, as balance.low's.
+AUTOTOPUP_SUCCEEDED = "autotopup.succeeded"
+AUTOTOPUP_REQUIRES_ACTION = "autotopup.requires_action"
+AUTOTOPUP_FAILED = "autotopup.failed"
+DETAIL_TYPES = (
+    COMPLETED,
+    CANCELLED,
+    REFUNDED,
+    CHARGEBACK,
+    BALANCE_LOW,
+    AUTOTOPUP_SUCCEEDED,
+    AUTOTOPUP_REQUIRES_ACTION,
+    AUTOTOPUP_FAILED,
+)
+# Internal: on the bus for the service's own functions, never sent to outbound webhooks. `autotopup.charge` asks
+# the autotopup function to make the charge a crossing started; `autotopup.disabled` (a removed or expired card,
+# an operator) sends the e-mail saying so.
+AUTOTOPUP_CHARGE = "autotopup.charge"
+AUTOTOPUP_DISABLED = "autotopup.disabled"
+INTERNAL_TYPES = (AUTOTOPUP_CHARGE, AUTOTOPUP_DISABLED)
+FLAT_TYPES = frozenset({BALANCE_LOW, AUTOTOPUP_SUCCEEDED, AUTOTOPUP_REQUIRES_ACTION, AUTOTOPUP_FAILED, *INTERNAL_TYPES})
 
 
 class OutboxEvent(NamedTuple):
@@ -38,7 +58,7 @@ class OutboxEvent(NamedTuple):
     def detail(self) -> dict[str, Any]:
         """The event's `detail` on the bus (docs/events.md#the-event): its id, customer, time, and the Payment; a
         `balance.low` event's detail carries its balance, thresholds and payment id instead (docs/alerts.md)."""
-        if self.detail_type == BALANCE_LOW:
+        if self.detail_type in FLAT_TYPES:
             return {
                 "event_id": self.event_id,
                 "customer_id": self.customer_id,

@@ -26,12 +26,7 @@ ENDPOINT_PREFIX = "whe_"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 ALL_EVENTS = "*"
 # What an endpoint may ask for: the events the service publishes (balance.low among them), and the auto top-up ones.
-EVENT_TYPES = (
-    *outbox.DETAIL_TYPES,
-    "autotopup.succeeded",
-    "autotopup.requires_action",
-    "autotopup.failed",
-)
+EVENT_TYPES = outbox.DETAIL_TYPES
 MAX_EVENTS = 20
 DELIVERIES_LIMIT = 100
 

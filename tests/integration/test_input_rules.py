@@ -20,6 +20,7 @@ from local.template import functions, load_template, routes
 from payments.config import settings
 from payments.listing import OPENAPI_FILE
 from payments.store import PaymentStore
+from payments.store.records import AutoTopup
 from tests.conftest import aws_client, claims_for, http_event, invoke, load_function
 from tests.integration import webhook_events as events
 from tests.integration.helpers import post, stored_items, stored_payments
@@ -185,6 +186,16 @@ def valid_call(route_key: str, customer: str) -> Call:
         suffix = "/default" if route_key.endswith("/default") else ""
         return Call(route_key, f"/payment-methods/{card['id']}{suffix}", path_params={"id": card["id"]},
                     claims=payer, ok=204 if route_key.startswith("DELETE") else 200)  # fmt: skip
+    if route_key == "GET /auto-topup":
+        return Call(route_key, "/auto-topup", claims=payer)
+    if route_key == "PUT /auto-topup":  # off: needs no saved card
+        return Call(route_key, "/auto-topup", {"enabled": False, "max_per_day": 2}, claims=payer)
+    if route_key == "GET /admin/customers/{customer_id}/auto-topup":
+        return Call(route_key, f"{admin}/auto-topup", path_params={"customer_id": customer}, claims=operator)
+    if route_key == "POST /admin/customers/{customer_id}/auto-topup/disable":
+        PaymentStore().write_auto_topup(customer, AutoTopup(True, "card_1", "EUR", 500, 2000), seen_rev=None)
+        return Call(route_key, f"{admin}/auto-topup/disable", {"note": "card reported stolen"},
+                    path_params={"customer_id": customer}, claims=operator)  # fmt: skip
     hooks = "/admin/webhook-endpoints"
     endpoint = {"url": "https://8.8.8.8/hooks", "events": ["payment.completed"], "customer_id": customer}
     if route_key == f"POST {hooks}":

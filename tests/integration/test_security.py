@@ -35,6 +35,7 @@ from payments.config import settings
 from payments.models import PaymentStatus
 from payments.status import Cause
 from payments.store import PaymentStore
+from payments.store.records import AutoTopup
 from tests.conftest import aws_client, claims_for, http_event, invoke, load_function
 from tests.integration import webhook_events as events
 from tests.integration.helpers import balances, post, stored_items, stored_payments
@@ -104,6 +105,10 @@ def request_for(route_key: str, customer: str) -> Request:
     if route_key == "GET /payments/{id}":
         payment_id = bank_transfer(customer)["id"]
         return {"path": f"/payments/{payment_id}", "path_params": {"id": payment_id}, "ok": 200}
+    if route_key == "GET /payments/{id}/receipt":  # a completed payment's
+        payment_id = bank_transfer(customer)["id"]
+        PaymentStore().transition(customer, payment_id, PaymentStatus.COMPLETED, Cause.OPERATOR, "operator:o")
+        return {"path": f"/payments/{payment_id}/receipt", "path_params": {"id": payment_id}, "ok": 200}
     if route_key == "POST /payments":
         body = {"method": "bank_transfer", "amount": "5.00", "currency": "EUR"}
         return {"path": "/payments", "body": body, "headers": {"Idempotency-Key": uuid.uuid4().hex}, "ok": 201}
@@ -153,6 +158,15 @@ def request_for(route_key: str, customer: str) -> Request:
         suffix = "/default" if route_key.endswith("/default") else ""
         return {"path": f"/payment-methods/{card['id']}{suffix}", "path_params": {"id": card["id"]},
                 "ok": 204 if route_key.startswith("DELETE") else 200}  # fmt: skip
+    if route_key == "GET /auto-topup":
+        return {"path": "/auto-topup", "ok": 200}
+    if route_key == "PUT /auto-topup":  # off: needs no saved card
+        return {"path": "/auto-topup", "body": {"enabled": False}, "ok": 200}
+    if route_key == "GET /admin/customers/{customer_id}/auto-topup":
+        return {"path": f"{admin}/auto-topup", "path_params": {"customer_id": customer}, "ok": 200}
+    if route_key == "POST /admin/customers/{customer_id}/auto-topup/disable":
+        PaymentStore().write_auto_topup(customer, AutoTopup(True, "card_1", "EUR", 500, 2000), seen_rev=None)
+        return {"path": f"{admin}/auto-topup/disable", "path_params": {"customer_id": customer}, "ok": 200}
     hooks = "/admin/webhook-endpoints"
     endpoint = {"url": "https://8.8.8.8/hooks", "events": ["*"], "customer_id": customer}
     if route_key == f"POST {hooks}":
@@ -196,6 +210,10 @@ EXPECTED = {
     "GET /payment-methods": READERS,
     "DELETE /payment-methods/{id}": PAYERS,
     "POST /payment-methods/{id}/default": PAYERS,
+    "GET /auto-topup": READERS,  # the caller's own: docs/auto-topup.md
+    "PUT /auto-topup": PAYERS,
+    "GET /admin/customers/{customer_id}/auto-topup": OPERATORS,
+    "POST /admin/customers/{customer_id}/auto-topup/disable": OPERATORS,
     "POST /admin/webhook-endpoints": OPERATORS,
     "GET /admin/webhook-endpoints": OPERATORS,
     "DELETE /admin/webhook-endpoints/{id}": OPERATORS,

@@ -37,7 +37,7 @@ def test_a_function_imports_only_the_layer_powertools_pydantic_and_the_standard_
 
 def test_the_functions_are_all_found() -> None:
     assert [p.parent.name for p in HANDLERS] == [
-        "account", "admin", "deliver_webhooks", "export_csv", "list_payments", "make_payment", "notify",
+        "account", "admin", "autotopup", "deliver_webhooks", "export_csv", "list_payments", "make_payment", "notify",
         "publish_events", "receipts", "reconcile", "webhook_endpoints", "webhooks",
     ]  # fmt: skip
 

@@ -16,10 +16,11 @@ from payments.outbox import OutboxEvent
 from payments.store import Dedupe, card_items, keys, to_item, writes
 from payments.store import voucher_items as vouchers
 from payments.store.alert_items import alert_item
+from payments.store.autotopup_items import auto_topup_item, mandate_item
 from payments.store.export_records import ExportFilters, ExportRecord, ExportStatus, export_item
 from payments.store.items import ITEM_TYPES, ItemType
 from payments.store.outbox_items import outbox_item
-from payments.store.records import LowBalanceAlert, SavedCard
+from payments.store.records import AutoTopup, LowBalanceAlert, Mandate, SavedCard
 from payments.store.webhook_items import Delivery, DeliveryState, WebhookEndpoint, delivery_item, endpoint_item
 
 DATA_MODEL = Path(__file__).resolve().parents[2] / "docs" / "data-model.md"
@@ -116,6 +117,16 @@ BUILT = {
     "low-balance alert": alert_item(
         "cust-1", LowBalanceAlert("USD", 500, 1000, ("a@example.com",), True, 3, "r1", ISSUED)
     ),
+    "auto top-up": auto_topup_item(
+        "cust-1",
+        AutoTopup(
+            True, "card_1", "USD", 1000, 2500, 3, "active", 1, "pay_1", "2026-03-01", 1, "pay_1", "mdt_1", ISSUED,
+            "declined", "customer:c", 4, "r1", ISSUED,
+        ),
+    ),
+    "mandate": mandate_item(
+        Mandate("mdt_1", "cust-1", ISSUED, "sub-1", "a@example.com", "card_1", "visa", "4242", "USD", 1000, 2500, 3)
+    ),
     "voucher": vouchers.voucher_item("f00d", Money(500, "EUR"), 1_900_000_000, ISSUED, "operator:o"),
     "voucher attempts": vouchers.voucher_attempts("cust-1", 1, 1_900_000_000, 1_900_003_600),
     "export": export_item(
@@ -167,6 +178,8 @@ def test_every_key_builder_makes_its_documented_shape() -> None:
         ("payment", "GSI2PK"): keys.pending_pk(PaymentMethod.PAYPAL),
         ("balance", "SK"): keys.BALANCE_SK,
         ("low-balance alert", "SK"): keys.LOW_BALANCE_ALERT_SK,
+        ("auto top-up", "SK"): keys.AUTOTOPUP_SK,
+        ("mandate", "SK"): keys.mandate_sk("mdt_1"),
         ("idempotency pointer", "SK"): keys.idempotency_sk("ab"),
         ("gateway pointer", "PK"): keys.gateway_ref_pk("stripe", "pi_1"),
         ("gateway pointer", "SK"): keys.GATEWAY_REF_SK,

@@ -47,6 +47,10 @@ SPEC_ROUTES = {
     ("GET", "/payment-methods"): "AccountFunction",
     ("DELETE", "/payment-methods/{id}"): "AccountFunction",
     ("POST", "/payment-methods/{id}/default"): "AccountFunction",
+    ("GET", "/auto-topup"): "AccountFunction",
+    ("PUT", "/auto-topup"): "AccountFunction",
+    ("GET", "/admin/customers/{customer_id}/auto-topup"): "AdminFunction",
+    ("POST", "/admin/customers/{customer_id}/auto-topup/disable"): "AdminFunction",
     ("POST", "/admin/webhook-endpoints"): "WebhookEndpointsFunction",
     ("GET", "/admin/webhook-endpoints"): "WebhookEndpointsFunction",
     ("DELETE", "/admin/webhook-endpoints/{id}"): "WebhookEndpointsFunction",
@@ -66,6 +70,7 @@ FUNCTION_FOLDERS = {
     "NotifyFunction": "notify",
     "WebhookEndpointsFunction": "webhook_endpoints",
     "DeliverWebhooksFunction": "deliver_webhooks",
+    "AutoTopupFunction": "autotopup",
 }
 WRITE_ACTION = re.compile(r"^(Put|Update|Delete|TransactWrite|BatchWrite|Create|PartiQL(Insert|Update|Delete)|Restore)")
 # docs/api.md#configuration: the gateway credentials that live in the Secrets Manager secret in AWS.
@@ -382,14 +387,12 @@ def test_gateway_credentials_reach_only_the_functions_that_talk_to_gateways(temp
         if {"Ref": "GatewaySecret"} in _resource_refs(statement)
     }
 
-    # AccountFunction: saved cards are Stripe Customers and SetupIntents (docs/saved-cards.md)
+    # AccountFunction: saved cards are Stripe Customers and SetupIntents (docs/saved-cards.md); AutoTopupFunction:
+    # the off-session charges (docs/auto-topup.md)
     assert readers == {
-        "MakePaymentFunction",
-        "WebhooksFunction",
-        "AdminFunction",
-        "ReconcileFunction",
-        "AccountFunction",
-    }
+        "MakePaymentFunction", "WebhooksFunction", "AdminFunction", "ReconcileFunction", "AccountFunction",
+        "AutoTopupFunction",
+    }  # fmt: skip
 
 
 def test_reconciliation_runs_on_a_schedule(template: dict[str, Any]) -> None:
@@ -474,7 +477,9 @@ def test_receipts_are_read_only_and_e_mails_are_sent_once_from_the_notify_queue(
     assert queue["RedrivePolicy"]["maxReceiveCount"] > 4  # a receipt waits for its balance-after until the 4th
     rule = resources["NotifyRule"]["Properties"]
     assert rule["EventBusName"] == {"Ref": "EventBus"}
-    assert rule["EventPattern"] == {"source": ["payments"], "detail-type": ["payment.completed", "balance.low"]}
+    from payments.notices import NOTICES
+
+    assert rule["EventPattern"] == {"source": ["payments"], "detail-type": list(NOTICES)}
     assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": ["NotifyQueue", "Arn"]}]
     [grant] = resources["NotifyQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert grant["Principal"] == {"Service": "events.amazonaws.com"} and grant["Action"] == "sqs:SendMessage"
@@ -522,6 +527,44 @@ def test_outbound_webhooks_flow_from_the_bus_through_a_queue_with_a_dead_letter_
     assert resources["WebhookSecretsKey"]["Properties"]["EnableKeyRotation"] is True
 
 
+def test_the_autotopup_function_has_least_privilege_and_its_own_queue(template: dict[str, Any]) -> None:
+    """docs/auto-topup.md: the function reads its queue (its own mapping, partial batch answers), the payments table
+    (no index, no Scan, no DeleteItem) and the gateway secret; the two rules alone may fill the queue: the internal
+    charge events, and the settled payments that are auto top-ups."""
+    resources = template["Resources"]
+    function = _functions(template)["AutoTopupFunction"]
+    statements = {s["Sid"]: s for s in _statements(function)}
+    assert _actions(function) == {
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "secretsmanager:GetSecretValue",
+    }  # fmt: skip
+    assert statements["ChargeAndRecord"]["Resource"] == {"Fn::GetAtt": ["PaymentsTable", "Arn"]}
+    assert statements["ReadAutoTopupQueue"]["Resource"] == {"Fn::GetAtt": ["AutoTopupQueue", "Arn"]}
+    assert statements["ReadGatewayCredentials"]["Resource"] == {"Ref": "GatewaySecret"}
+    assert "Events" not in function
+    mapping = resources["AutoTopupQueueMapping"]["Properties"]
+    assert mapping["FunctionName"] == {"Ref": "AutoTopupFunction"}
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["AutoTopupQueue", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources["AutoTopupQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["AutoTopupDeadLetters", "Arn"]}
+    charge = resources["AutoTopupChargeRule"]["Properties"]["EventPattern"]
+    assert charge == {"source": ["payments"], "detail-type": ["autotopup.charge"]}
+    outcome = resources["AutoTopupOutcomeRule"]["Properties"]["EventPattern"]
+    assert outcome["detail"] == {"payment": {"auto_topup": [True]}}
+    [grant] = resources["AutoTopupQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert grant["Condition"] == {
+        "ArnEquals": {
+            "aws:SourceArn": [
+                {"Fn::GetAtt": ["AutoTopupChargeRule", "Arn"]},
+                {"Fn::GetAtt": ["AutoTopupOutcomeRule", "Arn"]},
+            ]
+        }
+    }
+
+
 def test_the_webhook_delivery_function_has_least_privilege(template: dict[str, Any]) -> None:
     props = _functions(template)["DeliverWebhooksFunction"]
     statements = {s["Sid"]: s for s in _statements(props)}
@@ -566,7 +609,7 @@ def test_only_the_webhook_route_function_encrypts_secrets_and_only_the_delivery_
     senders = {name for name, p in functions.items() if "sqs:SendMessage" in _actions(p)}
     assert senders == {"PublishEventsFunction", "DeliverWebhooksFunction"}
     readers = {name for name, p in functions.items() if "sqs:ReceiveMessage" in _actions(p)}
-    assert readers == {"DeliverWebhooksFunction", "NotifyFunction"}
+    assert readers == {"DeliverWebhooksFunction", "NotifyFunction", "AutoTopupFunction"}
 
 
 def test_no_function_may_loosen_the_ssrf_rules_in_aws(template: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ not into logs (the SDK's debug log of request bodies is filtered below), excepti
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -233,6 +234,53 @@ class StripeGateway:
             raise _gateway_error(exc, "create the payment") from None  # the SDK error holds the request context
 
         return _result_of(intent, brand, last4)
+
+    def charge_off_session(self, request: CreateRequest, stripe_customer: str) -> CreateResult:
+        """Charge a saved card with the customer away (an auto top-up, docs/auto-topup.md): a PaymentIntent with the
+        Stripe Customer and its PaymentMethod, `off_session` and `confirm`, idempotent by `request.idempotency_key`
+        (the payment id: a retry after a crash gets the same PaymentIntent back). The bank wanting authentication
+        (`authentication_required`) is a pending result whose next_action is the PaymentIntent's client secret, for
+        the customer to confirm on the page; a decline is a cancelled result with the reason."""
+        self.check_currency(request.money)
+        if not request.payment_method:
+            raise ValueError("an off-session charge needs the saved card's PaymentMethod")
+        params: PaymentIntentCreateParams = {
+            "amount": _to_stripe_amount(request.money),
+            "currency": request.money.currency.lower(),
+            "customer": stripe_customer,
+            "payment_method": request.payment_method,
+            "off_session": True,
+            "confirm": True,
+            "description": request.description[:1000],
+            "metadata": {"payment_id": request.payment_id, "customer_id": request.customer_id},
+            "expand": ["payment_method"],
+        }
+        try:
+            intent = self.client.v1.payment_intents.create(
+                params,
+                {"idempotency_key": _bounded_key(request.idempotency_key)},
+            )
+        except stripe.CardError as exc:
+            error = exc.error
+            code = (error.code if error is not None else None) or exc.code
+            if code == "authentication_required" and error is not None and error.payment_intent is not None:
+                brand, last4 = _card_of(error.payment_method) if error.payment_method is not None else (None, None)
+                return CreateResult(
+                    error.payment_intent.id,
+                    PaymentStatus.PENDING,
+                    next_action={"type": "stripe_sdk", "client_secret": error.payment_intent.client_secret},
+                    failure_reason="authentication_required",
+                    card_brand=brand,
+                    card_last4=last4,
+                    storable_next_action=False,
+                )
+            return _declined(exc, None, None)
+        except stripe.StripeError as exc:
+            raise _gateway_error(exc, "charge the saved card") from None
+        result = _result_of(intent, None, None)
+        if result.status is PaymentStatus.PENDING and result.next_action:
+            return dataclasses.replace(result, failure_reason="authentication_required")
+        return result
 
     # -- one PaymentIntent per payment: a later attempt repeats `create` with the same idempotency keys, which
     # Stripe answers with the first PaymentIntent (gateways.base.Gateway) --

@@ -164,6 +164,8 @@ def to_item(payment: Payment) -> Item:
     if payment.balance_after_minor is not None:
         item["balance_after_minor"] = _n(payment.balance_after_minor)
     optional["payer_email"] = payment.payer_email
+    if payment.auto_topup:
+        item["auto_topup"] = {"BOOL": True}
     item.update({k: _s(v) for k, v in optional.items() if v})
     if payment.gateway_refs:
         item["gateway_refs"] = {"SS": sorted(payment.gateway_refs)}
@@ -245,6 +247,7 @@ def from_item(item: Item) -> Payment:
         gateway_fee_minor=int(item["gateway_fee_minor"]["N"]) if "gateway_fee_minor" in item else None,
         payer_email=_str(item, "payer_email"),
         balance_after_minor=int(item["balance_after_minor"]["N"]) if "balance_after_minor" in item else None,
+        auto_topup=bool(item.get("auto_topup", {}).get("BOOL", False)),
         history=history,
     )
 

@@ -22,7 +22,16 @@ if TYPE_CHECKING:
     from payments.status import Change
     from payments.store.base import Written
     from payments.store.export_records import ExportRecord, ExportStatus
-    from payments.store.records import Dedupe, DisputeWritten, LowBalanceAlert, RefundWritten, SavedCard, Voucher
+    from payments.store.records import (
+        AutoTopup,
+        Dedupe,
+        DisputeWritten,
+        LowBalanceAlert,
+        Mandate,
+        RefundWritten,
+        SavedCard,
+        Voucher,
+    )
     from payments.store.webhook_items import Attempt, Delivery, DeliveryState, WebhookEndpoint
 
 
@@ -228,6 +237,34 @@ class PaymentStore(Reads):
         from payments.store import card_items
 
         return card_items.card_detached(self, customer_id, card_id)
+
+    # ---- the auto top-up (autotopup_items, docs/auto-topup.md) -------------------------------------
+
+    def auto_topup(self, customer_id: str) -> AutoTopup | None:
+        from payments.store import autotopup_items
+
+        return autotopup_items.auto_topup(self, customer_id)
+
+    def mandate(self, customer_id: str, mandate_id: str) -> Mandate | None:
+        from payments.store import autotopup_items
+
+        return autotopup_items.mandate(self, customer_id, mandate_id)
+
+    def write_auto_topup(
+        self,
+        customer_id: str,
+        topup: AutoTopup,
+        *,
+        seen_rev: str | None,
+        mandate: Mandate | None = None,
+        payment: Payment | None = None,
+        event: OutboxEvent | None = None,
+    ) -> tuple[Written, AutoTopup | None]:
+        from payments.store import autotopup_items
+
+        return autotopup_items.write_auto_topup(
+            self, customer_id, topup, seen_rev=seen_rev, mandate=mandate, payment=payment, event=event
+        )
 
     # ---- the gateway object of a payment (gateway_items) -------------------------------------------
 

@@ -15,11 +15,14 @@ from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
 from payments.outbox import OutboxEvent
 from payments.status import Cause, Change
+from payments.store.base import Written
 from payments.store.export_records import ExportRecord, ExportStatus
 from payments.store.records import (
+    AutoTopup,
     Dedupe,
     DisputeWritten,
     LowBalanceAlert,
+    Mandate,
     RefundWritten,
     SavedCard,
     TransitionOutcome,
@@ -273,6 +276,31 @@ class Store(Protocol):
 
     def set_balance_after(self, customer_id: str, payment_id: str, minor: int) -> bool:
         """The balance right after the payment's change, on the payment, if it exists and has none yet."""
+        ...
+
+    # ---- the auto top-up (docs/auto-topup.md) ----------------------------------------------------------
+
+    def auto_topup(self, customer_id: str) -> AutoTopup | None:
+        """The customer's auto top-up (a consistent read); None if never set."""
+        ...
+
+    def mandate(self, customer_id: str, mandate_id: str) -> Mandate | None:
+        """One of the customer's mandates (consents to off-session charges)."""
+        ...
+
+    def write_auto_topup(
+        self,
+        customer_id: str,
+        topup: AutoTopup,
+        *,
+        seen_rev: str | None,
+        mandate: Mandate | None = None,
+        payment: Payment | None = None,
+        event: OutboxEvent | None = None,
+    ) -> tuple[Written, AutoTopup | None]:
+        """Replace the auto top-up if it is still at `seen_rev` (None: none yet), with a new mandate, a new pending
+        payment and an outbox event, all or nothing: WRITTEN and the stored one; DUPLICATE if the payment or event
+        exists; LOST if the auto top-up changed since it was read."""
         ...
 
     # ---- the gateway object of a payment: claimed, then recorded once ------------------------------

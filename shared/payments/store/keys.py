@@ -46,6 +46,14 @@ def card_sk(card_id: str) -> str:
     return f"{CARD_SK_PREFIX}{card_id}"
 
 
+AUTOTOPUP_SK = "AUTOTOPUP"  # the customer's auto top-up (docs/auto-topup.md)
+
+
+def mandate_sk(mandate_id: str) -> str:
+    """One consent to off-session charges (docs/auto-topup.md#consent)."""
+    return f"MANDATE#{mandate_id}"
+
+
 def idempotency_sk(request_key: str) -> str:
     """The pointer from a Make Payment request (`request_key`: a hash of customer and Idempotency-Key)."""
     return f"IDEM#{request_key}"

@@ -28,10 +28,12 @@ from payments.store.base import StoreBase, Written
 from payments.store.codec import search_text, watch_of
 from payments.store.export_records import ExportRecord, ExportStatus
 from payments.store.records import (
+    AutoTopup,
     BalanceCeiling,
     Dedupe,
     DisputeWritten,
     LowBalanceAlert,
+    Mandate,
     RefundWritten,
     SavedCard,
     Voucher,
@@ -82,6 +84,8 @@ class Tables:
     stripe_customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     cards: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     setup_pointers: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    auto_topups: dict[str, AutoTopup] = field(default_factory=dict)  # by customer
+    mandates: dict[tuple[str, str], Mandate] = field(default_factory=dict)  # (customer, mandate id)
 
 
 def _between(payment: Payment, created_from: datetime | None, created_to: datetime | None) -> bool:
@@ -659,6 +663,45 @@ class MemoryStore(StoreBase):
     def card_detached(self, customer_id: str, card_id: str) -> bool:
         with self._lock:
             return bool(self.tables.cards.get((customer_id, card_id), {}).get("detached"))
+
+    # ---- the auto top-up ---------------------------------------------------------------------------
+
+    def auto_topup(self, customer_id: str) -> AutoTopup | None:
+        with self._lock:
+            return self.tables.auto_topups.get(customer_id)
+
+    def mandate(self, customer_id: str, mandate_id: str) -> Mandate | None:
+        with self._lock:
+            return self.tables.mandates.get((customer_id, mandate_id))
+
+    def write_auto_topup(
+        self,
+        customer_id: str,
+        topup: AutoTopup,
+        *,
+        seen_rev: str | None,
+        mandate: Mandate | None = None,
+        payment: Payment | None = None,
+        event: OutboxEvent | None = None,
+    ) -> tuple[Written, AutoTopup | None]:
+        saved = topup._replace(rev=uuid.uuid4().hex, updated_at=iso_z(utcnow()))
+        with self._lock:
+            held = self.tables.auto_topups.get(customer_id)
+            if (held is None) != (seen_rev is None) or (held is not None and held.rev != seen_rev):
+                return Written.LOST, None
+            if (
+                (mandate is not None and (customer_id, mandate.id) in self.tables.mandates)
+                or (payment is not None and (payment.customer_id, payment.id) in self.tables.payments)
+                or (event is not None and event.event_id in self.tables.outbox)
+            ):
+                return Written.DUPLICATE, None
+            self.tables.auto_topups[customer_id] = saved
+            if mandate is not None:
+                self.tables.mandates[(customer_id, mandate.id)] = mandate
+            if payment is not None:
+                self._put(payment)
+            self._outbox(event)
+        return Written.WRITTEN, saved
 
     # ---- event markers -----------------------------------------------------------------------------
 

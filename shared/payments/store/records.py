@@ -103,3 +103,51 @@ class SavedCard(NamedTuple):
     exp_year: int | None
     default: bool
     created_at: str  # ISO 8601 UTC
+
+
+class AutoTopup(NamedTuple):
+    """A customer's auto top-up as stored (docs/auto-topup.md): one per customer, the item `CUST#<c>`/`AUTOTOPUP`.
+
+    `state`: active, disabled or requires_action. `in_flight`: the id of the auto top-up payment whose outcome is
+    not handled yet (never two). `day`/`day_count`: how many charges were started on that UTC day
+    (`max_per_day`). `seen_version`: the balance item's version the auto top-up was last judged at (a save or a
+    charge); a stream record of that version or older is accounted for. `rev`: changed by every write, and every
+    write is conditioned on the `rev` it read, so two writers never both act on one state."""
+
+    enabled: bool
+    card_id: str
+    currency: str
+    threshold_minor: int
+    amount_minor: int
+    max_per_day: int = 3
+    state: str = "active"  # active | disabled | requires_action
+    failures: int = 0  # declines in a row
+    in_flight: str | None = None
+    day: str = ""
+    day_count: int = 0
+    last_payment: str | None = None
+    mandate_id: str | None = None
+    mandate_at: str = ""
+    reason: str | None = None  # why it was disabled (declined, card_removed, card_expired, operator, customer)
+    changed_by: str = ""
+    seen_version: int = 0
+    rev: str = ""
+    updated_at: str = ""
+
+
+class Mandate(NamedTuple):
+    """The customer's consent to off-session charges on these terms (docs/auto-topup.md#consent): kept, one item
+    per mandate (`CUST#<c>`/`MANDATE#<id>`), never changed."""
+
+    id: str
+    customer_id: str
+    accepted_at: str  # ISO 8601 UTC
+    sub: str  # the token's subject
+    email: str | None
+    card_id: str
+    card_brand: str | None
+    card_last4: str | None
+    currency: str
+    threshold_minor: int
+    amount_minor: int
+    max_per_day: int
