@@ -251,6 +251,8 @@ class StripeGateway:
             "payment_method": request.payment_method,
             "off_session": True,
             "confirm": True,
+            # Nobody is there to follow a redirect: card methods only (else confirming asks for a return_url).
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
             "description": request.description[:1000],
             "metadata": {"payment_id": request.payment_id, "customer_id": request.customer_id},
             "expand": ["payment_method"],
