@@ -35,7 +35,8 @@ STRIPE_API = "http://stripe.test"
 
 
 def paypal_capture(amount: str, currency: str, fee: Any = "absent") -> bytes:
-    """PAYMENT.CAPTURE.COMPLETED as PayPal sends it (GATEWAYS.md §2.4's sample), with the fee given."""
+    """PAYMENT.CAPTURE.COMPLETED as PayPal sends it (the sample of PayPal's webhook reference; docs/gateways.md has
+    where the fee comes from), with the fee given."""
     breakdown: dict[str, Any] = {
         "gross_amount": {"currency_code": currency, "value": amount},
         "net_amount": {"currency_code": currency, "value": amount},

@@ -259,13 +259,7 @@ def settle_saved_card(
     ]
     if state == "active":
         parts.append(_default_if_none(store, customer_id, card_id))
-    try:
-        store.transact(parts)
-    except store.client.exceptions.TransactionCanceledException as exc:
-        if "ConditionalCheckFailed" in cancellation_codes(exc):
-            return False
-        raise
-    return True
+    return _transact_if(store, parts)
 
 
 def set_default_card(store: Table, customer_id: str, card_id: str) -> bool:
@@ -290,13 +284,7 @@ def set_default_card(store: Table, customer_id: str, card_id: str) -> bool:
             }
         },
     ]
-    try:
-        store.transact(parts)
-    except store.client.exceptions.TransactionCanceledException as exc:
-        if "ConditionalCheckFailed" in cancellation_codes(exc):
-            return False
-        raise
-    return True
+    return _transact_if(store, parts)
 
 
 def remove_saved_card(
@@ -343,13 +331,7 @@ def remove_saved_card(
                 }
             }
         )
-    try:
-        store.transact(parts)
-    except store.client.exceptions.TransactionCanceledException as exc:
-        if "ConditionalCheckFailed" in cancellation_codes(exc):
-            return False
-        raise
-    return True
+    return _transact_if(store, parts)
 
 
 def mark_card_detached(store: Table, customer_id: str, card_id: str) -> None:
@@ -368,3 +350,14 @@ def card_detached(store: Table, customer_id: str, card_id: str) -> bool:
         TableName=store.table, Key=key(customer_pk(customer_id), card_sk(card_id)), ConsistentRead=True
     ).get("Item")
     return bool(found and plain(found).get("detached"))
+
+
+def _transact_if(store: Table, parts: list[Item]) -> bool:
+    """Write `parts` as one transaction; False (nothing written) if one of their conditions failed."""
+    try:
+        store.transact(parts)
+    except store.client.exceptions.TransactionCanceledException as exc:
+        if "ConditionalCheckFailed" in cancellation_codes(exc):
+            return False
+        raise
+    return True
