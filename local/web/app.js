@@ -462,7 +462,7 @@ async function refreshAll() {
     loadPayments(),
     loadBalance().catch((error) => say($("list-error"), error.message)),
     loadAlert(),
-    loadCards(),
+    loadCards().then(loadTopup),
     loadOutbox(),
     loadOptions().catch((error) => say($("pay-terms"), error.message)),
   ]);
@@ -1159,6 +1159,87 @@ $("alert-form").addEventListener("submit", (event) => {
 });
 $("alert-off").addEventListener("click", () => saveAlert(null));
 
+// ---- auto top-up (docs/auto-topup.md): GET/PUT /auto-topup ---------------------------------------------------
+// Turning it on is the customer's consent to charge the chosen card with nobody present: the terms are shown
+// before the button, and the service records them as a mandate.
+
+const TOPUP_STATES = {
+  active: "On",
+  disabled: "Off",
+  requires_action: "Waiting for you: your bank asked to confirm the last top-up",
+};
+
+function showTopup(topup) {
+  state.topup = topup;
+  const usable = (state.savedCards || []).filter((card) => card.state === "active");
+  $("topup-card-choice").replaceChildren(...(usable.length
+    ? usable.map((card) => el("option", { value: card.id }, savedCardLabel(card)))
+    : [el("option", { value: "" }, "Save a card first")]));
+  if (topup.payment_method_id && usable.some((card) => card.id === topup.payment_method_id)) {
+    $("topup-card-choice").value = topup.payment_method_id;
+  }
+  $("topup-currency").textContent = topup.currency;
+  $("topup-threshold").value = topup.threshold ?? "";
+  $("topup-amount").value = topup.amount ?? "";
+  $("topup-max").value = String(topup.max_per_day ?? 3);
+  const last = topup.last_attempt;
+  const lines = [topup.enabled ? TOPUP_STATES[topup.state] || topup.state : "Off"];
+  if (topup.enabled) lines.push(`charges ${topup.amount} ${topup.currency} when the balance falls below ${topup.threshold} ${topup.currency}`);
+  if (topup.reason) lines.push(`turned off: ${topup.reason.replaceAll("_", " ")}`);
+  if (topup.failures) lines.push(`${topup.failures} declined in a row`);
+  if (last) lines.push(`last top-up ${last.amount} ${last.currency}: ${STATUS_LABELS[last.status] || last.status}`);
+  say($("topup-state"), lines.join(" · "));
+  showTopupConsent();
+  show($("topup-buttons"), state.canPay);
+  for (const id of ["topup-card-choice", "topup-threshold", "topup-amount", "topup-max"]) $(id).disabled = !state.canPay;
+}
+
+function showTopupConsent() {
+  const card = (state.savedCards || []).find((entry) => entry.id === $("topup-card-choice").value);
+  const threshold = $("topup-threshold").value.trim();
+  const amount = $("topup-amount").value.trim();
+  const currency = $("topup-currency").textContent;
+  say($("topup-consent"), card && threshold && amount
+    ? `By turning it on you allow us to charge ${savedCardLabel(card)} ${amount} ${currency} without asking, each time your balance falls below ${threshold} ${currency}, at most ${$("topup-max").value.trim() || 3} times a day.`
+    : "");
+}
+
+async function loadTopup() {
+  say($("topup-error"), "");
+  try {
+    showTopup((await call("GET", "/auto-topup")).data);
+  } catch (error) {
+    say($("topup-error"), error.message);
+  }
+}
+
+async function saveTopup(enabled) {
+  say($("topup-error"), "");
+  const body = { enabled, currency: $("topup-currency").textContent };
+  if (enabled) {
+    Object.assign(body, {
+      payment_method_id: $("topup-card-choice").value || null,
+      threshold: $("topup-threshold").value.trim(),
+      amount: $("topup-amount").value.trim(),
+      max_per_day: Number($("topup-max").value.trim() || 3),
+    });
+  }
+  try {
+    showTopup((await call("PUT", "/auto-topup", { body })).data);
+  } catch (error) {
+    say($("topup-error"), error.message);
+  }
+}
+
+$("topup-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  saveTopup(true);
+});
+$("topup-off").addEventListener("click", () => saveTopup(false));
+for (const id of ["topup-card-choice", "topup-threshold", "topup-amount", "topup-max"]) {
+  $(id).addEventListener("input", showTopupConsent);
+}
+
 // ---- saved cards (docs/saved-cards.md): GET/POST/DELETE /payment-methods, POST /payment-methods/{id}/default -----
 
 const CARD_WAIT_MS = 60000;
@@ -1190,6 +1271,7 @@ function showCards(cards) {
   select.value = usable.some((card) => card.id === chosen) ? chosen : "";
   showSavedCardChoice();
   show($("card-form"), state.canPay);
+  if (state.topup) showTopup(state.topup); // the auto top-up's choice of card follows the cards
 }
 
 function showSavedCardChoice() {

@@ -106,6 +106,8 @@ class Stack:
             return Response(error.code, dict(error.headers), error.read())
 
     def output(self) -> str:
+        if not self.log_path.exists():  # the session's stack, stopped and cleaned up before its last report
+            return "(the stack has stopped; its output is gone)"
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def stop(self, timeout: float = 20) -> int:

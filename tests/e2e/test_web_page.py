@@ -878,3 +878,44 @@ def test_saved_cards_add_with_3ds_make_default_pay_and_remove(page: Page, stack:
     expect(cards.first.locator(".badge")).to_have_text("Default")
     shown = api(stack, "GET", "/payment-methods", stack.token(customer))["items"]
     assert [card["last4"] for card in shown] == ["4242"]
+
+
+# ---- auto top-up (docs/auto-topup.md) -----------------------------------------------------------------------
+
+
+def test_the_auto_top_up_form_shows_the_consent_turns_on_and_shows_the_top_up_it_made(
+    page: Page, stack: Any, customer: str
+) -> None:
+    payer = stack.token(customer)
+    card = api(stack, "POST", "/payment-methods", payer, {"payment_method": "pm_card_visa"}, key=uuid.uuid4().hex)
+    body = {"method": "credit_card", "amount": "60.00", "currency": "USD", "saved_payment_method": card["id"]}
+    api(stack, "POST", "/payments", payer, body, key=uuid.uuid4().hex)
+    sign_in_with_token(page, stack, customer)
+
+    form = page.locator("#topup-card")
+    expect(form.locator("#topup-card-choice option")).to_have_count(1)
+    expect(form.locator("#topup-card-choice option")).to_contain_text("Visa •••• 4242")
+    form.get_by_label("When the balance falls below").fill("50.00")
+    form.get_by_label("Top up by").fill("25.00")
+    consent = form.locator("#topup-consent")
+    expect(consent).to_contain_text("allow us to charge Visa •••• 4242")
+    expect(consent).to_contain_text("25.00 USD without asking, each time your balance falls below 50.00 USD")
+    form.get_by_role("button", name="Turn on").click()
+    expect(form.locator("#topup-state")).to_contain_text(
+        "On · charges 25.00 USD when the balance falls below 50.00 USD"
+    )
+    saved = api(stack, "GET", "/auto-topup", payer)
+    assert (saved["enabled"], saved["payment_method_id"], saved["threshold"]) == (True, card["id"], "50.00")
+
+    charge(stack, customer, "15.00", "USD", "Calls")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        p.get("auto_topup") and p["status"] == "completed" for p in listed(stack, customer)
+    ):
+        time.sleep(0.3)
+    page.get_by_role("button", name="Refresh").click()
+    expect(form.locator("#topup-state")).to_contain_text("last top-up 25.00 USD: Completed")
+    expect(balances(page)).to_have_text(["70.00 USD"])
+    form.get_by_role("button", name="Turn off").click()
+    expect(form.locator("#topup-state")).to_contain_text("Off")
+    assert api(stack, "GET", "/auto-topup", payer)["enabled"] is False
