@@ -1,7 +1,7 @@
 """The customer's account routes: the low-balance alert (docs/api.md#low-balance-alert, docs/alerts.md: GET and PUT
 /alerts/low-balance) and saved cards (docs/saved-cards.md: GET and POST /payment-methods, DELETE
 /payment-methods/{id}, POST /payment-methods/{id}/default) and the auto top-up (docs/auto-topup.md: GET and PUT
-/auto-topup).
+/auto-topup, POST /auto-topup/authenticate).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from payments import alerts, api, autotopup, saved_cards
 from payments.config import settings
 from payments.idempotency import PERSISTENCE_ERRORS, IdempotentRoute
 from payments.identity import PAYERS, READERS
+from payments.models import MakePaymentOut
 from payments.store import PaymentStore
 
 app, logger, tracer, metrics = api.build("account", wrapped_aws_errors=PERSISTENCE_ERRORS)
@@ -144,6 +145,11 @@ def _cards() -> autotopup.Cards:
     return cast(autotopup.Cards, store)
 
 
+def _confirmer() -> autotopup.Confirmer:
+    """Stripe's on-session confirmation (the adapter, built on first use)."""
+    return autotopup.stripe_confirmer()
+
+
 @app.get(
     "/auto-topup",
     summary="The caller's auto top-up (off, with nulls, when none is set)",
@@ -167,6 +173,19 @@ def put_auto_topup(body: Annotated[autotopup.AutoTopupIn, Body()]) -> dict[str, 
     saved = autotopup.save(store, _cards(), customer, body, caller)
     metrics.add_metric(name="AutoTopupSaved", unit="Count", value=1)
     return saved
+
+
+@app.post(
+    "/auto-topup/authenticate",
+    summary="Confirm, on-session, the auto top-up the bank held (state requires_action): 3-D Secure if it asks",
+    tags=["account"],
+    responses=api.responses({200: ("The pending top-up and its next_action", MakePaymentOut)}, 401, 403, 409, 502),
+)  # fmt: skip
+def authenticate_auto_topup() -> dict[str, Any]:
+    customer = api.caller(app).customer_for(PAYERS)
+    payment, next_action = autotopup.authenticate(store, _cards(), customer, _confirmer())
+    metrics.add_metric(name="AutoTopupAuthenticate", unit="Count", value=1)
+    return {"payment": payment.to_api().model_dump(mode="json"), "next_action": next_action}
 
 
 lambda_handler = api.entrypoint(app, logger, tracer, metrics)

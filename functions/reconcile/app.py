@@ -2,19 +2,20 @@
 webhook, and any webhook can be lost), settle them through the same transition code as webhooks,
 and cancel those with no answer past the final timeout. Bank transfers wait for an operator. Operator refunds
 left pending are looked up at their gateway and bound, or released past the final timeout; refunds still pending
-at their gateway and open disputes are asked about, so a lost refund.failed or dispute event is found.
+at their gateway and open disputes are asked about, so a lost refund.failed or dispute event is found. Auto top-up
+charges whose queue message never got through are charged again with the same idempotency key (docs/auto-topup.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments import refunds, settlement
+from payments import autotopup, refunds, settlement
 from payments.config import ReconcileSettings, load
 from payments.gateways import gateway
 from payments.models import utcnow
@@ -39,12 +40,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     refunded = refunds.reconcile_refunds(store, adapters, now=now, ask_after=ASK_AFTER, give_up_after=GIVE_UP_AFTER)
     # Refunds their gateway has not reported made, disputes it has not decided: a lost webhook is found.
     watched = settlement.reconcile_watched(store, adapters)
+    # Auto top-up charges whose queue message never got through (its dead-letter queue): charged again, once.
+    redriven = autotopup.redrive(store, cast(autotopup.Cards, store), now=now, ask_after=ASK_AFTER)
     for name, value in asdict(report).items():
         metrics.add_metric(name=f"Reconcile_{name}", unit="Count", value=value)
     for name, value in asdict(refunded).items():
         metrics.add_metric(name=f"Reconcile_refunds_{name}", unit="Count", value=value)
     for name, value in asdict(watched).items():
         metrics.add_metric(name=f"Reconcile_watched_{name}", unit="Count", value=value)
-    answer = asdict(report) | {"refunds": asdict(refunded), "watched": asdict(watched)}
+    for name, value in asdict(redriven).items():
+        metrics.add_metric(name=f"Reconcile_autotopup_{name}", unit="Count", value=value)
+    answer = asdict(report) | {"refunds": asdict(refunded), "watched": asdict(watched), "autotopup": asdict(redriven)}
     logger.info("reconciliation done", extra=answer)
     return answer

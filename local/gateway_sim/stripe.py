@@ -435,6 +435,7 @@ class Stripe(SimGateway):
             ("GET", "/v1/setup_intents/(?P<id>[^/]+)", self._get_setup_intent),
             ("POST", "/v1/payment_intents", self._create_payment_intent),
             ("GET", "/v1/payment_intents/(?P<id>[^/]+)", self._get_payment_intent),
+            ("POST", "/v1/payment_intents/(?P<id>[^/]+)/confirm", self._confirm_payment_intent),
             ("POST", "/v1/refunds", self._create_refund),
             ("GET", "/v1/refunds", self._list_refunds),
             ("GET", "/v1/refunds/(?P<id>[^/]+)", self._get_refund),
@@ -694,16 +695,24 @@ class Stripe(SimGateway):
             behaviour = "generic_decline"
         if form.get("off_session") == "true":
             return self._off_session(intent, amount, behaviour, payment_method, form.get("expand"))
+        return self._on_session(intent, behaviour, payment_method, form.get("expand"))
+
+    def _on_session(
+        self, intent: dict[str, Any], behaviour: str, payment_method: dict[str, Any], expand: Any
+    ) -> Answer:
+        """Confirming with the customer there: the card's test behaviour succeeds, asks for 3-D Secure (requires_action,
+        the simulator's challenge page standing in for Stripe.js) or declines (402 with the card error)."""
         if behaviour == "succeed":
-            succeed(intent, amount)
+            succeed(intent, intent["amount"])
         elif behaviour in _NEEDS_AUTHENTICATION:
             intent.update(
                 status="requires_action",
+                last_payment_error=None,
                 next_action={
                     "type": "use_stripe_sdk",
                     "use_stripe_sdk": {
                         "type": "three_d_secure_redirect",
-                        "stripe_js": f"{self.base_url}/stripe/3ds/{intent_id}",
+                        "stripe_js": f"{self.base_url}/stripe/3ds/{intent['id']}",
                         "source": f"src_1{token(23)}",
                     },
                 },
@@ -712,7 +721,50 @@ class Stripe(SimGateway):
             error = decline(intent, behaviour, payment_method)
             body = {"error": {**error, "payment_intent": copy.deepcopy(intent)}}
             return Answer(402, body, {"Request-Id": f"req_{token(14)}"})
-        return Answer(200, self._expanded(intent, form.get("expand")))
+        return Answer(200, self._expanded(intent, expand))
+
+    def _confirm_payment_intent(self, request: Request) -> Answer:
+        """POST /v1/payment_intents/{id}/confirm: confirm again, e.g. on-session with the customer back after an
+        off-session charge failed with authentication_required (Stripe's guide to saved cards). Only a PaymentIntent
+        that still needs confirming or a payment method can be; its PaymentMethod is the one given, or the one it
+        has."""
+        self._auth(request)
+        intent_id = request.params["id"]
+
+        def confirm(form: dict[str, Any]) -> Answer:
+            intent = self.find("payment_intents", intent_id)
+            if intent is None:
+                raise self._error(
+                    404, f"No such payment_intent: '{intent_id}'", code="resource_missing", param="intent"
+                )
+            if intent["status"] not in ("requires_payment_method", "requires_confirmation", "requires_action"):
+                raise self._error(
+                    400,
+                    f"You cannot confirm this PaymentIntent because it has a status of {intent['status']}.",
+                    code="payment_intent_unexpected_state",
+                )
+            if form.get("payment_method"):
+                payment_method = self._payment_method_for_intent({**form, "customer": intent.get("customer")})
+            else:
+                held = intent.get("payment_method")
+                payment_method = self.find("payment_methods", held) if held else None
+            if payment_method is None:
+                raise self._error(
+                    400,
+                    "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                    code="payment_intent_unexpected_state",
+                )
+            intent["payment_method"] = payment_method["id"]
+            if form.get("return_url"):
+                self.extra[intent_id]["return_url"] = form["return_url"]
+            behaviour = self.extra[payment_method["id"]]["behaviour"]
+            if behaviour == "attach_then_decline":
+                behaviour = "generic_decline"
+            if form.get("off_session") == "true":
+                return self._off_session(intent, intent["amount"], behaviour, payment_method, form.get("expand"))
+            return self._on_session(intent, behaviour, payment_method, form.get("expand"))
+
+        return self._idempotent(request, confirm)
 
     def _off_session(
         self, intent: dict[str, Any], amount: int, behaviour: str, payment_method: dict[str, Any], expand: Any

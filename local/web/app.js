@@ -1189,6 +1189,12 @@ function showTopup(topup) {
   if (topup.failures) lines.push(`${topup.failures} declined in a row`);
   if (last) lines.push(`last top-up ${last.amount} ${last.currency}: ${STATUS_LABELS[last.status] || last.status}`);
   say($("topup-state"), lines.join(" · "));
+  const waiting = topup.enabled && topup.state === "requires_action" && state.canPay;
+  fill($("topup-action"), ...(waiting ? [
+    el("p", {}, `Your bank asks you to confirm the automatic top-up${last ? ` of ${last.amount} ${last.currency}` : ""}. No other top-up is made until you do.`),
+    el("button", { type: "button", className: "primary", id: "topup-confirm", onclick: confirmTopup }, "Confirm the top-up"),
+  ] : []));
+  show($("topup-action"), waiting);
   showTopupConsent();
   show($("topup-buttons"), state.canPay);
   for (const id of ["topup-card-choice", "topup-threshold", "topup-amount", "topup-max"]) $(id).disabled = !state.canPay;
@@ -1228,6 +1234,26 @@ async function saveTopup(enabled) {
     showTopup((await call("PUT", "/auto-topup", { body })).data);
   } catch (error) {
     say($("topup-error"), error.message);
+  }
+}
+
+// The bank held an off-session top-up (requires_action): confirm it on-session, 3-D Secure if the bank asks. In the
+// portal Stripe.js handleNextAction(client_secret) runs the challenge; locally the simulator's page stands in for it.
+async function confirmTopup() {
+  say($("topup-error"), "");
+  $("topup-confirm").disabled = true;
+  try {
+    const { data } = await call("POST", "/auto-topup/authenticate");
+    const action = data.next_action;
+    if (action && action.type === "stripe_sdk") {
+      const intent = data.payment.gateway_reference || action.client_secret.split("_secret_")[0];
+      leaveFor(`${state.config.simulator}/stripe/3ds/${intent}`, data.payment);
+      return;
+    }
+    await refreshAll();  // settled at once (no challenge, or declined): the card shows its outcome
+  } catch (error) {
+    say($("topup-error"), error.message);
+    $("topup-confirm").disabled = false;
   }
 }
 

@@ -18,11 +18,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -36,7 +39,7 @@ from payments.ids import derived_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money, MoneyError, parse_currency
 from payments.outbox import OutboxEvent
-from payments.status import Cause
+from payments.status import Cause, TransitionRefused
 from payments.store.base import Written
 from payments.store.records import AutoTopup, BalanceRecord, Mandate, SavedCard
 
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from payments.identity import Caller
     from payments.store import Store
 
+logger = logging.getLogger(__name__)
 ACTIVE, DISABLED, REQUIRES_ACTION = "active", "disabled", "requires_action"
 MAX_FAILURES = 3  # declines in a row that turn it off
 DEFAULT_MAX_PER_DAY = 3
@@ -569,6 +573,122 @@ def _requires_action(store: Store, customer_id: str, payment: Payment) -> None:
         if written is not Written.LOST:
             return
     raise RetryLater("the auto top-up kept changing while its charge was recorded", http_status=503)
+
+
+# ---- reconciliation: charges whose message never got through ------------------------------------------------------
+
+# Stripe keeps an idempotency key at least 24 hours: within that, charging again with the payment id as key answers
+# the PaymentIntent a lost attempt made, or makes the one it never made. Past it, a new attempt could make a second.
+REDRIVE_WITHIN = timedelta(hours=23)
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveReport:
+    redriven: int = 0  # charged again (made, or the one made before recovered): recorded as `charge` records it
+    left: int = 0  # older than REDRIVE_WITHIN with no PaymentIntent recorded: left pending for an operator
+    errors: int = 0  # Stripe failed again: tried again on the next run
+
+
+def redrive(
+    store: Store, cards: Cards, *, now: datetime, ask_after: timedelta, limit: int = 100, charger: Charger | None = None
+) -> RedriveReport:
+    """Auto top-up payments still pending with no PaymentIntent recorded `ask_after` after they were made: their
+    `autotopup.charge` message kept failing (Stripe down past the queue's retries, it went to the dead-letter queue)
+    or the charge crashed before recording. Run the charge again, exactly as the queue would (same idempotency key),
+    while Stripe still keeps the key; older ones are left pending, logged, for an operator to look up at Stripe and
+    complete or cancel (either ends the auto top-up's charge in flight). Reconciliation never times them out
+    (settlement.reconcile skips them): the card may have been charged."""
+    from payments.gateways.base import GatewayError
+
+    report = RedriveReport()
+    for payment in store.pending_before(PaymentMethod.CREDIT_CARD, now - ask_after, limit=limit):
+        if not payment.auto_topup or payment.gateway_ref:
+            continue
+        if payment.created_at < now - REDRIVE_WITHIN:
+            logger.error(
+                "auto top-up charge never recorded and too old to charge again: look it up at Stripe "
+                "(metadata.payment_id), then complete or cancel it",
+                extra={"payment_id": payment.id, "customer_id": payment.customer_id},
+            )
+            report = dataclasses.replace(report, left=report.left + 1)
+            continue
+        topup = store.auto_topup(payment.customer_id)
+        detail = {
+            "customer_id": payment.customer_id,
+            "payment_id": payment.id,
+            "card_id": topup.card_id if topup else "",
+        }
+        try:
+            charge(store, cards, detail, charger)
+        except (GatewayError, RetryLater) as exc:
+            logger.warning("auto top-up charge failed again", extra={"payment_id": payment.id, "error": str(exc)})
+            report = dataclasses.replace(report, errors=report.errors + 1)
+            continue
+        report = dataclasses.replace(report, redriven=report.redriven + 1)
+    return report
+
+
+# ---- when the bank asks: the customer confirms on the page ---------------------------------------------------------
+
+# (PaymentIntent id, saved card's PaymentMethod, return URL, idempotency key) -> result; by default Stripe's.
+Confirmer = Callable[[str, str, str, str], "CreateResult"]
+
+
+def stripe_confirmer() -> Confirmer:
+    from payments.gateways import gateway
+
+    adapter: Any = gateway(PROVIDER)
+    confirm: Confirmer = adapter.confirm_on_session
+    return confirm
+
+
+def authenticate(
+    store: Store, cards: Cards, customer_id: str, confirmer: Confirmer | None = None
+) -> tuple[Payment, dict[str, Any] | None]:
+    """POST /auto-topup/authenticate: the customer is back on the page to confirm the top-up the bank held
+    (`requires_action`). Its PaymentIntent is confirmed again on-session with the auto top-up's card, so the bank can
+    ask for 3-D Secure: (the pending payment, the `stripe_sdk` next_action) for the page to follow, or the payment as
+    settled when the bank asks nothing more (completed) or declines (cancelled: a failure, as any decline). Asking
+    twice confirms once (one idempotency key per payment); nothing waiting is a Conflict naming why."""
+    from payments.config import site_settings
+    from payments.errors import Conflict, UpstreamError
+    from payments.gateways.base import GatewayError, reading_answers
+
+    topup = store.auto_topup(customer_id)
+    if topup is None or topup.state != REQUIRES_ACTION or not topup.in_flight:
+        raise Conflict("no automatic top-up is waiting for you to confirm it")
+    payment = store.get(customer_id, topup.in_flight, consistent=True)
+    if payment is None or payment.status is not PaymentStatus.PENDING or not payment.gateway_ref:
+        raise Conflict("the automatic top-up that waited for you is settled already; reload its state")
+    card = cards.saved_card(customer_id, topup.card_id)
+    problem = card_usable(card, utcnow().date())
+    if problem is not None or card is None or not card.payment_method:
+        raise Conflict(f"the automatic top-up's card {problem}: choose another card for it, then try again")
+    try:
+        with reading_answers(PROVIDER, "confirm the payment"):
+            result = (confirmer or stripe_confirmer())(
+                payment.gateway_ref, card.payment_method, site_settings().portal_return_url, f"{payment.id}:confirm"
+            )
+    except GatewayError as exc:
+        raise UpstreamError(
+            f"Stripe did not answer properly: {exc.message}; the top-up still waits, try again",
+            http_status=exc.http_status,
+        ) from exc
+    if result.status is PaymentStatus.PENDING:
+        return store.require(customer_id, payment.id, consistent=True), result.next_action
+    try:
+        settled = store.transition(
+            customer_id,
+            payment.id,
+            result.status,
+            Cause.GATEWAY_SUCCESS if result.status is PaymentStatus.COMPLETED else Cause.GATEWAY_FAILURE,
+            f"gateway:{PROVIDER}:on_session",
+            note=None if result.status is PaymentStatus.COMPLETED else result.failure_reason or "declined",
+            current=payment,
+        )
+    except TransitionRefused:  # its webhook settled it meanwhile: that is the answer
+        return store.require(customer_id, payment.id, consistent=True), None
+    return settled.payment, None
 
 
 # ---- the outcome --------------------------------------------------------------------------------------------------

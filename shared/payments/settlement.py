@@ -599,6 +599,8 @@ def reconcile(
     for provider, adapter in adapters.items():
         method = registry.GATEWAY_BY_PROVIDER[provider].method
         for payment in store.pending_before(method, now - ask_after, limit=limit):
+            if payment.auto_topup and not payment.gateway_ref:
+                continue  # its charge never got through: autotopup.redrive's, never timed out (the card may be charged)
             try:
                 counted = _reconcile_one(store, provider, adapter, payment, now - give_up_after)
             except (GatewayError, PaymentsError) as exc:

@@ -919,3 +919,26 @@ def test_the_auto_top_up_form_shows_the_consent_turns_on_and_shows_the_top_up_it
     form.get_by_role("button", name="Turn off").click()
     expect(form.locator("#topup-state")).to_contain_text("Off")
     assert api(stack, "GET", "/auto-topup", payer)["enabled"] is False
+
+
+def test_a_top_up_the_bank_held_is_confirmed_on_the_page_with_3d_secure(page: Page, stack: Any) -> None:
+    from tests.e2e.test_auto_topup_stack import customer_with_card, until
+
+    customer, payer, card = customer_with_card(stack, "pm_card_authenticationRequired", "60.00")
+    api(stack, "PUT", "/auto-topup", payer, {"enabled": True, "payment_method_id": card["id"], "currency": "USD",
+                                             "threshold": "50.00", "amount": "25.00"})  # fmt: skip
+    charge(stack, customer, "15.00", "USD", "Calls")
+    until("requires_action", lambda: api(stack, "GET", "/auto-topup", payer)["state"] == "requires_action")
+    sign_in_with_token(page, stack, customer)
+
+    form = page.locator("#topup-card")
+    expect(form.locator("#topup-state")).to_contain_text("Waiting for you: your bank asked to confirm the last top-up")
+    expect(form.locator("#topup-action")).to_contain_text("confirm the automatic top-up of 25.00 USD")
+    form.get_by_role("button", name="Confirm the top-up").click()
+    page.wait_for_url(f"{stack.sim_url}/stripe/3ds/*")
+    page.get_by_role("button", name="Pay").click()
+    page.get_by_role("link", name="Return to the merchant").click()
+    expect(form.locator("#topup-state")).to_contain_text("last top-up 25.00 USD: Completed")
+    expect(form.locator("#topup-action")).to_be_hidden()
+    expect(balances(page)).to_have_text(["70.00 USD"])
+    assert api(stack, "GET", "/auto-topup", payer)["state"] == "active"

@@ -18,7 +18,7 @@ import pytest
 from local.streams import StreamPoller, matches, stream_filters
 from local.template import load_template
 from payments import autotopup, outbox
-from payments.gateways.base import CreateRequest, CreateResult
+from payments.gateways.base import CreateRequest, CreateResult, GatewayUnavailable
 from payments.identity import Caller, Group
 from payments.models import PaymentMethod, PaymentStatus
 from payments.outbox import OutboxEvent
@@ -56,11 +56,14 @@ class FakeStripe:
         self.calls = 0
         self.answers: dict[str, str] = {}
         self.crash = False
+        self.down = False  # Stripe unreachable: nothing made
 
     def __call__(self, request: CreateRequest, stripe_customer: str) -> CreateResult:
         assert stripe_customer == f"cus_{request.customer_id}" and request.payment_method == "pm_card_visa"
         with self.lock:
             self.calls += 1
+            if self.down:
+                raise GatewayUnavailable("stripe is unreachable")
             if request.idempotency_key not in self.intents:
                 ref = f"pi_{uuid.uuid4().hex[:24]}"
                 kind = self.answers.get(request.customer_id, "succeeded")
@@ -349,3 +352,154 @@ def test_the_routes(aws: dict[str, str], customer: str, monkeypatch: pytest.Monk
     assert status == 200 and (off["state"], off["reason"]) == ("disabled", "operator")
     held = store.auto_topup(customer)
     assert held is not None and held.changed_by == "operator:op-1"
+
+
+# ---- when the bank asks: POST /auto-topup/authenticate -------------------------------------------------------------
+
+
+class FakeConfirmer:
+    """Stripe's on-session confirmation of the held PaymentIntent: `answer` is what it says next."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str, str]] = []
+        self.answer: CreateResult | Exception = CreateResult("", PaymentStatus.PENDING)
+
+    def __call__(self, intent: str, payment_method: str, return_url: str, key: str) -> CreateResult:
+        self.calls.append((intent, payment_method, return_url, key))
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_the_customer_confirms_a_held_top_up_on_session_over_http(
+    world: World, customer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from payments.config import site_settings
+
+    account, confirmer = load_function("account"), FakeConfirmer()
+    monkeypatch.setattr(account, "store", world.store)
+    monkeypatch.setattr(account, "_cards", lambda: world.cards)  # type: ignore[attr-defined]
+    monkeypatch.setattr(account, "_confirmer", lambda: confirmer)
+
+    def confirm(group: str = "finance") -> tuple[int, Any]:
+        return invoke(account, http_event("POST", "/auto-topup/authenticate", claims=claims_for(customer, group)))
+
+    set_up(world, customer, start=1500, threshold="10.00", amount="20.00", max_per_day=10)
+    status, nothing = confirm()
+    assert (status, nothing["message"]) == (409, "no automatic top-up is waiting for you to confirm it")
+    assert confirmer.calls == []
+    world.stripe.answers[customer] = "authentication_required"
+    purchase(world.store, customer, 1000)
+    world.run()
+    [waiting] = auto_payments(world.store, customer)
+    assert confirm("support")[0] == 403
+
+    # Stripe is down: a 503 (as every gateway outage) that leaves the top-up waiting.
+    confirmer.answer = GatewayUnavailable("stripe is down")
+    status, down = confirm()
+    assert status == 503 and "the top-up still waits" in down["message"]
+    assert world.store.require(customer, waiting.id).status is PaymentStatus.PENDING
+
+    # The bank asks for 3-D Secure: the page gets the client secret (read from Stripe, never stored).
+    secret = f"{waiting.gateway_ref}_secret_on"
+    confirmer.answer = CreateResult(waiting.gateway_ref or "", PaymentStatus.PENDING, storable_next_action=False,
+                                    next_action={"type": "stripe_sdk", "client_secret": secret})  # fmt: skip
+    status, asked = confirm()
+    assert status == 200 and asked["next_action"] == {"type": "stripe_sdk", "client_secret": secret}
+    assert (asked["payment"]["id"], asked["payment"]["status"]) == (waiting.id, "pending")
+    assert confirmer.calls[-1] == (waiting.gateway_ref, "pm_card_visa", site_settings().portal_return_url,
+                                   f"{waiting.id}:confirm")  # fmt: skip
+    stored = world.store.require(customer, waiting.id)
+    assert secret not in json.dumps(stored.to_api().model_dump(mode="json")) and stored.next_action is None
+    # Stripe's webhook completes it (3-D Secure passed): the auto top-up is active again, nothing in flight.
+    world.store.transition(customer, waiting.id, PaymentStatus.COMPLETED, Cause.GATEWAY_SUCCESS, "gateway:stripe")
+    world.run()
+    held = world.store.auto_topup(customer)
+    assert held is not None and (held.state, held.failures, held.in_flight) == ("active", 0, None)
+    assert confirm()[0] == 409  # nothing waits any more
+    assert balance(world.store, customer) == 1500 - 1000 + 2000
+
+    # Next time the bank declines on-session: cancelled with the reason, counted as a failure.
+    purchase(world.store, customer, 1600)
+    world.run()
+    second = next(p for p in auto_payments(world.store, customer) if p.status is PaymentStatus.PENDING)
+    confirmer.answer = CreateResult(second.gateway_ref or "", PaymentStatus.CANCELLED,
+                                    failure_reason="card_declined: insufficient_funds")  # fmt: skip
+    status, declined = confirm()
+    assert status == 200 and declined["next_action"] is None
+    assert (declined["payment"]["status"], declined["payment"]["failure_reason"]) == (
+        "cancelled", "card_declined: insufficient_funds"
+    )  # fmt: skip
+    world.run()
+    held = world.store.auto_topup(customer)
+    assert held is not None and (held.state, held.failures, held.in_flight) == ("active", 1, None)
+
+
+# ---- a charge whose message never got through: reconciliation charges it again ----------------------------------
+
+
+def test_a_charge_stuck_in_flight_after_its_queue_gave_up_is_charged_again_once_by_reconciliation(
+    world: World, customer: str
+) -> None:
+    from datetime import timedelta
+
+    from payments.models import utcnow
+
+    set_up(world, customer, start=1500, threshold="10.00", amount="20.00", max_per_day=10)
+    world.stripe.down = True  # every delivery of the charge fails: the message ends in the dead-letter queue
+    purchase(world.store, customer, 1000)
+    world.run()
+    assert any(answer["batchItemFailures"] for answer in world.answers)
+    [stuck] = auto_payments(world.store, customer)
+    assert (stuck.status, stuck.gateway_ref) == (PaymentStatus.PENDING, None)
+    held = world.store.auto_topup(customer)
+    assert held is not None and held.in_flight == stuck.id
+
+    # Too soon: reconciliation leaves it to the queue's own retries.
+    half = timedelta(minutes=30)
+    assert autotopup.redrive(world.store, world.cards, now=utcnow(), ask_after=half, charger=world.stripe) == (  # type: ignore[attr-defined]
+        autotopup.RedriveReport()
+    )
+    # Stripe is still down at the next run: counted as an error, still pending, asked again later.
+    later = utcnow() + timedelta(minutes=31)
+    report = autotopup.redrive(world.store, world.cards, now=later, ask_after=half, charger=world.stripe)  # type: ignore[attr-defined]
+    assert report == autotopup.RedriveReport(errors=1)
+    world.stripe.down = False
+    report = autotopup.redrive(world.store, world.cards, now=later, ask_after=half, charger=world.stripe)  # type: ignore[attr-defined]
+    assert report == autotopup.RedriveReport(redriven=1)
+    world.run()
+    assert world.store.require(customer, stuck.id).status is PaymentStatus.COMPLETED
+    held = world.store.auto_topup(customer)
+    assert held is not None and (held.state, held.in_flight, held.failures) == ("active", None, 0)
+    assert len(world.stripe.intents) == 1 and balance(world.store, customer) == 1500 - 1000 + 2000
+    again = autotopup.redrive(world.store, world.cards, now=later, ask_after=half, charger=world.stripe)  # type: ignore[attr-defined]
+    assert again == autotopup.RedriveReport()
+
+
+def test_a_charge_never_recorded_past_stripes_key_window_is_left_pending_never_timed_out(
+    world: World, customer: str
+) -> None:
+    from datetime import timedelta
+
+    from payments import settlement
+    from payments.models import utcnow
+
+    set_up(world, customer, start=1500, threshold="10.00", amount="20.00", max_per_day=10)
+    world.stripe.down = True
+    purchase(world.store, customer, 1000)
+    world.run()
+    [stuck] = auto_payments(world.store, customer)
+    calls = world.stripe.calls
+    world.stripe.down = False
+
+    days = utcnow() + timedelta(days=4)
+    report = autotopup.redrive(
+        world.store, world.cards, now=days, ask_after=timedelta(minutes=30), charger=world.stripe
+    )  # type: ignore[attr-defined]
+    assert report == autotopup.RedriveReport(left=1) and world.stripe.calls == calls  # a new charge could be a second
+    # Nor does reconciliation time it out (the card may have been charged): an operator settles it.
+    settlement.reconcile(world.store, {"stripe": object()}, now=days, ask_after=timedelta(minutes=30),  # type: ignore[dict-item]
+                         give_up_after=timedelta(hours=72))  # fmt: skip
+    assert world.store.require(customer, stuck.id).status is PaymentStatus.PENDING
+    held = world.store.auto_topup(customer)
+    assert held is not None and held.in_flight == stuck.id

@@ -31,7 +31,8 @@ ROUTES = {route.route_key: route for route in routes(TEMPLATE)}
 FUNCTION_DIRS = {name: spec.code_dir.name for name, spec in functions(TEMPLATE).items()}
 OPENAPI = json.loads(OPENAPI_FILE.read_text())
 WEBHOOK = "POST /webhooks/{provider}"
-NO_BODY_ACTIONS = {"POST /payment-methods/{id}/default"}  # an action on the card the path names: no body is read
+# Actions on what the path or the caller names: no body is read.
+NO_BODY_ACTIONS = {"POST /payment-methods/{id}/default", "POST /auto-topup/authenticate"}
 
 
 def _takes_json_body(route_key: str) -> bool:
@@ -190,6 +191,8 @@ def valid_call(route_key: str, customer: str) -> Call:
         return Call(route_key, "/auto-topup", claims=payer)
     if route_key == "PUT /auto-topup":  # off: needs no saved card
         return Call(route_key, "/auto-topup", {"enabled": False, "max_per_day": 2}, claims=payer)
+    if route_key == "POST /auto-topup/authenticate":  # valid, and nothing waits: 409 names why (its flows: e2e)
+        return Call(route_key, "/auto-topup/authenticate", claims=payer, ok=409)
     if route_key == "GET /admin/customers/{customer_id}/auto-topup":
         return Call(route_key, f"{admin}/auto-topup", path_params={"customer_id": customer}, claims=operator)
     if route_key == "POST /admin/customers/{customer_id}/auto-topup/disable":

@@ -162,6 +162,8 @@ def request_for(route_key: str, customer: str) -> Request:
         return {"path": "/auto-topup", "ok": 200}
     if route_key == "PUT /auto-topup":  # off: needs no saved card
         return {"path": "/auto-topup", "body": {"enabled": False}, "ok": 200}
+    if route_key == "POST /auto-topup/authenticate":  # the caller's own: nothing waits, 409
+        return {"path": "/auto-topup/authenticate", "ok": 409}
     if route_key == "GET /admin/customers/{customer_id}/auto-topup":
         return {"path": f"{admin}/auto-topup", "path_params": {"customer_id": customer}, "ok": 200}
     if route_key == "POST /admin/customers/{customer_id}/auto-topup/disable":
@@ -212,6 +214,7 @@ EXPECTED = {
     "POST /payment-methods/{id}/default": PAYERS,
     "GET /auto-topup": READERS,  # the caller's own: docs/auto-topup.md
     "PUT /auto-topup": PAYERS,
+    "POST /auto-topup/authenticate": PAYERS,
     "GET /admin/customers/{customer_id}/auto-topup": OPERATORS,
     "POST /admin/customers/{customer_id}/auto-topup/disable": OPERATORS,
     "POST /admin/webhook-endpoints": OPERATORS,

@@ -9,10 +9,20 @@ from typing import Any
 import pytest
 import responses
 
-from payments.gateways.stripe import StripeGateway, StripeSettings
+from payments.gateways.base import EventKind, GatewayRejected, GatewayUnavailable
+from payments.gateways.stripe import AUTHENTICATION_WANTED, StripeGateway, StripeSettings
 from payments.models import PaymentStatus
 from payments.money import Money
-from tests.unit.test_gateway_stripe import API, CUSTOMER_ID, PAYMENT_ID, SECRET_KEY, form, intent, request_for
+from tests.unit.test_gateway_stripe import (
+    API,
+    CUSTOMER_ID,
+    PAYMENT_ID,
+    SECRET_KEY,
+    event,
+    form,
+    intent,
+    request_for,
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -90,3 +100,68 @@ def test_a_decline_is_cancelled_with_the_reason(
 
     assert (result.status, result.failure_reason, result.gateway_ref) == (PaymentStatus.CANCELLED, reason, "pi_off")
     assert len(api.calls) == 1
+
+
+# ---- the bank asked for the customer: the webhook, reconciliation, and confirming on-session ----------------------
+
+AUTH_ERROR = {"type": "card_error", "code": "authentication_required", "message": "Authentication required."}
+
+
+def test_the_failed_webhook_of_an_authentication_required_charge_holds_the_payment_instead_of_cancelling(
+    gateway: StripeGateway,
+) -> None:
+    failed = intent("requires_payment_method", last_payment_error=AUTH_ERROR)
+    held = gateway.parse_event({}, event("payment_intent.payment_failed", failed))
+    other = intent("requires_payment_method", last_payment_error={**AUTH_ERROR, "code": "card_declined"})
+    declined = gateway.parse_event({}, event("payment_intent.payment_failed", other))
+
+    assert (held.kind, held.reason, held.payment_id, held.gateway_ref) == (
+        EventKind.HELD, AUTHENTICATION_WANTED, PAYMENT_ID, "pi_123"
+    )  # fmt: skip
+    assert declined.kind is EventKind.FAILURE and declined.reason.startswith("card_declined")
+
+
+def test_reconciliation_leaves_an_authentication_required_charge_pending(
+    gateway: StripeGateway, api: responses.RequestsMock
+) -> None:
+    api.get(f"{API}/v1/payment_intents/pi_123", json=intent("requires_payment_method", last_payment_error=AUTH_ERROR))
+
+    assert gateway.fetch_status("pi_123", PAYMENT_ID).kind is EventKind.IGNORED
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "expected"),
+    [
+        (200, intent("requires_action"), (PaymentStatus.PENDING, None)),
+        (200, intent("succeeded", amount_received=1250), (PaymentStatus.COMPLETED, None)),
+        (402, card_error("card_declined", "insufficient_funds"),
+         (PaymentStatus.CANCELLED, "card_declined: insufficient_funds")),
+    ],
+    ids=["requires_action", "succeeded", "declined"],
+)  # fmt: skip
+def test_confirming_on_session_sends_the_saved_card_for_3ds_and_reads_the_answer(
+    gateway: StripeGateway, api: responses.RequestsMock, status: int, answer: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    api.post(f"{API}/v1/payment_intents/pi_123/confirm", status=status, json=answer)
+
+    result = gateway.confirm_on_session("pi_123", "pm_saved", "https://portal.test/pay", "pay_1:on_session")
+
+    assert (result.status, result.failure_reason) == expected
+    if result.status is PaymentStatus.PENDING:
+        assert result.next_action == {"type": "stripe_sdk", "client_secret": "pi_123_secret_abc"}
+        assert result.storable_next_action is False
+    sent = form(api.calls[0])
+    assert (sent["payment_method"], sent["use_stripe_sdk"], sent["return_url"]) == (
+        "pm_saved", "true", "https://portal.test/pay"
+    )  # fmt: skip
+    assert "off_session" not in sent and api.calls[0].request.headers["Idempotency-Key"] == "pay_1:on_session"
+
+
+def test_confirming_needs_a_payment_intent_id_and_a_stripe_outage_is_a_gateway_error(
+    gateway: StripeGateway, api: responses.RequestsMock
+) -> None:
+    with pytest.raises(GatewayRejected):
+        gateway.confirm_on_session("seti_1", "pm_saved", "", "k")
+    api.post(f"{API}/v1/payment_intents/pi_123/confirm", status=500, json={"error": {"type": "api_error"}})
+    with pytest.raises(GatewayUnavailable):
+        gateway.confirm_on_session("pi_123", "pm_saved", "", "k")

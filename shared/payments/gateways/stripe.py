@@ -34,7 +34,12 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
-from stripe.params import PaymentIntentCreateParams, PaymentMethodCreateParamsCard, RefundCreateParams
+from stripe.params import (
+    PaymentIntentConfirmParams,
+    PaymentIntentCreateParams,
+    PaymentMethodCreateParamsCard,
+    RefundCreateParams,
+)
 
 from payments._currencies import MINOR_DIGITS
 from payments.gateways.base import (
@@ -68,6 +73,9 @@ from payments.gateways.stripe_models import (
     PaymentError,
     PaymentIntentEvent,
     RefundEvent,
+)
+from payments.gateways.stripe_models import (
+    PaymentIntent as IntentObject,
 )
 from payments.gateways.webhook_body import json_object
 from payments.models import DisputeStatus, PaymentStatus, RefundStatus
@@ -284,6 +292,30 @@ class StripeGateway:
             return dataclasses.replace(result, failure_reason="authentication_required")
         return result
 
+    def confirm_on_session(
+        self, gateway_ref: str, payment_method: str, return_url: str, idempotency_key: str
+    ) -> CreateResult:
+        """The customer is back (docs/auto-topup.md#when-the-bank-asks): confirm the off-session PaymentIntent the
+        bank held (`authentication_required` left it in requires_payment_method) again, on-session, with the same
+        saved card, so the bank can ask for 3-D Secure: requires_action with the client secret for Stripe.js
+        handleNextAction (read here, never stored), succeeded at once, or a decline (cancelled with the reason)."""
+        _check_intent_id(gateway_ref)
+        params: PaymentIntentConfirmParams = {
+            "payment_method": payment_method,
+            "use_stripe_sdk": True,
+            "return_url": return_url or self._settings.portal_return_url,
+            "expand": ["payment_method"],
+        }
+        try:
+            intent = self.client.v1.payment_intents.confirm(
+                gateway_ref, params, {"idempotency_key": _bounded_key(idempotency_key)}
+            )
+        except stripe.CardError as exc:
+            return _declined(exc, None, None)
+        except stripe.StripeError as exc:
+            raise _gateway_error(exc, "confirm the payment") from None
+        return _result_of(intent, None, None)
+
     # -- one PaymentIntent per payment: a later attempt repeats `create` with the same idempotency keys, which
     # Stripe answers with the first PaymentIntent (gateways.base.Gateway) --
 
@@ -462,6 +494,10 @@ class StripeGateway:
                 money = _from_stripe_amount(intent.amount_received, intent.currency)
                 return self._event(event, kind, intent.id, intent.metadata, money=money)
             error = intent.last_payment_error
+            if event.type == "payment_intent.payment_failed" and _waits_for_customer(intent):
+                # An off-session charge the bank wants the customer to authenticate: not a decline (the customer
+                # confirms it on the page), so it stays pending, showing why.
+                return self._event(event, EventKind.HELD, intent.id, intent.metadata, reason=AUTHENTICATION_WANTED)
             reason = _error_reason(error) if error is not None else intent.cancellation_reason
             return self._event(event, kind, intent.id, intent.metadata, reason=reason or event.type)
         if kind is EventKind.FEE:  # charge.succeeded, charge.updated
@@ -617,6 +653,7 @@ class StripeGateway:
         return StatusAnswer(EventKind.IGNORED)
 
 
+AUTHENTICATION_WANTED = "authentication_required: the bank asks the customer to confirm this payment on the page"
 PROCESSING = "Stripe is processing the payment: a bank debit takes days to confirm, and can still fail"
 # Stripe event type -> what it means for our payment. Anything else is IGNORED.
 EVENT_KINDS: dict[str, EventKind] = {
@@ -710,11 +747,22 @@ def _result_of(intent: stripe.PaymentIntent, brand: str | None, last4: str | Non
     return CreateResult(ref, PaymentStatus.PENDING, card_brand=brand, card_last4=last4)  # processing: webhook
 
 
+def _waits_for_customer(intent: stripe.PaymentIntent | IntentObject) -> bool:
+    """An off-session charge the bank refused without the customer (`authentication_required`, Stripe's docs on
+    saved cards): the PaymentIntent can still be confirmed on-session, so the payment is not over."""
+    error = getattr(intent, "last_payment_error", None)  # absent from a Stripe object that never failed
+    code = getattr(error, "code", None) if error is not None else None
+    return intent.status in ("requires_payment_method", "requires_action") and code == "authentication_required"
+
+
 def _failure_of(intent: stripe.PaymentIntent) -> str | None:
     """Why a PaymentIntent ended unpaid, or None while it may still be paid. A failed attempt leaves
-    it in requires_payment_method; we never retry on it, so for our payment that is final."""
+    it in requires_payment_method; we never retry on it, so for our payment that is final, except when the bank
+    wants the customer to authenticate an off-session charge (`_waits_for_customer`): the customer can still."""
     if intent.status == "canceled":
         return intent.cancellation_reason or "canceled"
+    if _waits_for_customer(intent):
+        return None
     if intent.status == "requires_payment_method" and intent.last_payment_error is not None:
         return _error_reason(intent.last_payment_error)
     return None

@@ -51,6 +51,7 @@ class PaymentIntent(StripeObject):
     currency: str | None = None  # lower case, as Stripe writes it
     last_payment_error: Annotated[PaymentError | None, BeforeValidator(object_or_none)] = None
     cancellation_reason: str | None = None
+    status: str | None = None  # requires_payment_method after a failed attempt (read to tell authentication_required)
 
 
 class Refund(Payload):
