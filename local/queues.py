@@ -67,7 +67,7 @@ def failed_ids(answer: Any, batch: Sequence[Mapping[str, Any]]) -> set[str] | No
 
 def queue_sources(template: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     """(function, queue, batch size) of each `AWS::Lambda::EventSourceMapping` of template.yaml that reads an SQS
-    queue of the template (by logical ids)."""
+    queue of the template (by logical ids; `!Ref F.Alias`, the function's `live` alias, is the function F)."""
     found = []
     for resource in template.get("Resources", {}).values():
         if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
@@ -77,7 +77,7 @@ def queue_sources(template: Mapping[str, Any]) -> list[tuple[str, str, int]]:
         if isinstance(function, Mapping) and isinstance(source, Mapping) and "Fn::GetAtt" in source:
             queue = source["Fn::GetAtt"]
             queue = queue[0] if isinstance(queue, list) else str(queue).split(".", 1)[0]
-            found.append((str(function.get("Ref")), str(queue), int(props.get("BatchSize", 10))))
+            found.append((str(function.get("Ref")).removesuffix(".Alias"), str(queue), int(props.get("BatchSize", 10))))
     return found
 
 

@@ -1,9 +1,11 @@
 """Configuration, parsed once: table and bucket names, limits, the site, and each gateway's settings.
 
 Gateway credentials come from one Secrets Manager secret in AWS (`GATEWAY_SECRET_ARN`, a JSON object whose keys
-the registry names: `stripe_secret_key`, ...), read through Powertools parameters with caching; locally they come
-from the environment (`STRIPE_SECRET_KEY`, ...). Environment variables win over the secret so the local stack and
-tests can override single values. Each gateway's settings class lives in its adapter module.
+the registry names: `stripe_secret_key`, ...), read through Powertools parameters with caching (`secret`, which the
+cursor key uses too); locally they come from the environment (`STRIPE_SECRET_KEY`, ...). Environment variables win
+over the secret so the local stack and tests can override single values. Each gateway's settings class lives in its
+adapter module. Under SnapStart the cached secrets are dropped before the snapshot (docs/snapstart.md), so each
+restored environment reads them afresh.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
+from payments import snapstart
+
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
     from payments.registry import GatewayEntry
 
 SECRET_CACHE_SECONDS = 300
@@ -153,14 +159,34 @@ class SiteSettings(NamedTuple):  # a NamedTuple: a dataclass costs every functio
     bank_name: str = "Example Bank"
 
 
+@cache
+def _secrets() -> SecretsProvider:
+    """Powertools' Secrets Manager reader and its cache; the connections of its client are closed before a snapshot.
+    Imported at first use: only the functions that read a secret pay for it."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    provider = SecretsProvider()
+    snapstart.closes_connections(provider.client)
+    return provider
+
+
+def secret(arn: str, *, max_age: int, transform: Literal["json"] | None = None) -> Any:
+    """The secret `arn`'s value (parsed as JSON with transform="json"), read again once `max_age` seconds old."""
+    return _secrets().get(arn, max_age=max_age, transform=transform)
+
+
+@snapstart.before_snapshot
+def _forget_secrets() -> None:
+    """No secret in the snapshot: a restored environment, however long after, reads each one again."""
+    if _secrets.cache_info().currsize:
+        _secrets().clear_cache()  # type: ignore[no-untyped-call]  # Powertools leaves it untyped
+
+
 def _secret_values() -> dict[str, Any]:
     arn = settings().gateway_secret_arn
     if not arn:
         return {}
-    # Imported here: only the functions that talk to gateways pay for it.
-    from aws_lambda_powertools.utilities import parameters
-
-    value = parameters.get_secret(arn, transform="json", max_age=SECRET_CACHE_SECONDS)
+    value = secret(arn, transform="json", max_age=SECRET_CACHE_SECONDS)
     return dict(value) if isinstance(value, dict) else {}
 
 

@@ -14,7 +14,7 @@ import hmac
 import json
 
 from payments import jsonsafe
-from payments.config import settings
+from payments.config import secret, settings
 from payments.errors import BadRequest
 from payments.ids import is_payment_id
 
@@ -39,10 +39,7 @@ def signing_key() -> bytes:
     arn = config.cursor_secret_arn
     if not arn:
         raise RuntimeError("neither CURSOR_SECRET nor CURSOR_SECRET_ARN is set")
-    from aws_lambda_powertools.utilities import parameters  # only when a cursor is used
-
-    value = parameters.get_secret(arn, max_age=CURSOR_CACHE_SECONDS)
-    return str(value).encode()
+    return str(secret(arn, max_age=CURSOR_CACHE_SECONDS)).encode()  # cached; dropped before a SnapStart snapshot
 
 
 def derived_key(purpose: str) -> bytes:

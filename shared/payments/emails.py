@@ -12,6 +12,8 @@ from email.utils import formataddr, formatdate, make_msgid
 from functools import cache
 from typing import Any, NamedTuple
 
+from payments import snapstart
+
 
 class Attachment(NamedTuple):
     filename: str
@@ -49,7 +51,7 @@ def mime(email: Email, sender: str, sender_name: str = "") -> bytes:
 def _client() -> Any:
     import boto3
 
-    return boto3.client("sesv2")
+    return snapstart.closes_connections(boto3.client("sesv2"))  # docs/snapstart.md
 
 
 def send(email: Email, *, sender: str, sender_name: str = "", configuration_set: str | None = None) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from payments import snapstart
 from payments.outbox import SOURCE, OutboxEvent
 
 MAX_ENTRIES = 10  # PutEvents takes at most 10 entries
@@ -22,7 +23,7 @@ MAX_ENTRIES = 10  # PutEvents takes at most 10 entries
 def events_client() -> Any:
     import boto3
 
-    return boto3.client("events")
+    return snapstart.closes_connections(boto3.client("events"))  # docs/snapstart.md
 
 
 class EventPublisher:

@@ -8,6 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from payments import snapstart
+
 MAX_DELAY_SECONDS = 900  # the most SQS delays a message
 MAX_BATCH = 10  # SendMessageBatch takes at most 10 entries
 
@@ -15,7 +17,7 @@ MAX_BATCH = 10  # SendMessageBatch takes at most 10 entries
 def sqs_client() -> Any:
     import boto3
 
-    return boto3.client("sqs")
+    return snapstart.closes_connections(boto3.client("sqs"))  # docs/snapstart.md
 
 
 class QueueError(Exception):

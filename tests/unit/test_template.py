@@ -468,7 +468,7 @@ def test_receipts_are_read_only_and_e_mails_are_sent_once_from_the_notify_queue(
 
     assert "Events" not in notify  # its mapping is its own resource: SAM's SQS event would grant every queue
     mapping = resources["NotifyQueueMapping"]["Properties"]
-    assert mapping["FunctionName"] == {"Ref": "NotifyFunction"}
+    assert mapping["FunctionName"] == {"Ref": "NotifyFunction.Alias"}  # its `live` alias (docs/snapstart.md)
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["NotifyQueue", "Arn"]}
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     queue = resources["NotifyQueue"]["Properties"]
@@ -513,7 +513,7 @@ def test_outbound_webhooks_flow_from_the_bus_through_a_queue_with_a_dead_letter_
     function = _functions(template)["DeliverWebhooksFunction"]
     assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]  # as Lambda asks of an SQS source
     mapping = resources["DeliverWebhooksEventSource"]["Properties"]
-    assert mapping["FunctionName"] == {"Ref": "DeliverWebhooksFunction"}
+    assert mapping["FunctionName"] == {"Ref": "DeliverWebhooksFunction.Alias"}  # its `live` alias (docs/snapstart.md)
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["WebhookDeliveries", "Arn"]}
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] * 10 < function["Timeout"]  # a batch of attempts of 10 s each fits
@@ -544,7 +544,7 @@ def test_the_autotopup_function_has_least_privilege_and_its_own_queue(template: 
     assert statements["ReadGatewayCredentials"]["Resource"] == {"Ref": "GatewaySecret"}
     assert "Events" not in function
     mapping = resources["AutoTopupQueueMapping"]["Properties"]
-    assert mapping["FunctionName"] == {"Ref": "AutoTopupFunction"}
+    assert mapping["FunctionName"] == {"Ref": "AutoTopupFunction.Alias"}  # its `live` alias (docs/snapstart.md)
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["AutoTopupQueue", "Arn"]}
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     queue = resources["AutoTopupQueue"]["Properties"]

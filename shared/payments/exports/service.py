@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from payments import snapstart
 from payments.config import ExportSettings, load, settings
 from payments.errors import NotFound, PaymentsError
 from payments.exports.csv_format import write_csv
@@ -94,7 +95,7 @@ def s3_client() -> S3Client:
     from botocore.config import Config
 
     # SigV4 presigning: X-Amz-Expires carries the configured lifetime.
-    return boto3.client("s3", config=Config(signature_version="s3v4"))
+    return snapstart.closes_connections(boto3.client("s3", config=Config(signature_version="s3v4")))
 
 
 def invoke_self_async(job: dict[str, str], function_name: str) -> None:

@@ -10,6 +10,7 @@ import importlib
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from payments import snapstart
 from payments.config import gateway_values
 from payments.registry import GATEWAY_BY_PROVIDER
 
@@ -30,6 +31,13 @@ def _adapter(provider: str, values: tuple[tuple[str, str], ...]) -> Gateway:
     cls = adapter_class(provider)
     adapter: Gateway = cls(cls.settings_class(**dict(values)))
     return adapter
+
+
+@snapstart.before_snapshot
+def _forget_adapters() -> None:
+    """No adapter in a SnapStart snapshot (docs/snapstart.md): each holds an HTTP session whose connections would be
+    shared by every restored environment, and PayPal's an OAuth token; a restored one builds its own at first use."""
+    _adapter.cache_clear()
 
 
 def gateway(provider: str) -> Gateway:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from payments import snapstart
 from payments.config import settings
 from payments.errors import RetryLater
 from payments.store.base import BUSY_MESSAGE, StoreBase, backoff
@@ -19,7 +20,7 @@ _MAX_CONFLICT_RETRIES = 4  # TransactionConflict: another transaction held an it
 def dynamodb_client() -> DynamoDBClient:
     import boto3
 
-    return boto3.client("dynamodb")
+    return snapstart.closes_connections(boto3.client("dynamodb"))  # docs/snapstart.md
 
 
 def key(pk: str, sk: str) -> Item:
