@@ -3,6 +3,7 @@
     .venv/bin/python -m scripts.bench            # everything, about 10-15 minutes (mostly moto paging 100k rows)
     .venv/bin/python -m scripts.bench --quick    # no 100k export, fewer runs: a few minutes
     .venv/bin/python -m scripts.bench --only cold --runs 9   # one section; the others kept from the last run
+    .venv/bin/python -m scripts.bench --only cold --functions list_payments webhooks   # those functions' cold starts
     .venv/bin/python -m scripts.bench --baseline HEAD~3      # cold starts beside another commit (default: the
                                                              # merge-base with main; --baseline none: no baseline)
 
@@ -135,8 +136,8 @@ def _with(name: str, value: Any, code: str) -> str:
 Case = tuple[str, Path, Path]  # code, the function's folder (cwd and sys.path[0]), the deployment
 
 
-def _function_cases(build: Path, event: dict[str, Any]) -> dict[str, Case]:
-    functions = sorted(p.name for p in (build / "functions").iterdir())
+def _function_cases(build: Path, event: dict[str, Any], only: list[str] | None) -> dict[str, Case]:
+    functions = sorted(p.name for p in (build / "functions").iterdir() if not only or p.name in only)
     cases: dict[str, Case] = {name: (bench_lib.INIT_CODE, build / "functions" / name, build) for name in functions}
     if "list_payments" in functions:
         cases[FIRST_CALLER] = (_with("EVENT", event, FIRST_LIST_CODE), build / "functions" / "list_payments", build)
@@ -150,21 +151,24 @@ def _medians(samples: dict[str, list[tuple[float, float]]], runs: int) -> dict[s
     }
 
 
-def cold_starts(endpoint: str, customer: str, runs: int, baseline: str | None) -> dict[str, Any]:
+def cold_starts(
+    endpoint: str, customer: str, runs: int, baseline: str | None, only: list[str] | None = None
+) -> dict[str, Any]:
     """Median wall and CPU ms per case over `runs` interleaved rounds (after one warm-up round). With `baseline`
     (a commit), each function's case is also measured as that commit deploys it, next to this tree's, in the same
-    rounds: the floor and the ladder are the libraries', the same for both."""
+    rounds: the floor and the ladder are the libraries', the same for both. `only`: these functions' cases alone."""
     from tests.conftest import claims_for, http_event
 
     event = http_event("GET", "/payments", claims=claims_for(customer, "finance"), query={"limit": str(PAGE)})
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         build = bench_lib.build_deployment(Path(tmp) / "build")
         sources = bench_lib.build_deployment(Path(tmp) / "build-sources", bytecode=False)
-        ours = _function_cases(build, event)
+        ours = _function_cases(build, event, only)
+        rung_names = {p.name for p in (build / "functions").iterdir()}
         theirs: dict[str, Case] = {}
         if baseline:
             tree = bench_lib.export_tree(baseline, Path(tmp) / "baseline-tree")
-            theirs = _function_cases(bench_lib.build_deployment(Path(tmp) / "build-baseline", root=tree), event)
+            theirs = _function_cases(bench_lib.build_deployment(Path(tmp) / "build-baseline", root=tree), event, only)
         any_function = next(iter(ours.values()))[1]
         cases: dict[tuple[str, str], Case] = {("ours", "floor"): (bench_lib.FLOOR_CODE, any_function, build)}
         for name in sorted(ours.keys() | theirs.keys(), key=lambda n: (n == FIRST_CALLER, n)):
@@ -188,11 +192,13 @@ def cold_starts(endpoint: str, customer: str, runs: int, baseline: str | None) -
                     samples[key].append(timing)
             log(f"cold start round {round_}/{runs}")
         imports = {}
-        for name in TARGETED_COLD:
+        for name in [n for n in TARGETED_COLD if n in ours]:
             task_root = build / "functions" / name
             env = bench_lib.lambda_env(task_root, build / "layer", endpoint)
             imports[name] = bench_lib.import_costs(bench_lib.INIT_CODE, task_root, env)
-        rungs = {app.parent.name: rung_of(app.read_text()) for app in (build / "functions").glob("*/app.py")}
+        rungs = {
+            name: rung_of((build / "functions" / name / "app.py").read_text()) for name in ours if name in rung_names
+        }
     times = _medians({name: v for (side, name), v in samples.items() if side == "ours"}, runs)
     answer: dict[str, Any] = {"times": times, "imports": imports, "rungs": rungs}
     if baseline:
@@ -466,7 +472,7 @@ def _cold_targets(results: dict[str, Any]) -> list[str]:
             f"| the first caller of a new list container ≤ {FIRST_CALLER_TARGET}x `{FIRST_QUERY}`, CPU | "
             f"{ratio:.2f}x (wall {wall:.2f}x){was} | {mark(ratio, FIRST_CALLER_TARGET)} |"
         )
-    for name in TARGETED_COLD:
+    for name in [n for n in TARGETED_COLD if n in cold]:
         ratio, cpu = cold[name]["wall"] / floor["wall"], cold[name]["cpu"] / floor["cpu"]
         out.append(
             f"| cold start `{name}` ≤ {COLD_TARGET}x floor (wall) | {ratio:.2f}x (CPU {cpu:.2f}x) | "
@@ -538,17 +544,17 @@ def _cold_section(results: dict[str, Any]) -> list[str]:
         "Where it goes beyond the floor (`python -X importtime`: self time of the modules the floor does not import, "
         "summed by top-level package, median of 3; importtime itself adds some):",
         "",
-        "| package | " + " | ".join(f"`{n}` ms" for n in TARGETED_COLD) + " |",
-        "|---|" + "---:|" * len(TARGETED_COLD),
+        "| package | " + " | ".join(f"`{n}` ms" for n in results["cold"]["imports"]) + " |",
+        "|---|" + "---:|" * len(results["cold"]["imports"]),
     ]
-    imports = {n: dict(results["cold"]["imports"][n]) for n in TARGETED_COLD}
+    imports = {n: dict(costs) for n, costs in results["cold"]["imports"].items()}
     ranked = sorted(
         {p for costs in imports.values() for p in costs}, key=lambda p: -max(c.get(p, 0) for c in imports.values())
     )
     for package in ranked[:12]:
-        out.append(f"| {package} | " + " | ".join(f"{imports[n].get(package, 0):.1f}" for n in TARGETED_COLD) + " |")
+        out.append(f"| {package} | " + " | ".join(f"{costs.get(package, 0):.1f}" for costs in imports.values()) + " |")
     out.append(
-        "| **all beyond the floor** | " + " | ".join(f"{sum(imports[n].values()):.0f}" for n in TARGETED_COLD) + " |"
+        "| **all beyond the floor** | " + " | ".join(f"{sum(costs.values()):.0f}" for costs in imports.values()) + " |"
     )
     out.append("")
     return out
@@ -753,6 +759,7 @@ def main() -> None:
         help="the commit whose functions are measured beside this tree's in the cold starts: a revision "
         "(main, HEAD~3, a sha), 'merge-base' (default: of HEAD with main) or 'none'",
     )
+    parser.add_argument("--functions", nargs="+", help="cold starts of these functions only (default: every one)")
     parser.add_argument(
         "--doc", type=Path, default=DOC, help=f"where the report goes (default {DOC.relative_to(ROOT)})"
     )
@@ -798,7 +805,7 @@ def main() -> None:
             bench_lib.seed_payments(small, 300)
             if "cold" in sections:
                 log("cold starts" + (f" beside {baseline[:10]} ({label})" if baseline else ""))
-                results["cold"] = cold_starts(stack["endpoint"], small, runs, baseline)
+                results["cold"] = cold_starts(stack["endpoint"], small, runs, baseline, args.functions)
                 if baseline:
                     results["cold"]["baseline"]["label"] = label
             if "list" in sections:
