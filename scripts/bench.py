@@ -2,12 +2,17 @@
 
     .venv/bin/python -m scripts.bench            # everything, about 10-15 minutes (mostly moto paging 100k rows)
     .venv/bin/python -m scripts.bench --quick    # no 100k export, fewer runs: a few minutes
+    .venv/bin/python -m scripts.bench --only cold --runs 9   # one section; the others kept from the last run
+    .venv/bin/python -m scripts.bench --only cold --functions list_payments webhooks   # those functions' cold starts
+    .venv/bin/python -m scripts.bench --baseline HEAD~3      # cold starts beside another commit (default: the
+                                                             # merge-base with main; --baseline none: no baseline)
 
 What is measured (each section of docs/benchmarks.md says against which floor):
 - cold start: whole `python -S` processes laid out as `sam build` deploys a function (its folder, then
   the layer as shared/Makefile builds it: shared/requirements.txt and `payments`, with .pyc), Lambda's
   environment with tracing on: `import app` + the DynamoDB client its first request uses, against the floor
-  `import boto3; boto3.client("dynamodb")`; medians of interleaved runs, as ratios;
+  `import boto3; boto3.client("dynamodb")`; medians of interleaved runs, as ratios; every function, each judged
+  against the rung of the bare libraries it uses, and beside the baseline commit's same function in the same runs;
 - GET /payments (page of 50): the in-process handler vs. the same raw boto3 Query, interleaved, against
   the embedded DynamoDB, on a 300-item partition (moto is fast there) and at 10k items;
 - exports of 10k and 100k rows: scripts/bench_export.py (time vs. raw paginated Query + one upload, peak memory);
@@ -88,59 +93,120 @@ app = APIGatewayHttpResolver(enable_validation=True)
 def payments(limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, int]:
     return {"limit": limit}
 """
+# The functions fed by a schedule, a stream or a queue use no resolver: Logger, Metrics and pydantic (their
+# settings are a model), and the queue- and stream-fed ones Powertools' batch processing.
+_EVENT_LOGGING = """
+from aws_lambda_powertools import Logger, Metrics
+from pydantic import BaseModel, Field
+class Settings(BaseModel):
+    table: str = Field("payments", alias="PAYMENTS_TABLE_NAME", min_length=1)
+Logger(); Metrics(); Settings()
+"""
+_BATCH = """
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+"""
+HTTP_RUNG = "… + validation (pydantic), one route"
+EVENT_RUNG = "floor + Logger, Metrics, one pydantic model"
+BATCH_RUNG = "… + batch processing"
 LADDER = {
     "floor + resolver, Logger, Metrics": bench_lib.FLOOR_CODE + _LOGGING + _RESOLVER,
     "… + Tracer (X-Ray SDK)": bench_lib.FLOOR_CODE + _LOGGING + _RESOLVER + _TRACER,
-    "… + validation (pydantic), one route": bench_lib.FLOOR_CODE + _LOGGING + _TRACER + _VALIDATED_ROUTE,
+    HTTP_RUNG: bench_lib.FLOOR_CODE + _LOGGING + _TRACER + _VALIDATED_ROUTE,
+    EVENT_RUNG: bench_lib.FLOOR_CODE + _EVENT_LOGGING,
+    BATCH_RUNG: bench_lib.FLOOR_CODE + _EVENT_LOGGING + _BATCH,
 }
+FIRST_CALLER = "list_payments + first GET /payments"
+FIRST_QUERY = "floor + first Query"
+FIRST_CALLER_TARGET = 1.30  # the first caller of a new list container, against the floor + the same Query
+
+
+def rung_of(app_source: str) -> str:
+    """The ladder's rung of the bare libraries a function uses: the resolver's for an HTTP function, else the
+    event-fed one (with batch processing if it uses it). A function at or below its rung costs nothing of ours."""
+    if "api.build(" in app_source:
+        return HTTP_RUNG
+    return BATCH_RUNG if "utilities.batch" in app_source else EVENT_RUNG
 
 
 def _with(name: str, value: Any, code: str) -> str:
     return f"import json\n{name} = json.loads({json.dumps(value)!r})\n{code}"
 
 
-def cold_starts(endpoint: str, customer: str, runs: int) -> dict[str, Any]:
-    """Median wall and CPU ms per case over `runs` interleaved rounds (after one warm-up round)."""
+Case = tuple[str, Path, Path]  # code, the function's folder (cwd and sys.path[0]), the deployment
+
+
+def _function_cases(build: Path, event: dict[str, Any], only: list[str] | None) -> dict[str, Case]:
+    functions = sorted(p.name for p in (build / "functions").iterdir() if not only or p.name in only)
+    cases: dict[str, Case] = {name: (bench_lib.INIT_CODE, build / "functions" / name, build) for name in functions}
+    if "list_payments" in functions:
+        cases[FIRST_CALLER] = (_with("EVENT", event, FIRST_LIST_CODE), build / "functions" / "list_payments", build)
+    return cases
+
+
+def _medians(samples: dict[str, list[tuple[float, float]]], runs: int) -> dict[str, dict[str, float]]:
+    return {
+        name: {"wall": median([w for w, _ in values]), "cpu": median([c for _, c in values]), "runs": runs}
+        for name, values in samples.items()
+    }
+
+
+def cold_starts(
+    endpoint: str, customer: str, runs: int, baseline: str | None, only: list[str] | None = None
+) -> dict[str, Any]:
+    """Median wall and CPU ms per case over `runs` interleaved rounds (after one warm-up round). With `baseline`
+    (a commit), each function's case is also measured as that commit deploys it, next to this tree's, in the same
+    rounds: the floor and the ladder are the libraries', the same for both. `only`: these functions' cases alone."""
     from tests.conftest import claims_for, http_event
 
     event = http_event("GET", "/payments", claims=claims_for(customer, "finance"), query={"limit": str(PAGE)})
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         build = bench_lib.build_deployment(Path(tmp) / "build")
         sources = bench_lib.build_deployment(Path(tmp) / "build-sources", bytecode=False)
-        functions = sorted(p.name for p in (build / "functions").iterdir())
-        any_function = build / "functions" / functions[0]
-        cases: dict[str, tuple[str, Path, Path]] = {"floor": (bench_lib.FLOOR_CODE, any_function, build)}
-        cases |= {name: (bench_lib.INIT_CODE, build / "functions" / name, build) for name in functions}
-        cases[NO_BYTECODE] = (bench_lib.INIT_CODE, sources / "functions" / "list_payments", sources)
-        cases |= {name: (code, any_function, build) for name, code in LADDER.items()}
-        cases["floor + first Query"] = (
-            _with("REQUEST", list_query(customer), FIRST_QUERY_CODE),
-            build / "functions" / "list_payments",
-            build,
-        )
-        cases["list_payments + first GET /payments"] = (
-            _with("EVENT", event, FIRST_LIST_CODE),
-            build / "functions" / "list_payments",
-            build,
-        )
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+        ours = _function_cases(build, event, only)
+        rung_names = {p.name for p in (build / "functions").iterdir()}
+        theirs: dict[str, Case] = {}
+        if baseline:
+            tree = bench_lib.export_tree(baseline, Path(tmp) / "baseline-tree")
+            theirs = _function_cases(bench_lib.build_deployment(Path(tmp) / "build-baseline", root=tree), event, only)
+        any_function = next(iter(ours.values()))[1]
+        cases: dict[tuple[str, str], Case] = {("ours", "floor"): (bench_lib.FLOOR_CODE, any_function, build)}
+        for name in sorted(ours.keys() | theirs.keys(), key=lambda n: (n == FIRST_CALLER, n)):
+            if name == FIRST_CALLER:
+                cases[("ours", FIRST_QUERY)] = (
+                    _with("REQUEST", list_query(customer), FIRST_QUERY_CODE),
+                    build / "functions" / "list_payments",
+                    build,
+                )
+            for side, built in (("baseline", theirs), ("ours", ours)):
+                if name in built:
+                    cases[(side, name)] = built[name]
+        cases[("ours", NO_BYTECODE)] = (bench_lib.INIT_CODE, sources / "functions" / "list_payments", sources)
+        cases |= {("ours", name): (code, any_function, build) for name, code in LADDER.items()}
+        samples: dict[tuple[str, str], list[tuple[float, float]]] = {key: [] for key in cases}
         for round_ in range(runs + 1):
-            for name, (code, task_root, deployment) in cases.items():
+            for key, (code, task_root, deployment) in cases.items():
                 env = bench_lib.lambda_env(task_root, deployment / "layer", endpoint)
                 timing = bench_lib.run_process(code, task_root, env)
                 if round_:  # the first round only warms the page cache
-                    samples[name].append(timing)
+                    samples[key].append(timing)
             log(f"cold start round {round_}/{runs}")
         imports = {}
-        for name in TARGETED_COLD:
+        for name in [n for n in TARGETED_COLD if n in ours]:
             task_root = build / "functions" / name
             env = bench_lib.lambda_env(task_root, build / "layer", endpoint)
             imports[name] = bench_lib.import_costs(bench_lib.INIT_CODE, task_root, env)
-    times = {
-        name: {"wall": median([w for w, _ in values]), "cpu": median([c for _, c in values]), "runs": runs}
-        for name, values in samples.items()
-    }
-    return {"times": times, "imports": imports}
+        rungs = {
+            name: rung_of((build / "functions" / name / "app.py").read_text()) for name in ours if name in rung_names
+        }
+    times = _medians({name: v for (side, name), v in samples.items() if side == "ours"}, runs)
+    answer: dict[str, Any] = {"times": times, "imports": imports, "rungs": rungs}
+    if baseline:
+        answer["baseline"] = {
+            "commit": baseline,
+            "times": _medians({name: v for (side, name), v in samples.items() if side == "baseline"}, runs),
+        }
+    return answer
 
 
 # ---- GET /payments latency ------------------------------------------------------------------------
@@ -289,49 +355,57 @@ def mark(ratio: float, target: float) -> str:
     return f"**met** (≤ {target:.2f})" if ratio <= target else f"**missed** (> {target:.2f})"
 
 
-def plot(results: dict[str, Any]) -> list[str]:
+def plot(results: dict[str, Any], folder: Path = PLOTS) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    PLOTS.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
 
     def save(fig: Any, name: str) -> None:
         fig.tight_layout()
-        fig.savefig(PLOTS / name, dpi=110, metadata={"Software": None})
+        fig.savefig(folder / name, dpi=110, metadata={"Software": None})
         plt.close(fig)
         written.append(name)
 
-    cold = results["cold"]["times"]
-    names = [n for n in cold if n != "floor" and "first" not in n]
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for offset, kind, colour in ((-0.2, "wall", "#47a"), (0.2, "cpu", "#a74")):
-        ratios = [cold[n][kind] / cold["floor"][kind] for n in names]
-        ax.barh([i + offset for i in range(len(names))], ratios, 0.4, color=colour, label=f"{kind} time")
-    ax.set_yticks(range(len(names)), names)
-    ax.axvline(1.0, color="black", linewidth=1)
-    ax.axvline(COLD_TARGET, color="#c44", linestyle="--", label=f"target {COLD_TARGET}x (list, export)")
-    ax.set_xlabel("median cold start / floor (import boto3 + one DynamoDB client)")
-    ax.set_title("Cold start: import app + its DynamoDB client")
-    ax.invert_yaxis()
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    save(fig, "cold_start.png")
+    if results.get("cold"):
+        cold, floor = results["cold"]["times"], results["cold"]["times"]["floor"]
+        before = results["cold"].get("baseline", {}).get("times", {})
+        names = [n for n in cold if n != "floor" and "first" not in n]
+        fig, ax = plt.subplots(figsize=(10, 0.8 + 0.28 * len(names)))
+        bars = [(0.2, cold, "#a74", "this tree")] + ([(-0.2, before, "#999", "baseline")] if before else [])
+        for offset, times, colour, label in bars:
+            shown = [i for i, n in enumerate(names) if n in times]
+            ratios = [times[names[i]]["cpu"] / floor["cpu"] for i in shown]
+            ax.barh([i + offset for i in shown], ratios, 0.4, color=colour, label=f"{label} (CPU)")
+        ax.set_yticks(range(len(names)), names)
+        ax.axvline(1.0, color="black", linewidth=1)
+        for rung, style in ((HTTP_RUNG, "--"), (BATCH_RUNG, ":")):
+            if rung in cold:
+                level = cold[rung]["cpu"] / floor["cpu"]
+                ax.axvline(level, color="#c44", linestyle=style, label=f"rung {rung!r}: {level:.2f}x")
+        ax.set_xlabel("median cold start CPU / floor (import boto3 + one DynamoDB client)")
+        ax.set_title("Cold start: import app + its DynamoDB client")
+        ax.invert_yaxis()
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        save(fig, "cold_start.png")
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
-    for ax, key, title in zip(axes, ("small", "large"), ("300-item partition", "10k-item partition"), strict=True):
-        lat = results["list"][key]
-        x = range(2)
-        ax.bar([i - 0.2 for i in x], [lat["raw"]["p50"], lat["raw"]["p99"]], 0.4, label="raw boto3 Query")
-        ax.bar([i + 0.2 for i in x], [lat["handler"]["p50"], lat["handler"]["p99"]], 0.4, label="handler")
-        ax.set_xticks(list(x), ["p50", "p99"])
-        ax.set_ylabel("ms")
-        ax.set_title(f"GET /payments, page of {PAGE}: {title}")
-        ax.legend()
-    save(fig, "list_latency.png")
+    if results.get("list"):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+        for ax, key, title in zip(axes, ("small", "large"), ("300-item partition", "10k-item partition"), strict=True):
+            lat = results["list"][key]
+            x = range(2)
+            ax.bar([i - 0.2 for i in x], [lat["raw"]["p50"], lat["raw"]["p99"]], 0.4, label="raw boto3 Query")
+            ax.bar([i + 0.2 for i in x], [lat["handler"]["p50"], lat["handler"]["p99"]], 0.4, label="handler")
+            ax.set_xticks(list(x), ["p50", "p99"])
+            ax.set_ylabel("ms")
+            ax.set_title(f"GET /payments, page of {PAGE}: {title}")
+            ax.legend()
+        save(fig, "list_latency.png")
 
-    if results["export"]:
+    if results.get("export"):
         exp = results["export"]
         labels = [f"{r['rows'] // 1000}k rows" for r in exp]
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
@@ -351,7 +425,9 @@ def plot(results: dict[str, Any]) -> list[str]:
         ax2.legend()
         save(fig, "export.png")
 
-    counts = results["requests"]
+    counts = results.get("requests") or []
+    if not counts:
+        return written
     fig, ax = plt.subplots(figsize=(10, 4.5))
     kinds = sorted({k for c in counts for k in c["requests"]})
     left = [0] * len(counts)
@@ -366,65 +442,51 @@ def plot(results: dict[str, Any]) -> list[str]:
     return written
 
 
-def render(results: dict[str, Any], quick: bool) -> str:
-    m, cold, lists = results["machine"], results["cold"]["times"], results["list"]
+def _not_measured(section: str) -> list[str]:
+    return [f"Not measured in this run (`--only` named other sections; `--only {section}` measures it).", ""]
+
+
+def _change(ours: float, theirs: float | None) -> str:
+    """The change from the baseline: in ratio points and in CPU time."""
+    return "" if theirs is None else f"{ours - theirs:+.2f}x"
+
+
+def _cold_targets(results: dict[str, Any]) -> list[str]:
+    cold, rungs = results["cold"]["times"], results["cold"].get("rungs", {})
+    before = results["cold"].get("baseline", {}).get("times", {})
     floor = cold["floor"]
-    out = [
-        "# Benchmarks",
-        "",
-        "Written by `make bench` (scripts/bench.py); do not edit by hand. Re-run: `make bench` "
-        "(`make bench BENCH_ARGS=--quick` skips the 100k export). Method: each section below says what it measures "
-        "and against which floor; [scripts/bench.py](../scripts/bench.py) and "
-        "[scripts/bench_export.py](../scripts/bench_export.py) are the code.",
-        "",
-        f"Measured {m['date']} on {m['cpu']}, {m['os']}, {m['python']}; load average at start {m['load']}; "
-        f"commit {m['commit']}." + (" Quick run: fewer repetitions, no 100k export." if quick else ""),
-        "The machine is shared: only ratios measured side by side in one run mean much, not absolute times.",
-        "",
-        "## Targets",
-        "",
-        "| target | measured | |",
-        "|---|---|---|",
-    ]
-    for name in TARGETED_COLD:
+    out = []
+    for name in sorted(rungs):
+        rung = cold[rungs[name]]["cpu"] / floor["cpu"]
+        ratio = cold[name]["cpu"] / floor["cpu"]
+        was = f"; baseline {before[name]['cpu'] / floor['cpu']:.2f}x" if name in before else ""
+        out.append(
+            f"| cold start `{name}` ≤ its bare libraries ({rungs[name]}: {rung:.2f}x), CPU | {ratio:.2f}x{was} | "
+            f"{mark(ratio, rung)} |"
+        )
+    if FIRST_CALLER in cold:
+        query = cold[FIRST_QUERY]
+        ratio, wall = cold[FIRST_CALLER]["cpu"] / query["cpu"], cold[FIRST_CALLER]["wall"] / query["wall"]
+        was = f"; baseline {before[FIRST_CALLER]['cpu'] / query['cpu']:.2f}x" if FIRST_CALLER in before else ""
+        out.append(
+            f"| the first caller of a new list container ≤ {FIRST_CALLER_TARGET}x `{FIRST_QUERY}`, CPU | "
+            f"{ratio:.2f}x (wall {wall:.2f}x){was} | {mark(ratio, FIRST_CALLER_TARGET)} |"
+        )
+    for name in [n for n in TARGETED_COLD if n in cold]:
         ratio, cpu = cold[name]["wall"] / floor["wall"], cold[name]["cpu"] / floor["cpu"]
         out.append(
             f"| cold start `{name}` ≤ {COLD_TARGET}x floor (wall) | {ratio:.2f}x (CPU {cpu:.2f}x) | "
             f"{mark(ratio, COLD_TARGET)} |"
         )
-    for key, title in (("small", "300-item partition"), ("large", "10k items")):
-        lat = lists[key]
-        for q in ("p50", "p99"):
-            ratio = lat["handler"][q] / lat["raw"][q]
-            target = f"GET /payments {q}, {title} ≤ {LATENCY_TARGET}x raw Query"
-            out.append(f"| {target} | {ratio:.2f}x | {mark(ratio, LATENCY_TARGET)} |")
-    exp = results["export"]
-    for r in exp:
-        ratio = r["export_s"] / r["floor_s"]
-        out.append(
-            f"| export {r['rows']:,} rows ≤ {LATENCY_TARGET}x raw paged Query + upload | {ratio:.2f}x | "
-            f"{mark(ratio, LATENCY_TARGET)} |"
-        )
-    if len(exp) > 1:
-        growth = exp[-1]["traced_peak"] / exp[0]["traced_peak"]
-        verdict = "**met**" if growth <= MEMORY_GROWTH_LIMIT else "**missed**"
-        out.append(
-            f"| export peak memory flat from {exp[0]['rows']:,} to {exp[-1]['rows']:,} rows against moto "
-            f"(growth ≤ {MEMORY_GROWTH_LIMIT:.2f}x; the smaller file is below one 5 MiB part) | {growth:.2f}x | "
-            f"{verdict} |"
-        )
-    profile = results.get("memory", [])
-    if len(profile) > 2:
-        growth = profile[-1]["traced_peak"] / profile[-2]["traced_peak"]
-        verdict = "**met**" if growth <= MEMORY_GROWTH_LIMIT else "**missed**"
-        out.append(
-            f"| export peak memory flat from {profile[-2]['rows']:,} to {profile[-1]['rows']:,} rows, synthetic "
-            f"Query pages (growth ≤ {MEMORY_GROWTH_LIMIT:.2f}x) | {growth:.2f}x | {verdict} |"
-        )
-    out += [
-        "",
-        "## Cold start",
-        "",
+    return out
+
+
+def _cold_section(results: dict[str, Any]) -> list[str]:
+    cold, rungs = results["cold"]["times"], results["cold"].get("rungs", {})
+    baseline = results["cold"].get("baseline")
+    before = baseline["times"] if baseline else {}
+    floor = cold["floor"]
+    out = [
         "Each case is a fresh `python -S` process laid out as `sam build` deploys it: the function's folder, "
         "then the layer as shared/Makefile builds it (our `payments` package and exactly the packages of "
         "shared/requirements.txt, with unchecked-hash .pyc), Lambda's environment with tracing on "
@@ -434,49 +496,72 @@ def render(results: dict[str, Any], quick: bool) -> str:
         f"boto3.client('dynamodb')`. Medians of {floor['runs']} interleaved runs after a warm-up round; CPU is "
         "user + system time of the process, steadier than wall time on a busy machine.",
         "",
-        "| case | wall ms | vs. floor | CPU ms | vs. floor |",
-        "|---|---:|---:|---:|---:|",
+    ]
+    if baseline:
+        out += [
+            f"Side by side: the baseline is commit `{baseline['commit'][:10]}` ({baseline.get('label', 'baseline')}), "
+            "its `shared/` and `functions/` taken with `git archive` and deployed the same way, with the same "
+            "libraries; each of its cases runs next to this tree's in every round. The floor and the ladder are "
+            "the libraries', measured once. `change` is this tree's ratio minus the baseline's.",
+            "",
+        ]
+    out += [
+        "| case | wall ms | CPU ms | vs. floor | baseline CPU ms | baseline vs. floor | change | judged against | |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for name, c in cold.items():
-        base = cold["floor + first Query"] if "first GET" in name else floor
+        base = cold[FIRST_QUERY] if name == FIRST_CALLER else floor
+        ratio = c["cpu"] / base["cpu"]
+        was = before[name]["cpu"] / base["cpu"] if name in before else None
+        if name in rungs:
+            limit = cold[rungs[name]]["cpu"] / floor["cpu"]
+            judged, verdict = f"{rungs[name]} ({limit:.2f}x)", mark(ratio, limit)
+        elif name == FIRST_CALLER:
+            judged, verdict = f"{FIRST_CALLER_TARGET}x `{FIRST_QUERY}`", mark(ratio, FIRST_CALLER_TARGET)
+        else:
+            judged = verdict = ""
         out.append(
-            f"| {name} | {c['wall']:.0f} | {c['wall'] / base['wall']:.2f}x | {c['cpu']:.0f} | "
-            f"{c['cpu'] / base['cpu']:.2f}x |"
+            f"| {name} | {c['wall']:.0f} | {c['cpu']:.0f} | {ratio:.2f}x | "
+            + (f"{before[name]['cpu']:.0f} | {was:.2f}x | " if was is not None else "| | ")
+            + f"{_change(ratio, was)} | {judged} | {verdict} |"
         )
     out += [
         "",
-        "`list_payments + first GET /payments` is measured against `floor + first Query` (the same page as a raw "
+        f"`{FIRST_CALLER}` is measured against `{FIRST_QUERY}` (the same page as a raw "
         "Query): what the first caller of a new container waits for, including what the handler defers to its "
         f"first request. `{NO_BYTECODE}` is the same function with a layer of sources only, as SAM's own "
         "python builder leaves it (it unzips wheels): the reason shared/Makefile compiles the layer.",
         "",
-        "The rows after the functions are a ladder: the libraries every read function here uses, added to the "
-        "floor one at a time, with no code of ours. "
+        "The rows after the functions are a ladder: the libraries the functions use, added to the floor with no "
+        "code of ours. An HTTP function is judged against the resolver's last rung, one fed by a schedule, a "
+        "stream or a queue against the Logger, Metrics and pydantic rung (with batch processing if it uses it). "
         + ", ".join(f"{name}: {cold[name]['cpu'] / floor['cpu']:.2f}x" for name in LADDER if name in cold)
-        + " (CPU). What a function adds above the last rung is its own modules, models and routes; "
-        "docs/cold-start.md weighs what reaching 1.3x would cost.",
+        + " (CPU). What a function adds above its rung is its own modules, models and routes; "
+        "docs/cold-start.md says what was taken out and what is left.",
         "",
         "![cold start](bench/cold_start.png)",
         "",
         "Where it goes beyond the floor (`python -X importtime`: self time of the modules the floor does not import, "
         "summed by top-level package, median of 3; importtime itself adds some):",
         "",
-        "| package | " + " | ".join(f"`{n}` ms" for n in TARGETED_COLD) + " |",
-        "|---|" + "---:|" * len(TARGETED_COLD),
+        "| package | " + " | ".join(f"`{n}` ms" for n in results["cold"]["imports"]) + " |",
+        "|---|" + "---:|" * len(results["cold"]["imports"]),
     ]
-    imports = {n: dict(results["cold"]["imports"][n]) for n in TARGETED_COLD}
+    imports = {n: dict(costs) for n, costs in results["cold"]["imports"].items()}
     ranked = sorted(
         {p for costs in imports.values() for p in costs}, key=lambda p: -max(c.get(p, 0) for c in imports.values())
     )
     for package in ranked[:12]:
-        out.append(f"| {package} | " + " | ".join(f"{imports[n].get(package, 0):.1f}" for n in TARGETED_COLD) + " |")
+        out.append(f"| {package} | " + " | ".join(f"{costs.get(package, 0):.1f}" for costs in imports.values()) + " |")
     out.append(
-        "| **all beyond the floor** | " + " | ".join(f"{sum(imports[n].values()):.0f}" for n in TARGETED_COLD) + " |"
+        "| **all beyond the floor** | " + " | ".join(f"{sum(costs.values()):.0f}" for costs in imports.values()) + " |"
     )
-    out += [
-        "",
-        f"## GET /payments (page of {PAGE})",
-        "",
+    out.append("")
+    return out
+
+
+def _list_section(lists: dict[str, Any]) -> list[str]:
+    out = [
         f"In one process: the handler (`lambda_handler` with an API Gateway event, tracing off) and the raw boto3 "
         f"Query it sends (same key condition, `Limit` {PAGE + 1}, newest first), interleaved, against the embedded "
         "DynamoDB (moto, in process). moto's Query cost grows with the partition, so the overhead ratio is taken "
@@ -506,6 +591,64 @@ def render(results: dict[str, Any], quick: bool) -> str:
         "",
         "![list latency](bench/list_latency.png)",
         "",
+    ]
+    return out
+
+
+def render(results: dict[str, Any], quick: bool) -> str:
+    m, lists = results["machine"], results.get("list")
+    out = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (scripts/bench.py); do not edit by hand. Re-run: `make bench` "
+        "(`make bench BENCH_ARGS=--quick` skips the 100k export; `BENCH_ARGS='--only cold'` measures one section "
+        "and keeps the others from the last run). Method: each section below says what it measures "
+        "and against which floor; [scripts/bench.py](../scripts/bench.py) and "
+        "[scripts/bench_export.py](../scripts/bench_export.py) are the code.",
+        "",
+        f"Measured {m['date']} on {m['cpu']}, {m['os']}, {m['python']}; load average at start {m['load']}; "
+        f"commit {m['commit']}." + (" Quick run: fewer repetitions, no 100k export." if quick else ""),
+        "The machine is shared: only ratios measured side by side in one run mean much, not absolute times.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+    ]
+    if results.get("cold"):
+        out += _cold_targets(results)
+    for key, title in (("small", "300-item partition"), ("large", "10k items")) if lists else ():
+        lat = (lists or {})[key]
+        for q in ("p50", "p99"):
+            ratio = lat["handler"][q] / lat["raw"][q]
+            target = f"GET /payments {q}, {title} ≤ {LATENCY_TARGET}x raw Query"
+            out.append(f"| {target} | {ratio:.2f}x | {mark(ratio, LATENCY_TARGET)} |")
+    exp = results["export"]
+    for r in exp:
+        ratio = r["export_s"] / r["floor_s"]
+        out.append(
+            f"| export {r['rows']:,} rows ≤ {LATENCY_TARGET}x raw paged Query + upload | {ratio:.2f}x | "
+            f"{mark(ratio, LATENCY_TARGET)} |"
+        )
+    if len(exp) > 1:
+        growth = exp[-1]["traced_peak"] / exp[0]["traced_peak"]
+        verdict = "**met**" if growth <= MEMORY_GROWTH_LIMIT else "**missed**"
+        out.append(
+            f"| export peak memory flat from {exp[0]['rows']:,} to {exp[-1]['rows']:,} rows against moto "
+            f"(growth ≤ {MEMORY_GROWTH_LIMIT:.2f}x; the smaller file is below one 5 MiB part) | {growth:.2f}x | "
+            f"{verdict} |"
+        )
+    profile = results.get("memory", [])
+    if len(profile) > 2:
+        growth = profile[-1]["traced_peak"] / profile[-2]["traced_peak"]
+        verdict = "**met**" if growth <= MEMORY_GROWTH_LIMIT else "**missed**"
+        out.append(
+            f"| export peak memory flat from {profile[-2]['rows']:,} to {profile[-1]['rows']:,} rows, synthetic "
+            f"Query pages (growth ≤ {MEMORY_GROWTH_LIMIT:.2f}x) | {growth:.2f}x | {verdict} |"
+        )
+    out += ["", "## Cold start", ""] + (_cold_section(results) if results.get("cold") else _not_measured("cold"))
+    out += [f"## GET /payments (page of {PAGE})", ""] + (_list_section(lists) if lists else _not_measured("list"))
+    out += [
         "## Exports",
         "",
     ]
@@ -571,7 +714,9 @@ def render(results: dict[str, Any], quick: bool) -> str:
         "| operation | DynamoDB requests | other AWS requests |",
         "|---|---|---|",
     ]
-    for c in results["requests"]:
+    if not results.get("requests"):
+        out += ["", *_not_measured("requests")]
+    for c in results.get("requests") or []:
         dynamo = ", ".join(f"{k} {v}" for k, v in sorted(c["requests"].items()) if "." not in k)
         other = ", ".join(f"{k} {v}" for k, v in sorted(c["requests"].items()) if "." in k) or "-"
         out.append(f"| {c['operation']} | {dynamo} | {other} |")
@@ -584,6 +729,9 @@ def render(results: dict[str, Any], quick: bool) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+SECTIONS = ("export", "memory", "cold", "list", "requests")
 
 
 def main() -> None:
@@ -599,48 +747,82 @@ def main() -> None:
         nargs="*",
         help="export memory profile sizes (default 10k 100k 1M, quick 10k 50k 100k)",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        help=f"measure only these sections; the others are kept from the last run's {RESULTS.name} if any",
+    )
+    parser.add_argument(
+        "--baseline",
+        default="merge-base",
+        help="the commit whose functions are measured beside this tree's in the cold starts: a revision "
+        "(main, HEAD~3, a sha), 'merge-base' (default: of HEAD with main) or 'none'",
+    )
+    parser.add_argument("--functions", nargs="+", help="cold starts of these functions only (default: every one)")
+    parser.add_argument(
+        "--doc", type=Path, default=DOC, help=f"where the report goes (default {DOC.relative_to(ROOT)})"
+    )
     args = parser.parse_args()
     if args.render_only:
         results = json.loads(RESULTS.read_text())
-        plots = plot(results)
-        DOC.write_text(render(results, results["quick"]))
-        log(f"wrote {DOC.relative_to(ROOT)} and {', '.join(plots)} from {RESULTS}")
+        plots = plot(results, args.doc.parent / "bench")
+        args.doc.write_text(render(results, results["quick"]))
+        log(f"wrote {args.doc} and {', '.join(plots)} from {RESULTS}")
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so moto and other children are stopped
+    sections = set(args.only or SECTIONS)
     runs = args.runs or (7 if args.quick else 15)
     requests = args.requests or (100 if args.quick else 200)
     sizes = args.export_rows if args.export_rows is not None else [10_000] if args.quick else [10_000, 100_000]
     profile = [10_000, 50_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     profile = args.profile_rows if args.profile_rows is not None else profile
+    baseline: str | None = None  # the commit measured beside this tree
+    label = "the merge-base of HEAD with main" if args.baseline == "merge-base" else args.baseline
+    if args.baseline == "merge-base":
+        baseline = bench_lib.default_baseline()
+    elif args.baseline != "none":
+        baseline = bench_lib.resolve_revision(args.baseline)
 
     logging.getLogger("werkzeug").disabled = True  # moto's access log
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    kept: dict[str, Any] = json.loads(RESULTS.read_text()) if args.only and RESULTS.exists() else {}
+    results: dict[str, Any] = {key: kept[key] for key in SECTIONS if key in kept and key not in sections}
+    results |= {"machine": machine(), "quick": args.quick}
     # First, while this process is small: a child's max RSS on Linux includes its parent's at fork.
-    results["export"] = exports(sizes)
-    results["memory"] = export_memory(profile)
+    if "export" in sections:
+        results["export"] = exports(sizes)
+    if "memory" in sections:
+        results["memory"] = export_memory(profile)
     RESULTS.write_text(json.dumps(results, indent=1))  # kept if a later part fails
-    with (
-        bench_lib.embedded_stack() as stack,
-        open(os.devnull, "w") as devnull,
-        contextlib.redirect_stdout(devnull),  # the handlers print their metrics (EMF) to stdout
-    ):
-        small, large = f"bench-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}"
-        bench_lib.seed_payments(small, 300)
-        log("cold starts")
-        results["cold"] = cold_starts(stack["endpoint"], small, runs)
-        log("GET /payments on 300 items")
-        results["list"] = {"small": list_latency(small, requests)}
-        log("seeding 10k payments")
-        bench_lib.seed_payments(large, 10_000)
-        log("GET /payments on 10k items")
-        results["list"]["large"] = list_latency(large, max(20, requests // 2))
-        log("request counts")
-        results["requests"] = request_counts()
+    if sections & {"cold", "list", "requests"}:
+        with (
+            bench_lib.embedded_stack() as stack,
+            open(os.devnull, "w") as devnull,
+            contextlib.redirect_stdout(devnull),  # the handlers print their metrics (EMF) to stdout
+        ):
+            small, large = f"bench-{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:8]}"
+            bench_lib.seed_payments(small, 300)
+            if "cold" in sections:
+                log("cold starts" + (f" beside {baseline[:10]} ({label})" if baseline else ""))
+                results["cold"] = cold_starts(stack["endpoint"], small, runs, baseline, args.functions)
+                if baseline:
+                    results["cold"]["baseline"]["label"] = label
+            if "list" in sections:
+                log("GET /payments on 300 items")
+                results["list"] = {"small": list_latency(small, requests)}
+                log("seeding 10k payments")
+                bench_lib.seed_payments(large, 10_000)
+                log("GET /payments on 10k items")
+                results["list"]["large"] = list_latency(large, max(20, requests // 2))
+            if "requests" in sections:
+                log("request counts")
+                results["requests"] = request_counts()
     RESULTS.write_text(json.dumps(results, indent=1))
-    plots = plot(results)
-    DOC.write_text(render(results, args.quick))
-    log(f"wrote {DOC.relative_to(ROOT)} and {', '.join(plots)}")
+    results.setdefault("export", [])  # the report's export rows read it
+    plots = plot(results, args.doc.parent / "bench")
+    args.doc.write_text(render(results, args.quick))
+    log(f"wrote {args.doc} and {', '.join(plots)}")
 
 
 if __name__ == "__main__":

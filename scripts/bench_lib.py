@@ -12,6 +12,7 @@ from __future__ import annotations
 import compileall
 import gc
 import importlib.metadata
+import io
 import json
 import os
 import py_compile
@@ -20,6 +21,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -350,16 +352,44 @@ stores[0].client
 """
 
 
-def build_deployment(target: Path, *, bytecode: bool = True) -> Path:
+def resolve_revision(revision: str) -> str:
+    """The commit `revision` names in this repository (RuntimeError if none)."""
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], cwd=ROOT, capture_output=True, text=True
+    )
+    if found.returncode != 0:
+        raise RuntimeError(f"no commit {revision!r} in {ROOT}")
+    return found.stdout.strip()
+
+
+def default_baseline() -> str:
+    """The merge-base of HEAD with `main` (the previous main this branch is compared to), else HEAD."""
+    found = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else resolve_revision("HEAD")
+
+
+def export_tree(commit: str, target: Path) -> Path:
+    """The `shared/` and `functions/` folders of `commit`, as `git archive` gives them, under `target`."""
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, "shared", "functions"], cwd=ROOT, check=True,
+                             capture_output=True).stdout  # fmt: skip
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def build_deployment(target: Path, *, bytecode: bool = True, root: Path = ROOT) -> Path:
     """What `sam build` deploys, under `target`, as shared/Makefile builds the layer: `layer/` holds a
     copy of the `payments` package and of exactly the packages of shared/requirements.txt (their files
     from this virtualenv), compiled with unchecked-hash .pyc when `bytecode`; without it, the layer is
-    sources only, as SAM's own python builder would leave it. `functions/<name>/` holds each app.py."""
+    sources only, as SAM's own python builder would leave it. `functions/<name>/` holds each app.py.
+    `root`: the tree whose `shared/` and `functions/` are deployed (another commit's: `export_tree`); the
+    libraries are always this virtualenv's."""
     layer = target / "layer"
     layer.mkdir(parents=True, exist_ok=True)
     no_bytecode = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "shared" / "payments", layer / "payments", ignore=no_bytecode)
-    lines = (ROOT / "shared" / "requirements.txt").read_text().splitlines()
+    shutil.copytree(root / "shared" / "payments", layer / "payments", ignore=no_bytecode)
+    lines = (root / "shared" / "requirements.txt").read_text().splitlines()
     names = [re.split(r"[=<>~\[ ;]", line.strip())[0] for line in lines if line.strip() and line[0] not in "# "]
     for name in names:
         dist = importlib.metadata.distribution(name)
@@ -372,7 +402,7 @@ def build_deployment(target: Path, *, bytecode: bool = True) -> Path:
                 shutil.copytree(source, copy, ignore=no_bytecode)
             else:
                 shutil.copy2(source, copy)
-    for app in sorted((ROOT / "functions").glob("*/app.py")):
+    for app in sorted((root / "functions").glob("*/app.py")):
         (target / "functions" / app.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(app, target / "functions" / app.parent.name / "app.py")
     if bytecode:  # the layer only: SAM copies each function's app.py as source

@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 import threading
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
@@ -370,8 +371,36 @@ def caller(app: APIGatewayHttpResolver) -> Caller:
 _FLUSHING = threading.Lock()
 
 
+def _models_in(annotation: Any, found: dict[type[BaseModel], None]) -> None:
+    """The pydantic models `annotation` names (`X`, `X | None`, `list[X]`, `Response[X]`) and those their fields
+    name, innermost first."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation not in found:
+            for field in annotation.model_fields.values():
+                _models_in(field.annotation, found)
+            found[annotation] = None
+        return
+    for member in typing.get_args(annotation):
+        _models_in(member, found)
+
+
+def route_models(app: APIGatewayHttpResolver) -> list[type[BaseModel]]:
+    """The models the app's routes take and answer with (their signatures and documented answers), not the error
+    shape (`ErrorOut`, documentation only), innermost first."""
+    found: dict[type[BaseModel], None] = {}
+    for route in (*app._static_routes, *app._dynamic_routes):
+        for annotation in typing.get_type_hints(route.func).values():
+            _models_in(annotation, found)
+        for answer in (route.responses or {}).values():
+            model = answer.get("content", {}).get("application/json", {}).get("model")
+            if model is not None and model is not ErrorOut:
+                _models_in(model, found)
+    return list(found)
+
+
 def entrypoint(app: APIGatewayHttpResolver, logger: Logger, tracer: Tracer, metrics: Metrics) -> Handler:
-    """The Lambda handler: correlation id from the API Gateway request id, tracing, metrics.
+    """The Lambda handler: correlation id from the API Gateway request id, tracing, metrics; the models the routes
+    use are built (`route_models`).
 
     Lambda runs one function per process, one request at a time; the local stack runs them all on threads
     of one process. So each request pins its log keys to its own thread (the same values inject_lambda_context
@@ -383,6 +412,11 @@ def entrypoint(app: APIGatewayHttpResolver, logger: Logger, tracer: Tracer, metr
     from aws_lambda_powertools.utilities.jmespath_utils import query
 
     own_keys = {"function": logger.thread_safe_get_current_keys().get("function")}  # build()'s, this thread's
+    # The models of `defer_build` (payments.models) this function's routes use are built now, at start, as every
+    # other model is: its first request does not wait for them, and those no route of it uses are never built.
+    for model in route_models(app):
+        if not model.__pydantic_complete__:
+            model.model_rebuild()
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     @tracer.capture_lambda_handler(capture_response=False)

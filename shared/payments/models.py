@@ -197,6 +197,10 @@ class Payment(BaseModel):
 
 
 # ---- API shapes (docs/api.md#the-payment-object) -------------------------------------------------------------------
+# The payment's API form (PaymentOut and its parts) is built at import: most functions' first request makes one. The
+# answers of particular routes (a page, balances, a payment started, the error shape) are `defer_build`: a function
+# builds them at start only if one of its routes answers with them (`payments.api.entrypoint`), so the others never
+# pay for them. The error shape is only documentation: error answers are built as dicts (`api.error_body`).
 
 
 class CardSummary(BaseModel):
@@ -309,11 +313,15 @@ class PaymentOut(BaseModel):
 
 
 class PaymentPage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     items: list[PaymentOut]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page")
 
 
 class BalanceOut(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     currency: str
     amount: str
     credit_limit: str | None = Field(
@@ -327,17 +335,23 @@ class BalanceOut(BaseModel):
 class PaymentsSummary(BaseModel):
     """What a listing with the same filters holds (GET /payments/summary)."""
 
+    model_config = ConfigDict(defer_build=True)
+
     count: int = Field(description="Payments that match, whatever their status")
     statuses: dict[str, int] = Field(description="How many of them are pending, completed, cancelled")
     completed: list[BalanceOut] = Field(description="The sum of the completed ones, per currency")
 
 
 class BalancesOut(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     balances: list[BalanceOut]
 
 
 class ErrorItem(BaseModel):
     """One problem with the request."""
+
+    model_config = ConfigDict(defer_build=True)
 
     field: str | None = Field(
         description="The input it concerns: a body member as a dotted path (amount, card.exp_month), a query "
@@ -350,7 +364,7 @@ class ErrorItem(BaseModel):
 class ErrorOut(BaseModel):
     """Every error answer (docs/errors.md): `message` always, `errors` always, `field` when about a field."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     message: str = Field(description="A sentence saying what was wrong: every problem's message, joined")
     errors: list[ErrorItem] = Field(
@@ -364,6 +378,8 @@ class ErrorOut(BaseModel):
 
 
 class MakePaymentOut(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     payment: PaymentOut
     next_action: dict[str, Any] | None = Field(
         description="What the client does next: redirect, bank_transfer_instructions, razorpay_checkout, stripe_sdk"
