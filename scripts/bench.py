@@ -44,7 +44,7 @@ for _path in (ROOT, ROOT / "shared"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from scripts import bench_lib  # noqa: E402
+from scripts import bench_costs, bench_lib, bench_load  # noqa: E402
 from scripts.bench_lib import median, percentile  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -728,10 +728,12 @@ def render(results: dict[str, Any], quick: bool) -> str:
         "![requests](bench/requests.png)",
         "",
     ]
+    out += [*bench_costs.render(results["costs"]), ""] if results.get("costs") else ["", *_not_measured("costs")]
+    out += [*bench_load.render(results["load"]), ""] if results.get("load") else ["", *_not_measured("load")]
     return "\n".join(out)
 
 
-SECTIONS = ("export", "memory", "cold", "list", "requests")
+SECTIONS = ("export", "memory", "cold", "list", "requests", "costs", "load")
 
 
 def main() -> None:
@@ -759,6 +761,8 @@ def main() -> None:
         help="the commit whose functions are measured beside this tree's in the cold starts: a revision "
         "(main, HEAD~3, a sha), 'merge-base' (default: of HEAD with main) or 'none'",
     )
+    parser.add_argument("--load-clients", type=int, default=200, help="the load run's clients (default 200)")
+    parser.add_argument("--load-seconds", type=float, default=60, help="the load run's length (default 60 s)")
     parser.add_argument("--functions", nargs="+", help="cold starts of these functions only (default: every one)")
     parser.add_argument(
         "--doc", type=Path, default=DOC, help=f"where the report goes (default {DOC.relative_to(ROOT)})"
@@ -818,6 +822,13 @@ def main() -> None:
             if "requests" in sections:
                 log("request counts")
                 results["requests"] = request_counts()
+    if "costs" in sections:
+        log("costs per operation")
+        results["costs"] = bench_costs.run()
+    if "load" in sections:  # its own private local stack (make dev's), after the embedded AWS above has stopped
+        clients, seconds = (50, 20) if args.quick else (args.load_clients, args.load_seconds)
+        log(f"load: {clients} clients for {seconds} s through the local stack")
+        results["load"] = bench_load.run(clients, seconds)
     RESULTS.write_text(json.dumps(results, indent=1))
     results.setdefault("export", [])  # the report's export rows read it
     plots = plot(results, args.doc.parent / "bench")
