@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from payments import account, outbox
 from payments.emails import Email
-from payments.errors import InvalidInput, NotFound, RetryLater
+from payments.errors import Conflict, GatewayError, InvalidInput, NotFound, RetryLater, UpstreamError
 from payments.ids import derived_payment_id
 from payments.models import HistoryEntry, Payment, PaymentMethod, PaymentStatus, iso_z, utcnow
 from payments.money import Money, MoneyError, parse_currency
@@ -598,8 +598,6 @@ def redrive(
     while Stripe still keeps the key; older ones are left pending, logged, for an operator to look up at Stripe and
     complete or cancel (either ends the auto top-up's charge in flight). Reconciliation never times them out
     (settlement.reconcile skips them): the card may have been charged."""
-    from payments.gateways.base import GatewayError
-
     report = RedriveReport()
     for payment in store.pending_before(PaymentMethod.CREDIT_CARD, now - ask_after, limit=limit):
         if not payment.auto_topup or payment.gateway_ref:
@@ -651,8 +649,7 @@ def authenticate(
     settled when the bank asks nothing more (completed) or declines (cancelled: a failure, as any decline). Asking
     twice confirms once (one idempotency key per payment); nothing waiting is a Conflict naming why."""
     from payments.config import site_settings
-    from payments.errors import Conflict, UpstreamError
-    from payments.gateways.base import GatewayError, reading_answers
+    from payments.gateways.base import reading_answers
 
     topup = store.auto_topup(customer_id)
     if topup is None or topup.state != REQUIRES_ACTION or not topup.in_flight:

@@ -146,22 +146,12 @@ def pay_with_saved_card(world: World) -> Counted:
 
 def stripe_failed(world: World) -> Counted:
     """payment_intent.payment_failed of a pending card payment: cancelled with its reason."""
-    from payments.ids import new_payment_id
-    from payments.models import HistoryEntry, Payment, utcnow
+    from payments.models import utcnow
     from tests.integration.helpers import with_gateway_object
+    from tests.integration.test_store_contract import payment
 
-    now, store = utcnow(), PaymentStore()
-    pending = Payment(
-        id=new_payment_id(now),
-        customer_id=world.customer,
-        created_at=now,
-        amount_minor=4200,
-        currency="EUR",
-        status=PaymentStatus.PENDING,
-        method=PaymentMethod.CREDIT_CARD,
-        description="Top-up",
-        history=(HistoryEntry(at=now, status=PaymentStatus.PENDING, by="customer:bench"),),
-    )
+    store = PaymentStore()
+    pending = payment(world.customer, at=utcnow(), amount_minor=4200, currency="EUR", description="Top-up")
     store.add(pending)
     pending = with_gateway_object(pending, "stripe", "pi_" + uuid.uuid4().hex[:20], store)
     return webhook("stripe", webhook_events.stripe("failure", pending))
