@@ -39,8 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE_SIZE = 500
 
 
-def _importable() -> None:
-    for path in (ROOT, ROOT / "shared"):
+def _importable(tree: Path = ROOT) -> None:
+    """`payments` from `tree` (another commit's `shared/`, for a baseline), the rest from this checkout."""
+    for path in (ROOT, tree / "shared"):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
 
@@ -149,6 +150,95 @@ class SyntheticPages:
         return answer
 
 
+def serve_pages(customer: str, rows: int, port: int) -> None:
+    """A child process: DynamoDB's Query of the bench payments over HTTP, answered from JSON serialised once, so
+    that its own CPU stays off both sides' books and the exporting process parses the same bytes DynamoDB sends."""
+    import http.server
+
+    from payments.ids import created_at_of
+    from payments.store import to_item
+
+    texts = [json.dumps(to_item(payment_number(customer, i)), separators=(",", ":")) for i in range(rows)]
+    keys = [json.dumps({k: json.loads(t)[k] for k in ("PK", "SK")}) for t in texts]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            after = request.get("ExclusiveStartKey")
+            first = rows - 1
+            if after is not None:
+                moment = created_at_of(after["SK"]["S"].split("#", 1)[1])
+                first = int((moment - START).total_seconds() // 60) - 1
+            last = max(first - request["Limit"], -1)
+            chosen = range(first, last, -1)
+            body = '{"Items":[' + ",".join(texts[i] for i in chosen) + f'],"Count":{len(chosen)}'
+            body += f',"ScannedCount":{len(chosen)}'
+            body += f',"LastEvaluatedKey":{keys[last + 1]}}}' if last >= 0 else "}"
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def cpu_rounds(customer: str, rows: int, bucket: str, rounds: int) -> dict[str, Any]:
+    """A child process (of the tree on its sys.path): the export and the floor, `rounds` times each, interleaved,
+    against the replayed pages (`serve_pages`, DynamoDB) and moto (S3). CPU seconds of each round."""
+    import boto3
+
+    from payments.exports import ExportFilters, s3_client, stream_export
+    from payments.store import PaymentStore
+
+    store, s3 = PaymentStore("replayed"), s3_client()
+    raw, raw_s3 = boto3.client("dynamodb"), boto3.client("s3")
+    request: dict[str, Any] = {
+        "TableName": "replayed",
+        "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lower AND :upper",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": f"CUST#{customer}"},
+            ":lower": {"S": "PAY#"},
+            ":upper": {"S": "PAY$"},
+        },
+        "ScanIndexForward": False,
+        "Limit": PAGE_SIZE,
+    }
+
+    def export() -> int:
+        written = stream_export(
+            store, s3, bucket, f"exports/{customer}/cpu.csv", customer, ExportFilters(), filename="payments-bench.csv"
+        )
+        return int(written.size)
+
+    def floor(size: int) -> None:
+        page: dict[str, Any] = {"LastEvaluatedKey": None}
+        asked = dict(request)
+        while "LastEvaluatedKey" in page:
+            if page["LastEvaluatedKey"] is not None:
+                asked["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            page = raw.query(**asked)
+        raw_s3.put_object(Bucket=bucket, Key=f"exports/{customer}/cpu-floor.csv", Body=b"x" * size)
+
+    size = export()  # the first round of each side loads its clients' service models: not counted
+    floor(size)
+    samples: dict[str, list[float]] = {"export": [], "floor": []}
+    for _ in range(rounds):
+        began = time.process_time()
+        export()
+        samples["export"].append(time.process_time() - began)
+        began = time.process_time()
+        floor(size)
+        samples["floor"].append(time.process_time() - began)
+    return samples
+
+
 def _count_requests(client: Any, counter: Counter[str]) -> None:
     def count(model: Any, **_: Any) -> None:
         counter[f"{client.meta.service_model.service_name}:{model.name}"] += 1
@@ -165,6 +255,23 @@ def measure(customer: str, table: str, bucket: str, *, page_size: int = PAGE_SIZ
 
     store = PaymentStore(table)
     s3 = s3_client()
+    raw, raw_s3 = boto3.client("dynamodb"), boto3.client("s3")
+    request: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lower AND :upper",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": f"CUST#{customer}"},
+            ":lower": {"S": "PAY#"},
+            ":upper": {"S": "PAY$"},
+        },
+        "ScanIndexForward": False,
+        "Limit": 1,
+    }
+    # Each client's first call loads its service model and builds its parsers (tens of ms, once per container):
+    # paid here by both sides, so the ratios compare the work per row, not which side went first.
+    for dynamodb, s3_side in ((store.client, s3), (raw, raw_s3)):
+        dynamodb.query(**request)
+        s3_side.put_object(Bucket=bucket, Key=f"exports/{customer}/warm.csv", Body=b"warm")
     requests: Counter[str] = Counter()
     _count_requests(store.client, requests)
     _count_requests(s3, requests)
@@ -185,19 +292,8 @@ def measure(customer: str, table: str, bucket: str, *, page_size: int = PAGE_SIZ
     tracemalloc.stop()
     maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the floor allocates a whole file
 
-    raw = boto3.client("dynamodb")
     began, began_cpu = time.perf_counter(), time.process_time()
-    request: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lower AND :upper",
-        "ExpressionAttributeValues": {
-            ":pk": {"S": f"CUST#{customer}"},
-            ":lower": {"S": "PAY#"},
-            ":upper": {"S": "PAY$"},
-        },
-        "ScanIndexForward": False,
-        "Limit": page_size,
-    }
+    request["Limit"] = page_size
     items = 0
     while True:
         page = raw.query(**request)
@@ -205,7 +301,7 @@ def measure(customer: str, table: str, bucket: str, *, page_size: int = PAGE_SIZ
         if "LastEvaluatedKey" not in page:
             break
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    boto3.client("s3").put_object(Bucket=bucket, Key=f"exports/{customer}/floor.csv", Body=b"x" * written.size)
+    raw_s3.put_object(Bucket=bucket, Key=f"exports/{customer}/floor.csv", Body=b"x" * written.size)
     floor_seconds, floor_cpu = time.perf_counter() - began, time.process_time() - began_cpu
     assert items == written.rows, (items, written.rows)
 
@@ -278,8 +374,11 @@ def moto_server() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _child(*args: str) -> dict[str, Any]:
-    child = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
+def _child(*args: str, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    env = {**os.environ, **(extra_env or {})}
+    child = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
+    if child.returncode:
+        raise SystemExit(f"{Path(__file__).name} {' '.join(args)} failed:\n{child.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
     return result
 
@@ -321,6 +420,63 @@ def memory_profile(sizes: list[int], *, log: Callable[[str], None] = print) -> l
     return results
 
 
+CPU_TARGET = 1.15  # the export's CPU against the raw paged Query + upload (issue #17's target)
+
+
+def cpu_profile(
+    sizes: list[int], *, rounds: int = 5, baseline: Path | None = None, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """The export's CPU against the floor's, per size, for this tree and (`baseline`) another commit's `shared/`:
+    each in a fresh process, `rounds` interleaved rounds against pages replayed by a child process (`serve_pages`)."""
+    from local.ports import free_ports
+
+    _importable()
+    results: list[dict[str, Any]] = []
+    if not sizes:
+        return results
+    trees = [("ours", ROOT)] + ([("baseline", baseline)] if baseline else [])
+    with moto_server():
+        import boto3
+
+        for rows in sizes:
+            customer, bucket = f"cpu-{rows}", f"bench-cpu-{rows}"
+            boto3.client("s3").create_bucket(Bucket=bucket)
+            (port,) = free_ports(1)
+            server = subprocess.Popen(
+                [sys.executable, __file__, "--serve", customer, str(rows), str(port)], stdout=subprocess.DEVNULL
+            )
+            try:
+                _wait_for(port)
+                for side, tree in trees:
+                    log(f"export CPU: {rows} rows, {rounds} rounds ({side})")
+                    env = {"AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{port}"}
+                    samples = _child(
+                        "--tree", str(tree), "--cpu", customer, str(rows), bucket, str(rounds), extra_env=env
+                    )
+                    results.append({"rows": rows, "side": side, **samples})
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+    return results
+
+
+def cpu_ratio(result: dict[str, Any]) -> float:
+    """The median round's export CPU over the median round's floor CPU."""
+    import statistics
+
+    return float(statistics.median(result["export"]) / statistics.median(result["floor"]))
+
+
+def _wait_for(port: int) -> None:
+    for _ in range(1200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing answered on port {port}")
+
+
 def _report(r: dict[str, Any]) -> None:
     layout = f"{r['parts']} parts" if r["parts"] else "one PutObject"
     calls = ", ".join(f"{name} {count}" for name, count in sorted(r["requests"].items()))
@@ -343,8 +499,22 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=PAGE_SIZE, help="payments per Query (default: as deployed)")
     parser.add_argument("--measure", nargs=3, metavar=("CUSTOMER", "TABLE", "BUCKET"), help=argparse.SUPPRESS)
     parser.add_argument("--profile", nargs=3, metavar=("CUSTOMER", "ROWS", "BUCKET"), help=argparse.SUPPRESS)
+    parser.add_argument("--cpu-rows", type=int, nargs="*", default=[], help="sizes of the CPU rounds (replayed pages)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the CPU measurement")
+    parser.add_argument("--baseline-tree", type=Path, help="another commit's tree (with shared/) for the CPU rounds")
+    parser.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=3, metavar=("CUSTOMER", "ROWS", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", nargs=4, metavar=("CUSTOMER", "ROWS", "BUCKET", "ROUNDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    _importable()
+    _importable(args.tree)
+    if args.serve:
+        customer, rows, port = args.serve
+        serve_pages(customer, int(rows), int(port))
+        return
+    if args.cpu:
+        customer, rows, bucket, rounds = args.cpu
+        print(json.dumps(cpu_rounds(customer, int(rows), bucket, int(rounds))))
+        return
     if args.measure:  # a child: print one JSON line
         print(json.dumps(measure(*args.measure, page_size=args.page_size)))
         return
@@ -354,6 +524,12 @@ def main() -> None:
         return
     for result in run(args.rows, page_size=args.page_size):
         _report(result)
+    for result in cpu_profile(args.cpu_rows, rounds=args.rounds, baseline=args.baseline_tree):
+        print(
+            f"{result['rows']} rows ({result['side']}): export CPU {min(result['export']):.2f}-"
+            f"{max(result['export']):.2f} s, floor {min(result['floor']):.2f}-{max(result['floor']):.2f} s: "
+            f"median ratio {cpu_ratio(result):.2f}x (target {CPU_TARGET}x)"
+        )
     for result in memory_profile(args.profile_rows):
         print(
             f"{result['rows']} synthetic rows, {result['bytes'] / 1e6:.1f} MB, {result['parts']} parts: "

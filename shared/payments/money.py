@@ -153,6 +153,15 @@ def parse_positive(
     return money
 
 
+def format_minor(minor: int, digits: int) -> str:
+    """`minor` units as the API writes them with `digits` decimals ("12.50", "-0.05", "1000", "1.250"): integer
+    arithmetic only, the same text as the exact Decimal's fixed-point form (a test holds the two equal)."""
+    if not digits:
+        return str(minor)
+    whole, fraction = divmod(-minor if minor < 0 else minor, 10**digits)
+    return f"{'-' if minor < 0 else ''}{whole}.{fraction:0{digits}d}"
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     """An exact amount: `minor` units of `currency` (cents for USD, yen for JPY, fils for KWD)."""
@@ -195,7 +204,7 @@ class Money:
 
     def format(self) -> str:
         """The API's text form: "12.50", "-3.00", "1000", "1.250"."""
-        return f"{self.to_decimal():.{self.digits}f}"
+        return format_minor(self.minor, MINOR_DIGITS[self.currency])
 
     def __str__(self) -> str:
         return f"{self.format()} {self.currency}"

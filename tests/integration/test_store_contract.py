@@ -426,3 +426,39 @@ def test_saved_cards_default_settle_and_removal(store: Store, customer: str) -> 
     store.mark_card_detached(customer, pending.id)
     assert store.card_detached(customer, pending.id)
     assert [(c.id, c.default) for c in store.saved_cards(customer)] == [(first.id, True)]
+
+
+@pytest.mark.parametrize(
+    ("filters", "count"),
+    [
+        ({}, 7),
+        ({"status": PaymentStatus.COMPLETED}, 3),
+        ({"search": "plan"}, 4),
+        ({"created_from": BASE + timedelta(minutes=2)}, 5),
+    ],
+    ids=["all", "completed", "searched", "from"],
+)
+def test_stream_rows_are_the_streamed_payments_as_export_rows(
+    store: Store, customer: str, filters: dict[str, Any], count: int
+) -> None:
+    """The export's rows (DynamoDB: read from the items, no models) are `stream`'s payments, in its order, over
+    several pages, with each filter an export can have."""
+    from payments.store.export_rows import row_of_payment
+
+    for i in range(7):
+        status = PaymentStatus.COMPLETED if i % 2 else PaymentStatus.PENDING
+        store.add(
+            payment(
+                customer,
+                status,
+                at=BASE + timedelta(minutes=i),
+                description="Plan top-up" if i % 3 else "Voucher",
+                reference=f"INV-{i}" if i % 2 else None,
+                amount_minor=-150 * i if i % 4 == 0 else 1000 + i,
+            )
+        )
+    rows = list(store.stream_rows(customer, page_size=2, **filters))
+    expected = [row_of_payment(p) for p in store.stream(customer, page_size=3, **filters)]
+    assert rows == expected
+    assert len(rows) == count
+    assert [r.id for r in rows] == sorted((r.id for r in rows), reverse=True)

@@ -14,6 +14,7 @@ from payments import exports
 from payments.exports import HEADER, S3ObjectWriter, csv_row, neutralise, spreadsheet_time, write_csv
 from payments.ids import new_payment_id
 from payments.models import Payment, PaymentMethod, PaymentStatus
+from payments.store.export_rows import ExportRow, row_of_payment
 
 CREATED = datetime(2026, 11, 25, 17, 25, 8, 223000, tzinfo=UTC)
 
@@ -126,8 +127,8 @@ def test_times_are_spreadsheet_times_in_utc_that_read_back_as_the_apis() -> None
 
 def test_a_byte_order_mark_is_written_first_only_when_asked() -> None:
     plain, marked, one = io.BytesIO(), io.BytesIO(), payment(100, "EUR", description="Café")
-    write_csv([one], plain)
-    write_csv([one], marked, bom=True)
+    write_csv([row_of_payment(one)], plain)
+    write_csv([row_of_payment(one)], marked, bom=True)
     assert marked.getvalue() == b"\xef\xbb\xbf" + plain.getvalue()
     assert plain.getvalue().startswith(b"Date/Time,")
 
@@ -187,7 +188,7 @@ def test_rfc4180_quoting_and_crlf_round_trip() -> None:
     tricky = 'Line one\nline "two", with comma; and ünïcödé €'
     p = payment(description=tricky, reference="a,b")
     sink = Collect()
-    assert write_csv([p], sink) == 1
+    assert write_csv([row_of_payment(p)], sink) == 1
     text = sink.data.decode("utf-8")
     assert text.endswith("\r\n")
     assert '"Line one\nline ""two"", with comma; and ünïcödé €"' in text
@@ -202,10 +203,10 @@ def test_rows_are_written_while_payments_are_still_being_read() -> None:
     sink = Collect()
     seen_before: list[int] = []
 
-    def payments() -> Iterator[Payment]:
+    def payments() -> Iterator[ExportRow]:
         for i in range(5):
             seen_before.append(len(sink.writes))
-            yield payment(i + 1, created_at=CREATED - timedelta(minutes=i))
+            yield row_of_payment(payment(i + 1, created_at=CREATED - timedelta(minutes=i)))
 
     assert write_csv(payments(), sink) == 5
     assert seen_before == [1, 2, 3, 4, 5]  # header, then one write per row already done

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from payments.models import Payment
+from payments.store.export_rows import ExportRow, row_of_payment
 
 HEADER = (
     "Date/Time",
@@ -59,21 +60,35 @@ def spreadsheet_time(moment: datetime | None) -> str:
     return f"{utc.year:04d}-{utc:%m-%d %H:%M:%S}"
 
 
-def csv_row(payment: Payment) -> tuple[str, ...]:
+def spreadsheet_text(stored: str | None) -> str:
+    """`spreadsheet_time` of a stored ISO 8601 time: cut out of the `iso_z` text the store writes
+    (`2026-12-01T18:11:18.243Z`), parsed only when it has another form."""
+    if not stored:
+        return ""
+    if len(stored) == 24 and stored[23] == "Z" and stored[10] == "T":
+        return f"{stored[:10]} {stored[11:19]}"
+    return spreadsheet_time(datetime.fromisoformat(stored))
+
+
+def csv_cells(row: ExportRow) -> tuple[str, ...]:
     """One payment in HEADER's order: amounts exactly as the API formats them, times as spreadsheet times."""
-    out = payment.to_api()
     return (
-        spreadsheet_time(payment.completed_at),
-        total_cell(out.amount),
-        neutralise(out.currency),
-        neutralise(payment.status.label),
-        neutralise(out.description),
-        neutralise(out.id),
-        neutralise(out.method.value),
-        neutralise(out.reference or ""),
-        spreadsheet_time(payment.created_at),
-        neutralise(payment.refund_of or ""),
+        spreadsheet_text(row.completed_at),
+        total_cell(row.amount),
+        neutralise(row.currency),
+        neutralise(row.status),
+        neutralise(row.description),
+        neutralise(row.id),
+        neutralise(row.method),
+        neutralise(row.reference or ""),
+        spreadsheet_text(row.created_at),
+        neutralise(row.refund_of or ""),
     )
+
+
+def csv_row(payment: Payment) -> tuple[str, ...]:
+    """`csv_cells` of a `Payment` (through its API form)."""
+    return csv_cells(row_of_payment(payment))
 
 
 class ByteSink(Protocol):
@@ -91,7 +106,7 @@ class _Utf8Lines:
         return len(text)
 
 
-def write_csv(payments: Iterable[Payment], sink: ByteSink, *, bom: bool = False) -> int:
+def write_csv(rows: Iterable[ExportRow], sink: ByteSink, *, bom: bool = False) -> int:
     """The header and one RFC 4180 row per payment into `sink`, row by row. Returns the number of rows.
     `bom`: start with a UTF-8 byte order mark, so Excel reads non-ASCII text right."""
     lines = _Utf8Lines(sink)
@@ -99,8 +114,8 @@ def write_csv(payments: Iterable[Payment], sink: ByteSink, *, bom: bool = False)
         lines.write(BOM)
     writer = csv.writer(lines, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(HEADER)
-    rows = 0
-    for payment in payments:
-        writer.writerow(csv_row(payment))
-        rows += 1
-    return rows
+    written = 0
+    for row in rows:
+        writer.writerow(csv_cells(row))
+        written += 1
+    return written

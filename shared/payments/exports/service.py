@@ -129,7 +129,7 @@ def stream_export(
     page_size: int = 500,
 ) -> WrittenExport:
     """The customer's matching payments, newest first, as one CSV object: Query pages in, parts out."""
-    payments = store.stream(
+    rows = store.stream_rows(
         customer_id,
         page_size=page_size,
         status=filters.status,
@@ -139,8 +139,8 @@ def stream_export(
     )
     disposition = f'attachment; filename="{filename}"'
     with S3ObjectWriter(s3, bucket, key, content_disposition=disposition, part_size=part_size) as out:
-        rows = write_csv(payments, out, bom=filters.bom)
-    return WrittenExport(rows, out.bytes_written, out.parts)
+        count = write_csv(rows, out, bom=filters.bom)
+    return WrittenExport(count, out.bytes_written, out.parts)
 
 
 def filename_of(record: ExportRecord) -> str:

@@ -9,12 +9,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from payments import status as rules
 from payments.errors import NotFound, RetryLater
 from payments.models import Payment, PaymentStatus, utcnow
 from payments.status import Cause, Change
 from payments.store.records import Dedupe, TransitionOutcome
+
+if TYPE_CHECKING:
+    from payments.store.export_rows import ExportRow
 
 BUSY_MESSAGE = "the service is busy; retry in a moment, with the same Idempotency-Key if any"
 MAX_TRANSITION_ATTEMPTS = 4
@@ -89,6 +93,29 @@ class StoreBase(ABC):
             yield from payments
             if after is None:
                 return
+
+    def stream_rows(
+        self,
+        customer_id: str,
+        *,
+        page_size: int = 500,
+        status: PaymentStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        search: str | None = None,
+    ) -> Iterator[ExportRow]:
+        """`stream`'s payments as the rows an export writes (the DynamoDB store reads them without models)."""
+        from payments.store.export_rows import row_of_payment
+
+        payments = self.stream(
+            customer_id,
+            page_size=page_size,
+            status=status,
+            created_from=created_from,
+            created_to=created_to,
+            search=search,
+        )
+        return map(row_of_payment, payments)
 
     def transition(
         self,

@@ -17,6 +17,7 @@ from payments.outbox import OutboxEvent
 from payments.status import Cause, Change
 from payments.store.base import Written
 from payments.store.export_records import ExportRecord, ExportStatus
+from payments.store.export_rows import ExportRow
 from payments.store.records import (
     AutoTopup,
     Dedupe,
@@ -94,6 +95,19 @@ class Store(Protocol):
         search: str | None = None,
     ) -> Iterator[Payment]:
         """Every matching payment, newest first, one page at a time (constant memory)."""
+        ...
+
+    def stream_rows(
+        self,
+        customer_id: str,
+        *,
+        page_size: int = 500,
+        status: PaymentStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        search: str | None = None,
+    ) -> Iterator[ExportRow]:
+        """`stream`'s payments as the rows an export writes (`payments.store.export_rows`)."""
         ...
 
     def balances(self, customer_id: str) -> list[Money]:

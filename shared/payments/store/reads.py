@@ -3,8 +3,9 @@ store than this (and `table`, `codec`, `keys`): every write is in `writes` and t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from payments.ids import PREFIX as PAYMENT_ID_PREFIX
 from payments.ids import id_bound
@@ -27,6 +28,9 @@ from payments.store.keys import (
 )
 from payments.store.records import Dedupe
 from payments.store.table import Table, key
+
+if TYPE_CHECKING:
+    from payments.store.export_rows import ExportRow
 
 SEARCH_QUERIES = 10  # a searched page reads at most this many Query pages before it answers short, with a cursor
 SEARCH_PAGE = 200  # items read per Query of a searched page
@@ -90,6 +94,40 @@ class Reads(Table):
         card's last 4 digits), a filter: a page may take several Queries to fill, at most SEARCH_QUERIES, and
         may come back short with a cursor when the matches are rare.
         """
+        items, more = self._page_items(customer_id, limit, after, status, created_from, created_to, search)
+        return [from_item(i) for i in items], more
+
+    def stream_rows(
+        self,
+        customer_id: str,
+        *,
+        page_size: int = 500,
+        status: PaymentStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        search: str | None = None,
+    ) -> Iterator[ExportRow]:
+        """`stream`'s payments as export rows, read from each item without building a `Payment` (`export_rows`)."""
+        from payments.store.export_rows import row_of_item
+
+        after: str | None = None
+        while True:
+            items, after = self._page_items(customer_id, page_size, after, status, created_from, created_to, search)
+            yield from map(row_of_item, items)
+            if after is None:
+                return
+
+    def _page_items(
+        self,
+        customer_id: str,
+        limit: int,
+        after: str | None,
+        status: PaymentStatus | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        search: str | None,
+    ) -> tuple[list[Item], str | None]:
+        """`page`'s items (at most `limit`) and the id to go on after."""
         request = self._listing_query(customer_id, status, created_from, created_to)
         if search:
             request["FilterExpression"] = "contains(search_text, :q)"
@@ -107,11 +145,10 @@ class Reads(Table):
             last_evaluated = stopped_at["SK"]["S"].removeprefix("PAY#") if stopped_at else None
             if len(items) > limit or last_evaluated is None:
                 break
-        payments = [from_item(i) for i in items[:limit]]
         if len(items) > limit:
-            return payments, payments[-1].id
+            return items[:limit], items[limit - 1]["id"]["S"]
         # DynamoDB stopped early (its 1 MB page cap, or the search's Query budget): go on after where it stopped.
-        return payments, last_evaluated
+        return items, last_evaluated
 
     def _start_key(self, customer_id: str, status: PaymentStatus | None, after: str) -> Item:
         start = key(customer_pk(customer_id), payment_sk(after))
