@@ -245,3 +245,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         running += funcargs["launch_stack"].stacks
     for index, one in enumerate(running):
         report.sections.append((f"local stack {index + 1} output", one.output()[-20_000:]))
+
+
+E2E = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """No coverage tracing around an e2e test (setup, call and teardown). The code they test runs in the stack's own
+    process, which is not measured; what the tracer would follow here is the clients (Playwright, requests,
+    schemathesis and hypothesis), which it slowed by about a third. Every e2e assertion still runs."""
+    coverage = item.config.pluginmanager.getplugin("_cov")
+    controller = getattr(coverage, "cov_controller", None)
+    if controller is None or E2E not in item.path.parents or not controller.started:
+        yield
+        return
+    controller.pause()
+    try:
+        yield
+    finally:
+        controller.resume()
