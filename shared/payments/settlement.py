@@ -259,6 +259,13 @@ def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
         return _recorded(store, event, original.id, Outcome.REFUSED)
     if not refundable(original.status):
         return _refund_of_uncounted(store, event, original)
+    if original.refund_ids and _reserving(store, original):
+        # An operator's refund is being made at the gateway: this may be that very refund, reported before its call
+        # returned. Counted now, it would hold the payment twice (the reservation and this entry) until the route
+        # binds it, and refuse other operators' refunds that fit. Not recorded: the gateway delivers it again, by
+        # when the refund names its entry (a duplicate) or the reservation is gone (it counts).
+        logger.warning("refund reported while another is being made: asking the gateway to resend")
+        return Result(Outcome.DEFERRED, original.id)
     now = utcnow()
     refund = Payment(
         id=new_payment_id(now),
@@ -285,10 +292,7 @@ def _refund(store: Store, event: GatewayEvent, original: Payment) -> Result:
         current = store.require(original.customer_id, original.id, consistent=True)
         if not refundable(current.status):
             return _refund_of_uncounted(store, event, current)
-        if _reserving(store, current):
-            # An operator's refund is being made at the gateway and holds part of the payment: this may be that
-            # very refund, reported before its call returned. Not recorded: the gateway sends it again, and by
-            # then the refund names its entry (a duplicate) or its reservation was released (it counts).
+        if _reserving(store, current):  # reserved since `original` was read: as above
             logger.warning("refund reported while another is being made: asking the gateway to resend")
             return Result(Outcome.DEFERRED, original.id)
         logger.error("refunds would exceed the payment", extra={"payment_id": original.id})

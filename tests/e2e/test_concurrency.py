@@ -144,7 +144,7 @@ def test_twenty_parallel_refunds_of_thirty_percent_three_succeed_and_the_gateway
     made_refunds = [answer for status, answer in results if status == 201]
     refused = [answer for status, answer in results if status == 422]
     assert len(made_refunds) + len(refused) == 20, [status for status, _ in results]
-    assert len(made_refunds) == 3  # 90%: what was paid allows three, and nothing stops the three
+    assert len(made_refunds) == 3, sorted({answer["message"] for answer in refused})  # 90% of what was paid
     assert all(answer["field"] == "amount" for answer in refused)
     at_gateway = gateway_refunds(stack, provider, payment)
     assert len(at_gateway) == len(made_refunds)  # the gateway saw no more than what succeeded

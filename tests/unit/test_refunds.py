@@ -384,22 +384,48 @@ def test_a_webhook_of_the_whole_refund_first_is_deferred_and_then_a_duplicate(
     assert balance(store) == 0 and [e.id for e in entries(store, original)] == [entry.id]
 
 
-def test_a_webhook_of_a_partial_refund_first_counts_it_and_the_route_answers_its_entry(
+def test_a_webhook_of_a_partial_refund_first_is_deferred_while_its_reservation_holds_then_a_duplicate(
     store: MemoryStore, ledger: Ledger
 ) -> None:
+    """Counted now, it would hold the payment twice (the reservation and the webhook's entry) until the route binds."""
     original = paid(store)
     seen: list[Outcome] = []
     ledger.during = lambda answer: seen.append(deliver(store, ledger, refund_event(original, answer)))
 
     answered = refund(store, ledger, original, "10.00")
 
-    assert seen == [Outcome.REFUNDED]
-    by_status = {e.status: e for e in entries(store, original)}
-    assert set(by_status) == {PaymentStatus.COMPLETED, PaymentStatus.CANCELLED}
-    assert answered == by_status[PaymentStatus.COMPLETED]  # the webhook's entry
-    superseded = by_status[PaymentStatus.CANCELLED]
-    assert superseded.history[-1].note == f"the gateway reported this refund first: {answered.id}"
+    assert seen == [Outcome.DEFERRED]
+    assert [e.status for e in entries(store, original)] == [PaymentStatus.COMPLETED]
+    assert deliver(store, ledger, refund_event(original, ledger.made[answered.id])) is Outcome.DUPLICATE
     assert balance(store) == 9000 and store.require(CUSTOMER, original.id).refunded_minor == 1000
+
+
+def test_a_refund_reported_while_others_are_being_made_never_refuses_one_that_fits(
+    store: MemoryStore, ledger: Ledger
+) -> None:
+    """Three operators refund 30.00 of 100.00 at once, and the gateway reports the first refund before its call
+    returns: all three fit, and all three are made (the webhook's refund was counted twice while the first
+    reservation held, and the third operator was told it exceeded what is refundable)."""
+    original = paid(store)
+    seen: list[Outcome] = []
+    others: list[Payment] = []
+
+    def meanwhile(answer: RefundAnswer) -> None:
+        ledger.during = None
+        seen.append(deliver(store, ledger, refund_event(original, answer)))
+        others.extend(refund(store, ledger, original, "30.00") for _ in range(2))
+
+    ledger.during = meanwhile
+    first = refund(store, ledger, original, "30.00")
+
+    assert seen == [Outcome.DEFERRED]
+    made = [first, *others]
+    assert len({e.id for e in made}) == 3 and all(e.status is PaymentStatus.COMPLETED for e in made)
+    assert sorted(e.id for e in entries(store, original)) == sorted(e.id for e in made)
+    assert balance(store) == 1000 and store.require(CUSTOMER, original.id).refunded_minor == 9000
+    assert deliver(store, ledger, refund_event(original, ledger.made[first.id])) is Outcome.DUPLICATE
+    with pytest.raises(InvalidInput, match=r"exceeds what is refundable: 10\.00 EUR"):
+        refund(store, ledger, original, "30.00")
 
 
 def test_a_refund_reported_failed_before_the_route_binds_it_is_cancelled(store: MemoryStore, ledger: Ledger) -> None:
