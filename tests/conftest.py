@@ -277,3 +277,38 @@ def gateway_sim(aws: dict[str, str]) -> Iterator[Any]:
     os.environ.update(sim.api_base_env())
     yield sim
     sim.stop()
+
+
+# ---- how long the run took (make bench reports the last full run's: docs/benchmarks.md) ----------------------------
+
+RUN_RECORD = Path(__file__).resolve().parents[1] / ".local" / "test-run.json"
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import time
+
+    session.config.stash[_STARTED] = time.monotonic()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The run's wall time, written by the controlling process of a run of the whole suite (no paths, no -k)."""
+    import json
+    import time
+
+    config = session.config
+    whole = not config.option.keyword and not config.option.markexpr and config.args in ([], ["tests"])
+    if hasattr(config, "workerinput") or not whole or _STARTED not in config.stash:
+        return
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout
+    record = {
+        "seconds": round(time.monotonic() - config.stash[_STARTED], 1),
+        "tests": session.testscollected,
+        "failed": session.testsfailed,
+        "workers": getattr(config.option, "numprocesses", None),
+        "coverage": bool(getattr(config.option, "cov_source", None)),
+        "commit": commit.strip(),
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    RUN_RECORD.parent.mkdir(exist_ok=True)
+    RUN_RECORD.write_text(json.dumps(record) + "\n")
