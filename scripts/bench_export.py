@@ -119,6 +119,21 @@ def _seed(customer: str, rows: int, table: str) -> None:
             batch = []
 
 
+def floor_query(table: str, customer: str, limit: int) -> dict[str, Any]:
+    """The floor's Query: the customer's payments, newest first, as a plain boto3 client asks for them."""
+    return {
+        "TableName": table,
+        "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lower AND :upper",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": f"CUST#{customer}"},
+            ":lower": {"S": "PAY#"},
+            ":upper": {"S": "PAY$"},
+        },
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+
+
 class SyntheticPages:
     """Stands in for the DynamoDB client in the memory profile: answers the export's Query (unfiltered,
     newest first) with pages of `rows` generated payments, honouring Limit and ExclusiveStartKey, so only
@@ -199,17 +214,7 @@ def cpu_rounds(customer: str, rows: int, bucket: str, rounds: int) -> dict[str, 
 
     store, s3 = PaymentStore("replayed"), s3_client()
     raw, raw_s3 = boto3.client("dynamodb"), boto3.client("s3")
-    request: dict[str, Any] = {
-        "TableName": "replayed",
-        "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lower AND :upper",
-        "ExpressionAttributeValues": {
-            ":pk": {"S": f"CUST#{customer}"},
-            ":lower": {"S": "PAY#"},
-            ":upper": {"S": "PAY$"},
-        },
-        "ScanIndexForward": False,
-        "Limit": PAGE_SIZE,
-    }
+    request = floor_query("replayed", customer, PAGE_SIZE)
 
     def export() -> int:
         written = stream_export(
@@ -256,17 +261,7 @@ def measure(customer: str, table: str, bucket: str, *, page_size: int = PAGE_SIZ
     store = PaymentStore(table)
     s3 = s3_client()
     raw, raw_s3 = boto3.client("dynamodb"), boto3.client("s3")
-    request: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lower AND :upper",
-        "ExpressionAttributeValues": {
-            ":pk": {"S": f"CUST#{customer}"},
-            ":lower": {"S": "PAY#"},
-            ":upper": {"S": "PAY$"},
-        },
-        "ScanIndexForward": False,
-        "Limit": 1,
-    }
+    request = floor_query(table, customer, 1)
     # Each client's first call loads its service model and builds its parsers (tens of ms, once per container):
     # paid here by both sides, so the ratios compare the work per row, not which side went first.
     for dynamodb, s3_side in ((store.client, s3), (raw, raw_s3)):
