@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from payments import status as rules
 from payments.errors import NotFound, RetryLater
@@ -36,6 +36,19 @@ class Written(StrEnum):
     WRITTEN = "written"
     DUPLICATE = "duplicate"  # its dedupe marker exists: nothing written
     LOST = "lost"  # the payment's status is no longer the one the change was computed from: nothing written
+
+
+T = TypeVar("T")
+
+
+def paged(fetch: Callable[[str | None], tuple[list[T], str | None]]) -> Iterator[T]:
+    """Each item of the pages `fetch(after)` answers, from the first page (`after` None) until one names no next."""
+    after: str | None = None
+    while True:
+        items, after = fetch(after)
+        yield from items
+        if after is None:
+            return
 
 
 class StoreBase(ABC):
@@ -79,9 +92,8 @@ class StoreBase(ABC):
         search: str | None = None,
     ) -> Iterator[Payment]:
         """Every matching payment, newest first, one page at a time (constant memory)."""
-        after: str | None = None
-        while True:
-            payments, after = self.page(
+        return paged(
+            lambda after: self.page(
                 customer_id,
                 limit=page_size,
                 after=after,
@@ -90,9 +102,7 @@ class StoreBase(ABC):
                 created_to=created_to,
                 search=search,
             )
-            yield from payments
-            if after is None:
-                return
+        )
 
     def stream_rows(
         self,

@@ -12,6 +12,7 @@ from payments.ids import id_bound
 from payments.models import Payment, PaymentMethod, PaymentStatus
 from payments.money import Money
 from payments.status import counts_in_balance
+from payments.store.base import paged
 from payments.store.codec import Item, from_item, value, values
 from payments.store.keys import (
     BALANCE_SK,
@@ -110,12 +111,12 @@ class Reads(Table):
         """`stream`'s payments as export rows, read from each item without building a `Payment` (`export_rows`)."""
         from payments.store.export_rows import row_of_item
 
-        after: str | None = None
-        while True:
-            items, after = self._page_items(customer_id, page_size, after, status, created_from, created_to, search)
-            yield from map(row_of_item, items)
-            if after is None:
-                return
+        return map(
+            row_of_item,
+            paged(
+                lambda after: self._page_items(customer_id, page_size, after, status, created_from, created_to, search)
+            ),
+        )
 
     def _page_items(
         self,
