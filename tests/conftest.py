@@ -279,6 +279,17 @@ def gateway_sim(aws: dict[str, str]) -> Iterator[Any]:
     sim.stop()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """No simulator webhook outlives the test that caused it. Gateways send some webhooks a moment after their
+    answer (a Razorpay refund's refund.processed, PayPal's capture); on a simulator shared by the session, one
+    still due would reach the next test, whose `responses` mock or request count would record it as its own."""
+    yield
+    server = sys.modules.get("local.gateway_sim.server")
+    if server is not None:
+        server.GatewaySimulator.quiesce_all()
+
+
 # ---- how long the run took (make bench reports the last full run's: docs/benchmarks.md) ----------------------------
 
 RUN_RECORD = Path(__file__).resolve().parents[1] / ".local" / "test-run.json"

@@ -12,6 +12,7 @@ import secrets
 import sys
 import threading
 import traceback
+import weakref
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +27,9 @@ from payments.registry import GATEWAYS as REGISTERED
 GATEWAYS: tuple[type[SimGateway], ...] = tuple(
     importlib.import_module(f"local.gateway_sim.{entry.provider}").GATEWAY for entry in REGISTERED
 )
+
+# Every simulator of this process that has webhooks still to send later (GatewaySimulator.quiesce_all).
+_WAITING: weakref.WeakSet[GatewaySimulator] = weakref.WeakSet()
 
 
 class GatewaySimulator:
@@ -80,25 +84,46 @@ class GatewaySimulator:
         return self._port
 
     def _later(self, delay: float, webhooks: Sequence[Webhook]) -> None:
-        """Deliver `webhooks` in order after `delay` seconds, unless the simulator stops first."""
+        """Deliver `webhooks` in order after `delay` seconds, unless the simulator stops (or quiesces) first.
+        A timer stays in `_timers` until its last webhook is delivered, so quiesce() can wait for it."""
 
         def send() -> None:
-            with self._timers_lock:
-                self._timers.discard(timer)
-            for webhook in webhooks:
-                self._deliver(webhook)
+            try:
+                for webhook in webhooks:
+                    self._deliver(webhook)
+            finally:
+                with self._timers_lock:
+                    self._timers.discard(timer)
 
         timer = threading.Timer(delay, send)
         timer.daemon = True
         with self._timers_lock:
             self._timers.add(timer)
+            _WAITING.add(self)
         timer.start()
 
-    def stop(self) -> None:
+    def quiesce(self) -> int:
+        """Cancel every webhook still due later and wait for those already on their way; returns how many
+        timers were cancelled or waited for. Afterwards nothing this simulator scheduled is sent any more, so a
+        shared simulator cannot send one test's webhook while the next test runs (tests/conftest.py)."""
         with self._timers_lock:
             due, self._timers = self._timers, set()
+            _WAITING.discard(self)
+        current = threading.current_thread()
         for timer in due:
             timer.cancel()
+        for timer in due:
+            if timer is not current:  # a webhook's own delivery may stop the simulator
+                timer.join()
+        return len(due)
+
+    @staticmethod
+    def quiesce_all() -> int:
+        """quiesce() every simulator of this process that has webhooks scheduled; returns the timers ended."""
+        return sum(simulator.quiesce() for simulator in list(_WAITING))
+
+    def stop(self) -> None:
+        self.quiesce()
         if self._server is None:
             return
         self._server.shutdown()
