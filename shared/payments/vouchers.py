@@ -67,7 +67,8 @@ def _count_attempt(store: Store, customer_id: str, now: int) -> None:
 
     Counting first, with a conditional increment, is what makes the limit hold under concurrency: of 30
     parallel guesses at most MAX_FAILURES get past here within a window. A redemption that succeeds gives its
-    attempt back in its own transaction (`Store.redeem_voucher`), so only failures use the allowance up.
+    attempt back in its own transaction (`Store.redeem_voucher`), and one of a real code that an account limit
+    refuses gives it back before answering (`Store.give_back_voucher_attempt`): only wrong codes use it up.
     """
     locked_until = store.count_voucher_attempt(
         customer_id, now=now, limit=MAX_FAILURES, window_seconds=FAILURE_WINDOW_SECONDS
@@ -120,7 +121,11 @@ def redeem(
     )
     if not usable or voucher is None:
         raise InvalidInput("voucher_code", INVALID_VOUCHER)
-    account.check_amount(terms, voucher.money, field="voucher_code")
+    try:
+        account.check_amount(terms, voucher.money, field="voucher_code")
+    except InvalidInput:
+        store.give_back_voucher_attempt(customer_id)  # a real code: not a guess, so not a failure either
+        raise
     ceiling = account.balance_room(terms, currency)
     moment = utcnow()
     ending = normalise(code)[-4:]
@@ -141,6 +146,7 @@ def redeem(
     try:
         redeemed = store.redeem_voucher(hashed, payment, now=now, balance_at_most=ceiling)
     except BalanceCeiling:
+        store.give_back_voucher_attempt(customer_id)
         balance = next((m.minor for m in store.balances(customer_id) if m.currency == currency), 0)
         raise account.over_max_balance(terms, voucher.money, balance, field="voucher_code") from None
     if not redeemed:

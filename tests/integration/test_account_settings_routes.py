@@ -179,6 +179,39 @@ def test_vouchers_stop_at_max_balance_even_redeemed_in_parallel_over_the_handler
     assert balances(customer) == {"JPY": "9000"}
 
 
+@pytest.mark.parametrize(
+    ("limits", "value", "named"),
+    [
+        ({"max_balance": "50.00"}, "60.00", "(max_balance)"),
+        ({"min_payment": "20.00"}, "10.00", "min_payment"),
+        ({"max_payment": "20.00"}, "30.00", "max_payment"),
+    ],
+    ids=["max_balance", "min_payment", "max_payment"],
+)
+def test_a_real_voucher_refused_by_a_limit_never_uses_up_the_wrong_code_allowance(
+    customer: str, limits: dict[str, str], value: str, named: str
+) -> None:
+    """The allowance (5 failures per window, then 429) is against guessing codes. A customer holding a real voucher
+    that a limit refuses is not guessing: however often they try, each answer names the limit, never a lockout,
+    and the allowance for wrong codes is whole afterwards."""
+    assert put_settings(customer, {"account_currency": "EUR", **limits})[0] == 200
+    [code] = issue_vouchers(value, "EUR")
+    voucher = {"method": "voucher", "voucher_code": code, "currency": "EUR"}
+    for _ in range(7):  # more than the allowance of 5
+        status, body = post("make_payment", "/payments", voucher, customer=customer)
+        assert (status, body["errors"][0]["field"]) == (422, "voucher_code"), body
+        assert named in body["message"], body
+    wrong = {"method": "voucher", "voucher_code": "WRONG-CODE-0000", "currency": "EUR"}
+    for _ in range(5):
+        status, body = post("make_payment", "/payments", wrong, customer=customer)
+        assert status == 422 and "locked_until" not in body, body
+    status, body = post("make_payment", "/payments", wrong, customer=customer)
+    assert status == 429 and body["locked_until"], body
+    assert balances(customer) == {}
+    status, listed = call("list_payments", "GET", "/payments", claims_for(customer, "support"))
+    assert (status, listed["items"]) == (200, [])
+
+
 # ---- surcharges: charged at the gateway, checked by its webhook, not credited ------------------------------------
 
 

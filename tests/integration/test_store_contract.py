@@ -280,6 +280,20 @@ def test_vouchers_and_the_attempt_window(store: Store, customer: str) -> None:
     assert again == [None, None, now + 121]
 
 
+def test_an_attempt_given_back_makes_room_for_one_more_and_never_goes_below_zero(store: Store, customer: str) -> None:
+    now = int(datetime.now(UTC).timestamp())
+    store.give_back_voucher_attempt(customer)  # nothing counted yet: nothing to give back
+    counted = [store.count_voucher_attempt(customer, now=now, limit=2, window_seconds=60) for _ in range(3)]
+    assert counted == [None, None, now + 60]
+    store.give_back_voucher_attempt(customer)
+    assert store.count_voucher_attempt(customer, now=now, limit=2, window_seconds=60) is None
+    assert store.count_voucher_attempt(customer, now=now, limit=2, window_seconds=60) == now + 60
+    for _ in range(4):  # more than were counted: the count stops at zero
+        store.give_back_voucher_attempt(customer)
+    again = [store.count_voucher_attempt(customer, now=now, limit=2, window_seconds=60) for _ in range(3)]
+    assert again == [None, None, now + 60]
+
+
 def test_event_markers_and_export_records(store: Store, customer: str) -> None:
     once = marker()
     assert store.record_event(once, "pay_x", event_type="a.b")

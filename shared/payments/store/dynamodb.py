@@ -323,6 +323,11 @@ class PaymentStore(Reads):
             self, customer_id, now=now, limit=limit, window_seconds=window_seconds
         )
 
+    def give_back_voucher_attempt(self, customer_id: str) -> None:
+        from payments.store import voucher_items
+
+        voucher_items.give_back_voucher_attempt(self, customer_id)
+
     def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int, balance_at_most: int | None = None) -> bool:
         from payments.store import voucher_items
 

@@ -426,6 +426,10 @@ class Store(Protocol):
         over); None once counted, or, when `limit` attempts are counted already, the epoch second it ends."""
         ...
 
+    def give_back_voucher_attempt(self, customer_id: str) -> None:
+        """Uncount one counted attempt of the customer (never below zero): the code was real and a limit refused it."""
+        ...
+
     def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int, balance_at_most: int | None = None) -> bool:
         """Redeem the voucher for `payment` (new, completed, of its value) at once: the voucher unused ->
         redeemed (if still of the payment's currency and not expired at `now`), the payment, the balance (never

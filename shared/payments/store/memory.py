@@ -744,6 +744,12 @@ class MemoryStore(StoreBase):
                 return attempts.window_end
         return None
 
+    def give_back_voucher_attempt(self, customer_id: str) -> None:
+        with self._lock:
+            attempts = self.tables.voucher_attempts.get(customer_id)
+            if attempts is not None and attempts.count > 0:
+                attempts.count -= 1
+
     def redeem_voucher(self, code_hash: str, payment: Payment, *, now: int, balance_at_most: int | None = None) -> bool:
         with self._lock:
             held = self.tables.vouchers.get(code_hash)

@@ -3,6 +3,7 @@ requests. `PaymentStore` imports this module when first asked about a voucher, a
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -123,6 +124,19 @@ def count_voucher_attempt(store: Table, customer_id: str, *, now: int, limit: in
         except store.client.exceptions.ConditionalCheckFailedException:
             continue  # another attempt opened the new window first: count in it
     raise RetryLater(BUSY_ATTEMPTS, http_status=503)
+
+
+def give_back_voucher_attempt(store: Table, customer_id: str) -> None:
+    """One conditional UpdateItem: the count less one, never below zero (nothing to give back: no write)."""
+    with contextlib.suppress(store.client.exceptions.ConditionalCheckFailedException):
+        store.client.update_item(
+            TableName=store.table,
+            Key=key(customer_pk(customer_id), VOUCHER_ATTEMPTS_SK),
+            UpdateExpression="ADD #count :less",
+            ConditionExpression="#count > :zero",
+            ExpressionAttributeNames={"#count": "count"},
+            ExpressionAttributeValues=values({":less": -1, ":zero": 0}),
+        )
 
 
 def redeem_voucher(
