@@ -608,3 +608,108 @@ def test_only_the_webhook_route_function_encrypts_secrets_and_only_the_delivery_
 def test_no_function_may_loosen_the_ssrf_rules_in_aws(template: dict[str, Any]) -> None:
     for name, props in _functions(template).items():
         assert "WEBHOOK_ALLOW_LOOPBACK" not in props.get("Environment", {}).get("Variables", {}), name
+
+
+def _queue_of(arn: Any) -> str | None:
+    """The queue resource an `!GetAtt Queue.Arn` names, None for anything else."""
+    if isinstance(arn, dict) and "Fn::GetAtt" in arn and arn["Fn::GetAtt"][1] == "Arn":
+        return str(arn["Fn::GetAtt"][0])
+    return None
+
+
+def _given_up_into(template: dict[str, Any]) -> dict[str, str]:
+    """Every queue that something is given up into (a redrive policy's dead-letter queue, a rule target's
+    dead-letter queue, a stream mapping's on-failure destination), with what gives up into it."""
+    resources = template["Resources"]
+    queues = _resources(template, "AWS::SQS::Queue")
+    found: dict[str, str] = {}
+    for name, queue in queues.items():
+        redrive = queue["Properties"].get("RedrivePolicy")
+        if redrive:
+            found[str(_queue_of(redrive["deadLetterTargetArn"]))] = f"{name}'s redrive policy"
+    for name, rule in _resources(template, "AWS::Events::Rule").items():
+        for target in rule["Properties"]["Targets"]:
+            if "DeadLetterConfig" in target:
+                found[str(_queue_of(target["DeadLetterConfig"]["Arn"]))] = f"rule {name}"
+    for name, function in _functions(template).items():
+        for event in (function.get("Events") or {}).values():
+            failure = (event["Properties"].get("DestinationConfig") or {}).get("OnFailure")
+            if failure:
+                found[str(_queue_of(failure["Destination"]))] = f"{name}'s {event['Type']} mapping"
+    assert set(found) <= set(queues), f"dead letters go to something that is not a queue of the stack: {found}"
+    assert all(name in resources for name in found)
+    return found
+
+
+def test_nothing_is_given_up_without_an_alarm_and_every_alarm_notifies_the_alarm_topic(
+    template: dict[str, Any],
+) -> None:
+    """docs/api.md#alarms: every queue something is given up into has an alarm that goes off at its first message,
+    and every alarm notifies `AlarmTopicArn` when one is given (going off and clearing)."""
+    alarms = _resources(template, "AWS::CloudWatch::Alarm")
+    watched: dict[str, dict[str, Any]] = {}
+    for alarm in alarms.values():
+        props = alarm["Properties"]
+        [dimension] = props["Dimensions"]
+        if dimension["Name"] == "QueueName":
+            watched[dimension["Value"]["Fn::GetAtt"][0]] = props
+    given_up = _given_up_into(template)
+    assert {"WebhookDeliveriesDLQ", "NotifyDeadLetters", "AutoTopupDeadLetters", "PublishEventsFailures"} <= set(
+        given_up
+    )
+    for queue, source in given_up.items():
+        assert queue in watched, f"{queue} ({source}) has no alarm"
+        props = watched[queue]
+        assert (props["Namespace"], props["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        assert (props["ComparisonOperator"], props["Threshold"], props["Statistic"]) == (
+            "GreaterThanThreshold",
+            0,
+            "Maximum",
+        )
+    topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    for name, alarm in alarms.items():
+        assert alarm["Properties"].get("AlarmActions") == topic, f"{name} notifies no one"
+        assert alarm["Properties"].get("OKActions") == topic, f"{name} does not say when it clears"
+    assert template["Conditions"]["HasAlarmTopic"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+
+
+def test_every_rule_target_queue_has_a_dead_letter_queue_the_rule_may_send_to(template: dict[str, Any]) -> None:
+    """An event EventBridge cannot put on a target queue after its retries goes to a dead-letter queue, never away:
+    the queue's policy lets exactly that rule send to it (else EventBridge would drop it after all)."""
+    policies = _resources(template, "AWS::SQS::QueuePolicy").values()
+    queues = _resources(template, "AWS::SQS::Queue")
+    for name, rule in _resources(template, "AWS::Events::Rule").items():
+        for target in rule["Properties"]["Targets"]:
+            if _queue_of(target["Arn"]) not in queues:
+                continue
+            assert "DeadLetterConfig" in target, f"rule {name} drops what it cannot queue"
+            dead = _queue_of(target["DeadLetterConfig"]["Arn"])
+            grants = [
+                s
+                for policy in policies
+                if {"Ref": dead} in policy["Properties"]["Queues"]
+                for s in policy["Properties"]["PolicyDocument"]["Statement"]
+                if {"Fn::GetAtt": [dead, "Arn"]}
+                in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+            ]
+            sources = [g["Condition"]["ArnEquals"]["aws:SourceArn"] for g in grants]
+            rule_arn = {"Fn::GetAtt": [name, "Arn"]}
+            assert any(s == rule_arn or (isinstance(s, list) and rule_arn in s) for s in sources), (name, dead)
+            assert all(g["Principal"] == {"Service": "events.amazonaws.com"} for g in grants)
+
+
+def test_every_queue_mapping_runs_at_most_a_configured_number_of_functions_at_once(template: dict[str, Any]) -> None:
+    """A burst on a queue (deliveries to slow endpoints, e-mails, off-session charges) cannot take the account's
+    Lambda concurrency from the API: each SQS mapping has a MaximumConcurrency, a parameter within Lambda's 2-1000."""
+    queues = _resources(template, "AWS::SQS::Queue")
+    mappings = _resources(template, "AWS::Lambda::EventSourceMapping")
+    sqs = {
+        name: m["Properties"] for name, m in mappings.items() if _queue_of(m["Properties"]["EventSourceArn"]) in queues
+    }
+    assert set(sqs) == {"DeliverWebhooksEventSource", "NotifyQueueMapping", "AutoTopupQueueMapping"}
+    for name, props in sqs.items():
+        limit = props["ScalingConfig"]["MaximumConcurrency"]
+        parameter = template["Parameters"][limit["Ref"]]
+        assert (parameter["Type"], parameter["MinValue"], parameter["MaxValue"]) == ("Number", 2, 1000), name
+        assert 2 <= parameter["Default"] <= 1000
