@@ -11,6 +11,7 @@ import re
 import secrets
 import sys
 import threading
+import time
 import traceback
 import weakref
 from collections.abc import Sequence
@@ -116,6 +117,20 @@ class GatewaySimulator:
             if timer is not current:  # a webhook's own delivery may stop the simulator
                 timer.join()
         return len(due)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every webhook scheduled so far has been sent (none cancelled): afterwards deliveries() holds
+        all that the requests and settles so far will ever send, so a test can assert that no more follow."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._timers_lock:
+                due = list(self._timers)
+            if not due:
+                return
+            for timer in due:
+                timer.join(max(deadline - time.monotonic(), 0))
+                if timer.is_alive():
+                    raise TimeoutError(f"webhooks still being sent after {timeout} s")
 
     @staticmethod
     def quiesce_all() -> int:

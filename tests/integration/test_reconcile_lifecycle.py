@@ -6,7 +6,6 @@ left pending: tests/integration/test_operator_refunds.py.)"""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -55,7 +54,7 @@ def delivered_first(store: PaymentStore, sim: Any, provider: str, ref: str, outc
     headers = {name.lower(): value for name, value in record["headers"].items()}
     adapter.verify_webhook(headers, record["body"].encode())
     settlement.apply_event(store, adapter, adapter.parse_event(headers, record["body"].encode()))
-    time.sleep(0.5)  # the simulator's later webhooks go out now, and are lost
+    sim.drain()  # the simulator's later webhooks go out now, and are lost
 
 
 def balance(store: PaymentStore, customer: str) -> dict[str, int]:
@@ -92,7 +91,7 @@ def test_a_dispute_whose_decision_was_lost_is_found_and_its_funds_taken_back_onc
     opened = own_store.require(customer, original.id, consistent=True).dispute
     assert opened is not None and opened.status is DisputeStatus.OPEN
     gateway_sim.settle(provider, original.gateway_ref, "dispute_lost")  # decided: every webhook lost
-    time.sleep(0.5)
+    gateway_sim.drain()
 
     first = settlement.reconcile_watched(own_store, {provider: gateway(provider)})
     again = settlement.reconcile_watched(own_store, {provider: gateway(provider)})

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from local.gateway_sim import GatewaySimulator, SettleError
-from local.gateway_sim import paypal as paypal_sim
 from payments.gateways.base import (
     CreateRequest,
     DisputeAnswer,
@@ -89,7 +88,7 @@ def settle(
     sent = sim.deliveries()[seen:]
     assert len(sent) == count, [d["event_type"] for d in sent]
     assert json.loads(sent[0]["body"]) == result["event"]
-    time.sleep(paypal_sim.FOLLOW_UP_WEBHOOK_DELAY_SECONDS + 0.2)
+    sim.drain()  # every webhook it scheduled has been sent
     assert len(sim.deliveries()) == seen + count  # and no more follow
     return sent
 

@@ -106,3 +106,19 @@ def test_quiesce_all_cancels_every_webhook_still_due_on_every_simulator(receiver
     finally:
         first.stop()
         second.stop()
+
+
+def test_drain_waits_until_every_scheduled_webhook_is_sent_and_cancels_none(receiver: HeldReceiver) -> None:
+    receiver.release.set()
+    sim = GatewaySimulator(receiver.url)
+    sim.start()
+    try:
+        sim.drain()  # nothing scheduled: at once
+        sim._later(0.2, [refund_processed(), refund_processed()])
+        sim._later(0.05, [refund_processed()])
+        assert sim.deliveries() == []
+        sim.drain()
+        assert [d["status"] for d in sim.deliveries()] == [200, 200, 200]
+        assert receiver.paths == ["/webhooks/razorpay"] * 3
+    finally:
+        sim.stop()

@@ -102,7 +102,7 @@ def settle(
     sent = deliveries_after(sim, seen, count)
     assert len(sent) == count, [d["event_type"] for d in sent]
     assert json.loads(sent[0]["body"]) == result["event"]  # settle() answers the first
-    time.sleep(stripe_sim.FOLLOW_UP_WEBHOOK_DELAY_SECONDS + 0.2)
+    sim.drain()  # every webhook it scheduled has been sent
     assert len(sim.deliveries()) == seen + count  # and no more follow
     return sent
 
